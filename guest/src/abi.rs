@@ -1,0 +1,216 @@
+//! The slice of Xen's public ABI (x86_64 PV) this kernel uses.
+//!
+//! Written from Xen's canonical headers (`xen/xen.h`, `xen/arch-x86/xen.h`,
+//! `xen/arch-x86/xen-x86_64.h`, `xen/io/console.h`, `xen/sched.h`,
+//! `xen/version.h`, `xen/event_channel.h`). Each structure's size and the
+//! offsets we rely on are pinned by compile-time assertions, so a mistake here
+//! fails the build instead of corrupting memory at run time.
+//!
+//! The `xen-sys` crate has these too, but its hypercall wrappers pass the fifth
+//! argument in the wrong register and it exports unmangled symbols, so the
+//! kernel keeps its own small, checked copy.
+
+use core::mem::{offset_of, size_of};
+
+/// Hypercall numbers (`xen/xen.h`, `__HYPERVISOR_*`).
+pub mod hypercall {
+    pub const SET_TRAP_TABLE: usize = 0;
+    pub const UPDATE_VA_MAPPING: usize = 14;
+    pub const XEN_VERSION: usize = 17;
+    pub const SCHED_OP: usize = 29;
+    pub const EVENT_CHANNEL_OP: usize = 32;
+}
+
+/// `SCHEDOP_*` commands (`xen/sched.h`).
+pub mod schedop {
+    pub const YIELD: u32 = 0;
+    pub const SHUTDOWN: u32 = 2;
+    pub const POLL: u32 = 3;
+}
+
+/// `SHUTDOWN_*` reasons (`xen/sched.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ShutdownReason {
+    Poweroff = 0,
+    Reboot = 1,
+    Suspend = 2,
+    Crash = 3,
+}
+
+/// `XENVER_*` commands (`xen/version.h`).
+pub mod xenver {
+    pub const VERSION: u32 = 0;
+    pub const EXTRAVERSION: u32 = 1;
+    /// `xen_extraversion_t` is `char[16]`.
+    pub const EXTRAVERSION_LEN: usize = 16;
+}
+
+/// `EVTCHNOP_*` commands (`xen/event_channel.h`).
+pub mod evtchnop {
+    pub const SEND: u32 = 4;
+}
+
+/// `UVMF_*` flags for `update_va_mapping`.
+pub mod uvmf {
+    /// Flush the one TLB entry of the address being changed.
+    pub const INVLPG: u64 = 2;
+}
+
+/// Page-table entry bits (x86).
+pub mod pte {
+    pub const PRESENT: u64 = 1 << 0;
+    pub const WRITABLE: u64 = 1 << 1;
+    pub const ACCESSED: u64 = 1 << 5;
+    pub const DIRTY: u64 = 1 << 6;
+}
+
+pub const PAGE_SIZE: usize = 4096;
+pub const PAGE_SHIFT: u32 = 12;
+
+/// Ring-3 flat code selector; a 64-bit PV kernel runs in ring 3 (`FLAT_KERNEL_CS`).
+pub const FLAT_KERNEL_CS: u16 = 0xe033;
+
+/// Read-only machine-to-physical table Xen maps into every 64-bit PV guest.
+pub const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
+/// `MACH2PHYS_VIRT_END`: entries past it do not exist.
+pub const MACH2PHYS_VIRT_END: u64 = 0xFFFF_8040_0000_0000;
+
+/// What `start_info.magic` starts with for a 64-bit PV guest.
+pub const START_INFO_MAGIC_PREFIX: &[u8] = b"xen-3.0-x86_64";
+
+/// `struct start_info` (`xen/xen.h`), the page Xen hands over at entry.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct StartInfo {
+    pub magic: [u8; 32],
+    pub nr_pages: u64,
+    /// Machine address of the shared-info page.
+    pub shared_info: u64,
+    pub flags: u32,
+    pub store_mfn: u64,
+    pub store_evtchn: u32,
+    /// For a domU: console ring mfn (u64) then its event channel (u32).
+    pub console_mfn: u64,
+    pub console_evtchn: u32,
+    pub pt_base: u64,
+    pub nr_pt_frames: u64,
+    pub mfn_list: u64,
+    pub mod_start: u64,
+    pub mod_len: u64,
+    pub cmd_line: [u8; MAX_GUEST_CMDLINE],
+    pub first_p2m_pfn: u64,
+    pub nr_p2m_frames: u64,
+}
+
+/// `MAX_GUEST_CMDLINE` in `xen/xen.h`.
+pub const MAX_GUEST_CMDLINE: usize = 1024;
+
+const _: () = {
+    assert!(offset_of!(StartInfo, nr_pages) == 32);
+    assert!(offset_of!(StartInfo, shared_info) == 40);
+    assert!(offset_of!(StartInfo, flags) == 48);
+    assert!(offset_of!(StartInfo, store_mfn) == 56);
+    assert!(offset_of!(StartInfo, store_evtchn) == 64);
+    assert!(offset_of!(StartInfo, console_mfn) == 72);
+    assert!(offset_of!(StartInfo, console_evtchn) == 80);
+    assert!(offset_of!(StartInfo, pt_base) == 88);
+    assert!(offset_of!(StartInfo, mfn_list) == 104);
+    assert!(offset_of!(StartInfo, cmd_line) == 128);
+    assert!(offset_of!(StartInfo, first_p2m_pfn) == 1152);
+    assert!(size_of::<StartInfo>() == 1168);
+};
+
+/// `struct vcpu_time_info` (`xen/xen.h`): Xen system time, published per vCPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuTimeInfo {
+    /// Odd while Xen updates the record (see `time::read_consistent`).
+    pub version: u32,
+    pub pad0: u32,
+    pub tsc_timestamp: u64,
+    /// Nanoseconds since boot at `tsc_timestamp`.
+    pub system_time: u64,
+    pub tsc_to_system_mul: u32,
+    pub tsc_shift: i8,
+    pub flags: u8,
+    pub pad1: [u8; 2],
+}
+
+const _: () = assert!(size_of::<VcpuTimeInfo>() == 32);
+
+/// Offsets inside `struct vcpu_info` (64 bytes, `xen/xen.h`).
+pub mod vcpu_info {
+    pub const SIZE: usize = 64;
+    pub const UPCALL_PENDING: usize = 0;
+    pub const UPCALL_MASK: usize = 1;
+    pub const PENDING_SEL: usize = 8;
+    /// `arch.cr2`: Xen stores the faulting address here for a PV guest.
+    pub const ARCH_CR2: usize = 16;
+    pub const TIME: usize = 32;
+}
+
+/// Offsets inside `struct shared_info` (`xen/xen.h`, x86_64).
+pub mod shared_info {
+    /// `XEN_LEGACY_MAX_VCPUS` vcpu_info records come first.
+    pub const VCPU_INFO: usize = 0;
+    pub const EVTCHN_PENDING: usize = 32 * super::vcpu_info::SIZE;
+    pub const EVTCHN_MASK: usize = EVTCHN_PENDING + 64 * 8;
+    pub const WC_VERSION: usize = EVTCHN_MASK + 64 * 8;
+    pub const WC_SEC: usize = WC_VERSION + 4;
+    pub const WC_NSEC: usize = WC_SEC + 4;
+    pub const WC_SEC_HI: usize = WC_NSEC + 4;
+}
+
+const _: () = assert!(shared_info::WC_VERSION == 3072);
+
+/// `struct trap_info` (`xen/arch-x86/xen.h`): one virtual IDT entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TrapInfo {
+    pub vector: u8,
+    /// Bits 0-1: privilege level allowed to raise it with `int`; bit 2: mask events on entry.
+    pub flags: u8,
+    pub cs: u16,
+    /// Handler address; an entry with address 0 ends the table.
+    pub address: u64,
+}
+
+const _: () = assert!(size_of::<TrapInfo>() == 16);
+
+/// `struct sched_shutdown`.
+#[repr(C)]
+pub struct SchedShutdown {
+    pub reason: u32,
+}
+
+/// `struct sched_poll`: wait for one of `ports` to become pending, or `timeout`.
+#[repr(C)]
+pub struct SchedPoll {
+    pub ports: *const u32,
+    pub nr_ports: u32,
+    /// Absolute Xen system time in ns; 0 waits without a deadline.
+    pub timeout: u64,
+}
+
+const _: () = {
+    assert!(size_of::<SchedPoll>() == 24);
+    assert!(offset_of!(SchedPoll, timeout) == 16);
+};
+
+/// `struct evtchn_send`.
+#[repr(C)]
+pub struct EvtchnSend {
+    pub port: u32,
+}
+
+/// Layout of `struct xencons_interface` (`xen/io/console.h`).
+pub mod console {
+    pub const IN_SIZE: usize = 1024;
+    pub const OUT: usize = 1024;
+    pub const OUT_SIZE: usize = 2048;
+    pub const IN_CONS: usize = 3072;
+    pub const IN_PROD: usize = 3076;
+    pub const OUT_CONS: usize = 3080;
+    pub const OUT_PROD: usize = 3084;
+}

@@ -1,0 +1,136 @@
+//! Typed hypercall wrappers, one per hypercall the kernel uses.
+//!
+//! x86_64 PV ABI: hypercall number selects a 32-byte slot in the hypercall
+//! page Xen filled in; arguments go in `rdi, rsi, rdx, r10, r8` (not `r9`: a
+//! published crate gets the fifth one wrong); the result comes back in `rax`.
+//! The slot's `syscall` clobbers `rcx` and `r11`, and Xen may clobber the
+//! argument registers, so all of them are declared clobbered.
+
+use guest::abi::{
+    evtchnop, hypercall as nr, schedop, xenver, EvtchnSend, SchedPoll, SchedShutdown, ShutdownReason, TrapInfo,
+};
+use core::fmt;
+
+extern "C" {
+    static hypercall_page: [u8; 4096];
+}
+
+/// A negative errno returned by Xen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XenError(pub i64);
+
+impl fmt::Display for XenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match -self.0 {
+            1 => "EPERM",
+            2 => "ENOENT",
+            3 => "ESRCH",
+            11 => "EAGAIN",
+            12 => "ENOMEM",
+            13 => "EACCES",
+            14 => "EFAULT",
+            16 => "EBUSY",
+            22 => "EINVAL",
+            28 => "ENOSPC",
+            38 => "ENOSYS",
+            _ => "errno",
+        };
+        write!(f, "{name} ({})", self.0)
+    }
+}
+
+/// Issues hypercall `op` with up to five arguments.
+///
+/// # Safety
+/// The caller guarantees that the arguments are valid for `op` (pointers
+/// point at live, correctly laid out memory for the whole call).
+unsafe fn hypercall5(op: usize, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: the hypercall page is filled by Xen before entry; each slot is
+    // 32 bytes. Register use follows the PV x86_64 ABI described above.
+    unsafe {
+        let entry = core::ptr::addr_of!(hypercall_page) as usize + op * 32;
+        core::arch::asm!(
+            "call {entry}",
+            entry = in(reg) entry,
+            lateout("rax") ret,
+            inlateout("rdi") a1 => _,
+            inlateout("rsi") a2 => _,
+            inlateout("rdx") a3 => _,
+            inlateout("r10") a4 => _,
+            inlateout("r8") a5 => _,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}
+
+fn check(ret: i64) -> Result<i64, XenError> {
+    if ret < 0 {
+        Err(XenError(ret))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `set_trap_table(traps)`: installs the virtual IDT. The table must end with
+/// an entry whose address is 0.
+pub fn set_trap_table(traps: &[TrapInfo]) -> Result<(), XenError> {
+    assert!(traps.last().is_some_and(|t| t.address == 0), "trap table lacks its terminator");
+    // SAFETY: the slice is live for the call and terminated as Xen requires.
+    check(unsafe { hypercall5(nr::SET_TRAP_TABLE, traps.as_ptr() as u64, 0, 0, 0, 0) }).map(drop)
+}
+
+/// `update_va_mapping(va, pte, flags)`: sets the L1 entry that maps `va`.
+///
+/// # Safety
+/// Changing a mapping can pull memory from under live references: the caller
+/// guarantees nothing borrows the old contents of `va`'s page.
+pub unsafe fn update_va_mapping(va: u64, pte: u64, flags: u64) -> Result<(), XenError> {
+    // SAFETY: by the caller's guarantee above; Xen validates the entry.
+    check(unsafe { hypercall5(nr::UPDATE_VA_MAPPING, va, pte, flags, 0, 0) }).map(drop)
+}
+
+/// `xen_version(XENVER_version)`: `(major, minor)`.
+pub fn xen_version() -> (u32, u32) {
+    // SAFETY: XENVER_version takes no buffer.
+    let v = unsafe { hypercall5(nr::XEN_VERSION, xenver::VERSION as u64, 0, 0, 0, 0) } as u32;
+    (v >> 16, v & 0xffff)
+}
+
+/// `xen_version(XENVER_extraversion)`: the suffix after `major.minor`,
+/// e.g. `.5-pre`, NUL-padded.
+pub fn xen_extraversion() -> Result<[u8; xenver::EXTRAVERSION_LEN], XenError> {
+    let mut buf = [0u8; xenver::EXTRAVERSION_LEN];
+    // SAFETY: Xen writes at most EXTRAVERSION_LEN bytes into the buffer.
+    check(unsafe { hypercall5(nr::XEN_VERSION, xenver::EXTRAVERSION as u64, buf.as_mut_ptr() as u64, 0, 0, 0) })?;
+    Ok(buf)
+}
+
+/// `sched_op(SCHEDOP_shutdown, reason)`: ends the domain. Does not return.
+pub fn sched_shutdown(reason: ShutdownReason) -> ! {
+    let arg = SchedShutdown { reason: reason as u32 };
+    loop {
+        // SAFETY: `arg` is live for the call.
+        unsafe { hypercall5(nr::SCHED_OP, schedop::SHUTDOWN as u64, &arg as *const _ as u64, 0, 0, 0) };
+        // Shutdown only returns for suspend; anything else: keep asking.
+    }
+}
+
+/// `sched_op(SCHEDOP_poll)`: blocks until one of `ports` is pending or the
+/// absolute system time `deadline_ns` passes (0: no deadline). Upcalls must
+/// be masked.
+pub fn sched_poll(ports: &[u32], deadline_ns: u64) -> Result<(), XenError> {
+    let arg = SchedPoll { ports: ports.as_ptr(), nr_ports: ports.len() as u32, timeout: deadline_ns };
+    // SAFETY: `arg` and `ports` are live for the call.
+    check(unsafe { hypercall5(nr::SCHED_OP, schedop::POLL as u64, &arg as *const _ as u64, 0, 0, 0) }).map(drop)
+}
+
+/// `event_channel_op(EVTCHNOP_send, port)`: notifies the remote end.
+pub fn evtchn_send(port: u32) -> Result<(), XenError> {
+    let arg = EvtchnSend { port };
+    // SAFETY: `arg` is live for the call.
+    check(unsafe { hypercall5(nr::EVENT_CHANNEL_OP, evtchnop::SEND as u64, &arg as *const _ as u64, 0, 0, 0) })
+        .map(drop)
+}

@@ -1,0 +1,14 @@
+//! The pure parts of the guest kernel: Xen ABI layouts, `start_info` and
+//! command-line parsing, time scaling, the console ring protocol and the
+//! fault report format. They touch no hardware, so they are unit-tested on
+//! the host; the kernel binary (`main.rs`) wires them to Xen.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod abi;
+pub mod boot_info;
+pub mod cmdline;
+pub mod console;
+pub mod fault;
+pub mod time;
+pub mod version;

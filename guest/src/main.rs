@@ -1,0 +1,22 @@
+//! The Ethos-Xen guest kernel: a Xen PV x86_64 domain.
+//!
+//! Built for `x86_64-unknown-none` (no red zone: Xen pushes exception and
+//! event frames on the current stack). On any other target this binary only
+//! explains how to build it; the pure logic lives in the library and is
+//! tested on the host.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
+mod kernel;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
+mod klog;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the guest kernel runs under Xen: build it with scripts/build-guest (target x86_64-unknown-none)");
+    std::process::exit(2);
+}
