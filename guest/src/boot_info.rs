@@ -48,8 +48,13 @@ impl<'a> BootInfo<'a> {
         if !si.magic.starts_with(START_INFO_MAGIC_PREFIX) {
             return Err(BootInfoError::BadMagic);
         }
-        let magic_len = si.magic.iter().position(|&b| b == 0).unwrap_or(si.magic.len());
-        let magic = core::str::from_utf8(&si.magic[..magic_len]).map_err(|_| BootInfoError::BadMagic)?;
+        let magic_len = si
+            .magic
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(si.magic.len());
+        let magic =
+            core::str::from_utf8(&si.magic[..magic_len]).map_err(|_| BootInfoError::BadMagic)?;
         if si.nr_pages == 0 {
             return Err(BootInfoError::NoMemory);
         }

@@ -38,7 +38,7 @@ impl<'a> Cmdline<'a> {
                 None if word == key => Some(""),
                 _ => None,
             })
-            .last()
+            .next_back()
     }
 }
 
@@ -111,11 +111,21 @@ mod tests {
 
     #[test]
     fn test_fault_values() {
-        let parse = |s: &'static str| TestFault::from_cmdline(&Cmdline::from_nul_terminated(s.as_bytes()));
+        let parse =
+            |s: &'static str| TestFault::from_cmdline(&Cmdline::from_nul_terminated(s.as_bytes()));
         assert_eq!(parse(""), Ok(None));
-        assert_eq!(parse("ethos.test_fault=pagefault"), Ok(Some(TestFault::PageFault)));
-        assert_eq!(parse("ethos.test_fault=ud"), Ok(Some(TestFault::InvalidOpcode)));
-        assert_eq!(parse("ethos.test_fault=divide"), Ok(Some(TestFault::DivideError)));
+        assert_eq!(
+            parse("ethos.test_fault=pagefault"),
+            Ok(Some(TestFault::PageFault))
+        );
+        assert_eq!(
+            parse("ethos.test_fault=ud"),
+            Ok(Some(TestFault::InvalidOpcode))
+        );
+        assert_eq!(
+            parse("ethos.test_fault=divide"),
+            Ok(Some(TestFault::DivideError))
+        );
         assert_eq!(parse("ethos.test_fault=panic"), Ok(Some(TestFault::Panic)));
         assert_eq!(parse("ethos.test_fault=oops"), Err("oops"));
     }

@@ -46,7 +46,12 @@ impl<M: RingMemory, D: Doorbell> ConsoleRing<M, D> {
     /// Starts producing at `initial_prod`, the index found at boot (the
     /// builder may have left earlier output in the ring).
     pub fn new(mem: M, bell: D, initial_prod: u32) -> Self {
-        ConsoleRing { mem, bell, prod: initial_prod, broken: None }
+        ConsoleRing {
+            mem,
+            bell,
+            prod: initial_prod,
+            broken: None,
+        }
     }
 
     pub fn broken(&self) -> Option<RingError> {
@@ -61,7 +66,10 @@ impl<M: RingMemory, D: Doorbell> ConsoleRing<M, D> {
         let cons = self.mem.out_cons();
         let used = self.prod.wrapping_sub(cons) as usize;
         if used > OUT_SIZE {
-            let e = RingError::BadConsumerIndex { prod: self.prod, cons };
+            let e = RingError::BadConsumerIndex {
+                prod: self.prod,
+                cons,
+            };
             self.broken = Some(e);
             return Err(e);
         }
@@ -158,7 +166,11 @@ mod tests {
     }
 
     fn page(start: u32) -> FakePage {
-        FakePage { out: RefCell::new([0; OUT_SIZE]), cons: Cell::new(start), prod: Cell::new(start) }
+        FakePage {
+            out: RefCell::new([0; OUT_SIZE]),
+            cons: Cell::new(start),
+            prod: Cell::new(start),
+        }
     }
 
     fn consumer(page: &FakePage, per_wait: usize) -> FakeConsumer<'_> {
@@ -194,7 +206,10 @@ mod tests {
         ring.write(&data).unwrap();
         assert!(ring.drain(100).unwrap());
         assert_eq!(*c.received.borrow(), data);
-        assert!(c.waits.get() >= 10_000 / 700 - 3, "it had to wait for space");
+        assert!(
+            c.waits.get() >= 10_000 / 700 - 3,
+            "it had to wait for space"
+        );
     }
 
     #[test]
@@ -216,7 +231,10 @@ mod tests {
         let p = page(0);
         let c = consumer(&p, 0);
         let mut ring = ConsoleRing::new(&p, &c, 5000);
-        assert!(matches!(ring.write(b"x"), Err(RingError::BadConsumerIndex { .. })));
+        assert!(matches!(
+            ring.write(b"x"),
+            Err(RingError::BadConsumerIndex { .. })
+        ));
     }
 
     #[test]

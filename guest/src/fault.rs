@@ -79,7 +79,11 @@ pub struct PageFaultCause(pub u64);
 impl fmt::Display for PageFaultCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.0;
-        let what = if e & 1 == 0 { "not-present page" } else { "protection violation" };
+        let what = if e & 1 == 0 {
+            "not-present page"
+        } else {
+            "protection violation"
+        };
         let access = if e & 16 != 0 {
             "instruction fetch"
         } else if e & 2 != 0 {
@@ -106,7 +110,11 @@ impl fmt::Display for FaultReport {
             Some(code) => writeln!(f, " error_code={code:#x}")?,
             None => writeln!(f)?,
         }
-        writeln!(f, "FAULT: rip={:#018x} cs={:#06x} rflags={:#010x} ss={:#06x}", self.rip, self.cs, self.rflags, self.ss)?;
+        writeln!(
+            f,
+            "FAULT: rip={:#018x} cs={:#06x} rflags={:#010x} ss={:#06x}",
+            self.rip, self.cs, self.rflags, self.ss
+        )?;
         if let Some(addr) = self.fault_address {
             write!(f, "FAULT: faulting address (cr2)={addr:#018x}")?;
             if self.vector == 14 {
@@ -117,10 +125,26 @@ impl fmt::Display for FaultReport {
             writeln!(f)?;
         }
         let r = &self.regs;
-        writeln!(f, "FAULT: rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", r.rax, r.rbx, r.rcx, r.rdx)?;
-        writeln!(f, "FAULT: rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}", r.rsi, r.rdi, r.rbp, r.rsp)?;
-        writeln!(f, "FAULT: r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}", r.r8, r.r9, r.r10, r.r11)?;
-        write!(f, "FAULT: r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}", r.r12, r.r13, r.r14, r.r15)
+        writeln!(
+            f,
+            "FAULT: rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
+            r.rax, r.rbx, r.rcx, r.rdx
+        )?;
+        writeln!(
+            f,
+            "FAULT: rsi={:#018x} rdi={:#018x} rbp={:#018x} rsp={:#018x}",
+            r.rsi, r.rdi, r.rbp, r.rsp
+        )?;
+        writeln!(
+            f,
+            "FAULT: r8 ={:#018x} r9 ={:#018x} r10={:#018x} r11={:#018x}",
+            r.r8, r.r9, r.r10, r.r11
+        )?;
+        write!(
+            f,
+            "FAULT: r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}",
+            r.r12, r.r13, r.r14, r.r15
+        )
     }
 }
 
@@ -140,7 +164,12 @@ mod tests {
             rflags: 0x246,
             ss: 0xe02b,
             fault_address: Some(0x10),
-            regs: Registers { rax: 1, r15: 0xdead, rsp: 0x7f00, ..Default::default() },
+            regs: Registers {
+                rax: 1,
+                r15: 0xdead,
+                rsp: 0x7f00,
+                ..Default::default()
+            },
         };
         let text = format!("{report}");
         let lines: std::vec::Vec<&str> = text.lines().collect();
@@ -156,7 +185,10 @@ mod tests {
 
     #[test]
     fn fault_without_error_code_or_address() {
-        let report = FaultReport { vector: 6, ..Default::default() };
+        let report = FaultReport {
+            vector: 6,
+            ..Default::default()
+        };
         let text = format!("{report}");
         assert!(text.starts_with("FAULT: #UD invalid opcode (vector 6)\n"));
         assert!(!text.contains("error_code"));
@@ -165,9 +197,18 @@ mod tests {
 
     #[test]
     fn page_fault_causes() {
-        assert_eq!(format!("{}", PageFaultCause(0b00011)), "write of a protection violation in kernel mode");
-        assert_eq!(format!("{}", PageFaultCause(0b10100)), "instruction fetch of a not-present page in user mode");
-        assert_eq!(format!("{}", PageFaultCause(0b01001)), "read of a protection violation in kernel mode, reserved bit set");
+        assert_eq!(
+            format!("{}", PageFaultCause(0b00011)),
+            "write of a protection violation in kernel mode"
+        );
+        assert_eq!(
+            format!("{}", PageFaultCause(0b10100)),
+            "instruction fetch of a not-present page in user mode"
+        );
+        assert_eq!(
+            format!("{}", PageFaultCause(0b01001)),
+            "read of a protection violation in kernel mode, reserved bit set"
+        );
     }
 
     #[test]

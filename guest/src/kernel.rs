@@ -48,7 +48,12 @@ pub fn uptime_ns() -> u64 {
 
 /// The faulting address Xen saved for the last page fault.
 pub fn vcpu_cr2() -> Option<u64> {
-    shared_info().map(|si| si.load_u64(shared_info::VCPU_INFO + vcpu_info::ARCH_CR2, Ordering::Relaxed))
+    shared_info().map(|si| {
+        si.load_u64(
+            shared_info::VCPU_INFO + vcpu_info::ARCH_CR2,
+            Ordering::Relaxed,
+        )
+    })
 }
 
 /// Flushes the console and ends the domain.
@@ -61,16 +66,25 @@ pub fn shut_down(reason: ShutdownReason) -> ! {
 pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     // Without a valid start_info there is no console to complain on: a crash
     // shutdown is the only report possible, and Xen logs it.
-    let Ok(boot) = BootInfo::parse(start_info) else { hypercall::sched_shutdown(ShutdownReason::Crash) };
+    let Ok(boot) = BootInfo::parse(start_info) else {
+        hypercall::sched_shutdown(ShutdownReason::Crash)
+    };
     let Ok(si) = mm::map_shared_info(boot.shared_info_maddr) else {
         hypercall::sched_shutdown(ShutdownReason::Crash)
     };
     // Keep event upcalls masked: nothing here handles them yet, and
     // SCHEDOP_poll (used by the console) requires them masked.
-    si.store_u8(shared_info::VCPU_INFO + vcpu_info::UPCALL_MASK, 1, Ordering::SeqCst);
+    si.store_u8(
+        shared_info::VCPU_INFO + vcpu_info::UPCALL_MASK,
+        1,
+        Ordering::SeqCst,
+    );
     let si = SHARED_INFO.call_once(|| si);
     let time_at_entry = time_info(si);
-    ENTRY_NS.store(time::system_time_ns(&time_at_entry, entry_tsc), Ordering::Relaxed);
+    ENTRY_NS.store(
+        time::system_time_ns(&time_at_entry, entry_tsc),
+        Ordering::Relaxed,
+    );
 
     let Some(console_page) = mm::boot_mapped_page(boot.console_mfn, boot.nr_pages) else {
         hypercall::sched_shutdown(ShutdownReason::Crash)
@@ -82,7 +96,11 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         _ => log::LevelFilter::Info,
     };
     klog::init(console_page, boot.console_evtchn, level);
-    info!("Ethos-Xen guest kernel {} starting ({})", env!("CARGO_PKG_VERSION"), boot.magic);
+    info!(
+        "Ethos-Xen guest kernel {} starting ({})",
+        env!("CARGO_PKG_VERSION"),
+        boot.magic
+    );
     info!("command line: \"{}\"", boot.cmdline.as_str());
 
     if let Err(e) = traps::install() {
@@ -156,7 +174,13 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
     klog::break_lock_for_crash();
     match info.location() {
-        Some(loc) => error!("PANIC at {}:{}:{}: {}", loc.file(), loc.line(), loc.column(), info.message()),
+        Some(loc) => error!(
+            "PANIC at {}:{}:{}: {}",
+            loc.file(),
+            loc.line(),
+            loc.column(),
+            info.message()
+        ),
         None => error!("PANIC: {}", info.message()),
     }
     error!("crashing the domain");

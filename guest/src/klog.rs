@@ -20,7 +20,8 @@ impl RingMemory for ConsolePage {
         self.0.store_u32(layout::OUT_PROD, prod, Ordering::Release)
     }
     fn write_out(&self, index: usize, byte: u8) {
-        self.0.store_u8(layout::OUT + index, byte, Ordering::Relaxed)
+        self.0
+            .store_u8(layout::OUT + index, byte, Ordering::Relaxed)
     }
 }
 
@@ -57,7 +58,11 @@ static CONSOLE: Mutex<Option<Ring>> = Mutex::new(None);
 pub fn init(page: SharedPage, port: u32, level: log::LevelFilter) {
     // Start after whatever the builder or an earlier kernel left in the ring.
     let prod = page.load_u32(layout::OUT_PROD, Ordering::Acquire);
-    *CONSOLE.lock() = Some(ConsoleRing::new(ConsolePage(page), ConsoleEvtchn { port }, prod));
+    *CONSOLE.lock() = Some(ConsoleRing::new(
+        ConsolePage(page),
+        ConsoleEvtchn { port },
+        prod,
+    ));
     // Only fails if a logger is already set, which would be a boot-order bug.
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);

@@ -23,13 +23,20 @@ pub fn scale_tsc_delta(delta: u64, mul: u32, shift: i8) -> u64 {
 /// A TSC reading older than the stamp counts as the stamp itself.
 pub fn system_time_ns(info: &VcpuTimeInfo, tsc: u64) -> u64 {
     let delta = tsc.saturating_sub(info.tsc_timestamp);
-    info.system_time.wrapping_add(scale_tsc_delta(delta, info.tsc_to_system_mul, info.tsc_shift))
+    info.system_time.wrapping_add(scale_tsc_delta(
+        delta,
+        info.tsc_to_system_mul,
+        info.tsc_shift,
+    ))
 }
 
 /// Reads a consistent copy of the record with Xen's version protocol:
 /// retry while the version is odd (an update is under way) or changed
 /// between the start and the end of the copy.
-pub fn read_consistent(mut version: impl FnMut() -> u32, mut body: impl FnMut() -> VcpuTimeInfo) -> VcpuTimeInfo {
+pub fn read_consistent(
+    mut version: impl FnMut() -> u32,
+    mut body: impl FnMut() -> VcpuTimeInfo,
+) -> VcpuTimeInfo {
     loop {
         let before = version();
         if before & 1 == 1 {
@@ -61,7 +68,10 @@ mod tests {
 
     #[test]
     fn scale_never_overflows() {
-        assert_eq!(scale_tsc_delta(u64::MAX, u32::MAX, 0), ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64);
+        assert_eq!(
+            scale_tsc_delta(u64::MAX, u32::MAX, 0),
+            ((u64::MAX as u128 * u32::MAX as u128) >> 32) as u64
+        );
         assert_eq!(scale_tsc_delta(u64::MAX, 1, 100), 0);
         assert_eq!(scale_tsc_delta(u64::MAX, 1, -100), 0);
     }
@@ -76,7 +86,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(system_time_ns(&info, 3000), 7_000);
-        assert_eq!(system_time_ns(&info, 10), 5_000, "a stale TSC never goes back in time");
+        assert_eq!(
+            system_time_ns(&info, 10),
+            5_000,
+            "a stale TSC never goes back in time"
+        );
     }
 
     #[test]
@@ -92,7 +106,10 @@ mod tests {
             },
             || {
                 bodies += 1;
-                VcpuTimeInfo { system_time: bodies, ..Default::default() }
+                VcpuTimeInfo {
+                    system_time: bodies,
+                    ..Default::default()
+                }
             },
         );
         // 1 (odd, skipped), 2 -> body 1 -> 4 (changed), 4 -> body 2 -> 4 (same).

@@ -15,8 +15,16 @@ impl XenVersion {
     /// `extra` is Xen's NUL-padded `xen_extraversion_t`; only printable ASCII
     /// up to the first NUL is kept.
     pub fn new(major: u32, minor: u32, extra: [u8; 16]) -> Self {
-        let extra_len = extra.iter().position(|&b| b == 0 || !(0x20..0x7f).contains(&b)).unwrap_or(extra.len());
-        XenVersion { major, minor, extra, extra_len }
+        let extra_len = extra
+            .iter()
+            .position(|&b| b == 0 || !(0x20..0x7f).contains(&b))
+            .unwrap_or(extra.len());
+        XenVersion {
+            major,
+            minor,
+            extra,
+            extra_len,
+        }
     }
 
     pub fn extra(&self) -> &str {

@@ -6,10 +6,11 @@
 //! The slot's `syscall` clobbers `rcx` and `r11`, and Xen may clobber the
 //! argument registers, so all of them are declared clobbered.
 
-use guest::abi::{
-    evtchnop, hypercall as nr, schedop, xenver, EvtchnSend, SchedPoll, SchedShutdown, ShutdownReason, TrapInfo,
-};
 use core::fmt;
+use guest::abi::{
+    evtchnop, hypercall as nr, schedop, xenver, EvtchnSend, SchedPoll, SchedShutdown,
+    ShutdownReason, TrapInfo,
+};
 
 extern "C" {
     static hypercall_page: [u8; 4096];
@@ -77,7 +78,10 @@ fn check(ret: i64) -> Result<i64, XenError> {
 /// `set_trap_table(traps)`: installs the virtual IDT. The table must end with
 /// an entry whose address is 0.
 pub fn set_trap_table(traps: &[TrapInfo]) -> Result<(), XenError> {
-    assert!(traps.last().is_some_and(|t| t.address == 0), "trap table lacks its terminator");
+    assert!(
+        traps.last().is_some_and(|t| t.address == 0),
+        "trap table lacks its terminator"
+    );
     // SAFETY: the slice is live for the call and terminated as Xen requires.
     check(unsafe { hypercall5(nr::SET_TRAP_TABLE, traps.as_ptr() as u64, 0, 0, 0, 0) }).map(drop)
 }
@@ -104,16 +108,36 @@ pub fn xen_version() -> (u32, u32) {
 pub fn xen_extraversion() -> Result<[u8; xenver::EXTRAVERSION_LEN], XenError> {
     let mut buf = [0u8; xenver::EXTRAVERSION_LEN];
     // SAFETY: Xen writes at most EXTRAVERSION_LEN bytes into the buffer.
-    check(unsafe { hypercall5(nr::XEN_VERSION, xenver::EXTRAVERSION as u64, buf.as_mut_ptr() as u64, 0, 0, 0) })?;
+    check(unsafe {
+        hypercall5(
+            nr::XEN_VERSION,
+            xenver::EXTRAVERSION as u64,
+            buf.as_mut_ptr() as u64,
+            0,
+            0,
+            0,
+        )
+    })?;
     Ok(buf)
 }
 
 /// `sched_op(SCHEDOP_shutdown, reason)`: ends the domain. Does not return.
 pub fn sched_shutdown(reason: ShutdownReason) -> ! {
-    let arg = SchedShutdown { reason: reason as u32 };
+    let arg = SchedShutdown {
+        reason: reason as u32,
+    };
     loop {
         // SAFETY: `arg` is live for the call.
-        unsafe { hypercall5(nr::SCHED_OP, schedop::SHUTDOWN as u64, &arg as *const _ as u64, 0, 0, 0) };
+        unsafe {
+            hypercall5(
+                nr::SCHED_OP,
+                schedop::SHUTDOWN as u64,
+                &arg as *const _ as u64,
+                0,
+                0,
+                0,
+            )
+        };
         // Shutdown only returns for suspend; anything else: keep asking.
     }
 }
@@ -122,15 +146,38 @@ pub fn sched_shutdown(reason: ShutdownReason) -> ! {
 /// absolute system time `deadline_ns` passes (0: no deadline). Upcalls must
 /// be masked.
 pub fn sched_poll(ports: &[u32], deadline_ns: u64) -> Result<(), XenError> {
-    let arg = SchedPoll { ports: ports.as_ptr(), nr_ports: ports.len() as u32, timeout: deadline_ns };
+    let arg = SchedPoll {
+        ports: ports.as_ptr(),
+        nr_ports: ports.len() as u32,
+        timeout: deadline_ns,
+    };
     // SAFETY: `arg` and `ports` are live for the call.
-    check(unsafe { hypercall5(nr::SCHED_OP, schedop::POLL as u64, &arg as *const _ as u64, 0, 0, 0) }).map(drop)
+    check(unsafe {
+        hypercall5(
+            nr::SCHED_OP,
+            schedop::POLL as u64,
+            &arg as *const _ as u64,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
 }
 
 /// `event_channel_op(EVTCHNOP_send, port)`: notifies the remote end.
 pub fn evtchn_send(port: u32) -> Result<(), XenError> {
     let arg = EvtchnSend { port };
     // SAFETY: `arg` is live for the call.
-    check(unsafe { hypercall5(nr::EVENT_CHANNEL_OP, evtchnop::SEND as u64, &arg as *const _ as u64, 0, 0, 0) })
-        .map(drop)
+    check(unsafe {
+        hypercall5(
+            nr::EVENT_CHANNEL_OP,
+            evtchnop::SEND as u64,
+            &arg as *const _ as u64,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
 }

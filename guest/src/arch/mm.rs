@@ -36,7 +36,11 @@ static mut SHARED_INFO_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
 /// Maps the shared-info page (given by machine address) over a BSS slot.
 pub fn map_shared_info(maddr: u64) -> Result<SharedPage, XenError> {
     let va = core::ptr::addr_of_mut!(SHARED_INFO_SLOT) as u64;
-    let entry = (maddr & !(PAGE_SIZE as u64 - 1)) | pte::PRESENT | pte::WRITABLE | pte::ACCESSED | pte::DIRTY;
+    let entry = (maddr & !(PAGE_SIZE as u64 - 1))
+        | pte::PRESENT
+        | pte::WRITABLE
+        | pte::ACCESSED
+        | pte::DIRTY;
     // SAFETY: nothing ever references the slot's own contents; from here on
     // the slot is only used through `SharedPage`.
     unsafe { update_va_mapping(va, entry, uvmf::INVLPG)? };

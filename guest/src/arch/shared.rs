@@ -28,8 +28,14 @@ impl SharedPage {
     }
 
     fn at<T>(&self, offset: usize) -> *mut T {
-        assert!(offset + core::mem::size_of::<T>() <= guest::abi::PAGE_SIZE, "offset outside the shared page");
-        assert!(offset % core::mem::align_of::<T>() == 0, "misaligned shared access");
+        assert!(
+            offset + core::mem::size_of::<T>() <= guest::abi::PAGE_SIZE,
+            "offset outside the shared page"
+        );
+        assert!(
+            offset.is_multiple_of(core::mem::align_of::<T>()),
+            "misaligned shared access"
+        );
         // SAFETY: in bounds of the page, as just checked.
         unsafe { self.base.add(offset).cast() }
     }

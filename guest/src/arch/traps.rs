@@ -85,11 +85,21 @@ const HANDLED_VECTORS: [u8; 17] = [0, 1, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 16, 
 /// Installs the trap table.
 pub fn install() -> Result<(), XenError> {
     let base = core::ptr::addr_of!(ethos_trap_stubs) as u64;
-    let mut table = [TrapInfo { vector: 0, flags: 0, cs: 0, address: 0 }; HANDLED_VECTORS.len() + 1];
+    let mut table = [TrapInfo {
+        vector: 0,
+        flags: 0,
+        cs: 0,
+        address: 0,
+    }; HANDLED_VECTORS.len() + 1];
     for (slot, &vector) in table.iter_mut().zip(HANDLED_VECTORS.iter()) {
         // int3 may be raised by anyone (DPL 3); the rest only by hardware.
         let dpl = if vector == 3 { 3 } else { 0 };
-        *slot = TrapInfo { vector, flags: dpl, cs: FLAT_KERNEL_CS, address: base + vector as u64 * STUB_SIZE };
+        *slot = TrapInfo {
+            vector,
+            flags: dpl,
+            cs: FLAT_KERNEL_CS,
+            address: base + vector as u64 * STUB_SIZE,
+        };
     }
     set_trap_table(&table)
 }
@@ -117,7 +127,11 @@ extern "C" fn ethos_fault_entry(saved: *const PushedByStub) -> ! {
         cs: cs & 0xffff,
         rflags,
         ss: ss & 0xffff,
-        fault_address: if vector == 14 { crate::kernel::vcpu_cr2() } else { None },
+        fault_address: if vector == 14 {
+            crate::kernel::vcpu_cr2()
+        } else {
+            None
+        },
         regs: Registers {
             rax: pushed.rax,
             rbx: pushed.rbx,

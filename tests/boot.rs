@@ -1,0 +1,140 @@
+//! Boots the guest under real Xen (in QEMU) and checks what it printed:
+//! a normal boot, a deliberate page fault and a deliberate panic, all in one
+//! rig run (scenario `scripts/scenarios/boot.sh`).
+
+use rig_tests::{build_guest, fields_after, run_rig, RigRun};
+use std::sync::OnceLock;
+
+fn rig() -> &'static RigRun {
+    static RUN: OnceLock<RigRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let image = build_guest();
+        run_rig("boot", &[image], &[])
+    })
+}
+
+#[test]
+fn rig_run_passes() {
+    let run = rig();
+    assert!(
+        run.passed,
+        "rig verdict: {}\n{}",
+        run.verdict, run.transcript
+    );
+}
+
+#[test]
+fn guest_prints_ready_line_with_the_running_xen_version() {
+    let run = rig();
+    let guest = run.guest("boot");
+    let line = guest
+        .line_with("ready: ")
+        .unwrap_or_else(|| panic!("no ready line in the guest log:\n{}", guest.log));
+    let f = fields_after(line, "ready: ");
+    let running = run.fact("xen_version");
+    assert!(!running.is_empty(), "dom0 could not read the Xen version");
+    assert_eq!(
+        f.get("xen"),
+        Some(&running),
+        "guest reports another Xen than `xl info` in dom0: {line}"
+    );
+    // guest.cfg gives 8 MiB: 2048 pages of 4 KiB.
+    assert_eq!(f.get("pages"), Some(&"2048"), "{line}");
+    assert_eq!(f.get("memory_mib"), Some(&"8"), "{line}");
+    let boot_us: u64 = f
+        .get("boot_us")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("boot_us: {line}"));
+    assert!(boot_us > 0, "boot time is measured, not zero: {line}");
+}
+
+#[test]
+fn guest_shuts_down_cleanly() {
+    let guest = rig().guest("boot");
+    assert_eq!(
+        guest.state, "shutdown",
+        "Xen saw the guest end as {}:\n{}",
+        guest.state, guest.log
+    );
+    let last = guest.lines().last().unwrap_or("");
+    assert!(
+        last.contains("work done: powering off"),
+        "last line: {last}"
+    );
+    assert!(
+        guest.line_with("FAULT").is_none() && guest.line_with("PANIC").is_none(),
+        "{}",
+        guest.log
+    );
+    assert!(guest.line_with("ERROR").is_none(), "{}", guest.log);
+}
+
+#[test]
+fn page_fault_is_reported_and_crashes_the_domain() {
+    let guest = rig().guest("fault");
+    assert_eq!(
+        guest.state, "crashed",
+        "Xen saw the guest end as {}:\n{}",
+        guest.state, guest.log
+    );
+    let head = guest
+        .line_with("FAULT: #PF")
+        .unwrap_or_else(|| panic!("no fault report:\n{}", guest.log));
+    assert!(
+        head.contains("page fault (vector 14) error_code=0x"),
+        "{head}"
+    );
+    let addr = guest
+        .line_with("faulting address")
+        .expect("the report names the faulting address");
+    // The guest reads address 0x10, below its image, which is never mapped.
+    assert!(addr.contains("(cr2)=0x0000000000000010"), "{addr}");
+    assert!(addr.contains("read of a not-present page"), "{addr}");
+    let rip = guest.line_with("FAULT: rip=").expect("the report has rip");
+    let rip_value = u64::from_str_radix(
+        fields_after(rip, "FAULT: ")["rip"].trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert!(
+        (0x40_0000..0x50_0000).contains(&rip_value),
+        "rip points into the kernel image: {rip}"
+    );
+    for reg in ["rax=", "rsp=", "r15="] {
+        assert!(
+            guest.line_with(reg).is_some(),
+            "register {reg} missing:\n{}",
+            guest.log
+        );
+    }
+    assert!(
+        guest
+            .lines()
+            .last()
+            .unwrap_or("")
+            .contains("crashing the domain"),
+        "{}",
+        guest.log
+    );
+}
+
+#[test]
+fn panic_is_reported_and_crashes_the_domain() {
+    let guest = rig().guest("panic");
+    assert_eq!(
+        guest.state, "crashed",
+        "Xen saw the guest end as {}:\n{}",
+        guest.state, guest.log
+    );
+    let line = guest
+        .line_with("PANIC at ")
+        .unwrap_or_else(|| panic!("no panic report:\n{}", guest.log));
+    assert!(
+        line.contains("guest/src/kernel.rs:"),
+        "the report has the location: {line}"
+    );
+    assert!(
+        line.contains("test panic requested on the command line"),
+        "the report has the message: {line}"
+    );
+}

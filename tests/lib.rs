@@ -1,0 +1,174 @@
+//! Runs the Xen-in-QEMU rig (`scripts/rig`) from Rust tests and reads back
+//! what it collected: each guest's console log and final state, the facts
+//! dom0 reported, and the overall verdict.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// How one guest ended, and what it printed.
+#[derive(Debug, Clone)]
+pub struct GuestRun {
+    pub name: String,
+    /// `shutdown`, `crashed`, `gone`, `timeout` or `create-failed`.
+    pub state: String,
+    pub expected: String,
+    pub log: String,
+}
+
+impl GuestRun {
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.log.lines()
+    }
+
+    /// The first line containing `needle`, if any.
+    pub fn line_with(&self, needle: &str) -> Option<&str> {
+        self.lines().find(|l| l.contains(needle))
+    }
+}
+
+/// Everything one rig run produced.
+#[derive(Debug)]
+pub struct RigRun {
+    pub passed: bool,
+    /// The `result` file: PASS, or FAIL and the reasons.
+    pub verdict: String,
+    pub facts: BTreeMap<String, String>,
+    pub guests: BTreeMap<String, GuestRun>,
+    pub out_dir: PathBuf,
+    /// What the runner printed (progress and, on failure, the diagnosis).
+    pub transcript: String,
+}
+
+impl RigRun {
+    /// The guest called `name`; panics with the rig's diagnosis if absent.
+    pub fn guest(&self, name: &str) -> &GuestRun {
+        self.guests.get(name).unwrap_or_else(|| {
+            panic!(
+                "the rig has no guest {name:?}; verdict: {}\n{}",
+                self.verdict, self.transcript
+            )
+        })
+    }
+
+    pub fn fact(&self, key: &str) -> &str {
+        self.facts
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("dom0 reported no fact {key:?}"))
+    }
+}
+
+/// Builds the guest kernel and returns its image path.
+pub fn build_guest() -> PathBuf {
+    let out = Command::new(repo_root().join("scripts/build-guest"))
+        .output()
+        .expect("run scripts/build-guest");
+    assert!(
+        out.status.success(),
+        "scripts/build-guest failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .expect("image path"),
+    )
+}
+
+/// Runs `scripts/rig` with a scenario from `scripts/scenarios/` and the given
+/// guest images; the results land in `target/rig/<scenario>/`.
+pub fn run_rig(scenario: &str, guests: &[PathBuf], extra_args: &[&str]) -> RigRun {
+    let root = repo_root();
+    let out_dir = root.join("target/rig").join(scenario);
+    let mut cmd = Command::new(root.join("scripts/rig"));
+    cmd.arg("--scenario").arg(
+        root.join("scripts/scenarios")
+            .join(format!("{scenario}.sh")),
+    );
+    cmd.arg("--out").arg(&out_dir);
+    for g in guests {
+        cmd.arg("--guest").arg(g);
+    }
+    cmd.args(extra_args);
+    let output = cmd.output().expect("run scripts/rig");
+    let transcript = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Shown by the harness for failing tests only.
+    println!("{transcript}");
+    read_results(&out_dir, output.status.success(), transcript)
+}
+
+fn read_results(out_dir: &Path, passed: bool, transcript: String) -> RigRun {
+    let verdict =
+        fs::read_to_string(out_dir.join("result")).unwrap_or_else(|_| "no result file".into());
+    let facts = fs::read_to_string(out_dir.join("facts"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let mut guests = BTreeMap::new();
+    if let Ok(entries) = fs::read_dir(out_dir.join("guests")) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("state") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            let state_line = fs::read_to_string(&path).unwrap_or_default();
+            let field = |key: &str| {
+                state_line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix(key).map(str::to_string))
+                    .unwrap_or_default()
+            };
+            let log = fs::read_to_string(out_dir.join("guests").join(format!("{name}.log")))
+                .unwrap_or_default();
+            guests.insert(
+                name.clone(),
+                GuestRun {
+                    name,
+                    state: field("state="),
+                    expected: field("expected="),
+                    log,
+                },
+            );
+        }
+    }
+    RigRun {
+        passed,
+        verdict,
+        facts,
+        guests,
+        out_dir: out_dir.to_path_buf(),
+        transcript,
+    }
+}
+
+/// Parses `key=value` words that follow `marker` in a log line.
+pub fn fields_after<'a>(line: &'a str, marker: &str) -> BTreeMap<&'a str, &'a str> {
+    line.split_once(marker)
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .filter_map(|w| w.split_once('='))
+                .collect()
+        })
+        .unwrap_or_default()
+}
