@@ -15,17 +15,29 @@ use core::mem::{offset_of, size_of};
 /// Hypercall numbers (`xen/xen.h`, `__HYPERVISOR_*`).
 pub mod hypercall {
     pub const SET_TRAP_TABLE: usize = 0;
+    pub const SET_TIMER_OP: usize = 15;
     pub const UPDATE_VA_MAPPING: usize = 14;
     pub const XEN_VERSION: usize = 17;
+    pub const IRET: usize = 23;
+    pub const VCPU_OP: usize = 24;
     pub const SCHED_OP: usize = 29;
+    pub const CALLBACK_OP: usize = 30;
     pub const EVENT_CHANNEL_OP: usize = 32;
 }
 
 /// `SCHEDOP_*` commands (`xen/sched.h`).
 pub mod schedop {
     pub const YIELD: u32 = 0;
+    pub const BLOCK: u32 = 1;
     pub const SHUTDOWN: u32 = 2;
     pub const POLL: u32 = 3;
+}
+
+/// `VCPUOP_*` commands (`xen/vcpu.h`).
+pub mod vcpuop {
+    /// Turns off the default periodic timer tick (100 Hz), so an idle guest
+    /// is woken only by the deadlines it sets.
+    pub const STOP_PERIODIC_TIMER: u32 = 7;
 }
 
 /// `SHUTDOWN_*` reasons (`xen/sched.h`).
@@ -48,8 +60,84 @@ pub mod xenver {
 
 /// `EVTCHNOP_*` commands (`xen/event_channel.h`).
 pub mod evtchnop {
+    pub const BIND_INTERDOMAIN: u32 = 0;
+    pub const BIND_VIRQ: u32 = 1;
+    pub const CLOSE: u32 = 3;
     pub const SEND: u32 = 4;
+    pub const ALLOC_UNBOUND: u32 = 6;
+    pub const UNMASK: u32 = 9;
 }
+
+/// Virtual IRQs (`VIRQ_*`, `xen/xen.h`).
+pub mod virq {
+    /// Timebase update and the one-shot timer set by `set_timer_op`.
+    pub const TIMER: u32 = 0;
+}
+
+/// Number of event-channel ports the 2-level ABI has on x86_64 (64 x 64).
+pub const EVTCHN_2L_NR_PORTS: u32 = 4096;
+
+/// `DOMID_SELF`.
+pub const DOMID_SELF: u16 = 0x7ff0;
+
+/// `struct evtchn_alloc_unbound`: a port that `remote_dom` may bind to.
+#[repr(C)]
+pub struct EvtchnAllocUnbound {
+    pub dom: u16,
+    pub remote_dom: u16,
+    /// Out: the new local port.
+    pub port: u32,
+}
+
+/// `struct evtchn_bind_interdomain`.
+#[repr(C)]
+pub struct EvtchnBindInterdomain {
+    pub remote_dom: u16,
+    pub remote_port: u32,
+    /// Out: the new local port.
+    pub local_port: u32,
+}
+
+/// `struct evtchn_bind_virq`.
+#[repr(C)]
+pub struct EvtchnBindVirq {
+    pub virq: u32,
+    pub vcpu: u32,
+    /// Out: the new local port.
+    pub port: u32,
+}
+
+/// `struct evtchn_close`, `struct evtchn_unmask`: a port alone.
+#[repr(C)]
+pub struct EvtchnPort {
+    pub port: u32,
+}
+
+const _: () = {
+    assert!(size_of::<EvtchnAllocUnbound>() == 8);
+    assert!(offset_of!(EvtchnBindInterdomain, remote_port) == 4);
+    assert!(size_of::<EvtchnBindInterdomain>() == 12);
+    assert!(size_of::<EvtchnBindVirq>() == 12);
+};
+
+/// `CALLBACKOP_*` and `CALLBACKTYPE_*` (`xen/callback.h`).
+pub mod callback {
+    pub const OP_REGISTER: u32 = 0;
+    pub const TYPE_EVENT: u16 = 0;
+    pub const TYPE_FAILSAFE: u16 = 1;
+    /// Xen masks event upcalls while the callback runs.
+    pub const FLAG_MASK_EVENTS: u16 = 1;
+}
+
+/// `struct callback_register`.
+#[repr(C)]
+pub struct CallbackRegister {
+    pub kind: u16,
+    pub flags: u16,
+    pub address: u64,
+}
+
+const _: () = assert!(size_of::<CallbackRegister>() == 16);
 
 /// `UVMF_*` flags for `update_va_mapping`.
 pub mod uvmf {

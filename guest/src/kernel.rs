@@ -1,7 +1,8 @@
 //! The boot sequence and the kernel's crash policy.
 
-use crate::arch::{self, hypercall, mm, shared::SharedPage, traps};
+use crate::arch::{self, hypercall, mm, shared::SharedPage, traps, upcall};
 use crate::klog;
+use crate::sched;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use guest::abi::{shared_info, vcpu_info, ShutdownReason, StartInfo, VcpuTimeInfo};
 use guest::boot_info::BootInfo;
@@ -9,7 +10,7 @@ use guest::cmdline::TestFault;
 use guest::fault::FaultReport;
 use guest::time;
 use guest::version::XenVersion;
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
 
 static SHARED_INFO: spin::Once<SharedPage> = spin::Once::new();
 /// Xen system time at `_start`, so log lines and the ready line count from entry.
@@ -36,9 +37,20 @@ fn time_info(si: &SharedPage) -> VcpuTimeInfo {
     )
 }
 
+/// The latest time `now_ns` returned.
+static LAST_NOW_NS: AtomicU64 = AtomicU64::new(0);
+
 /// Xen system time now, in ns (0 before the shared-info page is mapped).
+///
+/// Never goes backwards: extrapolating from the TSC can run ahead of the
+/// value Xen publishes at its next update (seen by several ms under QEMU),
+/// so the clock holds at the last value it returned until Xen's catches up,
+/// as Linux's pvclock does.
 pub fn now_ns() -> u64 {
-    shared_info().map_or(0, |si| time::system_time_ns(&time_info(si), arch::rdtsc()))
+    let Some(si) = shared_info() else { return 0 };
+    let raw = time::system_time_ns(&time_info(si), arch::rdtsc());
+    let last = LAST_NOW_NS.fetch_max(raw, Ordering::Relaxed);
+    raw.max(last)
 }
 
 /// Nanoseconds since `_start`.
@@ -80,11 +92,23 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         Ordering::SeqCst,
     );
     let si = SHARED_INFO.call_once(|| si);
-    let time_at_entry = time_info(si);
-    ENTRY_NS.store(
-        time::system_time_ns(&time_at_entry, entry_tsc),
-        Ordering::Relaxed,
+    // Xen fills a new vCPU's time record only when it schedules the vCPU
+    // again: until then the record is all zero and the clock would read 0.
+    // A yield gets it filled.
+    let mut yields = 0;
+    while time_info(si).tsc_to_system_mul == 0 && yields < 1000 {
+        hypercall::sched_yield();
+        yields += 1;
+    }
+    // The clock works from here on; the time since entry is the TSC delta.
+    let clock_info = time_info(si);
+    let clock_start = now_ns();
+    let since_entry = time::scale_tsc_delta(
+        arch::rdtsc().saturating_sub(entry_tsc),
+        clock_info.tsc_to_system_mul,
+        clock_info.tsc_shift,
     );
+    ENTRY_NS.store(clock_start.saturating_sub(since_entry), Ordering::Relaxed);
 
     let Some(console_page) = mm::boot_mapped_page(boot.console_mfn, boot.nr_pages) else {
         hypercall::sched_shutdown(ShutdownReason::Crash)
@@ -108,18 +132,15 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         shut_down(ShutdownReason::Crash);
     }
 
+    init_core(&boot, start_info);
+
     let (major, minor) = hypercall::xen_version();
     let extra = hypercall::xen_extraversion().unwrap_or_else(|e| {
         warn!("XENVER_extraversion failed: {e}");
         [0; 16]
     });
     let version = XenVersion::new(major, minor, extra);
-    let ready_tsc = arch::rdtsc();
-    let boot_us = time::scale_tsc_delta(
-        ready_tsc.saturating_sub(entry_tsc),
-        time_at_entry.tsc_to_system_mul,
-        time_at_entry.tsc_shift,
-    ) / 1000;
+    let boot_us = uptime_ns() / 1000;
     info!(
         "ready: xen={version} pages={} memory_mib={} boot_us={boot_us}",
         boot.nr_pages,
@@ -132,8 +153,63 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         Err(value) => warn!("ignoring unknown {}={value}", TestFault::OPTION),
     }
 
+    let app = boot.cmdline.get("ethos.app").unwrap_or("demo");
+    let Some(processes) = crate::apps::by_name(app) else {
+        error!("unknown ethos.app={app} (known: demo, none)");
+        shut_down(ShutdownReason::Crash)
+    };
+    for (name, entry) in processes {
+        if let Err(e) = sched::spawn(name, *entry) {
+            error!("cannot start process {name}: {e}");
+            shut_down(ShutdownReason::Crash);
+        }
+    }
+    sched::run();
+    report_stats();
     info!("work done: powering off");
     shut_down(ShutdownReason::Poweroff)
+}
+
+/// Brings up event delivery, the timer, the heap and the scheduler.
+fn init_core(boot: &BootInfo, start_info: &StartInfo) {
+    let heap = mm::boot_heap_region(start_info);
+    arch::heap::init(heap.start, heap.end);
+    debug!(
+        "heap: {:#x}..{:#x} ({} KiB)",
+        heap.start,
+        heap.end,
+        (heap.end - heap.start) / 1024
+    );
+    if let Err(e) = upcall::install() {
+        die_with_message(format_args!("cannot register event callbacks: {e}"));
+    }
+    if let Err(e) = hypercall::stop_periodic_timer() {
+        warn!("cannot stop the periodic timer (idle will wake every 10 ms): {e}");
+    }
+    let timer_port = hypercall::evtchn_bind_timer_virq()
+        .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
+    // Ids must not be guessable: seed from the TSC and Xen time at boot.
+    let seed = events::Seed([
+        arch::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
+        now_ns().rotate_left(17) ^ boot.nr_pages,
+    ]);
+    sched::init(seed, timer_port);
+    crate::evtchn::unmask_upcalls();
+}
+
+fn report_stats() {
+    let (s, e) = sched::stats();
+    let (upcalls, port_events) = crate::evtchn::counters();
+    let (heap_used, heap_free) = arch::heap::usage();
+    info!(
+        "event stats: created={} completed={} retired={} cancelled={} wakes={} coalesced={}",
+        e.created, e.completed, e.retired, e.cancelled, e.wakes, e.coalesced
+    );
+    info!(
+        "kernel stats: context_switches={} syscalls={} timers_fired={} upcalls={upcalls} port_events={port_events} idle_blocks={}",
+        s.context_switches, s.syscalls, s.timers_fired, s.idle_blocks
+    );
+    info!("heap: {heap_used} bytes used, {heap_free} free");
 }
 
 /// Commits the fault the rig asked for, to prove faults are reported.
@@ -163,6 +239,17 @@ pub fn die_with_fault(report: &FaultReport) -> ! {
     }
     klog::break_lock_for_crash();
     error!("{report}");
+    error!("crashing the domain");
+    shut_down(ShutdownReason::Crash)
+}
+
+/// Reports a fatal condition that is not a CPU fault, then crashes.
+pub fn die_with_message(message: core::fmt::Arguments) -> ! {
+    if DYING.swap(true, Ordering::SeqCst) {
+        hypercall::sched_shutdown(ShutdownReason::Crash);
+    }
+    klog::break_lock_for_crash();
+    error!("FATAL: {message}");
     error!("crashing the domain");
     shut_down(ShutdownReason::Crash)
 }

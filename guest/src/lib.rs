@@ -5,10 +5,15 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod abi;
 pub mod boot_info;
 pub mod cmdline;
 pub mod console;
 pub mod fault;
+pub mod pending;
+pub mod syserr;
 pub mod time;
+pub mod timers;
 pub mod version;

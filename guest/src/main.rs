@@ -7,13 +7,28 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
+mod apps;
+#[cfg(target_os = "none")]
 mod arch;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
+mod evtchn;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
 mod kernel;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
 mod klog;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
+mod sched;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
+mod sys;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -25,8 +25,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    env_logger::Builder::new().filter_level(args.log_level).init();
-    log::info!("shadowdaemon {} root={} guests={:?}", env!("CARGO_PKG_VERSION"), args.root.display(), args.guests);
+    env_logger::Builder::new()
+        .filter_level(args.log_level)
+        .init();
+    log::info!(
+        "shadowdaemon {} root={} guests={:?}",
+        env!("CARGO_PKG_VERSION"),
+        args.root.display(),
+        args.guests
+    );
     if let Err(e) = std::fs::create_dir_all(&args.root) {
         log::error!("cannot create root folder {}: {e}", args.root.display());
         return ExitCode::FAILURE;

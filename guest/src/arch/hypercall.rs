@@ -8,8 +8,8 @@
 
 use core::fmt;
 use guest::abi::{
-    evtchnop, hypercall as nr, schedop, xenver, EvtchnSend, SchedPoll, SchedShutdown,
-    ShutdownReason, TrapInfo,
+    callback, evtchnop, hypercall as nr, schedop, vcpuop, virq, xenver, CallbackRegister,
+    EvtchnBindVirq, EvtchnSend, SchedPoll, SchedShutdown, ShutdownReason, TrapInfo,
 };
 
 extern "C" {
@@ -165,6 +165,13 @@ pub fn sched_poll(ports: &[u32], deadline_ns: u64) -> Result<(), XenError> {
     .map(drop)
 }
 
+/// `sched_op(SCHEDOP_yield)`: gives up the pCPU; Xen reschedules (and
+/// refreshes this vCPU's time record when it runs it again).
+pub fn sched_yield() {
+    // SAFETY: no arguments.
+    unsafe { hypercall5(nr::SCHED_OP, schedop::YIELD as u64, 0, 0, 0, 0) };
+}
+
 /// `event_channel_op(EVTCHNOP_send, port)`: notifies the remote end.
 pub fn evtchn_send(port: u32) -> Result<(), XenError> {
     let arg = EvtchnSend { port };
@@ -180,4 +187,80 @@ pub fn evtchn_send(port: u32) -> Result<(), XenError> {
         )
     })
     .map(drop)
+}
+
+/// `event_channel_op(op, arg)` for the commands below.
+fn evtchn_op<T>(op: u32, arg: &mut T) -> Result<(), XenError> {
+    // SAFETY: `arg` is a live, correctly laid out `#[repr(C)]` argument for
+    // `op` (each caller passes the struct `op` takes).
+    check(unsafe {
+        hypercall5(
+            nr::EVENT_CHANNEL_OP,
+            op as u64,
+            arg as *mut T as u64,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// `EVTCHNOP_bind_virq` for the timer VIRQ on vCPU 0.
+pub fn evtchn_bind_timer_virq() -> Result<u32, XenError> {
+    let mut arg = EvtchnBindVirq {
+        virq: virq::TIMER,
+        vcpu: 0,
+        port: 0,
+    };
+    evtchn_op(evtchnop::BIND_VIRQ, &mut arg)?;
+    Ok(arg.port)
+}
+
+/// `callback_op(CALLBACKOP_register)` for the event and failsafe callbacks;
+/// both run with event upcalls masked.
+pub fn register_callbacks(event: u64, failsafe: u64) -> Result<(), XenError> {
+    for (kind, address) in [
+        (callback::TYPE_EVENT, event),
+        (callback::TYPE_FAILSAFE, failsafe),
+    ] {
+        let arg = CallbackRegister {
+            kind,
+            flags: callback::FLAG_MASK_EVENTS,
+            address,
+        };
+        // SAFETY: `arg` is live for the call; the addresses are our entry stubs.
+        check(unsafe {
+            hypercall5(
+                nr::CALLBACK_OP,
+                callback::OP_REGISTER as u64,
+                &arg as *const _ as u64,
+                0,
+                0,
+                0,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `set_timer_op(deadline)`: one-shot VIRQ_TIMER at absolute system time
+/// `deadline_ns`; 0 cancels.
+pub fn set_timer_op(deadline_ns: u64) -> Result<(), XenError> {
+    // SAFETY: takes a plain value.
+    check(unsafe { hypercall5(nr::SET_TIMER_OP, deadline_ns, 0, 0, 0, 0) }).map(drop)
+}
+
+/// `sched_op(SCHEDOP_block)`: unmasks event upcalls and sleeps until an event
+/// is pending (the upcall then runs before this returns).
+pub fn sched_block() {
+    // SAFETY: no arguments.
+    unsafe { hypercall5(nr::SCHED_OP, schedop::BLOCK as u64, 0, 0, 0, 0) };
+}
+
+/// `vcpu_op(VCPUOP_stop_periodic_timer, 0)`.
+pub fn stop_periodic_timer() -> Result<(), XenError> {
+    // SAFETY: takes no argument structure.
+    check(unsafe { hypercall5(nr::VCPU_OP, vcpuop::STOP_PERIODIC_TIMER as u64, 0, 0, 0, 0) })
+        .map(drop)
 }

@@ -61,3 +61,17 @@ pub fn boot_mapped_page(mfn: u64, nr_pages: u64) -> Option<SharedPage> {
     // entry points into our pfn range); it stays mapped forever.
     Some(unsafe { SharedPage::new(pfn_to_virt(pfn) as *mut u8) })
 }
+
+/// The free, already-mapped tail of the boot mapping, for the heap.
+///
+/// The builder's boot area ends with the page tables (`pt_base`,
+/// `nr_pt_frames`) and then one page of boot stack; the mapping is padded
+/// to at least 512 KiB past that and up to a 4 MiB boundary, and never past
+/// the domain's own pages.
+pub fn boot_heap_region(si: &guest::abi::StartInfo) -> core::ops::Range<u64> {
+    const MIB4: u64 = 4 << 20;
+    let boot_stack_end = si.pt_base + (si.nr_pt_frames + 1) * PAGE_SIZE as u64;
+    let padded = (boot_stack_end + (512 << 10)).div_ceil(MIB4) * MIB4;
+    let end = padded.min(VIRT_BASE + si.nr_pages * PAGE_SIZE as u64);
+    boot_stack_end..end
+}

@@ -2,10 +2,13 @@
 //! kernel uses `unsafe`. Everything here is x86_64 Xen PV specific.
 
 pub mod entry;
+pub mod heap;
 pub mod hypercall;
 pub mod mm;
 pub mod shared;
+pub mod switch;
 pub mod traps;
+pub mod upcall;
 
 /// Where the image is linked and where the domain builder maps frame 0
 /// (`VIRT_BASE` in the ELF notes; `link.ld` uses the same address).

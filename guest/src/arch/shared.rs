@@ -65,6 +65,18 @@ impl SharedPage {
         unsafe { AtomicU64::from_ptr(self.at(offset)) }.load(order)
     }
 
+    /// Atomically replaces the word at `offset`, returning the old value.
+    pub fn swap_u64(&self, offset: usize, value: u64) -> u64 {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU64::from_ptr(self.at(offset)) }.swap(value, Ordering::SeqCst)
+    }
+
+    /// Atomically sets the bits of `mask` in the word at `offset`.
+    pub fn set_bits_u64(&self, offset: usize, mask: u64) {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU64::from_ptr(self.at(offset)) }.fetch_or(mask, Ordering::SeqCst);
+    }
+
     /// Atomically clears the bits of `mask` in the word at `offset`.
     pub fn clear_bits_u64(&self, offset: usize, mask: u64) {
         // SAFETY: as `load_u8`; a locked RMW is what Xen expects for bitmaps.

@@ -1,6 +1,6 @@
-//! Boots the guest under real Xen (in QEMU) and checks what it printed:
-//! a normal boot, a deliberate page fault and a deliberate panic, all in one
-//! rig run (scenario `scripts/scenarios/boot.sh`).
+//! Boots the guest under real Xen (in QEMU) and checks what it printed: a
+//! normal boot, a deliberate page fault, a deliberate panic and the in-guest
+//! test suite, all in one rig run (scenario `scripts/scenarios/guests.sh`).
 
 use rig_tests::{build_guest, fields_after, run_rig, RigRun};
 use std::sync::OnceLock;
@@ -9,7 +9,7 @@ fn rig() -> &'static RigRun {
     static RUN: OnceLock<RigRun> = OnceLock::new();
     RUN.get_or_init(|| {
         let image = build_guest();
-        run_rig("boot", &[image], &[])
+        run_rig("guests", &[image], &[])
     })
 }
 
@@ -137,4 +137,77 @@ fn panic_is_reported_and_crashes_the_domain() {
         line.contains("test panic requested on the command line"),
         "the report has the message: {line}"
     );
+}
+
+#[test]
+fn in_guest_test_suite_passes_under_xen() {
+    let guest = rig().guest("selftest");
+    assert_eq!(
+        guest.state, "shutdown",
+        "Xen saw the guest end as {}:\n{}",
+        guest.state, guest.log
+    );
+    let results: Vec<&str> = guest
+        .lines()
+        .filter_map(|l| l.split_once("selftest: ").map(|(_, r)| r))
+        .collect();
+    let closing = results
+        .last()
+        .unwrap_or_else(|| panic!("no selftest output:\n{}", guest.log));
+    let tests: Vec<&&str> = results.iter().filter(|r| r.contains(" ... ")).collect();
+    let failed: Vec<&&&str> = tests.iter().filter(|r| !r.ends_with(" ... ok")).collect();
+    assert!(failed.is_empty(), "in-guest tests failed:\n{failed:#?}");
+    assert!(
+        tests.len() >= 12,
+        "only {} in-guest tests ran:\n{}",
+        tests.len(),
+        guest.log
+    );
+    assert_eq!(
+        *closing,
+        format!("{} passed, 0 failed", tests.len()),
+        "closing line"
+    );
+    for name in [
+        "timers_fire_in_deadline_order_never_early",
+        "and_tree_wakes_once_after_last_leaf",
+        "or_tree_wakes_once_on_first_leaf",
+        "threshold_tree_wakes_once_on_kth_leaf",
+        "retire_semantics",
+        "cancel_semantics",
+        "event_quota_gives_named_status",
+        "foreign_events_are_refused",
+    ] {
+        assert!(
+            tests.iter().any(|t| t.starts_with(name)),
+            "in-guest test {name} did not run"
+        );
+    }
+}
+
+#[test]
+fn guest_reports_event_statistics_at_the_end() {
+    let guest = rig().guest("selftest");
+    let line = guest
+        .line_with("event stats: ")
+        .unwrap_or_else(|| panic!("no event stats:\n{}", guest.log));
+    let f = fields_after(line, "event stats: ");
+    let n = |k: &str| {
+        f.get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{k} in {line}"))
+    };
+    assert!(
+        n("created") > 0 && n("completed") > 0 && n("wakes") > 0,
+        "{line}"
+    );
+    // Every test cleans up: whatever was created was retired.
+    assert_eq!(n("created"), n("retired"), "{line}");
+    let kline = guest
+        .line_with("kernel stats: ")
+        .expect("kernel stats line");
+    let k = fields_after(kline, "kernel stats: ");
+    let switches: u64 = k["context_switches"].parse().unwrap();
+    // One switch into each process when it starts, one per wake.
+    assert!(switches >= n("wakes"), "{kline}");
 }

@@ -1,0 +1,18 @@
+//! Linked-in applications, run as kernel-scheduled processes. They use only
+//! the system calls in [`crate::sys`].
+
+pub mod demo;
+pub mod selftest;
+
+/// A process to start: its name and entry point.
+pub type ProcessSpec = (&'static str, fn());
+
+/// The apps a command line can ask for (`ethos.app=`).
+pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
+    match name {
+        "demo" => Some(demo::PROCESSES),
+        "selftest" => Some(selftest::PROCESSES),
+        "none" => Some(&[]),
+        _ => None,
+    }
+}

@@ -1,0 +1,107 @@
+//! Event channels, deferred: the upcall only records, the kernel handles.
+//!
+//! `on_upcall` runs in the event callback with upcalls masked. It reads
+//! which ports are pending and not masked, masks them (so a busy port cannot
+//! raise a storm of upcalls), records them in [`PendingPorts`] and returns.
+//! `drain` runs at the system-call return point and in the idle loop: for each
+//! recorded port it clears Xen's pending bit, runs the handler, and unmasks
+//! the port race-free: clear the mask, then look at the pending bit again, and
+//! if the port was raised while masked (Xen set the bit but, the port being
+//! masked, raised no upcall) record it again for the next round.
+
+use crate::kernel::shared_info;
+use core::sync::atomic::{AtomicU64, Ordering};
+use guest::abi::{shared_info as si_layout, vcpu_info};
+use guest::pending::PendingPorts;
+
+static PENDING: PendingPorts = PendingPorts::new();
+static UPCALLS: AtomicU64 = AtomicU64::new(0);
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+/// How many rounds one drain makes before leaving the rest for the next:
+/// a port that is raised again during every round cannot starve processes.
+const MAX_ROUNDS: usize = 16;
+
+const VCPU0: usize = si_layout::VCPU_INFO;
+
+fn word_bit(port: u32) -> (usize, u64) {
+    ((port / 64) as usize * 8, 1u64 << (port % 64))
+}
+
+/// The event callback's work. Records, masks, nothing more.
+pub fn on_upcall() {
+    let Some(si) = shared_info() else { return };
+    UPCALLS.fetch_add(1, Ordering::Relaxed);
+    si.store_u8(VCPU0 + vcpu_info::UPCALL_PENDING, 0, Ordering::SeqCst);
+    let mut sel = si.swap_u64(VCPU0 + vcpu_info::PENDING_SEL, 0);
+    while sel != 0 {
+        let w = sel.trailing_zeros() as usize;
+        sel &= sel - 1;
+        let pending = si.load_u64(si_layout::EVTCHN_PENDING + w * 8, Ordering::SeqCst);
+        let masked = si.load_u64(si_layout::EVTCHN_MASK + w * 8, Ordering::SeqCst);
+        let fresh = pending & !masked;
+        if fresh != 0 {
+            si.set_bits_u64(si_layout::EVTCHN_MASK + w * 8, fresh);
+            PENDING.record_word(w, fresh);
+        }
+    }
+}
+
+/// Whether the upcall left work for `drain`.
+pub fn has_pending() -> bool {
+    !PENDING.is_empty()
+}
+
+/// Handles every recorded port with `handle`, then unmasks it. Returns the
+/// number of port events handled.
+pub fn drain(mut handle: impl FnMut(u32)) -> usize {
+    let Some(si) = shared_info() else { return 0 };
+    let mut handled = 0;
+    for _ in 0..MAX_ROUNDS {
+        let n = PENDING.take(|port| {
+            let (word, bit) = word_bit(port);
+            si.clear_bits_u64(si_layout::EVTCHN_PENDING + word, bit);
+            handle(port);
+            si.clear_bits_u64(si_layout::EVTCHN_MASK + word, bit);
+            if si.load_u64(si_layout::EVTCHN_PENDING + word, Ordering::SeqCst) & bit != 0 {
+                // Raised while masked: Xen sent no upcall for it. Mask again
+                // and keep it for the next round.
+                si.set_bits_u64(si_layout::EVTCHN_MASK + word, bit);
+                PENDING.record(port);
+            }
+        });
+        if n == 0 {
+            break;
+        }
+        handled += n;
+    }
+    HANDLED.fetch_add(handled as u64, Ordering::Relaxed);
+    handled
+}
+
+/// Masks event upcalls on vCPU 0; returns whether they were masked before.
+pub fn mask_upcalls() -> bool {
+    shared_info().is_some_and(|si| {
+        let before = si.load_u8(VCPU0 + vcpu_info::UPCALL_MASK, Ordering::SeqCst);
+        si.store_u8(VCPU0 + vcpu_info::UPCALL_MASK, 1, Ordering::SeqCst);
+        before != 0
+    })
+}
+
+/// Unmasks event upcalls; an upcall that arrived while masked is delivered
+/// by a no-op hypercall (Xen checks for pending upcalls on its way out).
+pub fn unmask_upcalls() {
+    let Some(si) = shared_info() else { return };
+    si.store_u8(VCPU0 + vcpu_info::UPCALL_MASK, 0, Ordering::SeqCst);
+    if si.load_u8(VCPU0 + vcpu_info::UPCALL_PENDING, Ordering::SeqCst) != 0 {
+        crate::arch::hypercall::xen_version();
+    }
+}
+
+/// Upcalls taken and port events handled since boot.
+pub fn counters() -> (u64, u64) {
+    (
+        UPCALLS.load(Ordering::Relaxed),
+        HANDLED.load(Ordering::Relaxed),
+    )
+}
