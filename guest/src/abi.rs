@@ -15,6 +15,8 @@ use core::mem::{offset_of, size_of};
 /// Hypercall numbers (`xen/xen.h`, `__HYPERVISOR_*`).
 pub mod hypercall {
     pub const SET_TRAP_TABLE: usize = 0;
+    pub const MMU_UPDATE: usize = 1;
+    pub const GRANT_TABLE_OP: usize = 20;
     pub const SET_TIMER_OP: usize = 15;
     pub const UPDATE_VA_MAPPING: usize = 14;
     pub const XEN_VERSION: usize = 17;
@@ -149,6 +151,7 @@ pub mod uvmf {
 pub mod pte {
     pub const PRESENT: u64 = 1 << 0;
     pub const WRITABLE: u64 = 1 << 1;
+    pub const USER: u64 = 1 << 2;
     pub const ACCESSED: u64 = 1 << 5;
     pub const DIRTY: u64 = 1 << 6;
 }
@@ -302,3 +305,48 @@ pub mod console {
     pub const OUT_CONS: usize = 3080;
     pub const OUT_PROD: usize = 3084;
 }
+
+/// `struct mmu_update`: `*ptr = val`, checked by Xen; `ptr` is the machine
+/// address of a page-table entry with the command in its low bits.
+#[repr(C)]
+pub struct MmuUpdate {
+    pub ptr: u64,
+    pub val: u64,
+}
+
+/// `MMU_NORMAL_PT_UPDATE`.
+pub const MMU_NORMAL_PT_UPDATE: u64 = 0;
+
+/// Grant tables, version 1 (`xen/grant_table.h`).
+pub mod gnttab {
+    pub const OP_SETUP_TABLE: u32 = 2;
+    /// Size of `struct grant_entry_v1`: flags u16, domid u16, frame u32.
+    pub const ENTRY_SIZE: usize = 8;
+    pub const ENTRY_FLAGS: usize = 0;
+    pub const ENTRY_DOMID: usize = 2;
+    pub const ENTRY_FRAME: usize = 4;
+    /// Entries 0..8 are reserved for the toolstack (console, xenstore).
+    pub const FIRST_FREE_REF: u32 = 8;
+    pub const GTF_PERMIT_ACCESS: u16 = 1 << 0;
+    pub const GTF_READONLY: u16 = 1 << 2;
+    /// Set by Xen while the peer has the page mapped for reading / writing.
+    pub const GTF_READING: u16 = 1 << 3;
+    pub const GTF_WRITING: u16 = 1 << 4;
+}
+
+/// `struct gnttab_setup_table`.
+#[repr(C)]
+pub struct GnttabSetupTable {
+    pub dom: u16,
+    pub nr_frames: u32,
+    /// Out: `GNTST_*` (0 is okay).
+    pub status: i16,
+    /// Out: the table's machine frames.
+    pub frame_list: *mut u64,
+}
+
+const _: () = {
+    assert!(size_of::<MmuUpdate>() == 16);
+    assert!(offset_of!(GnttabSetupTable, status) == 8);
+    assert!(offset_of!(GnttabSetupTable, frame_list) == 16);
+};

@@ -188,6 +188,18 @@ fn init_core(boot: &BootInfo, start_info: &StartInfo) {
     }
     let timer_port = hypercall::evtchn_bind_timer_virq()
         .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
+    let first_free_pfn = (heap.end - arch::VIRT_BASE) >> 12;
+    let key = [
+        arch::rdtsc().rotate_left(7) ^ 0x6a09_e667_f3bc_c908,
+        now_ns() ^ 0xbb67_ae85_84ca_a73b,
+    ];
+    if let Err(why) = crate::pages::init(start_info, first_free_pfn, key) {
+        warn!("page binding unavailable: {why}");
+    }
+    match mm::boot_mapped_page(boot.store_mfn, boot.nr_pages) {
+        Some(page) if boot.store_evtchn != 0 => crate::xs::init(page, boot.store_evtchn),
+        _ => warn!("no xenstore ring in start_info: xenstore calls will fail"),
+    }
     // Ids must not be guessable: seed from the TSC and Xen time at boot.
     let seed = events::Seed([
         arch::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
@@ -209,7 +221,8 @@ fn report_stats() {
         "kernel stats: context_switches={} syscalls={} timers_fired={} upcalls={upcalls} port_events={port_events} idle_blocks={}",
         s.context_switches, s.syscalls, s.timers_fired, s.idle_blocks
     );
-    info!("heap: {heap_used} bytes used, {heap_free} free");
+    let (frames_free, pages_held) = crate::pages::usage();
+    info!("memory: heap {heap_used} bytes used, {heap_free} free; {frames_free} frames free, {pages_held} pages held");
 }
 
 /// Commits the fault the rig asked for, to prove faults are reported.

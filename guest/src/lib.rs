@@ -17,3 +17,4 @@ pub mod syserr;
 pub mod time;
 pub mod timers;
 pub mod version;
+pub mod xenstore;

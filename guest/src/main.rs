@@ -25,10 +25,16 @@ mod kernel;
 mod klog;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
+mod pages;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
 mod sched;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
 mod sys;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
+mod xs;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

@@ -161,6 +161,7 @@ pub fn run() {
 /// Frees an exited process's slot (its stack is no longer in use: the
 /// switch back to the kernel loop has completed).
 fn reap_if_exited(slot: usize) {
+    let mut exited = None;
     with_kernel(|k| {
         k.current = None;
         if let Some(p) = &k.slots[slot] {
@@ -170,9 +171,14 @@ fn reap_if_exited(slot: usize) {
                 // Frees its tree and events; their counters stay in the totals.
                 k.events.exit(pid);
                 k.slots[slot] = None;
+                exited = Some(pid);
             }
         }
     });
+    if let Some(pid) = exited {
+        crate::xs::forget(pid);
+        crate::pages::release_all(pid);
+    }
 }
 
 /// Nothing can run: program the timer for the next deadline and block the
@@ -209,15 +215,37 @@ fn program_timer(deadline_ns: u64) {
 /// The deferred work: handle recorded event-channel ports, fire timers,
 /// and queue the processes whose trees completed.
 pub fn deferred_work() {
+    let timer_port = with_kernel(|k| k.timer_port);
+    let store_port = crate::xs::port();
     evtchn::drain(|port| {
-        let timer_port = with_kernel(|k| k.timer_port);
         if port == timer_port {
             // Expiry is checked below on every pass anyway.
+        } else if Some(port) == store_port {
+            apply(crate::xs::service());
         } else {
             debug!("event on port {port} with no handler");
         }
     });
     fire_timers();
+}
+
+/// Completes events on behalf of a service (xenstore replies, ...) and
+/// queues the processes whose trees that completed.
+pub fn apply(completions: Vec<crate::xs::Completion>) {
+    if completions.is_empty() {
+        return;
+    }
+    with_kernel(|k| {
+        for c in completions {
+            match k.events.complete(c.event, c.status, c.value) {
+                Ok(Some(wake)) => k.wake(wake),
+                Ok(None) => {}
+                // Its process exited or retired it meanwhile: nobody to tell.
+                Err(Status::UnknownEvent) => {}
+                Err(e) => warn!("completion of {:?} failed: {e}", c.event),
+            }
+        }
+    });
 }
 
 fn fire_timers() {
@@ -291,6 +319,11 @@ pub fn exit_current(code: i32) -> ! {
     };
     switch_context(&SAVED_RSP[slot], KERNEL_RSP.load(Ordering::Relaxed));
     crate::kernel::die_with_message(format_args!("exited process {slot} was resumed"))
+}
+
+/// The slot of the running process (its region is `pages::region_address(slot, _)`).
+pub fn current_slot() -> SysResult<usize> {
+    with_kernel(|k| k.current.ok_or(SysError::NoProcess))
 }
 
 /// Runs `f` on the kernel state on behalf of the current process.

@@ -3,10 +3,13 @@
 //! this one module. Every call returns a named status; none blocks except
 //! `block` and `block_and_retire`, which are what blocking means.
 
+use crate::pages::{self, PageCap};
 use crate::sched::{self, with_current};
+use crate::xs::{self, Expect};
 use alloc::vec::Vec;
 use events::{Element, EventId, Listing, Pid, Retired, ValueKind};
 use guest::syserr::{SysError, SysResult};
+use guest::xenstore::Request;
 
 /// The Xen system time now, in ns.
 pub fn get_time() -> u64 {
@@ -128,4 +131,189 @@ pub fn kernel_stats() -> SysResult<(sched::SchedStats, events::Stats)> {
     let r = sched::stats();
     syscall_return();
     Ok(r)
+}
+
+/// Creates an event of `kind` for the caller and starts the work with
+/// `start`; if starting fails the event is removed again, so a failed call
+/// leaves nothing behind.
+fn start_event(
+    kind: ValueKind,
+    start: impl FnOnce(Pid, EventId) -> SysResult<()>,
+) -> SysResult<EventId> {
+    let (pid, id) = with_current(|k, pid| Ok((pid, k.events().create(pid, kind)?)))?;
+    if let Err(e) = start(pid, id) {
+        let _ = with_current(|k, pid| {
+            let _ = k.events().cancel(pid, id);
+            let _ = k.events().retire(pid, id);
+            Ok(())
+        });
+        syscall_return();
+        return Err(e);
+    }
+    syscall_return();
+    Ok(id)
+}
+
+/// Reads a xenstore key (relative paths are under the guest's home,
+/// `/local/domain/<domid>`). The event completes with the value as bytes,
+/// or with `Remote(errno)` (2: no such key, 13: permission denied, ...).
+pub fn xs_read(path: &str, tx: u32) -> SysResult<EventId> {
+    start_event(ValueKind::Bytes, |_, id| {
+        xs::request(id, Request::Read(path), tx, Expect::Bytes)
+    })
+}
+
+/// Writes a xenstore key; the event completes empty.
+pub fn xs_write(path: &str, value: &[u8], tx: u32) -> SysResult<EventId> {
+    start_event(ValueKind::Empty, |_, id| {
+        xs::request(id, Request::Write(path, value), tx, Expect::Empty)
+    })
+}
+
+/// Lists a xenstore directory; the event completes with the names,
+/// NUL-separated.
+pub fn xs_directory(path: &str, tx: u32) -> SysResult<EventId> {
+    start_event(ValueKind::Bytes, |_, id| {
+        xs::request(id, Request::Directory(path), tx, Expect::Bytes)
+    })
+}
+
+/// Removes a xenstore key and everything under it.
+pub fn xs_rm(path: &str, tx: u32) -> SysResult<EventId> {
+    start_event(ValueKind::Empty, |_, id| {
+        xs::request(id, Request::Rm(path), tx, Expect::Empty)
+    })
+}
+
+/// Starts a transaction; the event completes with its id (a word).
+pub fn xs_transaction_start() -> SysResult<EventId> {
+    start_event(ValueKind::Word, |_, id| {
+        xs::request(id, Request::TransactionStart, 0, Expect::TxId)
+    })
+}
+
+/// Ends a transaction, committing it or not. A commit that raced with
+/// another writer completes with `Remote(11)` (EAGAIN): start over.
+pub fn xs_transaction_end(tx: u32, commit: bool) -> SysResult<EventId> {
+    start_event(ValueKind::Empty, |_, id| {
+        xs::request(id, Request::TransactionEnd { commit }, tx, Expect::Empty)
+    })
+}
+
+/// Watches a xenstore path; returns the watch handle and an event that
+/// completes once xenstored has registered it (xenstored then fires the
+/// watch once at once, as it always does).
+pub fn xs_watch(path: &str) -> SysResult<(u32, EventId)> {
+    let mut handle = 0;
+    let id = start_event(ValueKind::Empty, |pid, id| {
+        handle = xs::watch(pid, path, id)?;
+        Ok(())
+    })?;
+    Ok((handle, id))
+}
+
+/// An event that completes with the path of the watch's next firing.
+pub fn xs_watch_next(watch: u32) -> SysResult<EventId> {
+    let mut now = None;
+    let id = start_event(ValueKind::Bytes, |pid, id| {
+        now = xs::watch_next(pid, watch, id)?;
+        Ok(())
+    })?;
+    if let Some(c) = now {
+        sched::apply(alloc::vec![c]);
+    }
+    Ok(id)
+}
+
+/// Removes a watch; a pending `xs_watch_next` event completes `Cancelled`.
+pub fn xs_unwatch(watch: u32) -> SysResult<EventId> {
+    let mut waiter = None;
+    let id = start_event(ValueKind::Empty, |pid, id| {
+        waiter = xs::unwatch(pid, watch, id)?;
+        Ok(())
+    })?;
+    if let Some(c) = waiter {
+        sched::apply(alloc::vec![c]);
+    }
+    Ok(id)
+}
+
+/// Allocates a zeroed page. Returns its capability and an event that
+/// completes when the page is taken back (freed by the owner or revoked by
+/// the kernel).
+pub fn page_alloc() -> SysResult<(PageCap, EventId)> {
+    let mut cap = None;
+    let revoked = start_event(ValueKind::Empty, |pid, id| {
+        cap = Some(pages::alloc(pid, id)?);
+        Ok(())
+    })?;
+    Ok((cap.ok_or(SysError::OutOfMemory)?, revoked))
+}
+
+/// The first address of the caller's region, where pages can be bound.
+pub fn region_base() -> SysResult<u64> {
+    Ok(pages::region_address(sched::current_slot()?, 0))
+}
+
+/// Binds a page at `va` in the caller's region (checked once, installed by
+/// hypercall).
+pub fn page_bind(cap: PageCap, va: u64) -> SysResult<()> {
+    let (pid, slot) = (with_current(|_, pid| Ok(pid))?, sched::current_slot()?);
+    let r = pages::bind(pid, slot, cap, va);
+    syscall_return();
+    r
+}
+
+/// Unbinds a page: its address faults from now on.
+pub fn page_unbind(cap: PageCap) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = pages::unbind(pid, cap);
+    syscall_return();
+    r
+}
+
+/// Gives a page back; its revocation event completes and the capability
+/// turns stale.
+pub fn page_free(cap: PageCap) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let revoked = pages::free(pid, cap)?;
+    sched::apply(alloc::vec![xs::Completion {
+        event: revoked,
+        status: events::Status::Ok,
+        value: events::Value::Empty
+    }]);
+    syscall_return();
+    Ok(())
+}
+
+/// Copies bytes out of a bound page.
+pub fn page_read(cap: PageCap, offset: usize, out: &mut [u8]) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = pages::copy(pid, cap, offset, Some(out), None);
+    syscall_return();
+    r
+}
+
+/// Copies bytes into a bound page.
+pub fn page_write(cap: PageCap, offset: usize, data: &[u8]) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = pages::copy(pid, cap, offset, None, Some(data));
+    syscall_return();
+    r
+}
+
+/// Grants domain `peer` access to a page; returns the grant reference.
+pub fn page_grant(cap: PageCap, peer: u16, readonly: bool) -> SysResult<u32> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = pages::grant(pid, cap, peer, readonly);
+    syscall_return();
+    r
+}
+
+/// Ends a grant; refused with `StillMapped` while the peer maps the page.
+pub fn page_ungrant(cap: PageCap) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = pages::ungrant(pid, cap);
+    syscall_return();
+    r
 }

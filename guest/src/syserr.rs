@@ -17,6 +17,32 @@ pub enum SysError {
     NoProcess,
     /// A Xen hypercall the call depends on failed.
     Hypervisor(i64),
+    /// A bounded queue of the service is full: retry after some complete.
+    Busy,
+    /// The argument is larger than the service accepts.
+    TooLarge,
+    /// No such handle (or it belongs to another process).
+    BadHandle,
+    /// The connection to the service broke (its peer misbehaved); it stays down.
+    ServiceBroken,
+    /// The capability was never issued by the kernel.
+    ForgedCapability,
+    /// The capability named a page that has since been freed or revoked.
+    StaleCapability,
+    /// The capability belongs to another process.
+    ForeignCapability,
+    /// The page is already bound; unbind it first.
+    AlreadyBound,
+    /// The page is not bound.
+    NotBound,
+    /// The address is not a free page-aligned address of the caller's region.
+    BadAddress,
+    /// The page is already granted to a peer.
+    AlreadyGranted,
+    /// The page is not granted.
+    NotGranted,
+    /// The peer still maps the granted page: access cannot end yet.
+    StillMapped,
 }
 
 impl From<events::Status> for SysError {
@@ -34,6 +60,19 @@ impl fmt::Display for SysError {
             SysError::TooManyTimers => f.write_str("too many timers outstanding"),
             SysError::NoProcess => f.write_str("no current process"),
             SysError::Hypervisor(e) => write!(f, "hypercall failed ({e})"),
+            SysError::Busy => f.write_str("busy: too many requests outstanding"),
+            SysError::TooLarge => f.write_str("argument too large"),
+            SysError::BadHandle => f.write_str("no such handle"),
+            SysError::ServiceBroken => f.write_str("service connection broken"),
+            SysError::ForgedCapability => f.write_str("forged capability"),
+            SysError::StaleCapability => f.write_str("stale capability"),
+            SysError::ForeignCapability => f.write_str("capability of another process"),
+            SysError::AlreadyBound => f.write_str("page already bound"),
+            SysError::NotBound => f.write_str("page not bound"),
+            SysError::BadAddress => f.write_str("bad address"),
+            SysError::AlreadyGranted => f.write_str("page already granted"),
+            SysError::NotGranted => f.write_str("page not granted"),
+            SysError::StillMapped => f.write_str("peer still maps the page"),
         }
     }
 }

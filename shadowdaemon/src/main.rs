@@ -1,33 +1,100 @@
 //! The shadowdaemon: runs in dom0 and will serve each guest's RPCs (files,
 //! randomness, ping) over a vchan ring, keyed by eventId.
 //!
-//! Today it parses and checks its configuration and reports that no
-//! transport exists yet; the rig runs it in dom0 so the binary and its
-//! libraries are proven to work there before the RPC issue builds on it.
+//! Today `serve` (the default) parses and checks its configuration and
+//! reports that no transport exists yet; the rig runs it in dom0 so the
+//! binary and its libraries are proven to work there before the RPC issue
+//! builds on it. `debug` holds tools the rig uses to check one Xen mechanism
+//! at a time (grant mapping so far).
 
-use clap::Parser;
+#![deny(unsafe_code)]
+
+mod debug;
+mod xen;
+
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
+#[command(
+    version,
+    about,
+    long_about = "The dom0 daemon that serves the guests' RPCs (files, randomness) keyed by \
+                  eventId.\n\nWithout a subcommand it runs `serve` with the options given. \
+                  `shadowdaemon debug --help` lists the rig's tools.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace (logs go to stderr).
+    #[arg(long, default_value = "info", global = true)]
+    log_level: log::LevelFilter,
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the guests' RPCs (the default). No RPC transport exists yet:
+    /// it checks its configuration, says so and exits with status 1.
+    Serve(ServeArgs),
+    /// Tools for the test rig, run in dom0 against a live guest: grant-read,
+    /// grant-write.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
     /// Folder under which each guest gets its own folder.
     #[arg(long, default_value = "/var/lib/ethos-shadow")]
     root: PathBuf,
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(long, default_value = "info")]
-    log_level: log::LevelFilter,
     /// Serve only these guests (domain names); all guests if empty.
     #[arg(long = "guest")]
     guests: Vec<String>,
 }
 
+#[derive(Subcommand, Debug)]
+enum DebugCommand {
+    /// Map a page a domain granted to dom0 (read-only) and print bytes of it
+    ///
+    /// Maps the grant through /dev/xen/gntdev, copies the bytes out once,
+    /// unmaps, and prints two lines on stdout:
+    ///   grant-read domid=D gref=G offset=O len=N hex=<lowercase hex>
+    ///   ascii=<printable ASCII, '.' for other bytes>
+    /// Exit status: 0 on success, 1 if a step fails (open, map ioctl, mmap,
+    /// munmap, unmap ioctl; the error names it and the OS error), 2 for bad
+    /// arguments.
+    #[command(verbatim_doc_comment)]
+    GrantRead(debug::GrantReadArgs),
+    /// Map a page a domain granted to dom0 writable and write bytes into it
+    ///
+    /// The domain must have granted the page writable. Maps it through
+    /// /dev/xen/gntdev, writes the bytes, unmaps, and prints on stdout:
+    ///   grant-write domid=D gref=G offset=O len=N hex=<lowercase hex>
+    /// Exit status: 0 on success, 1 if a step fails (open, map ioctl, mmap,
+    /// munmap, unmap ioctl; the error names it and the OS error), 2 for bad
+    /// arguments.
+    #[command(verbatim_doc_comment)]
+    GrantWrite(debug::GrantWriteArgs),
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
     env_logger::Builder::new()
-        .filter_level(args.log_level)
+        .filter_level(cli.log_level)
         .init();
+    match cli.command {
+        None => serve(&cli.serve),
+        Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Debug(DebugCommand::GrantRead(args))) => debug::run_grant_read(&args),
+        Some(Command::Debug(DebugCommand::GrantWrite(args))) => debug::run_grant_write(&args),
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
     log::info!(
         "shadowdaemon {} root={} guests={:?}",
         env!("CARGO_PKG_VERSION"),
@@ -40,4 +107,76 @@ fn main() -> ExitCode {
     }
     log::error!("no RPC transport yet: nothing to serve");
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_is_serve() {
+        let cli =
+            Cli::try_parse_from(["shadowdaemon", "--root", "/tmp/x", "--guest", "a"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.root, PathBuf::from("/tmp/x"));
+        assert_eq!(cli.serve.guests, ["a"]);
+    }
+
+    #[test]
+    fn grant_read_parses_with_defaults() {
+        let cli = Cli::try_parse_from([
+            "shadowdaemon",
+            "debug",
+            "grant-read",
+            "--domid",
+            "5",
+            "--gref",
+            "8",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.log_level, log::LevelFilter::Debug);
+        let Some(Command::Debug(DebugCommand::GrantRead(a))) = cli.command else {
+            panic!("not grant-read");
+        };
+        assert_eq!((a.domid, a.gref, a.offset, a.len), (5, 8, 0, 64));
+        assert_eq!(a.gntdev, PathBuf::from("/dev/xen/gntdev"));
+    }
+
+    #[test]
+    fn grant_write_needs_hex() {
+        assert!(Cli::try_parse_from([
+            "shadowdaemon",
+            "debug",
+            "grant-write",
+            "--domid",
+            "5",
+            "--gref",
+            "8"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn serve_options_do_not_mix_with_debug() {
+        assert!(Cli::try_parse_from([
+            "shadowdaemon",
+            "--root",
+            "/tmp/x",
+            "debug",
+            "grant-read",
+            "--domid",
+            "5",
+            "--gref",
+            "8"
+        ])
+        .is_err());
+    }
 }

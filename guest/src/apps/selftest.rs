@@ -7,7 +7,7 @@ use crate::sys;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use events::{Element, EventId, Status, Tree, Value};
 use guest::syserr::SysError;
 
@@ -65,6 +65,25 @@ const TESTS: &[Test] = &[
         event_quota_gives_named_status,
     ),
     ("foreign_events_are_refused", foreign_events_are_refused),
+    (
+        "xenstore_read_write_directory_rm",
+        xenstore_read_write_directory_rm,
+    ),
+    ("xenstore_errors_are_named", xenstore_errors_are_named),
+    (
+        "xenstore_transactions_commit_and_abort",
+        xenstore_transactions_commit_and_abort,
+    ),
+    (
+        "xenstore_watch_firings_are_events",
+        xenstore_watch_firings_are_events,
+    ),
+    ("pages_bind_write_read_unbind", pages_bind_write_read_unbind),
+    (
+        "page_capabilities_are_checked",
+        page_capabilities_are_checked,
+    ),
+    ("grant_round_trip_with_dom0", grant_round_trip_with_dom0),
 ];
 
 fn run_all() {
@@ -400,16 +419,36 @@ fn event_quota_gives_named_status() -> TestResult {
 /// The peer process's event, for the ownership test (linked-in apps share
 /// the kernel's address space; this is the test's own channel, not an API).
 static PEER_EVENT: AtomicU64 = AtomicU64::new(0);
+/// The peer process's page capability, for the capability test.
+static PEER_PAGE: AtomicU64 = AtomicU64::new(0);
+/// Set when the tests no longer need the peer.
+static PEER_RELEASED: AtomicBool = AtomicBool::new(false);
 
 fn peer() {
-    if let Ok(id) = sys::beep(sys::get_time() + 3_600_000 * MS) {
+    let page = sys::page_alloc().ok();
+    if let Some((cap, _)) = page {
+        PEER_PAGE.store(cap.0, Ordering::SeqCst);
+    }
+    let event = sys::beep(sys::get_time() + 3_600_000 * MS).ok();
+    if let Some(id) = event {
         PEER_EVENT.store(id.0, Ordering::SeqCst);
-        // Keep the event alive until the test has tried to touch it.
-        let pacer = sys::beep(sys::get_time() + 20 * MS);
-        if let Ok(p) = pacer {
+    }
+    // Stay alive (bounded: 10 s) until the tests that poke at this
+    // process's event and page are done.
+    for _ in 0..2000 {
+        if PEER_RELEASED.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Ok(p) = sys::beep(sys::get_time() + 5 * MS) {
             let _ = sys::block_and_retire(p);
         }
+    }
+    // Leave nothing behind, so the kernel's counters add up.
+    if let Some(id) = event {
         let _ = sys::cancel(id).and_then(|_| sys::retire(id));
+    }
+    if let Some((cap, revoked)) = page {
+        let _ = sys::page_free(cap).and_then(|_| sys::retire(revoked));
     }
     sys::exit(0)
 }
@@ -417,9 +456,13 @@ fn peer() {
 fn foreign_events_are_refused() -> TestResult {
     sys::spawn("selftest-peer", peer).map_err(|e| format!("spawn: {e}"))?;
     let me = sys::get_pid().map_err(|e| format!("get_pid: {e}"))?;
-    // Let the peer run and create its event.
-    let pacer = beeps(sys::get_time(), &[5])?;
-    sys::block_and_retire(pacer[0]).map_err(|e| format!("pacer: {e}"))?;
+    // Let the peer run until it has created its page and event (bounded).
+    for _ in 0..200 {
+        if PEER_EVENT.load(Ordering::SeqCst) != 0 {
+            break;
+        }
+        wait(sys::beep(sys::get_time() + 5 * MS), "pacer")?;
+    }
     let theirs = EventId(PEER_EVENT.load(Ordering::SeqCst));
     ensure!(
         !theirs.is_null(),
@@ -441,5 +484,306 @@ fn foreign_events_are_refused() -> TestResult {
     ])
     .map(|_| ());
     ensure!(got == not_owner, "block on a foreign event gave {got:?}");
+    Ok(())
+}
+
+/// Waits for an event and retires it; `Ok` only for a successful completion.
+fn wait(id: Result<EventId, SysError>, what: &str) -> Result<Value, String> {
+    let id = id.map_err(|e| format!("{what}: {e}"))?;
+    let r = sys::block_and_retire(id).map_err(|e| format!("{what}: block_and_retire: {e}"))?;
+    if r.status != Status::Ok {
+        return Err(format!("{what}: completed with {}", r.status));
+    }
+    Ok(r.value)
+}
+
+/// Waits for an event and returns its completion status.
+fn wait_status(id: Result<EventId, SysError>, what: &str) -> Result<Status, String> {
+    let id = id.map_err(|e| format!("{what}: {e}"))?;
+    Ok(sys::block_and_retire(id)
+        .map_err(|e| format!("{what}: block_and_retire: {e}"))?
+        .status)
+}
+
+const ENOENT: Status = Status::Remote(2);
+const EAGAIN: Status = Status::Remote(11);
+const EACCES: Status = Status::Remote(13);
+
+fn xenstore_read_write_directory_rm() -> TestResult {
+    let domid = wait(sys::xs_read("domid", 0), "read domid")?;
+    let domid = match &domid {
+        Value::Bytes(b) => core::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok()),
+        _ => None,
+    };
+    ensure!(domid.is_some_and(|d| d > 0), "domid read as {domid:?}");
+    wait(sys::xs_write("data/ethos-test/a", b"hello", 0), "write")?;
+    let v = wait(sys::xs_read("data/ethos-test/a", 0), "read back")?;
+    ensure!(v == Value::Bytes(b"hello".to_vec()), "read back {v:?}");
+    let dir = wait(sys::xs_directory("data/ethos-test", 0), "directory")?;
+    let Value::Bytes(names) = dir else {
+        return Err(format!("directory gave {dir:?}"));
+    };
+    ensure!(
+        guest::xenstore::directory_entries(&names).any(|n| n == b"a"),
+        "directory lacks a: {names:?}"
+    );
+    wait(sys::xs_rm("data/ethos-test", 0), "rm")?;
+    let gone = wait_status(sys::xs_read("data/ethos-test/a", 0), "read removed")?;
+    ensure!(gone == ENOENT, "read of a removed key gave {gone}");
+    Ok(())
+}
+
+fn xenstore_errors_are_named() -> TestResult {
+    let missing = wait_status(sys::xs_read("data/no/such/key", 0), "read missing")?;
+    ensure!(missing == ENOENT, "missing key gave {missing}");
+    let denied = wait_status(
+        sys::xs_write("/local/domain/0/ethos-test", b"x", 0),
+        "write dom0's key",
+    )?;
+    ensure!(denied == EACCES, "writing dom0's tree gave {denied}");
+    let nul = sys::xs_read("data/a\0b", 0);
+    ensure!(
+        nul == Err(SysError::InvalidArgument),
+        "path with NUL gave {nul:?}"
+    );
+    let huge = alloc::vec![b'x'; 5000];
+    let big = sys::xs_write("data/big", &huge, 0);
+    ensure!(
+        big == Err(SysError::TooLarge),
+        "5000-byte value gave {big:?}"
+    );
+    // A failed call leaves no event behind.
+    let listing = sys::list().map_err(|e| format!("list: {e}"))?;
+    ensure!(
+        listing.pending.is_empty() && listing.completed.is_empty(),
+        "leftover events: {listing:?}"
+    );
+    Ok(())
+}
+
+/// Runs `body` in a transaction, starting over while the commit reports EAGAIN.
+fn transaction(body: impl Fn(u32) -> TestResult) -> Result<u32, String> {
+    for attempt in 1..=10 {
+        let tx = match wait(sys::xs_transaction_start(), "transaction start")? {
+            Value::Word(tx) => tx as u32,
+            other => return Err(format!("transaction id {other:?}")),
+        };
+        body(tx)?;
+        match wait_status(sys::xs_transaction_end(tx, true), "commit")? {
+            Status::Ok => return Ok(attempt),
+            s if s == EAGAIN => continue,
+            s => return Err(format!("commit gave {s}")),
+        }
+    }
+    Err(String::from("10 commits in a row met EAGAIN"))
+}
+
+fn xenstore_transactions_commit_and_abort() -> TestResult {
+    transaction(|tx| {
+        wait(sys::xs_write("data/ethos-tx/x", b"1", tx), "write x in tx")?;
+        wait(sys::xs_write("data/ethos-tx/y", b"2", tx), "write y in tx")?;
+        Ok(())
+    })?;
+    let x = wait(sys::xs_read("data/ethos-tx/x", 0), "read x")?;
+    let y = wait(sys::xs_read("data/ethos-tx/y", 0), "read y")?;
+    ensure!(
+        x == Value::Bytes(b"1".to_vec()) && y == Value::Bytes(b"2".to_vec()),
+        "after commit: {x:?} {y:?}"
+    );
+    // An aborted transaction changes nothing.
+    let tx = match wait(sys::xs_transaction_start(), "start")? {
+        Value::Word(tx) => tx as u32,
+        other => return Err(format!("transaction id {other:?}")),
+    };
+    wait(sys::xs_write("data/ethos-tx/z", b"3", tx), "write z in tx")?;
+    wait(sys::xs_transaction_end(tx, false), "abort")?;
+    let z = wait_status(sys::xs_read("data/ethos-tx/z", 0), "read z")?;
+    ensure!(z == ENOENT, "aborted write is visible: {z}");
+    wait(sys::xs_rm("data/ethos-tx", 0), "cleanup")?;
+    Ok(())
+}
+
+fn xenstore_watch_firings_are_events() -> TestResult {
+    let (watch, ack) = sys::xs_watch("data/ethos-watch").map_err(|e| format!("watch: {e}"))?;
+    wait(Ok(ack), "watch registration")?;
+    // xenstored fires every new watch once.
+    let first = wait(sys::xs_watch_next(watch), "initial firing")?;
+    ensure!(
+        first == Value::Bytes(b"data/ethos-watch".to_vec()),
+        "initial firing named {first:?}"
+    );
+    let next = sys::xs_watch_next(watch).map_err(|e| format!("watch_next: {e}"))?;
+    let twice = sys::xs_watch_next(watch);
+    ensure!(
+        twice == Err(SysError::Busy),
+        "a second waiter on one watch gave {twice:?}"
+    );
+    wait(
+        sys::xs_write("data/ethos-watch/k", b"v", 0),
+        "write under the watch",
+    )?;
+    let fired = wait(Ok(next), "firing after write")?;
+    ensure!(
+        fired == Value::Bytes(b"data/ethos-watch/k".to_vec()),
+        "firing named {fired:?}"
+    );
+    let pending = sys::xs_watch_next(watch).map_err(|e| format!("watch_next: {e}"))?;
+    wait(sys::xs_unwatch(watch), "unwatch")?;
+    let cancelled = sys::retire(pending).map_err(|e| format!("retire: {e}"))?;
+    ensure!(
+        cancelled.status == Status::Cancelled,
+        "waiter of a removed watch: {}",
+        cancelled.status
+    );
+    let stale = sys::xs_watch_next(watch);
+    ensure!(
+        stale == Err(SysError::BadHandle),
+        "removed watch gave {stale:?}"
+    );
+    wait(sys::xs_rm("data/ethos-watch", 0), "cleanup")?;
+    Ok(())
+}
+
+fn pages_bind_write_read_unbind() -> TestResult {
+    let (cap, revoked) = sys::page_alloc().map_err(|e| format!("page_alloc: {e}"))?;
+    let base = sys::region_base().map_err(|e| format!("region_base: {e}"))?;
+    let unbound = sys::page_write(cap, 0, b"x");
+    ensure!(
+        unbound == Err(SysError::NotBound),
+        "write to an unbound page gave {unbound:?}"
+    );
+    sys::page_bind(cap, base).map_err(|e| format!("bind: {e}"))?;
+    let mut fresh = [0xffu8; 64];
+    sys::page_read(cap, 4000, &mut fresh).map_err(|e| format!("read: {e}"))?;
+    ensure!(fresh.iter().all(|&b| b == 0), "a new page is not zeroed");
+    sys::page_write(cap, 100, b"ethos page").map_err(|e| format!("write: {e}"))?;
+    let mut back = [0u8; 10];
+    sys::page_read(cap, 100, &mut back).map_err(|e| format!("read back: {e}"))?;
+    ensure!(&back == b"ethos page", "read back {back:?}");
+    let past_end = sys::page_write(cap, 4090, b"0123456789");
+    ensure!(
+        past_end == Err(SysError::BadAddress),
+        "write past the page gave {past_end:?}"
+    );
+    sys::page_unbind(cap).map_err(|e| format!("unbind: {e}"))?;
+    let after = sys::page_read(cap, 100, &mut back);
+    ensure!(
+        after == Err(SysError::NotBound),
+        "read after unbind gave {after:?}"
+    );
+    // Rebinding elsewhere shows the same frame.
+    sys::page_bind(cap, base + 8192).map_err(|e| format!("rebind: {e}"))?;
+    sys::page_read(cap, 100, &mut back).map_err(|e| format!("read rebound: {e}"))?;
+    ensure!(&back == b"ethos page", "rebound page holds {back:?}");
+    sys::page_free(cap).map_err(|e| format!("free: {e}"))?;
+    let r = sys::retire(revoked).map_err(|e| format!("retire revocation: {e}"))?;
+    ensure!(r.status == Status::Ok, "revocation event: {}", r.status);
+    Ok(())
+}
+
+fn page_capabilities_are_checked() -> TestResult {
+    let base = sys::region_base().map_err(|e| format!("region_base: {e}"))?;
+    let forged = sys::page_bind(crate::pages::PageCap(0x0000_0001_dead_beef), base);
+    ensure!(
+        forged == Err(SysError::ForgedCapability),
+        "forged cap gave {forged:?}"
+    );
+    let (cap, revoked) = sys::page_alloc().map_err(|e| format!("page_alloc: {e}"))?;
+    let tampered = sys::page_bind(crate::pages::PageCap(cap.0 ^ 1), base);
+    ensure!(
+        tampered == Err(SysError::ForgedCapability),
+        "tampered cap gave {tampered:?}"
+    );
+    for bad in [base + 1, base - 4096, base + 512 * 4096, 0x40_0000] {
+        let got = sys::page_bind(cap, bad);
+        ensure!(
+            got == Err(SysError::BadAddress),
+            "bind at {bad:#x} gave {got:?}"
+        );
+    }
+    sys::page_bind(cap, base).map_err(|e| format!("bind: {e}"))?;
+    let twice = sys::page_bind(cap, base + 4096);
+    ensure!(
+        twice == Err(SysError::AlreadyBound),
+        "double bind gave {twice:?}"
+    );
+    let (other, other_revoked) = sys::page_alloc().map_err(|e| format!("page_alloc: {e}"))?;
+    let occupied = sys::page_bind(other, base);
+    ensure!(
+        occupied == Err(SysError::BadAddress),
+        "binding over a bound address gave {occupied:?}"
+    );
+    sys::page_free(other).map_err(|e| format!("free: {e}"))?;
+    sys::retire(other_revoked).map_err(|e| format!("retire: {e}"))?;
+    sys::page_free(cap).map_err(|e| format!("free: {e}"))?;
+    sys::retire(revoked).map_err(|e| format!("retire: {e}"))?;
+    let stale = sys::page_bind(cap, base);
+    ensure!(
+        stale == Err(SysError::StaleCapability),
+        "freed cap gave {stale:?}"
+    );
+    let theirs = crate::pages::PageCap(PEER_PAGE.load(Ordering::SeqCst));
+    ensure!(theirs.0 != 0, "the peer process made no page");
+    let foreign = sys::page_bind(theirs, base);
+    PEER_RELEASED.store(true, Ordering::SeqCst);
+    ensure!(
+        foreign == Err(SysError::ForeignCapability),
+        "another process's cap gave {foreign:?}"
+    );
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The guest grants a page to dom0 and publishes the reference in
+/// xenstore; the rig scenario maps it in dom0 (`shadowdaemon debug
+/// grant-read`) and writes back what it read.
+fn grant_round_trip_with_dom0() -> TestResult {
+    const PATTERN: &[u8] = b"ethos grant test";
+    let (cap, revoked) = sys::page_alloc().map_err(|e| format!("page_alloc: {e}"))?;
+    let base = sys::region_base().map_err(|e| format!("region_base: {e}"))?;
+    sys::page_bind(cap, base).map_err(|e| format!("bind: {e}"))?;
+    sys::page_write(cap, 0, PATTERN).map_err(|e| format!("write: {e}"))?;
+    let gref = sys::page_grant(cap, 0, true).map_err(|e| format!("grant: {e}"))?;
+    let again = sys::page_grant(cap, 0, true);
+    ensure!(
+        again == Err(SysError::AlreadyGranted),
+        "second grant gave {again:?}"
+    );
+    let (watch, ack) =
+        sys::xs_watch("data/ethos-grant-result").map_err(|e| format!("watch: {e}"))?;
+    wait(Ok(ack), "watch")?;
+    wait(sys::xs_watch_next(watch), "initial firing")?;
+    wait(
+        sys::xs_write("data/ethos-grant", format!("{gref}").as_bytes(), 0),
+        "publish gref",
+    )?;
+    // Wait for dom0's answer, or give up after 60 s: an OR tree.
+    let answer = sys::xs_watch_next(watch).map_err(|e| format!("watch_next: {e}"))?;
+    let timeout = sys::beep(sys::get_time() + 60_000 * MS).map_err(|e| format!("beep: {e}"))?;
+    let woken =
+        sys::block(&spec(Tree::any([answer, timeout]))?).map_err(|e| format!("block: {e}"))?;
+    ensure!(woken.contains(&answer), "dom0 did not answer within 60 s");
+    sys::cancel(timeout)
+        .and_then(|_| sys::retire(timeout))
+        .map_err(|e| format!("timeout cleanup: {e}"))?;
+    sys::retire(answer).map_err(|e| format!("retire answer: {e}"))?;
+    let got = wait(sys::xs_read("data/ethos-grant-result", 0), "read result")?;
+    let want = hex(PATTERN);
+    ensure!(
+        got == Value::Bytes(want.clone().into_bytes()),
+        "dom0 read {got:?}, want {want}"
+    );
+    wait(sys::xs_unwatch(watch), "unwatch")?;
+    // dom0 has unmapped it, so access can end and the page be freed.
+    sys::page_ungrant(cap).map_err(|e| format!("ungrant: {e}"))?;
+    sys::page_free(cap).map_err(|e| format!("free: {e}"))?;
+    sys::retire(revoked).map_err(|e| format!("retire: {e}"))?;
+    wait(sys::xs_rm("data/ethos-grant", 0), "cleanup")?;
+    wait(sys::xs_rm("data/ethos-grant-result", 0), "cleanup")?;
     Ok(())
 }

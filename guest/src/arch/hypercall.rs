@@ -8,8 +8,9 @@
 
 use core::fmt;
 use guest::abi::{
-    callback, evtchnop, hypercall as nr, schedop, vcpuop, virq, xenver, CallbackRegister,
-    EvtchnBindVirq, EvtchnSend, SchedPoll, SchedShutdown, ShutdownReason, TrapInfo,
+    callback, evtchnop, gnttab, hypercall as nr, schedop, vcpuop, virq, xenver, CallbackRegister,
+    EvtchnBindVirq, EvtchnSend, GnttabSetupTable, MmuUpdate, SchedPoll, SchedShutdown,
+    ShutdownReason, TrapInfo,
 };
 
 extern "C" {
@@ -263,4 +264,55 @@ pub fn stop_periodic_timer() -> Result<(), XenError> {
     // SAFETY: takes no argument structure.
     check(unsafe { hypercall5(nr::VCPU_OP, vcpuop::STOP_PERIODIC_TIMER as u64, 0, 0, 0, 0) })
         .map(drop)
+}
+
+/// `mmu_update(reqs, count, &done, DOMID_SELF)`: checked page-table writes.
+///
+/// # Safety
+/// Changing page tables can pull memory from under live references: the
+/// caller guarantees nothing borrows memory whose mapping changes.
+pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> Result<(), XenError> {
+    let mut done: u32 = 0;
+    // SAFETY: `reqs` and `done` are live for the call; by the caller's guarantee above.
+    check(unsafe {
+        hypercall5(
+            nr::MMU_UPDATE,
+            reqs.as_ptr() as u64,
+            reqs.len() as u64,
+            &mut done as *mut u32 as u64,
+            guest::abi::DOMID_SELF as u64,
+            0,
+        )
+    })?;
+    if done as usize != reqs.len() {
+        return Err(XenError(-22));
+    }
+    Ok(())
+}
+
+/// `grant_table_op(GNTTABOP_setup_table)` for this domain: the machine
+/// frame of its first (only) grant-table frame.
+pub fn gnttab_setup_one_frame() -> Result<u64, XenError> {
+    let mut frame: u64 = 0;
+    let mut arg = GnttabSetupTable {
+        dom: guest::abi::DOMID_SELF,
+        nr_frames: 1,
+        status: 0,
+        frame_list: &mut frame,
+    };
+    // SAFETY: `arg` and the one-entry frame list are live for the call.
+    check(unsafe {
+        hypercall5(
+            nr::GRANT_TABLE_OP,
+            gnttab::OP_SETUP_TABLE as u64,
+            &mut arg as *mut _ as u64,
+            1,
+            0,
+            0,
+        )
+    })?;
+    if arg.status != 0 {
+        return Err(XenError(arg.status as i64));
+    }
+    Ok(frame)
 }

@@ -6,10 +6,13 @@
 //! xenstore rings, page tables), and Xen maps the read-only machine-to-phys
 //! table at `MACH2PHYS_VIRT_START`.
 
-use super::hypercall::{update_va_mapping, XenError};
+use super::hypercall::{mmu_update, update_va_mapping, XenError};
 use super::shared::SharedPage;
 use super::VIRT_BASE;
-use guest::abi::{pte, uvmf, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START, PAGE_SHIFT, PAGE_SIZE};
+use guest::abi::{
+    pte, uvmf, MmuUpdate, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE,
+    PAGE_SHIFT, PAGE_SIZE,
+};
 
 /// Looks up the pfn of a machine frame in Xen's M2P table.
 pub fn mfn_to_pfn(mfn: u64) -> Option<u64> {
@@ -32,6 +35,9 @@ pub fn pfn_to_virt(pfn: u64) -> u64 {
 struct PageSlot([u8; PAGE_SIZE]);
 
 static mut SHARED_INFO_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
+static mut GRANT_TABLE_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
+/// Where the kernel maps a frame for a moment (to zero it).
+static mut SCRATCH_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
 
 /// Maps the shared-info page (given by machine address) over a BSS slot.
 pub fn map_shared_info(maddr: u64) -> Result<SharedPage, XenError> {
@@ -74,4 +80,104 @@ pub fn boot_heap_region(si: &guest::abi::StartInfo) -> core::ops::Range<u64> {
     let padded = (boot_stack_end + (512 << 10)).div_ceil(MIB4) * MIB4;
     let end = padded.min(VIRT_BASE + si.nr_pages * PAGE_SIZE as u64);
     boot_stack_end..end
+}
+
+/// The machine frame of pseudo-physical frame `pfn`, from the P2M list the
+/// builder left at `mfn_list` (a virtual address in the boot mapping).
+pub fn pfn_to_mfn(mfn_list: u64, nr_pages: u64, pfn: u64) -> Option<u64> {
+    if pfn >= nr_pages {
+        return None;
+    }
+    // SAFETY: the P2M list has `nr_pages` entries and lies in the boot
+    // mapping; it is this domain's private memory and nobody writes it.
+    Some(unsafe { ((mfn_list + pfn * 8) as *const u64).read_volatile() })
+}
+
+/// Maps the domain's grant-table frame (machine frame `mfn`) over a BSS slot.
+pub fn map_grant_table(mfn: u64) -> Result<SharedPage, XenError> {
+    let va = core::ptr::addr_of_mut!(GRANT_TABLE_SLOT) as u64;
+    // SAFETY: the slot's own contents are never referenced.
+    unsafe { update_va_mapping(va, (mfn << PAGE_SHIFT) | KERNEL_RW, uvmf::INVLPG)? };
+    // SAFETY: mapped for the kernel's whole life from here on.
+    Ok(unsafe { SharedPage::new(va as *mut u8) })
+}
+
+const KERNEL_RW: u64 = pte::PRESENT | pte::WRITABLE | pte::ACCESSED | pte::DIRTY;
+
+/// Fills machine frame `mfn` with zeros through the scratch slot, then
+/// unmaps it again so no writable mapping of it is left.
+pub fn zero_frame(mfn: u64) -> Result<(), XenError> {
+    let va = core::ptr::addr_of_mut!(SCRATCH_SLOT) as u64;
+    // SAFETY: the scratch slot is only used here, on one vCPU, and never
+    // referenced otherwise.
+    unsafe { update_va_mapping(va, (mfn << PAGE_SHIFT) | KERNEL_RW, uvmf::INVLPG)? };
+    // SAFETY: the slot now maps `mfn`, writable, 4096 bytes.
+    unsafe { core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE) };
+    // SAFETY: as above; the frame is left unmapped.
+    unsafe { update_va_mapping(va, 0, uvmf::INVLPG) }
+}
+
+/// Installs `child_mfn` as the table (or page) at `index` of the page table
+/// whose machine frame is `table_mfn`, through a checked `mmu_update`.
+/// `flags` are the entry's low bits.
+pub fn set_table_entry(
+    table_mfn: u64,
+    index: usize,
+    child_mfn: u64,
+    flags: u64,
+) -> Result<(), XenError> {
+    let req = MmuUpdate {
+        ptr: ((table_mfn << PAGE_SHIFT) + index as u64 * 8) | MMU_NORMAL_PT_UPDATE,
+        val: (child_mfn << PAGE_SHIFT) | flags,
+    };
+    // SAFETY: only entries for addresses the kernel has not handed out yet
+    // (fresh page tables) are changed here; Xen validates the new entry.
+    unsafe { mmu_update(&[req]) }
+}
+
+/// Reads entry `index` of a page table built by the domain builder (it lies
+/// in the boot mapping, mapped read-only).
+pub fn boot_table_entry(table_mfn: u64, index: usize, nr_pages: u64) -> Option<u64> {
+    let pfn = mfn_to_pfn(table_mfn)?;
+    if pfn >= nr_pages || index >= 512 {
+        return None;
+    }
+    // SAFETY: boot page tables are mapped (read-only) in the boot area and
+    // only Xen changes them, on our own requests.
+    Some(unsafe { ((pfn_to_virt(pfn) + index as u64 * 8) as *const u64).read_volatile() })
+}
+
+/// Maps machine frame `mfn` at `va` (user-accessible, writable or not) and
+/// flushes that one TLB entry. The page tables for `va` must exist.
+pub fn map_page(va: u64, mfn: u64, writable: bool) -> Result<(), XenError> {
+    let flags = pte::PRESENT
+        | pte::USER
+        | pte::ACCESSED
+        | if writable {
+            pte::WRITABLE | pte::DIRTY
+        } else {
+            0
+        };
+    // SAFETY: `va` is in a process region, which nothing in the kernel
+    // references; the process gave up any claim to the old mapping by binding.
+    unsafe { update_va_mapping(va, (mfn << PAGE_SHIFT) | flags, uvmf::INVLPG) }
+}
+
+/// Removes the mapping at `va` and flushes its TLB entry: later accesses fault.
+pub fn unmap_page(va: u64) -> Result<(), XenError> {
+    // SAFETY: as `map_page`; after this no access through `va` reaches the frame.
+    unsafe { update_va_mapping(va, 0, uvmf::INVLPG) }
+}
+
+/// Copies `out.len()` bytes from a bound process page at `va`.
+pub fn copy_from_bound(va: u64, out: &mut [u8]) {
+    // SAFETY: the caller (the system-call layer) checked the capability and
+    // that `va..va+len` lies in one page the kernel has bound.
+    unsafe { core::ptr::copy_nonoverlapping(va as *const u8, out.as_mut_ptr(), out.len()) }
+}
+
+/// Copies `data` into a bound process page at `va`.
+pub fn copy_to_bound(va: u64, data: &[u8]) {
+    // SAFETY: as `copy_from_bound`, and the page is bound writable.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) }
 }

@@ -6,7 +6,7 @@
 //! and the compiler cannot re-read it behind our back; callers validate what
 //! they read before using it.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// A page shared with another domain or with Xen, addressed by byte offset.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +48,30 @@ impl SharedPage {
     pub fn store_u8(&self, offset: usize, value: u8, order: Ordering) {
         // SAFETY: as `load_u8`.
         unsafe { AtomicU8::from_ptr(self.at(offset)) }.store(value, order)
+    }
+
+    pub fn load_u16(&self, offset: usize, order: Ordering) -> u16 {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU16::from_ptr(self.at(offset)) }.load(order)
+    }
+
+    pub fn store_u16(&self, offset: usize, value: u16, order: Ordering) {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU16::from_ptr(self.at(offset)) }.store(value, order)
+    }
+
+    /// Replaces the u16 at `offset` with `new` if it still holds `current`;
+    /// returns the value found.
+    pub fn cmpxchg_u16(&self, offset: usize, current: u16, new: u16) -> u16 {
+        // SAFETY: as `load_u8`; a locked cmpxchg is what Xen's grant protocol requires.
+        match unsafe { AtomicU16::from_ptr(self.at(offset)) }.compare_exchange(
+            current,
+            new,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(v) | Err(v) => v,
+        }
     }
 
     pub fn load_u32(&self, offset: usize, order: Ordering) -> u32 {

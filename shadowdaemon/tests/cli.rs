@@ -1,0 +1,142 @@
+//! Runs the built binary the way the rig does, on a host without Xen.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shadowdaemon"))
+        .args(args)
+        .output()
+        .expect("run shadowdaemon")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_describes_every_command() {
+    let top = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    for word in ["serve", "debug", "--root", "--guest", "--log-level"] {
+        assert!(top.contains(word), "{word} missing from:\n{top}");
+    }
+    let dbg = String::from_utf8(run(&["debug", "--help"]).stdout).unwrap();
+    assert!(
+        dbg.contains("grant-read") && dbg.contains("grant-write"),
+        "{dbg}"
+    );
+    let read = String::from_utf8(run(&["debug", "grant-read", "--help"]).stdout).unwrap();
+    for word in [
+        "--domid", "--gref", "--offset", "--len", "--gntdev", "hex=", "ascii=",
+    ] {
+        assert!(read.contains(word), "{word} missing from:\n{read}");
+    }
+    let write = String::from_utf8(run(&["debug", "grant-write", "--help"]).stdout).unwrap();
+    for word in ["--domid", "--gref", "--offset", "--hex", "--gntdev"] {
+        assert!(write.contains(word), "{word} missing from:\n{write}");
+    }
+}
+
+#[test]
+fn grant_read_without_gntdev_fails_at_open() {
+    let o = run(&[
+        "debug",
+        "grant-read",
+        "--domid",
+        "5",
+        "--gref",
+        "8",
+        "--gntdev",
+        "/nonexistent/dev/xen/gntdev",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.contains("grant-read: open failed (/nonexistent/dev/xen/gntdev): ")
+            && err.contains("os error 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn grant_write_without_gntdev_fails_at_open() {
+    let o = run(&[
+        "debug",
+        "grant-write",
+        "--domid",
+        "5",
+        "--gref",
+        "8",
+        "--hex",
+        "00ff",
+        "--gntdev",
+        "/nonexistent/dev/xen/gntdev",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("grant-write: open failed"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_before_touching_the_device() {
+    // The device path does not exist: an "open" error would mean the
+    // arguments were not checked first.
+    let o = run(&[
+        "debug",
+        "grant-read",
+        "--domid",
+        "5",
+        "--gref",
+        "8",
+        "--offset",
+        "4000",
+        "--len",
+        "97",
+        "--gntdev",
+        "/nonexistent",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad range"), "{}", stderr(&o));
+
+    let o = run(&[
+        "debug",
+        "grant-write",
+        "--domid",
+        "5",
+        "--gref",
+        "8",
+        "--hex",
+        "abc",
+        "--gntdev",
+        "/nonexistent",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad --hex: odd number"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn default_is_serve_and_says_there_is_no_transport() {
+    let root = std::env::temp_dir().join(format!("shadowdaemon-cli-{}", std::process::id()));
+    let o = run(&["--root", root.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no RPC transport yet"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["serve", "--root", root.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no RPC transport yet"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
