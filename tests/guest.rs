@@ -177,6 +177,14 @@ fn in_guest_test_suite_passes_under_xen() {
         "cancel_semantics",
         "event_quota_gives_named_status",
         "foreign_events_are_refused",
+        "xenstore_read_write_directory_rm",
+        "xenstore_errors_are_named",
+        "xenstore_transactions_commit_and_abort",
+        "xenstore_watch_firings_are_events",
+        "pages_bind_write_read_unbind",
+        "page_capabilities_are_checked",
+        "grant_round_trip_with_dom0",
+        "memory_pressure_revokes_oldest_page",
     ] {
         assert!(
             tests.iter().any(|t| t.starts_with(name)),
@@ -210,4 +218,59 @@ fn guest_reports_event_statistics_at_the_end() {
     let switches: u64 = k["context_switches"].parse().unwrap();
     // One switch into each process when it starts, one per wake.
     assert!(switches >= n("wakes"), "{kline}");
+}
+
+#[test]
+fn dom0_read_the_page_the_guest_granted() {
+    let run = rig();
+    let dom0 = run.guest("grant");
+    let line = dom0
+        .line_with("grant-read ")
+        .unwrap_or_else(|| panic!("dom0 mapped no grant:\n{}", dom0.log));
+    // "ethos grant test", as the selftest wrote it before granting.
+    assert!(
+        line.ends_with("hex=6574686f73206772616e742074657374"),
+        "{line}"
+    );
+    assert!(
+        dom0.line_with("ascii=ethos grant test").is_some(),
+        "{}",
+        dom0.log
+    );
+}
+
+#[test]
+fn freed_page_address_faults_instead_of_reaching_the_frame() {
+    let guest = rig().guest("stale");
+    assert_eq!(
+        guest.state, "crashed",
+        "Xen saw the guest end as {}:\n{}",
+        guest.state, guest.log
+    );
+    let touched = guest
+        .line_with("reading freed page at ")
+        .expect("the app reached the read");
+    let va = touched.rsplit(' ').next().unwrap();
+    let head = guest
+        .line_with("FAULT: #PF")
+        .unwrap_or_else(|| panic!("no page fault:\n{}", guest.log));
+    assert!(head.contains("page fault"), "{head}");
+    let addr = guest
+        .line_with("faulting address")
+        .expect("faulting address");
+    let cr2 = addr
+        .split("(cr2)=")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap();
+    assert_eq!(
+        u64::from_str_radix(cr2.trim_start_matches("0x"), 16).unwrap(),
+        u64::from_str_radix(va.trim_start_matches("0x"), 16).unwrap(),
+        "{addr}"
+    );
+    assert!(
+        addr.contains("not-present page"),
+        "the mapping is gone: {addr}"
+    );
+    assert!(guest.line_with("no fault").is_none(), "{}", guest.log);
 }

@@ -125,32 +125,40 @@ fn read_results(out_dir: &Path, passed: bool, transcript: String) -> RigRun {
         })
         .collect();
     let mut guests = BTreeMap::new();
-    if let Ok(entries) = fs::read_dir(out_dir.join("guests")) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("state") {
-                continue;
-            }
-            let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            let state_line = fs::read_to_string(&path).unwrap_or_default();
-            let field = |key: &str| {
-                state_line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix(key).map(str::to_string))
-                    .unwrap_or_default()
-            };
-            let log = fs::read_to_string(out_dir.join("guests").join(format!("{name}.log")))
-                .unwrap_or_default();
-            guests.insert(
-                name.clone(),
-                GuestRun {
-                    name,
-                    state: field("state="),
-                    expected: field("expected="),
-                    log,
-                },
-            );
-        }
+    let dir = out_dir.join("guests");
+    // Every name with a log or a final state (dom0 helpers log without a state).
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    e.path()
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let state_line = fs::read_to_string(dir.join(format!("{name}.state"))).unwrap_or_default();
+        let field = |key: &str| {
+            state_line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(key).map(str::to_string))
+                .unwrap_or_default()
+        };
+        let log = fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        guests.insert(
+            name.clone(),
+            GuestRun {
+                name,
+                state: field("state="),
+                expected: field("expected="),
+                log,
+            },
+        );
     }
     RigRun {
         passed,

@@ -54,6 +54,9 @@ pub enum TestFault {
     DivideError,
     /// Call `panic!`.
     Panic,
+    /// A process binds a page, frees it, then reads its old address: the
+    /// read must fault instead of reaching the (reusable) frame.
+    StalePage,
 }
 
 impl TestFault {
@@ -67,6 +70,7 @@ impl TestFault {
             Some("ud") => Ok(Some(TestFault::InvalidOpcode)),
             Some("divide") => Ok(Some(TestFault::DivideError)),
             Some("panic") => Ok(Some(TestFault::Panic)),
+            Some("stale-page") => Ok(Some(TestFault::StalePage)),
             Some(other) => Err(other),
         }
     }
@@ -127,6 +131,10 @@ mod tests {
             Ok(Some(TestFault::DivideError))
         );
         assert_eq!(parse("ethos.test_fault=panic"), Ok(Some(TestFault::Panic)));
+        assert_eq!(
+            parse("ethos.test_fault=stale-page"),
+            Ok(Some(TestFault::StalePage))
+        );
         assert_eq!(parse("ethos.test_fault=oops"), Err("oops"));
     }
 }

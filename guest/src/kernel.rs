@@ -147,15 +147,17 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         boot.memory_mib()
     );
 
+    let mut app = boot.cmdline.get("ethos.app").unwrap_or("demo");
     match TestFault::from_cmdline(&boot.cmdline) {
         Ok(None) => {}
+        // Needs a process with a bound page: the app commits it.
+        Ok(Some(TestFault::StalePage)) => app = "stale-page",
         Ok(Some(fault)) => commit_test_fault(fault),
         Err(value) => warn!("ignoring unknown {}={value}", TestFault::OPTION),
     }
 
-    let app = boot.cmdline.get("ethos.app").unwrap_or("demo");
     let Some(processes) = crate::apps::by_name(app) else {
-        error!("unknown ethos.app={app} (known: demo, none)");
+        error!("unknown ethos.app={app} (known: demo, selftest, none)");
         shut_down(ShutdownReason::Crash)
     };
     for (name, entry) in processes {
@@ -241,6 +243,7 @@ fn commit_test_fault(fault: TestFault) {
             error!("division by zero returned {value}: no fault taken");
         }
         TestFault::Panic => panic!("test panic requested on the command line"),
+        TestFault::StalePage => {}
     }
 }
 

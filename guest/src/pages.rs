@@ -47,6 +47,8 @@ struct PageEntry {
     granted: Option<u32>,
     /// Completes when the kernel takes the page back.
     revoked: EventId,
+    /// Allocation order, for choosing what to revoke under pressure.
+    seq: u64,
 }
 
 struct Slot {
@@ -69,6 +71,7 @@ pub struct Pages {
     /// The L1 table of each process slot's region, once built.
     region_l1: [Option<u64>; crate::sched::MAX_PROCESSES],
     grants: Option<Grants>,
+    next_seq: u64,
 }
 
 static PAGES: Mutex<Option<Pages>> = Mutex::new(None);
@@ -144,6 +147,7 @@ pub fn init(
         region_l2_mfn: l2_mfn,
         region_l1: [None; crate::sched::MAX_PROCESSES],
         grants,
+        next_seq: 0,
     });
     Ok(())
 }
@@ -217,6 +221,30 @@ impl Pages {
         Ok(page.revoked)
     }
 
+    /// Memory pressure: takes back the oldest page of the process holding
+    /// the most pages (granted pages excepted: a peer may map them).
+    /// Returns the owner's revocation event to complete.
+    fn revoke_for_pressure(&mut self) -> Option<EventId> {
+        let mut held: Vec<(Pid, usize)> = Vec::new();
+        for e in self.slots.iter().filter_map(|s| s.page.as_ref()) {
+            match held.iter_mut().find(|(pid, _)| *pid == e.owner) {
+                Some((_, n)) => *n += 1,
+                None => held.push((e.owner, 1)),
+            }
+        }
+        let (victim_owner, _) = held.into_iter().max_by_key(|&(_, n)| n)?;
+        let index = (0..self.slots.len())
+            .filter(|&i| {
+                self.slots[i]
+                    .page
+                    .as_ref()
+                    .is_some_and(|e| e.owner == victim_owner && e.granted.is_none())
+            })
+            .min_by_key(|&i| self.slots[i].page.as_ref().map_or(u64::MAX, |e| e.seq))?;
+        warn!("memory pressure: revoking a page of pid {}", victim_owner.0);
+        self.release(index).ok()
+    }
+
     fn end_grant(&mut self, gref: u32) -> SysResult<()> {
         let g = self.grants.as_mut().ok_or(SysError::NotGranted)?;
         let flags_at = gref as usize * gnttab::ENTRY_SIZE + gnttab::ENTRY_FLAGS;
@@ -236,9 +264,16 @@ impl Pages {
 }
 
 /// Allocates a zeroed page for `pid`; `revoked` completes if the kernel
-/// takes it back.
-pub fn alloc(pid: Pid, revoked: EventId) -> SysResult<PageCap> {
+/// takes it back. When no frame is free the kernel revokes one (see
+/// `revoke_for_pressure`); the second value is that page's revocation
+/// event, for the caller to complete.
+pub fn alloc(pid: Pid, revoked: EventId) -> SysResult<(PageCap, Option<EventId>)> {
     with_pages(|p| {
+        let victim = if p.free_frames.is_empty() {
+            p.revoke_for_pressure()
+        } else {
+            None
+        };
         let index = match p.slots.iter().position(|s| s.page.is_none()) {
             Some(i) => i,
             None if p.slots.len() < MAX_PAGES => {
@@ -259,6 +294,8 @@ pub fn alloc(pid: Pid, revoked: EventId) -> SysResult<PageCap> {
             p.free_frames.push(pfn);
             return Err(SysError::Hypervisor(e.0));
         }
+        let seq = p.next_seq;
+        p.next_seq += 1;
         p.slots[index].page = Some(PageEntry {
             owner: pid,
             pfn,
@@ -266,8 +303,9 @@ pub fn alloc(pid: Pid, revoked: EventId) -> SysResult<PageCap> {
             bound_at: None,
             granted: None,
             revoked,
+            seq,
         });
-        Ok(p.cap_of(index))
+        Ok((p.cap_of(index), victim))
     })
 }
 

@@ -85,7 +85,7 @@ fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
 pub fn init(seed: Seed, timer_port: u32) {
     let config = Config {
         default_quota: Quota {
-            max_events: 1024,
+            max_events: 2048,
             max_tree_elements: 4096,
         },
         ..Config::default()

@@ -243,10 +243,20 @@ pub fn xs_unwatch(watch: u32) -> SysResult<EventId> {
 /// the kernel).
 pub fn page_alloc() -> SysResult<(PageCap, EventId)> {
     let mut cap = None;
+    let mut victim = None;
     let revoked = start_event(ValueKind::Empty, |pid, id| {
-        cap = Some(pages::alloc(pid, id)?);
+        let (c, v) = pages::alloc(pid, id)?;
+        (cap, victim) = (Some(c), v);
         Ok(())
     })?;
+    if let Some(event) = victim {
+        // Another page was revoked to make room: its owner learns it here.
+        sched::apply(alloc::vec![xs::Completion {
+            event,
+            status: events::Status::Ok,
+            value: events::Value::Empty
+        }]);
+    }
     Ok((cap.ok_or(SysError::OutOfMemory)?, revoked))
 }
 
@@ -316,4 +326,11 @@ pub fn page_ungrant(cap: PageCap) -> SysResult<()> {
     let r = pages::ungrant(pid, cap);
     syscall_return();
     r
+}
+
+/// Test hook for the fault scenario: reads a word at `va` with a plain CPU
+/// load, bypassing the capability check, to show that an address whose
+/// page was taken away faults.
+pub fn touch_for_test(va: u64) -> u64 {
+    crate::arch::read_unmapped_for_test(va)
 }

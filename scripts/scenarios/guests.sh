@@ -23,6 +23,7 @@ grant_responder() {
 rig_start boot $cfg "$image" 'extra="ethos.app=none"' && rig_wait boot 120 shutdown
 rig_start fault $cfg "$image" 'extra="ethos.test_fault=pagefault"' && rig_wait fault 120 crashed
 rig_start panic $cfg "$image" 'extra="ethos.test_fault=panic"' && rig_wait panic 120 crashed
+rig_start stale $cfg "$image" 'extra="ethos.test_fault=stale-page"' && rig_wait stale 120 crashed
 grant_responder selftest &
 responder=$!
 rig_start selftest $cfg "$image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown

@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod selftest;
+pub mod stale_page;
 
 /// A process to start: its name and entry point.
 pub type ProcessSpec = (&'static str, fn());
@@ -12,6 +13,7 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "demo" => Some(demo::PROCESSES),
         "selftest" => Some(selftest::PROCESSES),
+        "stale-page" => Some(stale_page::PROCESSES),
         "none" => Some(&[]),
         _ => None,
     }

@@ -84,6 +84,10 @@ const TESTS: &[Test] = &[
         page_capabilities_are_checked,
     ),
     ("grant_round_trip_with_dom0", grant_round_trip_with_dom0),
+    (
+        "memory_pressure_revokes_oldest_page",
+        memory_pressure_revokes_oldest_page,
+    ),
 ];
 
 fn run_all() {
@@ -785,5 +789,46 @@ fn grant_round_trip_with_dom0() -> TestResult {
     sys::retire(revoked).map_err(|e| format!("retire: {e}"))?;
     wait(sys::xs_rm("data/ethos-grant", 0), "cleanup")?;
     wait(sys::xs_rm("data/ethos-grant-result", 0), "cleanup")?;
+    Ok(())
+}
+
+fn memory_pressure_revokes_oldest_page() -> TestResult {
+    let (first, first_revoked) = sys::page_alloc().map_err(|e| format!("page_alloc: {e}"))?;
+    let mut held = Vec::new();
+    // More pages than the guest has frames: the kernel must revoke.
+    for n in 0..1100 {
+        match sys::page_alloc() {
+            Ok(page) => held.push(page),
+            Err(e) => return Err(format!("page_alloc #{n} failed instead of revoking: {e}")),
+        }
+        if n % 64 == 0
+            && sys::list()
+                .map_err(|e| format!("list: {e}"))?
+                .completed
+                .contains(&first_revoked)
+        {
+            break;
+        }
+    }
+    let r = sys::retire(first_revoked).map_err(|e| format!("first page never revoked: {e}"))?;
+    ensure!(
+        r.status == Status::Ok,
+        "revocation completed with {}",
+        r.status
+    );
+    let stale = sys::page_bind(first, sys::region_base().map_err(|e| format!("{e}"))?);
+    ensure!(
+        stale == Err(SysError::StaleCapability),
+        "revoked page's cap gave {stale:?}"
+    );
+    let count = held.len();
+    for (cap, revoked) in held {
+        match sys::page_free(cap) {
+            Ok(()) | Err(SysError::StaleCapability) => {}
+            Err(e) => return Err(format!("free: {e}")),
+        }
+        sys::retire(revoked).map_err(|e| format!("retire revocation: {e}"))?;
+    }
+    ensure!(count > 900, "revocation came after only {count} pages");
     Ok(())
 }
