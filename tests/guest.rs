@@ -274,3 +274,24 @@ fn freed_page_address_faults_instead_of_reaching_the_frame() {
     );
     assert!(guest.line_with("no fault").is_none(), "{}", guest.log);
 }
+
+#[test]
+fn idle_guest_blocks_its_vcpu() {
+    let run = rig();
+    let guest = run.guest("idle");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(guest.line_with("idle: woke up").is_some(), "{}", guest.log);
+    let secs = |k: &str| {
+        run.fact(k)
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("{k}={}", run.fact(k)))
+    };
+    let used = secs("idle_cpu_seconds_after") - secs("idle_cpu_seconds_before");
+    let wall = secs("idle_wall_seconds");
+    // A spinning guest would use about all of it; a blocked one about none.
+    // xl list counts in 0.1 s steps.
+    assert!(
+        used <= wall * 0.2,
+        "idle guest used {used} s of CPU in {wall} s"
+    );
+}

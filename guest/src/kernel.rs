@@ -53,6 +53,31 @@ pub fn now_ns() -> u64 {
     raw.max(last)
 }
 
+/// Wall-clock time now as (seconds, nanoseconds) since the Unix epoch:
+/// Xen's wall clock at system time 0 (`wc_*` in shared_info, read with the
+/// same version protocol) plus the system time.
+pub fn wall_clock() -> (u64, u32) {
+    let Some(si) = shared_info() else {
+        return (0, 0);
+    };
+    let (sec, nsec) = time::read_consistent(
+        || si.load_u32(shared_info::WC_VERSION, Ordering::Acquire),
+        || {
+            let hi = si.load_u32(shared_info::WC_SEC_HI, Ordering::Relaxed) as u64;
+            let lo = si.load_u32(shared_info::WC_SEC, Ordering::Relaxed) as u64;
+            (
+                hi << 32 | lo,
+                si.load_u32(shared_info::WC_NSEC, Ordering::Relaxed) as u64,
+            )
+        },
+    );
+    let total_ns = nsec + now_ns();
+    (
+        sec + total_ns / 1_000_000_000,
+        (total_ns % 1_000_000_000) as u32,
+    )
+}
+
 /// Nanoseconds since `_start`.
 pub fn uptime_ns() -> u64 {
     now_ns().saturating_sub(ENTRY_NS.load(Ordering::Relaxed))

@@ -18,6 +18,13 @@ pub fn get_time() -> u64 {
     now
 }
 
+/// Wall-clock time: (seconds, nanoseconds) since the Unix epoch.
+pub fn wall_clock() -> (u64, u32) {
+    let now = crate::kernel::wall_clock();
+    syscall_return();
+    now
+}
+
 /// The caller's process id.
 pub fn get_pid() -> SysResult<Pid> {
     let r = with_current(|_, pid| Ok(pid));

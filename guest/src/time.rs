@@ -30,13 +30,11 @@ pub fn system_time_ns(info: &VcpuTimeInfo, tsc: u64) -> u64 {
     ))
 }
 
-/// Reads a consistent copy of the record with Xen's version protocol:
-/// retry while the version is odd (an update is under way) or changed
-/// between the start and the end of the copy.
-pub fn read_consistent(
-    mut version: impl FnMut() -> u32,
-    mut body: impl FnMut() -> VcpuTimeInfo,
-) -> VcpuTimeInfo {
+/// Reads a consistent copy of a Xen-updated record (the vCPU time record,
+/// the wall clock) with Xen's version protocol: retry while the version is
+/// odd (an update is under way) or changed between the start and the end of
+/// the copy.
+pub fn read_consistent<T>(mut version: impl FnMut() -> u32, mut body: impl FnMut() -> T) -> T {
     loop {
         let before = version();
         if before & 1 == 1 {

@@ -24,6 +24,20 @@ rig_start boot $cfg "$image" 'extra="ethos.app=none"' && rig_wait boot 120 shutd
 rig_start fault $cfg "$image" 'extra="ethos.test_fault=pagefault"' && rig_wait fault 120 crashed
 rig_start panic $cfg "$image" 'extra="ethos.test_fault=panic"' && rig_wait panic 120 crashed
 rig_start stale $cfg "$image" 'extra="ethos.test_fault=stale-page"' && rig_wait stale 120 crashed
+# An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
+# steps) across 3 s of its 6 s sleep.
+cpu_seconds() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }
+if rig_start idle $cfg "$image" 'extra="ethos.app=idle"'; then
+    sleep 2
+    t0=$(cpu_seconds idle)
+    sleep 3
+    t1=$(cpu_seconds idle)
+    rig fact "idle_cpu_seconds_before=$t0"
+    rig fact "idle_cpu_seconds_after=$t1"
+    rig fact "idle_wall_seconds=3"
+    rig_wait idle 60 shutdown
+fi
+
 grant_responder selftest &
 responder=$!
 rig_start selftest $cfg "$image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown

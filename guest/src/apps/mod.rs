@@ -2,6 +2,7 @@
 //! the system calls in [`crate::sys`].
 
 pub mod demo;
+pub mod idle;
 pub mod selftest;
 pub mod stale_page;
 
@@ -13,6 +14,7 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "demo" => Some(demo::PROCESSES),
         "selftest" => Some(selftest::PROCESSES),
+        "idle" => Some(idle::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
         "none" => Some(&[]),
         _ => None,

@@ -31,6 +31,10 @@ type Test = (&'static str, fn() -> TestResult);
 const TESTS: &[Test] = &[
     ("time_never_goes_backwards", time_never_goes_backwards),
     (
+        "wall_clock_is_plausible_and_advances",
+        wall_clock_is_plausible_and_advances,
+    ),
+    (
         "timers_fire_in_deadline_order_never_early",
         timers_fire_in_order_never_early,
     ),
@@ -146,6 +150,24 @@ fn time_never_goes_backwards() -> TestResult {
         ensure!(now >= last, "reading {i}: {now} after {last}");
         last = now;
     }
+    Ok(())
+}
+
+fn wall_clock_is_plausible_and_advances() -> TestResult {
+    let (s0, n0) = sys::wall_clock();
+    // 2020-01-01 and 2100-01-01: dom0's clock comes from the host.
+    ensure!(
+        (1_577_836_800..4_102_444_800).contains(&s0),
+        "wall clock reads {s0} s"
+    );
+    ensure!(n0 < 1_000_000_000, "nanoseconds {n0}");
+    wait(sys::beep(sys::get_time() + 20 * MS), "pause")?;
+    let (s1, n1) = sys::wall_clock();
+    let elapsed = (s1 - s0) as i64 * 1_000_000_000 + n1 as i64 - n0 as i64;
+    ensure!(
+        elapsed >= 20_000_000,
+        "wall clock advanced {elapsed} ns over a 20 ms beep"
+    );
     Ok(())
 }
 
