@@ -37,20 +37,20 @@ fn time_info(si: &SharedPage) -> VcpuTimeInfo {
     )
 }
 
-/// The latest time `now_ns` returned.
-static LAST_NOW_NS: AtomicU64 = AtomicU64::new(0);
+/// The kernel's clock (see `time::Clock`).
+static CLOCK: time::Clock = time::Clock::new();
 
-/// Xen system time now, in ns (0 before the shared-info page is mapped).
-///
-/// Never goes backwards: extrapolating from the TSC can run ahead of the
-/// value Xen publishes at its next update (seen by several ms under QEMU),
-/// so the clock holds at the last value it returned until Xen's catches up,
-/// as Linux's pvclock does.
+/// Kernel time now, in ns: Xen system time, made monotonic (0 before the
+/// shared-info page is mapped).
 pub fn now_ns() -> u64 {
     let Some(si) = shared_info() else { return 0 };
-    let raw = time::system_time_ns(&time_info(si), arch::rdtsc());
-    let last = LAST_NOW_NS.fetch_max(raw, Ordering::Relaxed);
-    raw.max(last)
+    CLOCK.observe(time::system_time_ns(&time_info(si), arch::rdtsc()))
+}
+
+/// The Xen system time for a kernel-time deadline (for `set_timer_op` and
+/// `SCHEDOP_poll`).
+pub fn xen_deadline(kernel_ns: u64) -> u64 {
+    CLOCK.to_xen(kernel_ns)
 }
 
 /// Wall-clock time now as (seconds, nanoseconds) since the Unix epoch:
@@ -238,15 +238,14 @@ fn init_core(boot: &BootInfo, start_info: &StartInfo) {
 
 fn report_stats() {
     let (s, e) = sched::stats();
-    let (upcalls, port_events) = crate::evtchn::counters();
     let (heap_used, heap_free) = arch::heap::usage();
     info!(
         "event stats: created={} completed={} retired={} cancelled={} wakes={} coalesced={}",
         e.created, e.completed, e.retired, e.cancelled, e.wakes, e.coalesced
     );
     info!(
-        "kernel stats: context_switches={} syscalls={} timers_fired={} upcalls={upcalls} port_events={port_events} idle_blocks={}",
-        s.context_switches, s.syscalls, s.timers_fired, s.idle_blocks
+        "kernel stats: context_switches={} syscalls={} timers_fired={} upcalls={} port_events={} idle_blocks={}",
+        s.context_switches, s.syscalls, s.timers_fired, s.upcalls, s.port_events, s.idle_blocks
     );
     let (frames_free, pages_held) = crate::pages::usage();
     info!("memory: heap {heap_used} bytes used, {heap_free} free; {frames_free} frames free, {pages_held} pages held");

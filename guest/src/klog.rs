@@ -44,7 +44,10 @@ impl Doorbell for ConsoleEvtchn {
     fn wait_for_consumer(&self) {
         // SCHEDOP_poll refuses to run with upcalls enabled.
         let was_masked = crate::evtchn::mask_upcalls();
-        let _ = sched_poll(&[self.port], crate::kernel::now_ns() + CONSUMER_WAIT_NS);
+        let _ = sched_poll(
+            &[self.port],
+            crate::kernel::xen_deadline(crate::kernel::now_ns() + CONSUMER_WAIT_NS),
+        );
         if let Some(si) = crate::kernel::shared_info() {
             let word = shared_info::EVTCHN_PENDING + (self.port as usize / 64) * 8;
             si.clear_bits_u64(word, 1 << (self.port % 64));

@@ -59,6 +59,9 @@ pub struct SchedStats {
     pub syscalls: u64,
     pub timers_fired: u64,
     pub idle_blocks: u64,
+    /// Event upcalls taken and port events handled (from `evtchn`).
+    pub upcalls: u64,
+    pub port_events: u64,
 }
 
 pub struct Kernel {
@@ -206,7 +209,12 @@ fn program_timer(deadline_ns: u64) {
         changed
     });
     if changed {
-        if let Err(e) = hypercall::set_timer_op(deadline_ns) {
+        let xen_ns = if deadline_ns == 0 {
+            0
+        } else {
+            crate::kernel::xen_deadline(deadline_ns).max(1)
+        };
+        if let Err(e) = hypercall::set_timer_op(xen_ns) {
             warn!("set_timer_op({deadline_ns}) failed: {e}");
         }
     }
@@ -389,5 +397,15 @@ pub fn reprogram_timer() {
 
 /// Statistics for the demo and benchmarks.
 pub fn stats() -> (SchedStats, Stats) {
-    with_kernel(|k| (k.stats, k.event_totals()))
+    let (upcalls, port_events) = evtchn::counters();
+    with_kernel(|k| {
+        (
+            SchedStats {
+                upcalls,
+                port_events,
+                ..k.stats
+            },
+            k.event_totals(),
+        )
+    })
 }

@@ -6,6 +6,7 @@
 //! is guarded by a version counter that is odd while Xen rewrites it.
 
 use crate::abi::VcpuTimeInfo;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Converts a TSC delta into nanoseconds with Xen's fixed-point factor:
 /// shift first (left if positive, right if negative), then multiply by the
@@ -48,9 +49,72 @@ pub fn read_consistent<T>(mut version: impl FnMut() -> u32, mut body: impl FnMut
     }
 }
 
+/// The kernel's clock: Xen system time made monotonic without stalling.
+///
+/// Extrapolating Xen's time record with the TSC can run ahead of what Xen
+/// publishes at its next update (by about a second at boot under QEMU/TCG,
+/// where Xen's TSC calibration is poor). Holding the clock until Xen
+/// catches up would stall every timer for that long, so instead the clock
+/// keeps the amount it was ahead as an offset and runs on from there:
+/// kernel time = Xen time + offset, never decreasing. Deadlines handed back
+/// to Xen (`set_timer_op`, `SCHEDOP_poll`) are converted with `to_xen`.
+pub struct Clock {
+    last: AtomicU64,
+    offset: AtomicU64,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock {
+    pub const fn new() -> Self {
+        Clock {
+            last: AtomicU64::new(0),
+            offset: AtomicU64::new(0),
+        }
+    }
+
+    /// Kernel time for a fresh reading `xen_ns` of Xen system time.
+    pub fn observe(&self, xen_ns: u64) -> u64 {
+        let offset = self.offset.load(Ordering::Relaxed);
+        let t = xen_ns.saturating_add(offset);
+        let last = self.last.load(Ordering::Relaxed);
+        if t < last {
+            // Xen's time stepped back under us: absorb the step.
+            self.offset.store(offset + (last - t), Ordering::Relaxed);
+            return last;
+        }
+        self.last.store(t, Ordering::Relaxed);
+        t
+    }
+
+    /// The Xen system time at which kernel time will read `kernel_ns`.
+    pub fn to_xen(&self, kernel_ns: u64) -> u64 {
+        kernel_ns.saturating_sub(self.offset.load(Ordering::Relaxed))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_absorbs_backward_steps_without_stalling() {
+        let c = Clock::new();
+        assert_eq!(c.observe(1000), 1000);
+        assert_eq!(c.observe(1500), 1500);
+        // Xen's published time steps back by 1000: the clock holds once...
+        assert_eq!(c.observe(500), 1500);
+        // ...then runs on at Xen's rate from there, not frozen until 1500.
+        assert_eq!(c.observe(600), 1600);
+        assert_eq!(c.observe(700), 1700);
+        // Deadlines convert back to Xen's scale.
+        assert_eq!(c.to_xen(2000), 1000);
+        assert_eq!(c.to_xen(10), 0);
+    }
 
     #[test]
     fn scale_identity_at_one_ghz() {

@@ -29,3 +29,6 @@ while [ $i -le $runs ]; do
     rig_wait "linux$i" 120 shutdown
     i=$((i + 1))
 done
+
+# In-guest benchmarks of the event system calls.
+rig_start bench $guest_cfg "$image" 'extra="ethos.app=bench"' && rig_wait bench 300 shutdown

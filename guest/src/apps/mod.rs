@@ -1,6 +1,7 @@
 //! Linked-in applications, run as kernel-scheduled processes. They use only
 //! the system calls in [`crate::sys`].
 
+pub mod bench;
 pub mod demo;
 pub mod idle;
 pub mod selftest;
@@ -14,6 +15,7 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "demo" => Some(demo::PROCESSES),
         "selftest" => Some(selftest::PROCESSES),
+        "bench" => Some(bench::PROCESSES),
         "idle" => Some(idle::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
         "none" => Some(&[]),
