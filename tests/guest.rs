@@ -185,6 +185,7 @@ fn in_guest_test_suite_passes_under_xen() {
         "page_capabilities_are_checked",
         "grant_round_trip_with_dom0",
         "memory_pressure_revokes_oldest_page",
+        "exit_releases_bound_pages",
     ] {
         assert!(
             tests.iter().any(|t| t.starts_with(name)),
@@ -209,8 +210,10 @@ fn guest_reports_event_statistics_at_the_end() {
         n("created") > 0 && n("completed") > 0 && n("wakes") > 0,
         "{line}"
     );
-    // Every test cleans up: whatever was created was retired.
-    assert_eq!(n("created"), n("retired"), "{line}");
+    // Every event is accounted for: retired, or discarded when a process
+    // exited holding it (one selftest process does so on purpose).
+    assert_eq!(n("created"), n("retired") + n("discarded"), "{line}");
+    assert!(n("discarded") >= 40, "the exiting process's events: {line}");
     let kline = guest
         .line_with("kernel stats: ")
         .expect("kernel stats line");

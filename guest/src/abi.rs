@@ -17,6 +17,7 @@ pub mod hypercall {
     pub const SET_TRAP_TABLE: usize = 0;
     pub const MMU_UPDATE: usize = 1;
     pub const GRANT_TABLE_OP: usize = 20;
+    pub const MULTICALL: usize = 13;
     pub const SET_TIMER_OP: usize = 15;
     pub const UPDATE_VA_MAPPING: usize = 14;
     pub const XEN_VERSION: usize = 17;
@@ -350,3 +351,15 @@ const _: () = {
     assert!(offset_of!(GnttabSetupTable, status) == 8);
     assert!(offset_of!(GnttabSetupTable, frame_list) == 16);
 };
+
+/// `struct multicall_entry`: one hypercall of a batch.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct MulticallEntry {
+    pub op: u64,
+    /// Out: the hypercall's return value.
+    pub result: u64,
+    pub args: [u64; 6],
+}
+
+const _: () = assert!(size_of::<MulticallEntry>() == 64);

@@ -240,8 +240,8 @@ fn report_stats() {
     let (s, e) = sched::stats();
     let (heap_used, heap_free) = arch::heap::usage();
     info!(
-        "event stats: created={} completed={} retired={} cancelled={} wakes={} coalesced={}",
-        e.created, e.completed, e.retired, e.cancelled, e.wakes, e.coalesced
+        "event stats: created={} completed={} retired={} cancelled={} discarded={} wakes={} coalesced={}",
+        e.created, e.completed, e.retired, e.cancelled, e.discarded, e.wakes, e.coalesced
     );
     info!(
         "kernel stats: context_switches={} syscalls={} timers_fired={} upcalls={} port_events={} idle_blocks={}",

@@ -431,6 +431,21 @@ pub fn ungrant(pid: Pid, cap: PageCap) -> SysResult<()> {
 /// stay held (never reused under the peer) and are logged.
 pub fn release_all(pid: Pid) {
     let _ = with_pages(|p| {
+        // Unmap them all in one batch first.
+        let mut vas = Vec::new();
+        for e in p
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.page.as_mut())
+            .filter(|e| e.owner == pid)
+        {
+            if let Some(va) = e.bound_at.take() {
+                vas.push(va);
+            }
+        }
+        if let Err(e) = mm::unmap_pages(&vas) {
+            warn!("unmapping the pages of exited pid {} failed: {e}", pid.0);
+        }
         for index in 0..p.slots.len() {
             if p.slots[index].page.as_ref().is_some_and(|e| e.owner == pid) {
                 if let Err(e) = p.release(index) {

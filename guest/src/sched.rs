@@ -62,6 +62,8 @@ pub struct SchedStats {
     /// Event upcalls taken and port events handled (from `evtchn`).
     pub upcalls: u64,
     pub port_events: u64,
+    /// Frames free for pages (from `pages`).
+    pub frames_free: u64,
 }
 
 pub struct Kernel {
@@ -398,11 +400,13 @@ pub fn reprogram_timer() {
 /// Statistics for the demo and benchmarks.
 pub fn stats() -> (SchedStats, Stats) {
     let (upcalls, port_events) = evtchn::counters();
+    let frames_free = crate::pages::usage().0 as u64;
     with_kernel(|k| {
         (
             SchedStats {
                 upcalls,
                 port_events,
+                frames_free,
                 ..k.stats
             },
             k.event_totals(),

@@ -92,6 +92,7 @@ const TESTS: &[Test] = &[
         "memory_pressure_revokes_oldest_page",
         memory_pressure_revokes_oldest_page,
     ),
+    ("exit_releases_bound_pages", exit_releases_bound_pages),
 ];
 
 fn run_all() {
@@ -852,5 +853,69 @@ fn memory_pressure_revokes_oldest_page() -> TestResult {
         sys::retire(revoked).map_err(|e| format!("retire revocation: {e}"))?;
     }
     ensure!(count > 900, "revocation came after only {count} pages");
+    Ok(())
+}
+
+/// Pages a process leaves bound when it exits.
+const LEFT_BOUND: u64 = 40;
+
+fn exits_holding_pages() {
+    let Ok(base) = sys::region_base() else { return };
+    for n in 0..LEFT_BOUND {
+        let bound = sys::page_alloc().and_then(|(cap, _)| sys::page_bind(cap, base + n * 4096));
+        if let Err(e) = bound {
+            let _ = sys::print(&format!("selftest-exiter: page {n}: {e}"));
+            break;
+        }
+    }
+    CHILD_HOLDS_PAGES.store(true, Ordering::SeqCst);
+    // Sleep a little so the parent sees the pages held, then exit with
+    // every page bound and every revocation event unretired.
+    if let Ok(p) = sys::beep(sys::get_time() + 30 * MS) {
+        let _ = sys::block_and_retire(p);
+    }
+}
+
+/// Set by the exiting child once its pages are bound.
+static CHILD_HOLDS_PAGES: AtomicBool = AtomicBool::new(false);
+
+fn exit_releases_bound_pages() -> TestResult {
+    let frames = || {
+        sys::kernel_stats()
+            .map(|(s, _)| s.frames_free)
+            .map_err(|e| format!("kernel_stats: {e}"))
+    };
+    let before = frames()?;
+    sys::spawn("selftest-exiter", exits_holding_pages).map_err(|e| format!("spawn: {e}"))?;
+    let mut rounds = 0;
+    let (switches_before, _) = wake_counters()?;
+    for _ in 0..400 {
+        if CHILD_HOLDS_PAGES.load(Ordering::SeqCst) {
+            break;
+        }
+        rounds += 1;
+        // Long enough that the wait really sleeps and the child runs.
+        wait(sys::beep(sys::get_time() + 5 * MS), "pacer")?;
+    }
+    let held = frames()?;
+    let (switches, _) = wake_counters()?;
+    ensure!(
+        held + LEFT_BOUND <= before,
+        "the child holds {} frames, want {LEFT_BOUND} (after {rounds} waits, {} wakes)",
+        before.saturating_sub(held),
+        switches - switches_before
+    );
+    for _ in 0..400 {
+        if frames()? + 1 >= before {
+            break;
+        }
+        wait(sys::beep(sys::get_time() + 5 * MS), "pacer")?;
+    }
+    let after = frames()?;
+    // The child's region L1 table stays built for the slot's next user.
+    ensure!(
+        after + 1 >= before,
+        "{before} frames free before, {after} after the exit"
+    );
     Ok(())
 }

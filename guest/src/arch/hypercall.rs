@@ -9,8 +9,8 @@
 use core::fmt;
 use guest::abi::{
     callback, evtchnop, gnttab, hypercall as nr, schedop, vcpuop, virq, xenver, CallbackRegister,
-    EvtchnBindVirq, EvtchnSend, GnttabSetupTable, MmuUpdate, SchedPoll, SchedShutdown,
-    ShutdownReason, TrapInfo,
+    EvtchnBindVirq, EvtchnSend, GnttabSetupTable, MmuUpdate, MulticallEntry, SchedPoll,
+    SchedShutdown, ShutdownReason, TrapInfo,
 };
 
 extern "C" {
@@ -315,4 +315,29 @@ pub fn gnttab_setup_one_frame() -> Result<u64, XenError> {
         return Err(XenError(arg.status as i64));
     }
     Ok(frame)
+}
+
+/// `multicall(entries)`: runs a batch of hypercalls in one guest exit.
+/// Returns the first failing entry's index and error, if any.
+///
+/// # Safety
+/// Every entry must be a valid hypercall with valid arguments, as if made
+/// on its own (see the wrapper of each hypercall used).
+pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> Result<(), (usize, XenError)> {
+    // SAFETY: `entries` is live for the call; by the caller's guarantee above.
+    check(unsafe {
+        hypercall5(
+            nr::MULTICALL,
+            entries.as_mut_ptr() as u64,
+            entries.len() as u64,
+            0,
+            0,
+            0,
+        )
+    })
+    .map_err(|e| (0, e))?;
+    match entries.iter().position(|e| (e.result as i64) < 0) {
+        Some(i) => Err((i, XenError(entries[i].result as i64))),
+        None => Ok(()),
+    }
 }

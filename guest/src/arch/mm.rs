@@ -6,12 +6,12 @@
 //! xenstore rings, page tables), and Xen maps the read-only machine-to-phys
 //! table at `MACH2PHYS_VIRT_START`.
 
-use super::hypercall::{mmu_update, update_va_mapping, XenError};
+use super::hypercall::{mmu_update, multicall, update_va_mapping, XenError};
 use super::shared::SharedPage;
 use super::VIRT_BASE;
 use guest::abi::{
-    pte, uvmf, MmuUpdate, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE,
-    PAGE_SHIFT, PAGE_SIZE,
+    hypercall as nr, pte, uvmf, MmuUpdate, MulticallEntry, MACH2PHYS_VIRT_END,
+    MACH2PHYS_VIRT_START, MMU_NORMAL_PT_UPDATE, PAGE_SHIFT, PAGE_SIZE,
 };
 
 /// Looks up the pfn of a machine frame in Xen's M2P table.
@@ -180,4 +180,23 @@ pub fn copy_from_bound(va: u64, out: &mut [u8]) {
 pub fn copy_to_bound(va: u64, data: &[u8]) {
     // SAFETY: as `copy_from_bound`, and the page is bound writable.
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) }
+}
+
+/// Unmaps many pages with one `multicall` per 32 (one guest exit instead of
+/// one per page), each flushing its own TLB entry.
+pub fn unmap_pages(vas: &[u64]) -> Result<(), XenError> {
+    for chunk in vas.chunks(32) {
+        let mut batch = [MulticallEntry::default(); 32];
+        for (entry, &va) in batch.iter_mut().zip(chunk) {
+            *entry = MulticallEntry {
+                op: nr::UPDATE_VA_MAPPING as u64,
+                result: 0,
+                args: [va, 0, uvmf::INVLPG, 0, 0, 0],
+            };
+        }
+        // SAFETY: each entry is `update_va_mapping(va, 0, INVLPG)` on a
+        // process-region address, as `unmap_page` makes one at a time.
+        unsafe { multicall(&mut batch[..chunk.len()]) }.map_err(|(_, e)| e)?;
+    }
+    Ok(())
 }
