@@ -186,6 +186,7 @@ fn in_guest_test_suite_passes_under_xen() {
         "grant_round_trip_with_dom0",
         "memory_pressure_revokes_oldest_page",
         "exit_releases_bound_pages",
+        "interdomain_event_channel_loop",
     ] {
         assert!(
             tests.iter().any(|t| t.starts_with(name)),

@@ -105,3 +105,97 @@ pub fn counters() -> (u64, u64) {
         HANDLED.load(Ordering::Relaxed),
     )
 }
+
+/// Ports bound for processes: who owns each, who waits on it, and how many
+/// notifications arrived with nobody waiting (counted, not queued).
+struct PortState {
+    owner: events::Pid,
+    waiter: Option<events::EventId>,
+    unclaimed: u64,
+}
+
+/// Most ports processes may hold at once.
+const MAX_PROCESS_PORTS: usize = 64;
+
+static PORTS: spin::Mutex<alloc::collections::BTreeMap<u32, PortState>> =
+    spin::Mutex::new(alloc::collections::BTreeMap::new());
+
+/// Records `port` as owned by `owner`.
+pub fn adopt(owner: events::Pid, port: u32) -> Result<(), guest::syserr::SysError> {
+    let mut ports = PORTS.lock();
+    if ports.len() >= MAX_PROCESS_PORTS {
+        return Err(guest::syserr::SysError::Busy);
+    }
+    ports.insert(
+        port,
+        PortState {
+            owner,
+            waiter: None,
+            unclaimed: 0,
+        },
+    );
+    Ok(())
+}
+
+/// Whether `owner` holds `port`.
+pub fn owns(owner: events::Pid, port: u32) -> bool {
+    PORTS.lock().get(&port).is_some_and(|p| p.owner == owner)
+}
+
+/// A notification arrived on `port` (deferred work). Returns the waiter to
+/// complete, with the number of notifications it covers; `None` if the
+/// port is not a process's (then it is someone else's business).
+pub fn on_process_port(port: u32) -> Option<Option<(events::EventId, u64)>> {
+    let mut ports = PORTS.lock();
+    let p = ports.get_mut(&port)?;
+    p.unclaimed += 1;
+    Some(
+        p.waiter
+            .take()
+            .map(|w| (w, core::mem::take(&mut p.unclaimed))),
+    )
+}
+
+/// Makes `event` complete at the port's next notification, or at once if
+/// notifications arrived since the last wait (returns that count then).
+pub fn wait(
+    owner: events::Pid,
+    port: u32,
+    event: events::EventId,
+) -> Result<Option<u64>, guest::syserr::SysError> {
+    let mut ports = PORTS.lock();
+    let p = ports
+        .get_mut(&port)
+        .filter(|p| p.owner == owner)
+        .ok_or(guest::syserr::SysError::BadHandle)?;
+    if p.waiter.is_some() {
+        return Err(guest::syserr::SysError::Busy);
+    }
+    if p.unclaimed > 0 {
+        return Ok(Some(core::mem::take(&mut p.unclaimed)));
+    }
+    p.waiter = Some(event);
+    Ok(None)
+}
+
+/// Forgets `port` (it was closed); returns its waiter, to be cancelled.
+pub fn disown(
+    owner: events::Pid,
+    port: u32,
+) -> Result<Option<events::EventId>, guest::syserr::SysError> {
+    let mut ports = PORTS.lock();
+    match ports.get(&port) {
+        Some(p) if p.owner == owner => Ok(ports.remove(&port).and_then(|p| p.waiter)),
+        _ => Err(guest::syserr::SysError::BadHandle),
+    }
+}
+
+/// Ports of an exited process, to close.
+pub fn ports_of(owner: events::Pid) -> alloc::vec::Vec<u32> {
+    PORTS
+        .lock()
+        .iter()
+        .filter(|(_, p)| p.owner == owner)
+        .map(|(&port, _)| port)
+        .collect()
+}

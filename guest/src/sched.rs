@@ -183,6 +183,12 @@ fn reap_if_exited(slot: usize) {
     if let Some(pid) = exited {
         crate::xs::forget(pid);
         crate::pages::release_all(pid);
+        for port in evtchn::ports_of(pid) {
+            let _ = evtchn::disown(pid, port);
+            if let Err(e) = hypercall::evtchn_close(port) {
+                warn!("closing port {port} of exited pid {}: {e}", pid.0);
+            }
+        }
     }
 }
 
@@ -232,6 +238,14 @@ pub fn deferred_work() {
             // Expiry is checked below on every pass anyway.
         } else if Some(port) == store_port {
             apply(crate::xs::service());
+        } else if let Some(woken) = evtchn::on_process_port(port) {
+            if let Some((event, count)) = woken {
+                apply(alloc::vec![Completion {
+                    event,
+                    status: Status::Ok,
+                    value: Value::Word(count)
+                }]);
+            }
         } else {
             debug!("event on port {port} with no handler");
         }
@@ -239,9 +253,17 @@ pub fn deferred_work() {
     fire_timers();
 }
 
+/// A completion a service (xenstore, a port, the page allocator) produced,
+/// applied to the event table once the service's own lock is released.
+pub struct Completion {
+    pub event: EventId,
+    pub status: Status,
+    pub value: Value,
+}
+
 /// Completes events on behalf of a service (xenstore replies, ...) and
 /// queues the processes whose trees that completed.
-pub fn apply(completions: Vec<crate::xs::Completion>) {
+pub fn apply(completions: Vec<Completion>) {
     if completions.is_empty() {
         return;
     }

@@ -258,7 +258,7 @@ pub fn page_alloc() -> SysResult<(PageCap, EventId)> {
     })?;
     if let Some(event) = victim {
         // Another page was revoked to make room: its owner learns it here.
-        sched::apply(alloc::vec![xs::Completion {
+        sched::apply(alloc::vec![sched::Completion {
             event,
             status: events::Status::Ok,
             value: events::Value::Empty
@@ -294,7 +294,7 @@ pub fn page_unbind(cap: PageCap) -> SysResult<()> {
 pub fn page_free(cap: PageCap) -> SysResult<()> {
     let pid = with_current(|_, pid| Ok(pid))?;
     let revoked = pages::free(pid, cap)?;
-    sched::apply(alloc::vec![xs::Completion {
+    sched::apply(alloc::vec![sched::Completion {
         event: revoked,
         status: events::Status::Ok,
         value: events::Value::Empty
@@ -340,4 +340,76 @@ pub fn page_ungrant(cap: PageCap) -> SysResult<()> {
 /// page was taken away faults.
 pub fn touch_for_test(va: u64) -> u64 {
     crate::arch::read_unmapped_for_test(va)
+}
+
+/// Allocates an event-channel port that domain `remote` may bind
+/// (`guest::abi::DOMID_SELF` for a loop within this guest).
+pub fn evtchn_alloc_unbound(remote: u16) -> SysResult<u32> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let port = crate::arch::hypercall::evtchn_alloc_unbound(remote)
+        .map_err(|e| SysError::Hypervisor(e.0))?;
+    adopt_port(pid, port)
+}
+
+/// Binds a new port to `remote_port` of domain `remote_dom`.
+pub fn evtchn_bind_interdomain(remote_dom: u16, remote_port: u32) -> SysResult<u32> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let port = crate::arch::hypercall::evtchn_bind_interdomain(remote_dom, remote_port)
+        .map_err(|e| SysError::Hypervisor(e.0))?;
+    adopt_port(pid, port)
+}
+
+fn adopt_port(pid: Pid, port: u32) -> SysResult<u32> {
+    if let Err(e) = crate::evtchn::adopt(pid, port) {
+        let _ = crate::arch::hypercall::evtchn_close(port);
+        return Err(e);
+    }
+    syscall_return();
+    Ok(port)
+}
+
+/// Notifies the other end of one of the caller's ports.
+pub fn evtchn_notify(port: u32) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    if !crate::evtchn::owns(pid, port) {
+        return Err(SysError::BadHandle);
+    }
+    let r = crate::arch::hypercall::evtchn_send(port).map_err(|e| SysError::Hypervisor(e.0));
+    syscall_return();
+    r
+}
+
+/// An event that completes at the port's next notification, with the
+/// number of notifications it covers (a word): notifications that arrive
+/// with nobody waiting are counted, never queued.
+pub fn evtchn_wait(port: u32) -> SysResult<EventId> {
+    let mut now = None;
+    let id = start_event(ValueKind::Word, |pid, id| {
+        now = crate::evtchn::wait(pid, port, id)?;
+        Ok(())
+    })?;
+    if let Some(count) = now {
+        sched::apply(alloc::vec![sched::Completion {
+            event: id,
+            status: events::Status::Ok,
+            value: events::Value::Word(count)
+        }]);
+    }
+    Ok(id)
+}
+
+/// Closes one of the caller's ports; a waiter completes `Cancelled`.
+pub fn evtchn_close(port: u32) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let waiter = crate::evtchn::disown(pid, port)?;
+    let r = crate::arch::hypercall::evtchn_close(port).map_err(|e| SysError::Hypervisor(e.0));
+    if let Some(event) = waiter {
+        sched::apply(alloc::vec![sched::Completion {
+            event,
+            status: events::Status::Cancelled,
+            value: events::Value::Empty
+        }]);
+    }
+    syscall_return();
+    r
 }

@@ -9,6 +9,7 @@
 
 use crate::arch::hypercall::evtchn_send;
 use crate::arch::shared::SharedPage;
+use crate::sched::Completion;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -85,13 +86,6 @@ pub struct Xenstore {
 }
 
 static XS: Mutex<Option<Xenstore>> = Mutex::new(None);
-
-/// A completion to apply to the event table once the xenstore lock is released.
-pub struct Completion {
-    pub event: EventId,
-    pub status: Status,
-    pub value: Value,
-}
 
 pub fn init(page: SharedPage, port: u32) {
     *XS.lock() = Some(Xenstore {

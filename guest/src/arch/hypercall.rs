@@ -9,8 +9,9 @@
 use core::fmt;
 use guest::abi::{
     callback, evtchnop, gnttab, hypercall as nr, schedop, vcpuop, virq, xenver, CallbackRegister,
-    EvtchnBindVirq, EvtchnSend, GnttabSetupTable, MmuUpdate, MulticallEntry, SchedPoll,
-    SchedShutdown, ShutdownReason, TrapInfo,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnPort, EvtchnSend,
+    GnttabSetupTable, MmuUpdate, MulticallEntry, SchedPoll, SchedShutdown, ShutdownReason,
+    TrapInfo,
 };
 
 extern "C" {
@@ -205,6 +206,35 @@ fn evtchn_op<T>(op: u32, arg: &mut T) -> Result<(), XenError> {
         )
     })
     .map(drop)
+}
+
+/// `EVTCHNOP_alloc_unbound`: a new local port that domain `remote` may bind
+/// (`DOMID_SELF` for a loop within this domain).
+pub fn evtchn_alloc_unbound(remote: u16) -> Result<u32, XenError> {
+    let mut arg = EvtchnAllocUnbound {
+        dom: guest::abi::DOMID_SELF,
+        remote_dom: remote,
+        port: 0,
+    };
+    evtchn_op(evtchnop::ALLOC_UNBOUND, &mut arg)?;
+    Ok(arg.port)
+}
+
+/// `EVTCHNOP_bind_interdomain`: connects a new local port to `remote_port`
+/// of `remote_dom`.
+pub fn evtchn_bind_interdomain(remote_dom: u16, remote_port: u32) -> Result<u32, XenError> {
+    let mut arg = EvtchnBindInterdomain {
+        remote_dom,
+        remote_port,
+        local_port: 0,
+    };
+    evtchn_op(evtchnop::BIND_INTERDOMAIN, &mut arg)?;
+    Ok(arg.local_port)
+}
+
+/// `EVTCHNOP_close`.
+pub fn evtchn_close(port: u32) -> Result<(), XenError> {
+    evtchn_op(evtchnop::CLOSE, &mut EvtchnPort { port })
 }
 
 /// `EVTCHNOP_bind_virq` for the timer VIRQ on vCPU 0.
