@@ -18,6 +18,7 @@ pub mod hypercall {
     pub const MMU_UPDATE: usize = 1;
     pub const GRANT_TABLE_OP: usize = 20;
     pub const MULTICALL: usize = 13;
+    pub const MMUEXT_OP: usize = 26;
     pub const SET_TIMER_OP: usize = 15;
     pub const UPDATE_VA_MAPPING: usize = 14;
     pub const XEN_VERSION: usize = 17;
@@ -363,3 +364,22 @@ pub struct MulticallEntry {
 }
 
 const _: () = assert!(size_of::<MulticallEntry>() == 64);
+
+/// `struct mmuext_op`: extended MMU commands (TLB flushes, pinning).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct MmuextOp {
+    pub cmd: u32,
+    /// `mfn` or `linear_addr`, by command.
+    pub arg1: u64,
+    /// `nr_ents` or a vCPU mask pointer, by command.
+    pub arg2: u64,
+}
+
+/// `MMUEXT_TLB_FLUSH_LOCAL`: flush this vCPU's whole TLB.
+pub const MMUEXT_TLB_FLUSH_LOCAL: u32 = 6;
+
+const _: () = {
+    assert!(size_of::<MmuextOp>() == 24);
+    assert!(offset_of!(MmuextOp, arg1) == 8);
+};
