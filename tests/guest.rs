@@ -299,3 +299,33 @@ fn idle_guest_blocks_its_vcpu() {
         "idle guest used {used} s of CPU in {wall} s"
     );
 }
+
+#[test]
+fn vchan_server_talks_to_debians_libxenvchan() {
+    let run = rig();
+    let guest = run.guest("vchan");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(
+        guest.line_with("vchan-echo: client connected").is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("vchan-echo: echo matched (28 bytes)")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(guest.line_with("vchan-echo: ok").is_some(), "{}", guest.log);
+    let peer = run.guest("vchanpeer");
+    assert!(
+        peer.line_with("proxy received: hello from ethos over vchan")
+            .is_some(),
+        "{}",
+        peer.log
+    );
+    // The keys were published readable by their owner only (n<domid>).
+    let keys = peer.line_with("ring-ref=").expect("dom0 saw the keys");
+    assert!(keys.matches("(n").count() >= 2, "{keys}");
+}

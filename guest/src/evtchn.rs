@@ -162,14 +162,19 @@ pub fn wait(
     owner: events::Pid,
     port: u32,
     event: events::EventId,
+    still_waiting: impl Fn(events::EventId) -> bool,
 ) -> Result<Option<u64>, guest::syserr::SysError> {
     let mut ports = PORTS.lock();
     let p = ports
         .get_mut(&port)
         .filter(|p| p.owner == owner)
         .ok_or(guest::syserr::SysError::BadHandle)?;
-    if p.waiter.is_some() {
-        return Err(guest::syserr::SysError::Busy);
+    if let Some(w) = p.waiter {
+        if still_waiting(w) {
+            return Err(guest::syserr::SysError::Busy);
+        }
+        // The old waiter was cancelled or retired: it waits no more.
+        p.waiter = None;
     }
     if p.unclaimed > 0 {
         return Ok(Some(core::mem::take(&mut p.unclaimed)));

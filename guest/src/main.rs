@@ -34,6 +34,9 @@ mod sched;
 mod sys;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
+mod vchans;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
 mod xs;
 
 #[cfg(not(target_os = "none"))]

@@ -415,6 +415,30 @@ pub fn grant(pid: Pid, cap: PageCap, peer: u16, readonly: bool) -> SysResult<u32
     })
 }
 
+/// Grants domain `peer` access to a kernel heap page at `va` (a vchan's
+/// pages); returns the grant reference. The kernel keeps such pages for
+/// its life, so no end of access is needed.
+pub fn grant_kernel_page(va: u64, peer: u16, readonly: bool) -> SysResult<u32> {
+    with_pages(|p| {
+        let pfn = va
+            .checked_sub(crate::arch::VIRT_BASE)
+            .ok_or(SysError::BadAddress)?
+            >> 12;
+        let mfn = mm::pfn_to_mfn(p.mfn_list, p.nr_pages, pfn).ok_or(SysError::BadAddress)?;
+        let g = p.grants.as_mut().ok_or(SysError::ServiceBroken)?;
+        let gref = g.free.pop().ok_or(SysError::Busy)?;
+        let at = gref as usize * gnttab::ENTRY_SIZE;
+        g.table
+            .store_u16(at + gnttab::ENTRY_DOMID, peer, Ordering::Relaxed);
+        g.table
+            .store_u32(at + gnttab::ENTRY_FRAME, mfn as u32, Ordering::Relaxed);
+        let flags = gnttab::GTF_PERMIT_ACCESS | if readonly { gnttab::GTF_READONLY } else { 0 };
+        g.table
+            .store_u16(at + gnttab::ENTRY_FLAGS, flags, Ordering::SeqCst);
+        Ok(gref)
+    })
+}
+
 /// Ends the peer's access, only if it no longer maps the page
 /// (`StillMapped` otherwise: the page is never reused under the peer).
 pub fn ungrant(pid: Pid, cap: PageCap) -> SysResult<()> {

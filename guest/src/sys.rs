@@ -385,7 +385,11 @@ pub fn evtchn_notify(port: u32) -> SysResult<()> {
 pub fn evtchn_wait(port: u32) -> SysResult<EventId> {
     let mut now = None;
     let id = start_event(ValueKind::Word, |pid, id| {
-        now = crate::evtchn::wait(pid, port, id)?;
+        let pending = |w: EventId| {
+            with_current(|k, _| Ok(k.events().state(pid, w) == Ok(events::EventState::Pending)))
+                .unwrap_or(false)
+        };
+        now = crate::evtchn::wait(pid, port, id, pending)?;
         Ok(())
     })?;
     if let Some(count) = now {
@@ -412,4 +416,44 @@ pub fn evtchn_close(port: u32) -> SysResult<()> {
     }
     syscall_return();
     r
+}
+
+/// Offers a vchan server to domain `client` with rings of at least
+/// `ring_min` bytes each. The caller publishes the offer's `ring_ref` and
+/// `port` in xenstore for the client, and owns the port (wait on it for
+/// the client's notifications).
+pub fn vchan_offer(client: u16, ring_min: usize) -> SysResult<crate::vchans::Offer> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = crate::vchans::offer(pid, client, ring_min, ring_min);
+    syscall_return();
+    r
+}
+
+/// Writes what fits of `data` into the channel; returns the bytes written.
+pub fn vchan_write(handle: u32, data: &[u8]) -> SysResult<usize> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = crate::vchans::write(pid, handle, data);
+    syscall_return();
+    r
+}
+
+/// Reads what the peer sent into `buf`; returns the bytes read.
+pub fn vchan_read(handle: u32, buf: &mut [u8]) -> SysResult<usize> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = crate::vchans::read(pid, handle, buf);
+    syscall_return();
+    r
+}
+
+/// Whether the client is waiting to connect, connected, or gone.
+pub fn vchan_peer(handle: u32) -> SysResult<rpc::PeerState> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    crate::vchans::peer_state(pid, handle)
+}
+
+/// Sets a xenstore node's permissions (see `Request::SetPerms`).
+pub fn xs_set_perms(path: &str, perms: &[&str], tx: u32) -> SysResult<EventId> {
+    start_event(ValueKind::Empty, |_, id| {
+        xs::request(id, Request::SetPerms { path, perms }, tx, Expect::Empty)
+    })
 }

@@ -39,6 +39,7 @@ pub enum MsgType {
     Write = 11,
     Mkdir = 12,
     Rm = 13,
+    SetPerms = 14,
     WatchEvent = 15,
     Error = 16,
 }
@@ -55,6 +56,7 @@ impl MsgType {
             11 => MsgType::Write,
             12 => MsgType::Mkdir,
             13 => MsgType::Rm,
+            14 => MsgType::SetPerms,
             15 => MsgType::WatchEvent,
             16 => MsgType::Error,
             _ => return None,
@@ -70,10 +72,25 @@ pub enum Request<'a> {
     Directory(&'a str),
     Mkdir(&'a str),
     Rm(&'a str),
-    Watch { path: &'a str, token: &'a str },
-    Unwatch { path: &'a str, token: &'a str },
+    Watch {
+        path: &'a str,
+        token: &'a str,
+    },
+    Unwatch {
+        path: &'a str,
+        token: &'a str,
+    },
     TransactionStart,
-    TransactionEnd { commit: bool },
+    TransactionEnd {
+        commit: bool,
+    },
+    /// Sets a node's permissions: the first entry names the owner and what
+    /// everyone else may do (`n5`: owner 5, others nothing), the rest grant
+    /// domains access (`r0`: dom0 may read).
+    SetPerms {
+        path: &'a str,
+        perms: &'a [&'a str],
+    },
 }
 
 /// Why a request could not be encoded.
@@ -114,6 +131,7 @@ impl Request<'_> {
             Request::Unwatch { .. } => MsgType::Unwatch,
             Request::TransactionStart => MsgType::TransactionStart,
             Request::TransactionEnd { .. } => MsgType::TransactionEnd,
+            Request::SetPerms { .. } => MsgType::SetPerms,
         }
     }
 
@@ -131,6 +149,10 @@ impl Request<'_> {
             }
             Request::TransactionStart => parts[0] = b"\0",
             Request::TransactionEnd { commit } => parts[0] = if commit { b"T\0" } else { b"F\0" },
+            Request::SetPerms { path, perms } => {
+                let strings = core::iter::once(path).chain(perms.iter().copied());
+                return encode_strings(MsgType::SetPerms, req_id, tx_id, strings, out);
+            }
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if len > PAYLOAD_MAX {
@@ -146,6 +168,33 @@ impl Request<'_> {
         }
         Ok(())
     }
+}
+
+/// Encodes a message whose body is NUL-terminated strings.
+fn encode_strings<'s>(
+    kind: MsgType,
+    req_id: u32,
+    tx_id: u32,
+    strings: impl Iterator<Item = &'s str> + Clone,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let mut len = 0;
+    for st in strings.clone() {
+        len += check_str(st)?.len() + 1;
+    }
+    if len > PAYLOAD_MAX {
+        return Err(EncodeError::TooLarge);
+    }
+    out.try_reserve(HEADER_LEN + len)
+        .map_err(|_| EncodeError::TooLarge)?;
+    for word in [kind as u32, req_id, tx_id, len as u32] {
+        out.extend_from_slice(&word.to_le_bytes());
+    }
+    for st in strings {
+        out.extend_from_slice(st.as_bytes());
+        out.push(0);
+    }
+    Ok(())
 }
 
 /// A whole message from xenstored, copied out of the ring.
@@ -523,6 +572,25 @@ mod tests {
             Request::Write("p", &big).encode(1, 0, &mut out),
             Err(EncodeError::TooLarge)
         );
+    }
+
+    #[test]
+    fn encodes_set_perms() {
+        let mut out = std::vec::Vec::new();
+        Request::SetPerms {
+            path: "data/k",
+            perms: &["n5", "r0"],
+        }
+        .encode(2, 0, &mut out)
+        .unwrap();
+        assert_eq!(&out[..4], &14u32.to_le_bytes());
+        assert_eq!(&out[16..], b"data/k\0n5\0r0\0");
+        let bad = Request::SetPerms {
+            path: "p",
+            perms: &["a\0"],
+        }
+        .encode(1, 0, &mut out);
+        assert_eq!(bad, Err(EncodeError::BadString));
     }
 
     #[test]

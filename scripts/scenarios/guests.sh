@@ -38,6 +38,38 @@ if rig_start idle $cfg "$image" 'extra="ethos.app=idle"'; then
     rig_wait idle 60 shutdown
 fi
 
+# Wire compatibility: Debian's vchan-socket-proxy (libxenvchan) connects as
+# the client of the guest's vchan server, hands us what the guest sent on
+# its stdout, and we write it back on its stdin: the guest checks the echo.
+vchan_echo_peer() {
+    name=$1
+    for _ in $(seq 1 1200); do
+        domid=$(xl domid "$name" 2>/dev/null) &&
+            xenstore-read "/local/domain/$domid/data/vchan/0/echo/event-channel" >/dev/null 2>&1 && break
+        usleep 100000
+    done
+    node=/local/domain/$domid/data/vchan/0/echo
+    rig log "vchanpeer|ring-ref=$(xenstore-read $node/ring-ref) event-channel=$(xenstore-read $node/event-channel) perms=$(xenstore-ls -p $node 2>&1 | tr '\n' ' ')"
+    mkfifo /tmp/vchan-in
+    vchan-socket-proxy "$domid" "$node" - </tmp/vchan-in >/tmp/vchan-out 2>/tmp/vchan-err &
+    proxy=$!
+    exec 7>/tmp/vchan-in
+    for _ in $(seq 1 300); do
+        [ -s /tmp/vchan-out ] && grep -q vchan /tmp/vchan-out && break
+        usleep 100000
+    done
+    cat /tmp/vchan-out >&7
+    rig log "vchanpeer|proxy received: $(cat /tmp/vchan-out)"
+    sed 's/^/@@RIG log vchanpeer|proxy: /' /tmp/vchan-err
+    sleep 3
+    kill $proxy 2>/dev/null
+    exec 7>&-
+}
+vchan_echo_peer vchan &
+peer=$!
+rig_start vchan $cfg "$image" 'extra="ethos.app=vchan-echo"' && rig_wait vchan 200 shutdown
+kill $peer 2>/dev/null
+
 grant_responder selftest &
 responder=$!
 rig_start selftest $cfg "$image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod idle;
 pub mod selftest;
 pub mod stale_page;
+pub mod vchan_echo;
 
 /// A process to start: its name and entry point.
 pub type ProcessSpec = (&'static str, fn());
@@ -17,6 +18,7 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
         "selftest" => Some(selftest::PROCESSES),
         "bench" => Some(bench::PROCESSES),
         "idle" => Some(idle::PROCESSES),
+        "vchan-echo" => Some(vchan_echo::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
         "none" => Some(&[]),
         _ => None,

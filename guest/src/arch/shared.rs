@@ -7,6 +7,7 @@
 //! they read before using it.
 
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use guest::abi::PAGE_SIZE;
 
 /// A page shared with another domain or with Xen, addressed by byte offset.
 #[derive(Clone, Copy, Debug)]
@@ -105,5 +106,119 @@ impl SharedPage {
     pub fn clear_bits_u64(&self, offset: usize, mask: u64) {
         // SAFETY: as `load_u8`; a locked RMW is what Xen expects for bitmaps.
         unsafe { AtomicU64::from_ptr(self.at(offset)) }.fetch_and(!mask, Ordering::SeqCst);
+    }
+}
+
+/// Page-aligned, zeroed kernel memory shared with another domain over
+/// grants (a vchan's pages), as `rpc::SharedMem`.
+///
+/// Same rule as `SharedPage`: every access is atomic or volatile; no Rust
+/// reference into it is ever formed. Allocated from the heap and never
+/// freed (the kernel holds a bounded number of channels for its life), so
+/// a peer that still maps it can never see a reused allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedRegion {
+    base: *mut u8,
+    len: usize,
+}
+
+// SAFETY: as for `SharedPage`.
+unsafe impl Send for SharedRegion {}
+unsafe impl Sync for SharedRegion {}
+
+impl SharedRegion {
+    /// `pages` zeroed 4 KiB pages, page-aligned; `None` when out of memory.
+    pub fn alloc(pages: usize) -> Option<SharedRegion> {
+        let len = pages.checked_mul(PAGE_SIZE)?;
+        let layout = core::alloc::Layout::from_size_align(len, PAGE_SIZE).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: the layout has a non-zero size.
+        let base = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        (!base.is_null()).then_some(SharedRegion { base, len })
+    }
+
+    /// Virtual address of page `n`.
+    pub fn page_address(&self, n: usize) -> u64 {
+        self.base as u64 + (n * PAGE_SIZE) as u64
+    }
+
+    /// The region's page `n` alone, as its own region.
+    pub fn page(&self, n: usize) -> SharedRegion {
+        assert!((n + 1) * PAGE_SIZE <= self.len, "page outside the region");
+        // SAFETY: in bounds, as just checked.
+        SharedRegion {
+            base: unsafe { self.base.add(n * PAGE_SIZE) },
+            len: PAGE_SIZE,
+        }
+    }
+
+    /// The pages `first..first + count`, as their own region.
+    pub fn pages(&self, first: usize, count: usize) -> SharedRegion {
+        assert!(
+            (first + count) * PAGE_SIZE <= self.len,
+            "pages outside the region"
+        );
+        // SAFETY: in bounds, as just checked.
+        SharedRegion {
+            base: unsafe { self.base.add(first * PAGE_SIZE) },
+            len: count * PAGE_SIZE,
+        }
+    }
+
+    fn at(&self, off: usize, n: usize) -> *mut u8 {
+        assert!(
+            off.checked_add(n).is_some_and(|end| end <= self.len),
+            "access outside the region"
+        );
+        // SAFETY: in bounds, as just checked.
+        unsafe { self.base.add(off) }
+    }
+}
+
+impl rpc::SharedMem for SharedRegion {
+    fn size(&self) -> usize {
+        self.len
+    }
+    fn load_u8(&self, off: usize) -> u8 {
+        // SAFETY: in bounds; live for the kernel's life (never freed).
+        unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.load(Ordering::SeqCst)
+    }
+    fn store_u8(&self, off: usize, v: u8) {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.store(v, Ordering::SeqCst)
+    }
+    fn fetch_or_u8(&self, off: usize, bits: u8) -> u8 {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.fetch_or(bits, Ordering::SeqCst)
+    }
+    fn fetch_and_u8(&self, off: usize, bits: u8) -> u8 {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.fetch_and(bits, Ordering::SeqCst)
+    }
+    fn load_u32_acquire(&self, off: usize) -> u32 {
+        assert!(off.is_multiple_of(4), "misaligned shared access");
+        // SAFETY: as `load_u8`, and 4-aligned (the region is page-aligned).
+        unsafe { AtomicU32::from_ptr(self.at(off, 4).cast()) }.load(Ordering::Acquire)
+    }
+    fn store_u32_release(&self, off: usize, v: u32) {
+        assert!(off.is_multiple_of(4), "misaligned shared access");
+        // SAFETY: as `load_u32_acquire`.
+        unsafe { AtomicU32::from_ptr(self.at(off, 4).cast()) }.store(v, Ordering::Release)
+    }
+    fn copy_out(&self, off: usize, dst: &mut [u8]) {
+        let src = self.at(off, dst.len());
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: in bounds; volatile, so each byte is read exactly once.
+            *d = unsafe { src.add(i).read_volatile() };
+        }
+    }
+    fn copy_in(&self, off: usize, src: &[u8]) {
+        let dst = self.at(off, src.len());
+        for (i, &b) in src.iter().enumerate() {
+            // SAFETY: in bounds; volatile, so the writes are not elided.
+            unsafe { dst.add(i).write_volatile(b) };
+        }
     }
 }

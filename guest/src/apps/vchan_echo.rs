@@ -1,0 +1,138 @@
+//! Wire compatibility with libxenvchan: this guest offers a vchan server,
+//! publishes it in xenstore (one transaction, readable by dom0 alone), and
+//! dom0's `vchan-socket-proxy` (Debian's libxenvchan) connects as the
+//! client. The rig echoes what the proxy hands it; the guest checks it gets
+//! back exactly what it sent.
+
+use crate::sys;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use events::{Status, Tree, Value};
+use rpc::PeerState;
+
+pub const PROCESSES: &[super::ProcessSpec] = &[("vchan-echo", vchan_echo)];
+
+const MS: u64 = 1_000_000;
+const NODE: &str = "data/vchan/0/echo";
+const MESSAGE: &[u8] = b"hello from ethos over vchan\n";
+
+fn say(text: &str) {
+    let _ = sys::print(&format!("vchan-echo: {text}"));
+}
+
+fn wait_ok(
+    id: Result<events::EventId, guest::syserr::SysError>,
+    what: &str,
+) -> Result<Value, String> {
+    let id = id.map_err(|e| format!("{what}: {e}"))?;
+    let r = sys::block_and_retire(id).map_err(|e| format!("{what}: {e}"))?;
+    if r.status != Status::Ok {
+        return Err(format!("{what}: {}", r.status));
+    }
+    Ok(r.value)
+}
+
+/// Publishes ring-ref and event-channel under `NODE` in one transaction,
+/// readable by dom0 only, retrying while the commit meets EAGAIN.
+fn publish(ring_ref: u32, port: u32, me: &str) -> Result<(), String> {
+    for _ in 0..10 {
+        let tx = match wait_ok(sys::xs_transaction_start(), "transaction")? {
+            Value::Word(tx) => tx as u32,
+            other => return Err(format!("transaction id {other:?}")),
+        };
+        for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
+            let path = format!("{NODE}/{key}");
+            wait_ok(
+                sys::xs_write(&path, format!("{value}").as_bytes(), tx),
+                "write key",
+            )?;
+            wait_ok(
+                sys::xs_set_perms(&path, &[&format!("n{me}")], tx),
+                "set perms",
+            )?;
+        }
+        let end = sys::xs_transaction_end(tx, true).map_err(|e| format!("commit: {e}"))?;
+        match sys::block_and_retire(end)
+            .map_err(|e| format!("commit: {e}"))?
+            .status
+        {
+            Status::Ok => return Ok(()),
+            Status::Remote(11) => continue,
+            s => return Err(format!("commit: {s}")),
+        }
+    }
+    Err(String::from("ten commits met EAGAIN"))
+}
+
+/// Waits for the next notification on `port`, or `ms` at most.
+fn wait_port(port: u32, ms: u64) -> Result<(), String> {
+    let note = sys::evtchn_wait(port).map_err(|e| format!("wait: {e}"))?;
+    let timeout = sys::beep(sys::get_time() + ms * MS).map_err(|e| format!("beep: {e}"))?;
+    let spec = Tree::any([note, timeout])
+        .to_spec()
+        .map_err(|e| format!("{e}"))?;
+    sys::block(&spec).map_err(|e| format!("block: {e}"))?;
+    for id in [note, timeout] {
+        let _ = sys::cancel(id);
+        let _ = sys::retire(id);
+    }
+    Ok(())
+}
+
+fn run() -> Result<(), String> {
+    let me = match wait_ok(sys::xs_read("domid", 0), "read domid")? {
+        Value::Bytes(b) => String::from_utf8(b).map_err(|_| String::from("domid not text"))?,
+        other => return Err(format!("domid {other:?}")),
+    };
+    let offer = sys::vchan_offer(0, 4096).map_err(|e| format!("offer: {e}"))?;
+    publish(offer.ring_ref, offer.port, &me)?;
+    say(&format!(
+        "offered at /local/domain/{me}/{NODE} (ring-ref {}, port {})",
+        offer.ring_ref, offer.port
+    ));
+    // Wait (up to 120 s) for the client.
+    for _ in 0..120 {
+        if sys::vchan_peer(offer.handle).map_err(|e| format!("peer: {e}"))? == PeerState::Live {
+            break;
+        }
+        wait_port(offer.port, 1000)?;
+    }
+    if sys::vchan_peer(offer.handle).map_err(|e| format!("peer: {e}"))? != PeerState::Live {
+        return Err(String::from("no client connected"));
+    }
+    say("client connected");
+    let mut sent = 0;
+    while sent < MESSAGE.len() {
+        sent +=
+            sys::vchan_write(offer.handle, &MESSAGE[sent..]).map_err(|e| format!("write: {e}"))?;
+        if sent < MESSAGE.len() {
+            wait_port(offer.port, 1000)?;
+        }
+    }
+    let mut echoed = Vec::new();
+    let mut buf = [0u8; 256];
+    for _ in 0..120 {
+        let n = sys::vchan_read(offer.handle, &mut buf).map_err(|e| format!("read: {e}"))?;
+        echoed.extend_from_slice(&buf[..n]);
+        if echoed.len() >= MESSAGE.len() {
+            break;
+        }
+        wait_port(offer.port, 1000)?;
+    }
+    if echoed != MESSAGE {
+        return Err(format!(
+            "echo mismatch: got {:?}",
+            String::from_utf8_lossy(&echoed)
+        ));
+    }
+    say(&format!("echo matched ({} bytes)", echoed.len()));
+    Ok(())
+}
+
+fn vchan_echo() {
+    match run() {
+        Ok(()) => say("ok"),
+        Err(e) => say(&format!("FAILED: {e}")),
+    }
+}

@@ -1,0 +1,151 @@
+//! vchan servers the guest offers to other domains (libxenvchan's wire
+//! layout, from the `rpc` crate): the kernel allocates and grants the
+//! pages and an event-channel port; the owning process moves bytes with
+//! system calls and waits for the peer on the port (`sys::evtchn_wait`).
+
+use crate::arch::shared::SharedRegion;
+use crate::evtchn;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use events::Pid;
+use guest::syserr::{SysError, SysResult};
+use log::{info, warn};
+use rpc::{Layout, Notify, PeerState, Placement, Side, Vchan};
+use spin::Mutex;
+
+/// Channels at once (each holds its pages for the kernel's life).
+const MAX_CHANNELS: usize = 4;
+
+struct Channel {
+    owner: Pid,
+    port: u32,
+    vchan: Vchan<SharedRegion>,
+}
+
+/// What a process publishes in xenstore for the client to find.
+#[derive(Clone, Copy, Debug)]
+pub struct Offer {
+    pub handle: u32,
+    /// Grant reference of the interface page (`ring-ref`).
+    pub ring_ref: u32,
+    /// The unbound port the client binds (`event-channel`).
+    pub port: u32,
+}
+
+static CHANNELS: Mutex<BTreeMap<u32, Channel>> = Mutex::new(BTreeMap::new());
+static NEXT: Mutex<u32> = Mutex::new(1);
+
+fn ring_region(
+    region: &SharedRegion,
+    layout: &Layout,
+    side: Side,
+    next_page: &mut usize,
+) -> Option<SharedRegion> {
+    match layout.placement(side) {
+        Placement::InPage { .. } => None,
+        Placement::Granted { pages, .. } => {
+            let r = region.pages(*next_page, pages);
+            *next_page += pages;
+            Some(r)
+        }
+    }
+}
+
+/// Offers a vchan server to domain `client` with rings of at least the
+/// given sizes (bytes the server writes / reads).
+pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysResult<Offer> {
+    if CHANNELS.lock().len() >= MAX_CHANNELS {
+        return Err(SysError::Busy);
+    }
+    // Both rings get the larger minimum: simple, and which ring is which
+    // direction is then the rpc crate's business alone.
+    let ring = read_min.max(write_min);
+    let layout = Layout::for_min_sizes(ring, ring).map_err(|_| SysError::InvalidArgument)?;
+    let pages = 1 + layout.grant_count();
+    let region = SharedRegion::alloc(pages).ok_or(SysError::OutOfMemory)?;
+    let ctrl = region.page(0);
+    let mut next_page = 1;
+    let left = ring_region(&region, &layout, Side::Left, &mut next_page);
+    let right = ring_region(&region, &layout, Side::Right, &mut next_page);
+    let mut grants = Vec::new();
+    for n in 1..pages {
+        grants.push(crate::pages::grant_kernel_page(
+            region.page_address(n),
+            client,
+            false,
+        )?);
+    }
+    let ring_ref = crate::pages::grant_kernel_page(region.page_address(0), client, false)?;
+    let vchan = Vchan::server(layout, ctrl, left, right, &grants).map_err(|e| {
+        warn!("vchan setup refused: {e:?}");
+        SysError::InvalidArgument
+    })?;
+    let port = crate::arch::hypercall::evtchn_alloc_unbound(client)
+        .map_err(|e| SysError::Hypervisor(e.0))?;
+    evtchn::adopt(owner, port)?;
+    let handle = {
+        let mut next = NEXT.lock();
+        let h = *next;
+        *next += 1;
+        h
+    };
+    CHANNELS
+        .lock()
+        .insert(handle, Channel { owner, port, vchan });
+    info!("vchan {handle} offered to domain {client}: ring-ref {ring_ref}, port {port}, {pages} pages");
+    Ok(Offer {
+        handle,
+        ring_ref,
+        port,
+    })
+}
+
+fn with_channel<R>(
+    owner: Pid,
+    handle: u32,
+    f: impl FnOnce(&mut Channel) -> SysResult<R>,
+) -> SysResult<R> {
+    let mut channels = CHANNELS.lock();
+    let c = channels
+        .get_mut(&handle)
+        .filter(|c| c.owner == owner)
+        .ok_or(SysError::BadHandle)?;
+    f(c)
+}
+
+fn kick(port: u32, notify: Notify) {
+    if notify == Notify::Yes {
+        let _ = crate::arch::hypercall::evtchn_send(port);
+    }
+}
+
+fn rpc_error(e: rpc::Error) -> SysError {
+    match e {
+        rpc::Error::Broken(_) => SysError::ServiceBroken,
+        rpc::Error::PeerClosed | rpc::Error::Closed => SysError::ServiceBroken,
+        _ => SysError::Busy,
+    }
+}
+
+/// Writes what fits of `data`; returns the bytes written.
+pub fn write(owner: Pid, handle: u32, data: &[u8]) -> SysResult<usize> {
+    with_channel(owner, handle, |c| {
+        let t = c.vchan.write(data).map_err(rpc_error)?;
+        kick(c.port, t.notify);
+        Ok(t.bytes)
+    })
+}
+
+/// Reads what is available into `buf`; returns the bytes read.
+pub fn read(owner: Pid, handle: u32, buf: &mut [u8]) -> SysResult<usize> {
+    with_channel(owner, handle, |c| {
+        let t = c.vchan.read(buf).map_err(rpc_error)?;
+        kick(c.port, t.notify);
+        Ok(t.bytes)
+    })
+}
+
+/// Whether the client has connected (or left).
+pub fn peer_state(owner: Pid, handle: u32) -> SysResult<PeerState> {
+    with_channel(owner, handle, |c| c.vchan.peer_state().map_err(rpc_error))
+}
