@@ -185,6 +185,17 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         error!("unknown ethos.app={app} (known: demo, selftest, none)");
         shut_down(ShutdownReason::Crash)
     };
+    // The RPC channel to dom0's shadowdaemon, unless told otherwise.
+    if boot.cmdline.get("ethos.rpc") != Some("off") {
+        match crate::rpcclient::init() {
+            Ok(_) => {
+                if let Err(e) = sched::spawn("rpc-offer", crate::apps::rpc_offer::rpc_offer) {
+                    warn!("cannot start rpc-offer: {e}");
+                }
+            }
+            Err(e) => warn!("no RPC channel: {e}"),
+        }
+    }
     for (name, entry) in processes {
         if let Err(e) = sched::spawn(name, *entry) {
             error!("cannot start process {name}: {e}");

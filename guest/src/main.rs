@@ -28,6 +28,9 @@ mod klog;
 mod pages;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
+mod rpcclient;
+#[cfg(target_os = "none")]
+#[forbid(unsafe_code)]
 mod sched;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]

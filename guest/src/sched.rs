@@ -233,11 +233,14 @@ fn program_timer(deadline_ns: u64) {
 pub fn deferred_work() {
     let timer_port = with_kernel(|k| k.timer_port);
     let store_port = crate::xs::port();
+    let rpc_port = crate::rpcclient::port();
     evtchn::drain(|port| {
         if port == timer_port {
             // Expiry is checked below on every pass anyway.
         } else if Some(port) == store_port {
             apply(crate::xs::service());
+        } else if Some(port) == rpc_port {
+            apply(crate::rpcclient::service());
         } else if let Some(woken) = evtchn::on_process_port(port) {
             if let Some((event, count)) = woken {
                 apply(alloc::vec![Completion {

@@ -457,3 +457,91 @@ pub fn xs_set_perms(path: &str, perms: &[&str], tx: u32) -> SysResult<EventId> {
         xs::request(id, Request::SetPerms { path, perms }, tx, Expect::Empty)
     })
 }
+
+/// Sends an RPC to the dom0 shadowdaemon; the reply completes the event.
+fn rpc_call(kind: ValueKind, req: rpc::Request) -> SysResult<EventId> {
+    start_event(kind, |_, id| crate::rpcclient::call(id, &req))
+}
+
+fn rpc_path(path: &str) -> SysResult<rpc::Path> {
+    rpc::Path::new(path).map_err(|_| SysError::InvalidArgument)
+}
+
+/// Checks the daemon is there; completes empty.
+pub fn ping() -> SysResult<EventId> {
+    rpc_call(ValueKind::Empty, rpc::Request::Ping)
+}
+
+/// `len` random bytes from dom0; completes with the bytes.
+pub fn random(len: u32) -> SysResult<EventId> {
+    rpc_call(ValueKind::Bytes, rpc::Request::Random { len })
+}
+
+/// Reads up to `len` bytes of the file `path` (in this guest's folder in
+/// dom0) from `offset`; completes with the bytes.
+pub fn read_var(path: &str, offset: u64, len: u32) -> SysResult<EventId> {
+    rpc_call(
+        ValueKind::Bytes,
+        rpc::Request::FileRead {
+            path: rpc_path(path)?,
+            offset,
+            len,
+        },
+    )
+}
+
+/// Writes `data` into the file `path` at `offset` (creating it; `truncate`
+/// empties it first); completes with the bytes written (a word).
+pub fn write_var(path: &str, offset: u64, data: &[u8], truncate: bool) -> SysResult<EventId> {
+    let flags = rpc::WRITE_CREATE | if truncate { rpc::WRITE_TRUNCATE } else { 0 };
+    let req = rpc::Request::FileWrite {
+        path: rpc_path(path)?,
+        offset,
+        flags,
+        data: data.to_vec(),
+    };
+    rpc_call(ValueKind::Word, req)
+}
+
+/// What `path` is; completes with kind u8, perm u16, size u64, mtime_s i64,
+/// mtime_ns u32 (little-endian bytes).
+pub fn file_info(path: &str) -> SysResult<EventId> {
+    rpc_call(
+        ValueKind::Bytes,
+        rpc::Request::FileInfo {
+            path: rpc_path(path)?,
+        },
+    )
+}
+
+/// Lists a directory from entry `cursor`; completes with a "done" byte then
+/// NUL-terminated names.
+pub fn dir_list(path: &str, cursor: u32) -> SysResult<EventId> {
+    rpc_call(
+        ValueKind::Bytes,
+        rpc::Request::DirList {
+            path: rpc_path(path)?,
+            cursor,
+        },
+    )
+}
+
+/// Creates a directory.
+pub fn create_dir(path: &str) -> SysResult<EventId> {
+    rpc_call(
+        ValueKind::Empty,
+        rpc::Request::DirCreate {
+            path: rpc_path(path)?,
+        },
+    )
+}
+
+/// Removes a file or an empty directory.
+pub fn remove(path: &str) -> SysResult<EventId> {
+    rpc_call(
+        ValueKind::Empty,
+        rpc::Request::Remove {
+            path: rpc_path(path)?,
+        },
+    )
+}

@@ -51,12 +51,14 @@ fn ring_region(
     }
 }
 
-/// Offers a vchan server to domain `client` with rings of at least the
-/// given sizes (bytes the server writes / reads).
-pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysResult<Offer> {
-    if CHANNELS.lock().len() >= MAX_CHANNELS {
-        return Err(SysError::Busy);
-    }
+/// Builds a vchan server for domain `client`: pages allocated, zeroed
+/// and granted, header laid out, unbound port allocated. Returns the
+/// channel, the interface page's grant reference and the port.
+pub fn build(
+    client: u16,
+    write_min: usize,
+    read_min: usize,
+) -> SysResult<(Vchan<SharedRegion>, u32, u32)> {
     // Both rings get the larger minimum: simple, and which ring is which
     // direction is then the rpc crate's business alone.
     let ring = read_min.max(write_min);
@@ -82,6 +84,16 @@ pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysR
     })?;
     let port = crate::arch::hypercall::evtchn_alloc_unbound(client)
         .map_err(|e| SysError::Hypervisor(e.0))?;
+    info!("vchan offered to domain {client}: ring-ref {ring_ref}, port {port}, {pages} pages");
+    Ok((vchan, ring_ref, port))
+}
+
+/// Offers a vchan server to domain `client`, owned by a process.
+pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysResult<Offer> {
+    if CHANNELS.lock().len() >= MAX_CHANNELS {
+        return Err(SysError::Busy);
+    }
+    let (vchan, ring_ref, port) = build(client, write_min, read_min)?;
     evtchn::adopt(owner, port)?;
     let handle = {
         let mut next = NEXT.lock();
@@ -92,7 +104,6 @@ pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysR
     CHANNELS
         .lock()
         .insert(handle, Channel { owner, port, vchan });
-    info!("vchan {handle} offered to domain {client}: ring-ref {ring_ref}, port {port}, {pages} pages");
     Ok(Offer {
         handle,
         ring_ref,
@@ -113,7 +124,7 @@ fn with_channel<R>(
     f(c)
 }
 
-fn kick(port: u32, notify: Notify) {
+pub fn kick(port: u32, notify: Notify) {
     if notify == Notify::Yes {
         let _ = crate::arch::hypercall::evtchn_send(port);
     }

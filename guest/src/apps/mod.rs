@@ -4,6 +4,8 @@
 pub mod bench;
 pub mod demo;
 pub mod idle;
+pub mod rpc_demo;
+pub mod rpc_offer;
 pub mod selftest;
 pub mod stale_page;
 pub mod vchan_echo;
@@ -19,8 +21,63 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
         "bench" => Some(bench::PROCESSES),
         "idle" => Some(idle::PROCESSES),
         "vchan-echo" => Some(vchan_echo::PROCESSES),
+        "rpc-demo" => Some(rpc_demo::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
         "none" => Some(&[]),
         _ => None,
     }
+}
+
+/// Waits for an event and retires it; `Ok` with its value only for a
+/// successful completion.
+pub fn wait_ok(
+    id: Result<events::EventId, guest::syserr::SysError>,
+    what: &str,
+) -> Result<events::Value, alloc::string::String> {
+    let id = id.map_err(|e| alloc::format!("{what}: {e}"))?;
+    let r = crate::sys::block_and_retire(id).map_err(|e| alloc::format!("{what}: {e}"))?;
+    if r.status != events::Status::Ok {
+        return Err(alloc::format!("{what}: {}", r.status));
+    }
+    Ok(r.value)
+}
+
+/// Publishes a vchan's `ring-ref` and `event-channel` under `node` (relative
+/// to the guest's home) in one xenstore transaction, readable by this
+/// domain alone (and dom0, which reads everything), retrying while the
+/// commit meets EAGAIN, as libxenvchan's server does.
+pub fn publish_vchan(
+    node: &str,
+    ring_ref: u32,
+    port: u32,
+    me: &str,
+) -> Result<(), alloc::string::String> {
+    use alloc::format;
+    for _ in 0..10 {
+        let tx = match wait_ok(crate::sys::xs_transaction_start(), "transaction")? {
+            events::Value::Word(tx) => tx as u32,
+            other => return Err(format!("transaction id {other:?}")),
+        };
+        for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
+            let path = format!("{node}/{key}");
+            wait_ok(
+                crate::sys::xs_write(&path, format!("{value}").as_bytes(), tx),
+                "write key",
+            )?;
+            wait_ok(
+                crate::sys::xs_set_perms(&path, &[&format!("n{me}")], tx),
+                "set perms",
+            )?;
+        }
+        let end = crate::sys::xs_transaction_end(tx, true).map_err(|e| format!("commit: {e}"))?;
+        match crate::sys::block_and_retire(end)
+            .map_err(|e| format!("commit: {e}"))?
+            .status
+        {
+            events::Status::Ok => return Ok(()),
+            events::Status::Remote(11) => continue,
+            s => return Err(format!("commit: {s}")),
+        }
+    }
+    Err(alloc::string::String::from("ten commits met EAGAIN"))
 }

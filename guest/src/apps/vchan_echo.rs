@@ -8,7 +8,7 @@ use crate::sys;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use events::{Status, Tree, Value};
+use events::{Tree, Value};
 use rpc::PeerState;
 
 pub const PROCESSES: &[super::ProcessSpec] = &[("vchan-echo", vchan_echo)];
@@ -19,50 +19,6 @@ const MESSAGE: &[u8] = b"hello from ethos over vchan\n";
 
 fn say(text: &str) {
     let _ = sys::print(&format!("vchan-echo: {text}"));
-}
-
-fn wait_ok(
-    id: Result<events::EventId, guest::syserr::SysError>,
-    what: &str,
-) -> Result<Value, String> {
-    let id = id.map_err(|e| format!("{what}: {e}"))?;
-    let r = sys::block_and_retire(id).map_err(|e| format!("{what}: {e}"))?;
-    if r.status != Status::Ok {
-        return Err(format!("{what}: {}", r.status));
-    }
-    Ok(r.value)
-}
-
-/// Publishes ring-ref and event-channel under `NODE` in one transaction,
-/// readable by dom0 only, retrying while the commit meets EAGAIN.
-fn publish(ring_ref: u32, port: u32, me: &str) -> Result<(), String> {
-    for _ in 0..10 {
-        let tx = match wait_ok(sys::xs_transaction_start(), "transaction")? {
-            Value::Word(tx) => tx as u32,
-            other => return Err(format!("transaction id {other:?}")),
-        };
-        for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
-            let path = format!("{NODE}/{key}");
-            wait_ok(
-                sys::xs_write(&path, format!("{value}").as_bytes(), tx),
-                "write key",
-            )?;
-            wait_ok(
-                sys::xs_set_perms(&path, &[&format!("n{me}")], tx),
-                "set perms",
-            )?;
-        }
-        let end = sys::xs_transaction_end(tx, true).map_err(|e| format!("commit: {e}"))?;
-        match sys::block_and_retire(end)
-            .map_err(|e| format!("commit: {e}"))?
-            .status
-        {
-            Status::Ok => return Ok(()),
-            Status::Remote(11) => continue,
-            s => return Err(format!("commit: {s}")),
-        }
-    }
-    Err(String::from("ten commits met EAGAIN"))
 }
 
 /// Waits for the next notification on `port`, or `ms` at most.
@@ -81,12 +37,12 @@ fn wait_port(port: u32, ms: u64) -> Result<(), String> {
 }
 
 fn run() -> Result<(), String> {
-    let me = match wait_ok(sys::xs_read("domid", 0), "read domid")? {
+    let me = match super::wait_ok(sys::xs_read("domid", 0), "read domid")? {
         Value::Bytes(b) => String::from_utf8(b).map_err(|_| String::from("domid not text"))?,
         other => return Err(format!("domid {other:?}")),
     };
     let offer = sys::vchan_offer(0, 4096).map_err(|e| format!("offer: {e}"))?;
-    publish(offer.ring_ref, offer.port, &me)?;
+    super::publish_vchan(NODE, offer.ring_ref, offer.port, &me)?;
     say(&format!(
         "offered at /local/domain/{me}/{NODE} (ring-ref {}, port {})",
         offer.ring_ref, offer.port
