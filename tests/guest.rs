@@ -329,3 +329,15 @@ fn vchan_server_talks_to_debians_libxenvchan() {
     let keys = peer.line_with("ring-ref=").expect("dom0 saw the keys");
     assert!(keys.matches("(n").count() >= 2, "{keys}");
 }
+
+#[test]
+fn guest_image_stays_within_256_kib() {
+    // The foundation's target (see scripts/bench): a small kernel boots fast
+    // and fits small domains. Size, not speed, so it is a test.
+    let image = build_guest();
+    let size = std::fs::metadata(&image).expect("guest image").len();
+    assert!(
+        size <= 256 * 1024,
+        "guest ELF is {size} bytes, more than 256 KiB"
+    );
+}

@@ -16,8 +16,8 @@ fn say(text: &str) {
     let _ = sys::print(text);
 }
 
-fn ms_since(start: u64, t: u64) -> f64 {
-    t.saturating_sub(start) as f64 / MS as f64
+fn ms_since(start: u64, t: u64) -> super::Millis {
+    super::Millis(t.saturating_sub(start))
 }
 
 fn fired_at(id: EventId) -> Option<u64> {
@@ -47,7 +47,7 @@ fn and_or() {
     let spec = Tree::all(ids.iter().copied()).to_spec().unwrap_or_default();
     match sys::block(&spec) {
         Ok(leaves) => say(&format!(
-            "woken once, at +{:.1} ms, with {} leaves complete",
+            "woken once, at +{} ms, with {} leaves complete",
             ms_since(start, sys::get_time()),
             leaves.len()
         )),
@@ -56,7 +56,7 @@ fn and_or() {
     for (id, d) in ids.iter().zip(delays) {
         if let Some(t) = fired_at(*id) {
             say(&format!(
-                "  retired the +{d} ms beep: fired at +{:.1} ms",
+                "  retired the +{d} ms beep: fired at +{} ms",
                 ms_since(start, t)
             ));
         }
@@ -76,7 +76,7 @@ fn and_or() {
             "an unexpected leaf"
         };
         say(&format!(
-            "woken at +{:.1} ms by {which}",
+            "woken at +{} ms by {which}",
             ms_since(start, sys::get_time())
         ));
     }
@@ -103,18 +103,18 @@ fn threshold() {
         .unwrap_or_default();
     if let Ok(leaves) = sys::block(&spec) {
         say(&format!(
-            "woken at +{:.1} ms with {} leaves complete",
+            "woken at +{} ms with {} leaves complete",
             ms_since(start, sys::get_time()),
             leaves.len()
         ));
     }
     match sys::block_and_retire(ids[1]) {
         Ok(r) => say(&format!(
-            "block_and_retire on the +40 ms beep: {} at +{:.1} ms",
+            "block_and_retire on the +40 ms beep: {} at +{} ms",
             r.status,
             match r.value {
                 events::Value::Word(t) => ms_since(start, t),
-                _ => 0.0,
+                _ => super::Millis(0),
             }
         )),
         Err(e) => say(&format!("block_and_retire failed: {e}")),

@@ -81,3 +81,14 @@ pub fn publish_vchan(
     }
     Err(alloc::string::String::from("ten commits met EAGAIN"))
 }
+
+/// A duration in ns shown as milliseconds with one decimal ("12.3"), with
+/// integer arithmetic: float formatting would add ~10 KiB to the kernel.
+pub struct Millis(pub u64);
+
+impl core::fmt::Display for Millis {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let tenths = self.0 / 100_000;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}

@@ -36,8 +36,8 @@ fn run() -> Result<(), String> {
     let start = sys::get_time();
     rpc(sys::ping(), "ping")?;
     say(&format!(
-        "ping answered in {:.1} ms",
-        (sys::get_time() - start) as f64 / MS as f64
+        "ping answered in {} ms",
+        super::Millis(sys::get_time() - start)
     ));
 
     let text = b"written by the Ethos-Xen guest through the shadowdaemon\n";
