@@ -1,0 +1,23 @@
+//! The shadowdaemon's request handling, apart from any Xen plumbing.
+//!
+//! * [`confine`]: each guest's folder `<root>/<guest-name>/`, validated guest names, and
+//!   the path rules that keep a guest inside its folder.
+//! * [`service`]: the operations (`Ping`, `Random`, file and directory ops), each a
+//!   function of the guest's folder and the request.
+//! * [`error`]: why an operation failed, and the named status the guest gets.
+//! * [`pool`]: a fixed set of worker threads behind a bounded queue.
+//! * [`serve`]: one guest's connection loop over an [`rpc::Responder`], generic over the
+//!   shared memory and the event channel, so that host tests drive it over heap memory
+//!   and the Xen transport (gntdev, evtchn, xenstore) plugs in later.
+//!
+//! The binary (`main.rs`) is the command line around this library and the rig's debug
+//! tools.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod confine;
+pub mod error;
+pub mod pool;
+pub mod serve;
+pub mod service;

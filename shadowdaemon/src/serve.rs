@@ -1,0 +1,504 @@
+//! One guest's connection: take requests from the ring, run them on the pool, send the
+//! replies in the order they finish.
+//!
+//! # Plugging in a transport
+//!
+//! The loop knows nothing of Xen. The transport (xenstore watch, gntdev mapping,
+//! `/dev/xen/evtchn`) builds the pieces and calls [`Connection::run`] on a thread of its
+//! own, one per guest:
+//!
+//! * an [`rpc::Responder`] over the guest's vchan pages, as any [`SharedMem`] (with
+//!   [`rpc::Config::default`], its outbox holds two frames);
+//! * an [`EventChannel`]: `notify` kicks the guest's port, `wait` sleeps until the guest
+//!   kicks *or* a [`Wake`] from [`EventChannel::waker`] is called (workers call it when a
+//!   reply is ready, the pool when a slot frees, [`Stopper::stop`] to end the loop). Over
+//!   `/dev/xen/evtchn` that is a `poll` on the evtchn fd and an `eventfd`, unmasking the
+//!   port after reading it; both are sticky, so a wake before the sleep is not lost;
+//! * the guest's [`GuestRoot`] (from [`crate::confine::Share::guest`], after
+//!   [`GuestName`] validated the xenstore name), its domid, a [`Handler`] (normally
+//!   [`crate::service::handle`]) and the shared [`Pool`].
+//!
+//! [`Connection::stopper`] gives the handle to stop it (the guest went away in xenstore,
+//! the daemon shuts down). `run` returns why it ended; it has already logged that and
+//! closed its end of the vchan. Nothing in one connection touches another: a broken ring
+//! ends only its own loop, and its queued jobs are skipped.
+//!
+//! # The loop
+//!
+//! Each turn: move finished replies into the ring (in completion order, so a `Ping`
+//! behind a slow read is answered first); then take requests from the ring and hand
+//! them to the pool, until the ring has none; then kick the guest if the rpc crate says
+//! it asked to be told ([`rpc::Notify`]); then, if nothing moved, sleep. Draining the
+//! ring until it is empty is what leaves the "kick me" bit set, so no wake-up is lost.
+//!
+//! # Bounds and back-pressure
+//!
+//! A connection has at most [`Limits::max_in_flight`] requests taken from the ring and
+//! not yet answered (queued in the pool, running, or with a reply waiting for ring
+//! space). It stops reading the ring when that many are in flight, when a reply does not
+//! fit (the rpc outbox is full because the guest is not reading), or when the pool's
+//! queue is full (the one request already taken waits in the connection). The guest's
+//! requests then stay in the ring, and the guest feels the back-pressure there. Memory
+//! per connection is therefore at most `max_in_flight` requests and replies (≤ 64 KiB
+//! each) plus the responder's outbox.
+//!
+//! # Logging
+//!
+//! Every line this module logs names the guest and its domid: connection, disconnection
+//! (with the reason and counts), and errors. (The rpc crate's own one-line warning when a
+//! vchan breaks cannot name them; the disconnection line right after it does.) Refusals (a path the confinement rules reject) and host-side
+//! failures (I/O errors, a full disk) are warnings, at most [`WARN_BUDGET`] per
+//! connection so that a hostile guest cannot flood dom0's log; the rest, and ordinary
+//! outcomes such as `NotFound`, are at debug level.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use rpc::{
+    BrokenReason, Incoming, Op, Reply, ReplyBody, Request, Responder, SharedMem, Side, Status,
+};
+
+use crate::confine::{GuestName, GuestRoot};
+use crate::error::OpError;
+use crate::pool::{Job, Pool, Wake};
+
+/// Warnings a connection may log about its requests; further ones go to debug level.
+pub const WARN_BUDGET: u32 = 16;
+
+/// The event channel of one connection, as the loop needs it.
+pub trait EventChannel {
+    /// Kicks the guest.
+    fn notify(&mut self) -> io::Result<()>;
+    /// Sleeps until the guest kicks or a waker from [`Self::waker`] is called. A kick or
+    /// wake that came since the last `wait` makes it return at once; spurious returns
+    /// are allowed.
+    fn wait(&mut self) -> io::Result<()>;
+    /// What other threads call to end a [`Self::wait`].
+    fn waker(&self) -> Arc<dyn Wake>;
+}
+
+/// Runs one request. Implemented by [`crate::service::handle`] (and any function of that
+/// shape, e.g. a test wrapper around it). Called on worker threads.
+pub trait Handler: Send + Sync {
+    /// The reply body, or why there is none.
+    fn handle(&self, root: &GuestRoot, request: Request) -> Result<ReplyBody, OpError>;
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&GuestRoot, Request) -> Result<ReplyBody, OpError> + Send + Sync,
+{
+    fn handle(&self, root: &GuestRoot, request: Request) -> Result<ReplyBody, OpError> {
+        self(root, request)
+    }
+}
+
+/// Who is at the other end, for every log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestId {
+    /// The guest's (validated) name.
+    pub name: GuestName,
+    /// Its domain id.
+    pub domid: u16,
+}
+
+impl fmt::Display for GuestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "guest {} (domid {})", self.name, self.domid)
+    }
+}
+
+/// Per-connection bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests taken from the ring and not yet answered (at least 1).
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    /// 32 in flight: enough to keep several workers busy for one guest, while two guests
+    /// cannot fill the default pool queue on their own.
+    fn default() -> Self {
+        Limits { max_in_flight: 32 }
+    }
+}
+
+/// Why a connection's loop ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The guest closed its end of the vchan.
+    PeerClosed,
+    /// The guest broke the protocol (hostile or corrupt); the channel is dead.
+    Broken(BrokenReason),
+    /// [`Stopper::stop`] was called.
+    Stopped,
+    /// Kicking or waiting on the event channel failed.
+    EventChannel(io::Error),
+    /// Any other channel error (none is expected; kept so nothing is swallowed).
+    Channel(rpc::Error),
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::PeerClosed => f.write_str("the guest closed the channel"),
+            Ended::Broken(r) => write!(f, "the guest broke the protocol ({r})"),
+            Ended::Stopped => f.write_str("stopped by the daemon"),
+            Ended::EventChannel(e) => write!(f, "event channel failed: {e}"),
+            Ended::Channel(e) => write!(f, "channel error: {e}"),
+        }
+    }
+}
+
+impl From<rpc::Error> for Ended {
+    fn from(e: rpc::Error) -> Self {
+        match e {
+            rpc::Error::PeerClosed => Ended::PeerClosed,
+            rpc::Error::Broken(r) => Ended::Broken(r),
+            other => Ended::Channel(other),
+        }
+    }
+}
+
+/// Stops a running connection from another thread.
+#[derive(Clone)]
+pub struct Stopper {
+    stop: Arc<AtomicBool>,
+    waker: Arc<dyn Wake>,
+}
+
+impl Stopper {
+    /// Asks the loop to end; it does at its next turn (this wakes it).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+}
+
+/// What the connection shares with the jobs it hands to the pool.
+struct Shared {
+    id: GuestId,
+    /// Cleared when the loop ends: queued jobs of a dead connection are skipped.
+    alive: AtomicBool,
+    waker: Arc<dyn Wake>,
+    warnings_left: AtomicU32,
+    failed: AtomicU64,
+}
+
+impl Shared {
+    fn log_failure(&self, event_id: u64, op: Op, err: &OpError) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let status = err.status();
+        let loud = (err.is_refusal() || err.is_host_problem())
+            && self
+                .warnings_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+        if loud {
+            log::warn!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
+            if self.warnings_left.load(Ordering::Relaxed) == 0 {
+                log::warn!(
+                    "{}: {WARN_BUDGET} warnings logged; further ones at debug level",
+                    self.id
+                );
+            }
+        } else {
+            log::debug!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
+        }
+    }
+}
+
+/// Whether a body may answer a request: the same op and, for data, no more than asked
+/// (`FileRead`) or exactly as much (`Random`). The guest's `Caller` breaks the channel
+/// on anything else, so a handler bug must not reach the ring.
+fn conforms(op: Op, data_limit: u32, body: &ReplyBody) -> bool {
+    body.op() == op
+        && match body {
+            ReplyBody::Random(d) => d.len() == data_limit as usize,
+            ReplyBody::FileRead(d) => d.len() <= data_limit as usize,
+            _ => true,
+        }
+}
+
+/// The work of one request, as a pool job.
+fn job(
+    shared: Arc<Shared>,
+    root: Arc<GuestRoot>,
+    handler: Arc<dyn Handler>,
+    done: Sender<Reply>,
+    incoming: Incoming,
+) -> Job {
+    Box::new(move || {
+        if !shared.alive.load(Ordering::SeqCst) {
+            return;
+        }
+        let Incoming { event_id, request } = incoming;
+        let (op, limit) = (request.op(), request.reply_data_limit());
+        let reply = match handler.handle(&root, request) {
+            Ok(body) if conforms(op, limit, &body) => Reply::ok(event_id, body),
+            Ok(body) => {
+                log::error!(
+                    "{}: event {event_id} {op:?}: handler returned a {:?} body with {} \
+                     data bytes; answering Io",
+                    shared.id,
+                    body.op(),
+                    body.data_len()
+                );
+                Reply::err(event_id, op, Status::Io)
+            }
+            Err(e) => {
+                shared.log_failure(event_id, op, &e);
+                Reply::err(event_id, op, e.status())
+            }
+        };
+        match done.try_send(reply) {
+            Ok(()) => shared.waker.wake(),
+            // The connection ended while this ran: nobody to answer.
+            Err(TrySendError::Disconnected(_)) => {}
+            // Cannot happen: the channel holds `max_in_flight` replies and at most that
+            // many requests are in flight. Say so loudly rather than block a worker.
+            Err(TrySendError::Full(r)) => log::error!(
+                "{}: event {} dropped: reply queue full (a bug)",
+                shared.id,
+                r.event_id
+            ),
+        }
+    })
+}
+
+/// Queues a job, or registers for a slot and tries once more; gives the job back if the
+/// pool is still full (the caller holds it and is woken when a slot frees).
+fn submit(pool: &Pool, job: Job, waker: &Arc<dyn Wake>) -> Option<Job> {
+    match pool.try_submit(job) {
+        Ok(()) => None,
+        Err(job) => {
+            pool.wake_when_space(waker);
+            pool.try_submit(job).err()
+        }
+    }
+}
+
+fn moved<M: SharedMem>(r: &Responder<M>) -> u64 {
+    let s = r.stats().vchan;
+    s.bytes_read + s.bytes_written
+}
+
+/// One guest's connection; see the [module documentation](self).
+pub struct Connection<M, E> {
+    shared: Arc<Shared>,
+    root: Arc<GuestRoot>,
+    responder: Responder<M>,
+    evtchn: E,
+    handler: Arc<dyn Handler>,
+    max_in_flight: usize,
+    stop: Arc<AtomicBool>,
+    requests: u64,
+    replies: u64,
+}
+
+impl<M: SharedMem, E: EventChannel> Connection<M, E> {
+    /// Assembles a connection for the guest whose folder is `root`.
+    pub fn new(
+        domid: u16,
+        root: Arc<GuestRoot>,
+        responder: Responder<M>,
+        evtchn: E,
+        handler: Arc<dyn Handler>,
+        limits: Limits,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            id: GuestId {
+                name: root.name().clone(),
+                domid,
+            },
+            alive: AtomicBool::new(true),
+            waker: evtchn.waker(),
+            warnings_left: AtomicU32::new(WARN_BUDGET),
+            failed: AtomicU64::new(0),
+        });
+        Connection {
+            shared,
+            root,
+            responder,
+            evtchn,
+            handler,
+            max_in_flight: limits.max_in_flight.max(1),
+            stop: Arc::new(AtomicBool::new(false)),
+            requests: 0,
+            replies: 0,
+        }
+    }
+
+    /// Who this connection serves.
+    pub fn id(&self) -> &GuestId {
+        &self.shared.id
+    }
+
+    /// A handle that stops [`Self::run`] from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stop: Arc::clone(&self.stop),
+            waker: Arc::clone(&self.shared.waker),
+        }
+    }
+
+    /// Serves until the guest closes, breaks the protocol, the event channel fails or
+    /// the connection is stopped; then closes this end (kicking the guest so it sees
+    /// that), logs why, and returns it.
+    pub fn run(mut self, pool: &Pool) -> Ended {
+        let layout = self.responder.vchan().layout();
+        log::info!(
+            "{}: connected (requests ring {} bytes, replies ring {} bytes)",
+            self.shared.id,
+            // The guest is the vchan server: it writes the right ring, reads the left.
+            layout.ring_size(Side::Right),
+            layout.ring_size(Side::Left)
+        );
+        let ended = self.serve(pool);
+        self.shared.alive.store(false, Ordering::SeqCst);
+        if self.responder.close().is_yes() {
+            if let Err(e) = self.evtchn.notify() {
+                log::warn!("{}: kick after closing failed: {e}", self.shared.id);
+            }
+        }
+        let counts = format!(
+            "{} requests, {} replies sent, {} failed",
+            self.requests,
+            self.replies,
+            self.shared.failed.load(Ordering::Relaxed)
+        );
+        match ended {
+            Ended::PeerClosed | Ended::Stopped => {
+                log::info!("{}: disconnected: {ended}; {counts}", self.shared.id)
+            }
+            _ => log::warn!("{}: disconnected: {ended}; {counts}", self.shared.id),
+        }
+        ended
+    }
+
+    fn serve(&mut self, pool: &Pool) -> Ended {
+        let (done_tx, done_rx): (Sender<Reply>, Receiver<Reply>) =
+            crossbeam_channel::bounded(self.max_in_flight);
+        let mut pending: VecDeque<Reply> = VecDeque::with_capacity(self.max_in_flight);
+        let mut stalled: Option<Job> = None;
+        let mut in_flight = 0usize;
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ended::Stopped;
+            }
+            let moved_before = moved(&self.responder);
+            let mut progress = false;
+
+            // Finished replies, in the order they finished.
+            while let Ok(reply) = done_rx.try_recv() {
+                pending.push_back(reply);
+                progress = true;
+            }
+            while let Some(reply) = pending.front() {
+                match self.responder.reply(reply) {
+                    Ok(()) => {
+                        pending.pop_front();
+                        in_flight -= 1;
+                        self.replies += 1;
+                        progress = true;
+                    }
+                    Err(rpc::Error::Full) => break,
+                    Err(rpc::Error::Encode(status)) => {
+                        // A body the wire format cannot carry (a handler bug): the guest
+                        // still gets an answer under its event id.
+                        let (event_id, op) = (reply.event_id, reply.op);
+                        let status = if status == Status::Ok {
+                            Status::Io
+                        } else {
+                            status
+                        };
+                        log::error!(
+                            "{}: event {event_id} {op:?}: reply does not encode; \
+                             answering {status}",
+                            self.shared.id
+                        );
+                        pending[0] = Reply::err(event_id, op, status);
+                    }
+                    Err(e) => return e.into(),
+                }
+            }
+
+            // The request the pool had no room for goes first.
+            if let Some(job) = stalled.take() {
+                stalled = submit(pool, job, &self.shared.waker);
+                progress |= stalled.is_none();
+            }
+
+            // New requests, while nothing holds them back.
+            while pending.is_empty() && stalled.is_none() && in_flight < self.max_in_flight {
+                match self.responder.poll() {
+                    Ok(Some(incoming)) => {
+                        in_flight += 1;
+                        self.requests += 1;
+                        progress = true;
+                        log::trace!(
+                            "{}: event {} {:?}",
+                            self.shared.id,
+                            incoming.event_id,
+                            incoming.request.op()
+                        );
+                        let job = job(
+                            Arc::clone(&self.shared),
+                            Arc::clone(&self.root),
+                            Arc::clone(&self.handler),
+                            done_tx.clone(),
+                            incoming,
+                        );
+                        stalled = submit(pool, job, &self.shared.waker);
+                    }
+                    Ok(None) => break,
+                    Err(e) => return e.into(),
+                }
+            }
+            if self.responder.queued_bytes() > 0 {
+                if let Err(e) = self.responder.flush() {
+                    return e.into();
+                }
+            }
+
+            if self.responder.take_notify().is_yes() {
+                if let Err(e) = self.evtchn.notify() {
+                    return Ended::EventChannel(e);
+                }
+            }
+            if !progress && moved(&self.responder) == moved_before {
+                if let Err(e) = self.evtchn.wait() {
+                    return Ended::EventChannel(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conforming_bodies() {
+        assert!(conforms(Op::Ping, 0, &ReplyBody::Ping));
+        assert!(!conforms(Op::Remove, 0, &ReplyBody::Ping));
+        assert!(conforms(Op::Random, 3, &ReplyBody::Random(vec![0; 3])));
+        assert!(!conforms(Op::Random, 3, &ReplyBody::Random(vec![0; 2])));
+        assert!(conforms(Op::FileRead, 3, &ReplyBody::FileRead(vec![0; 2])));
+        assert!(!conforms(Op::FileRead, 3, &ReplyBody::FileRead(vec![0; 4])));
+    }
+
+    #[test]
+    fn guest_id_names_guest_and_domid() {
+        let id = GuestId {
+            name: GuestName::new("web-1").unwrap(),
+            domid: 7,
+        };
+        assert_eq!(id.to_string(), "guest web-1 (domid 7)");
+    }
+}

@@ -1,0 +1,629 @@
+//! The daemon's request handling end to end on the host: a guest-side `Caller` on one
+//! thread, the daemon's `Connection` on another, the real operations against a temporary
+//! folder, and the shared worker pool.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use common::{logs, pair, Gate, Guest};
+use rpc::{
+    BrokenReason, Config, DirEntry, FileKind, Layout, Name, Path, PayloadError, Reply, ReplyBody,
+    Request, Responder, Side, Status, MAX_FRAME, WRITE_CREATE,
+};
+use shadowdaemon::confine::{GuestName, GuestRoot, Share};
+use shadowdaemon::pool::{Pool, PoolConfig};
+use shadowdaemon::serve::{Connection, Ended, Handler, Limits, WARN_BUDGET};
+use shadowdaemon::service;
+
+struct Daemon {
+    tmp: tempfile::TempDir,
+    share: Share,
+    pool: Pool,
+}
+
+impl Daemon {
+    fn new(pool: PoolConfig) -> Daemon {
+        logs(); // installed before anything logs
+        let tmp = tempfile::tempdir().unwrap();
+        let share = Share::open(&tmp.path().join("guests")).unwrap();
+        Daemon {
+            tmp,
+            share,
+            pool: Pool::new(pool).unwrap(),
+        }
+    }
+
+    fn root(&self, name: &str) -> Arc<GuestRoot> {
+        Arc::new(self.share.guest(&GuestName::new(name).unwrap()).unwrap())
+    }
+
+    /// Where a guest's file is on the host.
+    fn host(&self, guest: &str, rel: &str) -> PathBuf {
+        self.share.path().join(guest).join(rel)
+    }
+}
+
+/// How a test runs one connection.
+struct Run {
+    name: &'static str,
+    domid: u16,
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+    orders: (u16, u16),
+    guest_config: Config,
+}
+
+impl Run {
+    fn new(name: &'static str, domid: u16) -> Run {
+        Run {
+            name,
+            domid,
+            handler: Arc::new(service::handle),
+            limits: Limits::default(),
+            orders: (12, 12),
+            guest_config: Config::default(),
+        }
+    }
+
+    /// Runs the daemon's loop on a thread while `guest` plays the guest here, then
+    /// closes the guest's end and returns why the loop ended.
+    fn go<R>(self, d: &Daemon, guest: impl FnOnce(&mut Guest) -> R) -> (Ended, R) {
+        let (mut g, client, port) = pair(self.orders.0, self.orders.1, self.guest_config);
+        let conn = Connection::new(
+            self.domid,
+            d.root(self.name),
+            Responder::new(client, Config::default()),
+            port,
+            self.handler,
+            self.limits,
+        );
+        thread::scope(|s| {
+            let daemon = s.spawn(|| conn.run(&d.pool));
+            // Close the guest's end even if its part fails, so the daemon's loop ends
+            // at once and the failure is reported instead of waited on.
+            let r = panic::catch_unwind(AssertUnwindSafe(|| guest(&mut g)));
+            g.close();
+            let ended = daemon.join().unwrap();
+            match r {
+                Ok(r) => (ended, r),
+                Err(p) => panic::resume_unwind(p),
+            }
+        })
+    }
+}
+
+fn p(s: &str) -> Path {
+    Path::new(s).unwrap()
+}
+
+fn read(path: &str, offset: u64, len: u32) -> Request {
+    Request::FileRead {
+        path: p(path),
+        offset,
+        len,
+    }
+}
+
+fn write(path: &str, offset: u64, flags: u8, data: &[u8]) -> Request {
+    Request::FileWrite {
+        path: p(path),
+        offset,
+        flags,
+        data: data.to_vec(),
+    }
+}
+
+fn entry(name: &str, kind: FileKind) -> DirEntry {
+    DirEntry {
+        kind,
+        name: Name::new(name).unwrap(),
+    }
+}
+
+fn pattern(seed: u64, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (seed as usize).wrapping_mul(31).wrapping_add(i) as u8)
+        .collect()
+}
+
+#[test]
+fn every_op_end_to_end() {
+    let d = Daemon::new(PoolConfig::default());
+    let (ended, ()) = Run::new("ops", 11).go(&d, |g| {
+        assert_eq!(g.rpc(1, Request::Ping), Ok(ReplyBody::Ping));
+        let Ok(ReplyBody::Random(bytes)) = g.rpc(2, Request::Random { len: 100 }) else {
+            panic!("random");
+        };
+        assert_eq!(bytes.len(), 100);
+        let dir = Request::DirCreate { path: p("docs") };
+        assert_eq!(g.rpc(3, dir.clone()), Ok(ReplyBody::DirCreate));
+        assert_eq!(g.rpc(4, dir), Err(Status::Exists));
+        assert_eq!(
+            g.rpc(5, write("docs/a.txt", 0, WRITE_CREATE, b"hello")),
+            Ok(ReplyBody::FileWrite { written: 5 })
+        );
+        assert_eq!(
+            g.rpc(6, write("docs/a.txt", 5, 0, b" world")),
+            Ok(ReplyBody::FileWrite { written: 6 })
+        );
+        assert_eq!(
+            g.rpc(7, read("docs/a.txt", 0, 100)),
+            Ok(ReplyBody::FileRead(b"hello world".to_vec()))
+        );
+        assert_eq!(
+            g.rpc(8, read("docs/a.txt", 6, 3)),
+            Ok(ReplyBody::FileRead(b"wor".to_vec()))
+        );
+        let Ok(ReplyBody::FileInfo(info)) = g.rpc(
+            9,
+            Request::FileInfo {
+                path: p("docs/a.txt"),
+            },
+        ) else {
+            panic!("info");
+        };
+        assert_eq!((info.kind, info.size), (FileKind::File, 11));
+        assert_eq!(
+            g.rpc(
+                10,
+                Request::DirList {
+                    path: p("docs"),
+                    cursor: 0
+                }
+            ),
+            Ok(ReplyBody::DirList {
+                entries: vec![entry("a.txt", FileKind::File)],
+                done: true
+            })
+        );
+        assert_eq!(
+            g.rpc(
+                11,
+                Request::DirList {
+                    path: p("."),
+                    cursor: 0
+                }
+            ),
+            Ok(ReplyBody::DirList {
+                entries: vec![entry("docs", FileKind::Dir)],
+                done: true
+            })
+        );
+        let rm = |s: &str| Request::Remove { path: p(s) };
+        assert_eq!(g.rpc(12, rm("docs")), Err(Status::NotEmpty));
+        assert_eq!(g.rpc(13, rm("docs/a.txt")), Ok(ReplyBody::Remove));
+        assert_eq!(g.rpc(14, rm("docs")), Ok(ReplyBody::Remove));
+        assert_eq!(g.rpc(15, read("docs/a.txt", 0, 1)), Err(Status::NotFound));
+        assert_eq!(g.rpc(16, read("../ops/x", 0, 1)), Err(Status::Invalid));
+        assert_eq!(g.rpc(17, read("/etc/hostname", 0, 1)), Err(Status::Invalid));
+    });
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+    assert_eq!(std::fs::read_dir(d.host("ops", "")).unwrap().count(), 0);
+
+    let log = logs();
+    let id = "guest ops (domid 11)";
+    assert_eq!(log.matching(&[id, ": connected ("]).len(), 1);
+    let bye = log.matching(&[id, ": disconnected: the guest closed the channel"]);
+    assert_eq!(bye.len(), 1, "{bye:?}");
+    assert!(bye[0].contains("17 requests, 17 replies sent"), "{bye:?}");
+    let refused = log.matching(&[id, "WARN", "event 16 FileRead", "`..` component"]);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        log.matching(&[id, "DEBUG", "event 15", "NotFound"]).len(),
+        1
+    );
+}
+
+#[test]
+fn a_slow_request_does_not_hold_back_pings() {
+    let d = Daemon::new(PoolConfig {
+        workers: 2,
+        queue: 8,
+    });
+    let gate = Arc::new(Gate::default());
+    let _release = gate.opener();
+    let mut run = Run::new("slow", 12);
+    let at_gate = gate.clone();
+    run.handler = Arc::new(move |root: &GuestRoot, req: Request| {
+        if matches!(&req, Request::FileRead { path, .. } if path.as_str() == "slow") {
+            at_gate.pass();
+        }
+        service::handle(root, req)
+    });
+    d.root("slow");
+    std::fs::write(d.host("slow", "slow"), b"at last").unwrap();
+    let (ended, ()) = run.go(&d, |g| {
+        g.call(0, &read("slow", 0, 100));
+        gate.wait_for(1); // it holds a worker now
+        for id in 1..=20 {
+            g.call(id, &Request::Ping);
+        }
+        g.collect(20);
+        assert!(!gate.is_open());
+        let ids: BTreeSet<u64> = g.received.iter().map(|r| r.event_id).collect();
+        assert_eq!(ids, (1..=20).collect(), "the pings, all answered first");
+        assert!(g.received.iter().all(|r| r.result == Ok(ReplyBody::Ping)));
+        gate.open();
+        g.collect(21);
+        assert_eq!(
+            g.received[20],
+            Reply::ok(0, ReplyBody::FileRead(b"at last".to_vec())),
+            "the slow read, answered last although asked first"
+        );
+    });
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+}
+
+/// The request for event `i` of the busy test, and what must come back.
+fn busy_request(i: u64) -> Request {
+    match i % 4 {
+        0 => Request::Ping,
+        1 => Request::Random { len: i as u32 },
+        2 => read(&format!("r{}", i % 8), i, 1000),
+        _ => write(&format!("w{i}"), 0, WRITE_CREATE, &pattern(i, 3000)),
+    }
+}
+
+#[test]
+fn many_requests_in_flight_are_each_answered_once() {
+    const N: u64 = 256;
+    let d = Daemon::new(PoolConfig {
+        workers: 3,
+        queue: 4,
+    });
+    d.root("busy");
+    for k in 0..8 {
+        std::fs::write(d.host("busy", &format!("r{k}")), pattern(k, 2000)).unwrap();
+    }
+    let mut run = Run::new("busy", 13);
+    run.limits = Limits { max_in_flight: 16 };
+    run.orders = (10, 11); // tiny rings: back-pressure in the ring too
+    run.guest_config = Config {
+        outbox_bytes: 0,
+        max_in_flight: N as usize,
+    };
+    let (ended, received) = run.go(&d, |g| {
+        for i in 0..N {
+            g.call(i, &busy_request(i));
+        }
+        g.collect(N as usize);
+        assert_eq!(g.caller.in_flight(), 0);
+        std::mem::take(&mut g.received)
+    });
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+    assert_eq!(received.len(), N as usize);
+    let ids: BTreeSet<u64> = received.iter().map(|r| r.event_id).collect();
+    assert_eq!(ids, (0..N).collect(), "each event answered exactly once");
+    for r in &received {
+        let i = r.event_id;
+        match (busy_request(i), &r.result) {
+            (Request::Ping, Ok(ReplyBody::Ping)) => {}
+            (Request::Random { len }, Ok(ReplyBody::Random(b))) => {
+                assert_eq!(b.len(), len as usize)
+            }
+            (Request::FileRead { offset, len, .. }, Ok(ReplyBody::FileRead(b))) => {
+                let file = pattern(i % 8, 2000);
+                let end = (offset as usize + len as usize).min(file.len());
+                assert_eq!(b[..], file[offset as usize..end], "event {i}");
+            }
+            (Request::FileWrite { data, .. }, Ok(ReplyBody::FileWrite { written })) => {
+                assert_eq!(*written as usize, data.len());
+                assert_eq!(
+                    std::fs::read(d.host("busy", &format!("w{i}"))).unwrap(),
+                    data
+                );
+            }
+            (req, res) => panic!("event {i}: {req:?} answered {res:?}"),
+        }
+    }
+}
+
+/// While every request is held at a gate, the daemon takes no more from the ring than
+/// its bounds allow, so the guest's ring and outbox fill and the guest is told `Full`.
+fn back_pressure_reaches_the_guest(name: &'static str, pool: PoolConfig, max_in_flight: usize) {
+    let d = Daemon::new(pool);
+    let gate = Arc::new(Gate::default());
+    let _release = gate.opener();
+    let at_gate = gate.clone();
+    let mut run = Run::new(name, 14);
+    run.handler = Arc::new(move |root: &GuestRoot, req: Request| {
+        at_gate.pass();
+        service::handle(root, req)
+    });
+    run.limits = Limits { max_in_flight };
+    run.orders = (10, 11);
+    run.guest_config = Config {
+        outbox_bytes: 0,
+        max_in_flight: 1_000_000,
+    };
+    // In flight at most: the limit, or running + queued + the one the loop holds.
+    let taken = max_in_flight.min(pool.workers + pool.queue + 1);
+    // The guest writes the right ring; its outbox holds one frame's worth.
+    let ring = Layout::new(run.orders.0, run.orders.1)
+        .unwrap()
+        .ring_size(Side::Right);
+    let ring_and_outbox = (ring + MAX_FRAME) / rpc::HEADER_LEN;
+    let (ended, ()) = run.go(&d, |g| {
+        let mut accepted = 0u64;
+        loop {
+            match g.try_call(accepted, &Request::Ping) {
+                Ok(()) => accepted += 1,
+                Err(rpc::Error::Full) => break,
+                Err(e) => panic!("after {accepted} pings: {e}"),
+            }
+            assert!(
+                accepted as usize <= ring_and_outbox + taken,
+                "the daemon keeps taking requests past its bounds"
+            );
+        }
+        assert!(accepted as usize >= ring_and_outbox, "{accepted} accepted");
+        gate.wait_for(pool.workers.min(taken));
+        gate.open();
+        g.collect(accepted as usize);
+        let ids: BTreeSet<u64> = g.received.iter().map(|r| r.event_id).collect();
+        assert_eq!(ids.len(), accepted as usize);
+    });
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+}
+
+#[test]
+fn back_pressure_from_the_in_flight_limit() {
+    back_pressure_reaches_the_guest(
+        "bp-limit",
+        PoolConfig {
+            workers: 2,
+            queue: 16,
+        },
+        4,
+    );
+}
+
+#[test]
+fn back_pressure_from_a_full_pool_queue() {
+    back_pressure_reaches_the_guest(
+        "bp-pool",
+        PoolConfig {
+            workers: 1,
+            queue: 1,
+        },
+        32,
+    );
+}
+
+fn header(event_id: u64, op: u16, status: u16, len: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&event_id.to_le_bytes());
+    b.extend_from_slice(&op.to_le_bytes());
+    b.extend_from_slice(&status.to_le_bytes());
+    b.extend_from_slice(&len.to_le_bytes());
+    b
+}
+
+#[test]
+fn a_hostile_frame_breaks_only_its_own_connection() {
+    // FileRead whose path claims 500 bytes in a 15-byte payload.
+    let mut truncated = header(9, 3, 0, 15);
+    truncated.extend_from_slice(&500u16.to_le_bytes());
+    truncated.extend_from_slice(&[b'a'; 13]);
+    let cases: [(&str, u16, Vec<u8>, BrokenReason); 3] = [
+        (
+            "hostile-op",
+            21,
+            header(7, 0x99, 0, 0),
+            BrokenReason::UnknownOp { code: 0x99 },
+        ),
+        (
+            "hostile-status",
+            22,
+            header(8, 1, 3, 0),
+            BrokenReason::StatusInRequest,
+        ),
+        (
+            "hostile-payload",
+            23,
+            truncated,
+            BrokenReason::Payload(PayloadError::Truncated),
+        ),
+    ];
+    let d = Daemon::new(PoolConfig::default());
+    for (name, domid, frame, reason) in cases {
+        let (mut good, good_client, good_port) = pair(12, 12, Config::default());
+        let (mut bad, bad_client, bad_port) = pair(12, 12, Config::default());
+        let good_conn = Connection::new(
+            30,
+            d.root("bystander"),
+            Responder::new(good_client, Config::default()),
+            good_port,
+            Arc::new(service::handle),
+            Limits::default(),
+        );
+        let bad_conn = Connection::new(
+            domid,
+            d.root(name),
+            Responder::new(bad_client, Config::default()),
+            bad_port,
+            Arc::new(service::handle),
+            Limits::default(),
+        );
+        thread::scope(|s| {
+            let good_daemon = s.spawn(|| good_conn.run(&d.pool));
+            let bad_daemon = s.spawn(|| bad_conn.run(&d.pool));
+            assert_eq!(good.rpc(1, Request::Ping), Ok(ReplyBody::Ping));
+            assert_eq!(bad.rpc(1, Request::Ping), Ok(ReplyBody::Ping));
+            bad.raw(&frame);
+            bad.wait_for_daemon_close();
+            let ended = bad_daemon.join().unwrap();
+            assert!(
+                matches!(ended, Ended::Broken(r) if r == reason),
+                "{name}: {ended}"
+            );
+            // The other guest is served as before.
+            for id in 2..12 {
+                assert_eq!(good.rpc(id, Request::Ping), Ok(ReplyBody::Ping));
+            }
+            assert_eq!(
+                good.rpc(12, write("still", 0, WRITE_CREATE, b"fine")),
+                Ok(ReplyBody::FileWrite { written: 4 })
+            );
+            good.close();
+            let ended = good_daemon.join().unwrap();
+            assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+        });
+        let id = format!("guest {name} (domid {domid})");
+        let lines = logs().matching(&[&id, "WARN", "disconnected: the guest broke the protocol"]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+    }
+    assert!(logs()
+        .matching(&["guest bystander (domid 30)", "broke"])
+        .is_empty());
+}
+
+#[test]
+fn a_stopped_connection_ends_and_closes_its_end() {
+    let d = Daemon::new(PoolConfig::default());
+    let (mut g, client, port) = pair(12, 12, Config::default());
+    let conn = Connection::new(
+        15,
+        d.root("stopped"),
+        Responder::new(client, Config::default()),
+        port,
+        Arc::new(service::handle),
+        Limits::default(),
+    );
+    let stopper = conn.stopper();
+    assert_eq!(conn.id().to_string(), "guest stopped (domid 15)");
+    thread::scope(|s| {
+        let daemon = s.spawn(|| conn.run(&d.pool));
+        assert_eq!(g.rpc(1, Request::Ping), Ok(ReplyBody::Ping));
+        stopper.stop();
+        let ended = daemon.join().unwrap();
+        assert!(matches!(ended, Ended::Stopped), "{ended}");
+        g.wait_for_daemon_close();
+        assert_eq!(
+            g.caller.call(2, &Request::Ping),
+            Err(rpc::Error::PeerClosed)
+        );
+    });
+    let lines = logs().matching(&["guest stopped (domid 15)", "INFO", "stopped by the daemon"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}
+
+#[test]
+fn a_guest_that_leaves_with_requests_in_flight() {
+    let d = Daemon::new(PoolConfig {
+        workers: 1,
+        queue: 4,
+    });
+    let gate = Arc::new(Gate::default());
+    let _release = gate.opener();
+    let at_gate = gate.clone();
+    let mut run = Run::new("leaver", 16);
+    run.handler = Arc::new(move |root: &GuestRoot, req: Request| {
+        at_gate.pass();
+        service::handle(root, req)
+    });
+    let (ended, ()) = run.go(&d, |g| {
+        g.call(1, &write("late", 0, WRITE_CREATE, b"x"));
+        g.call(2, &write("never", 0, WRITE_CREATE, b"x"));
+        gate.wait_for(1);
+    });
+    // The loop ended on the close although a request was still running.
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+    gate.open();
+    // The pool stays usable: the running job finishes, the queued one is skipped.
+    drop(d.pool);
+    assert!(d.share.path().join("leaver/late").exists());
+    assert!(!d.share.path().join("leaver/never").exists());
+}
+
+#[test]
+fn guests_are_confined_end_to_end() {
+    let d = Daemon::new(PoolConfig::default());
+    let outside = d.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"dom0's").unwrap();
+    // Links planted in b's folder (by someone in dom0; guests cannot make links).
+    d.root("conf-b");
+    std::os::unix::fs::symlink("../conf-a", d.host("conf-b", "to-a")).unwrap();
+    std::os::unix::fs::symlink(&outside, d.host("conf-b", "abs")).unwrap();
+
+    let (ended, ()) = Run::new("conf-a", 31).go(&d, |g| {
+        assert!(g.rpc(1, write("secret", 0, WRITE_CREATE, b"a's")).is_ok());
+    });
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+
+    let (ended, ()) = Run::new("conf-b", 32).go(&d, |g| {
+        let denied = Err(Status::PermissionDenied);
+        assert_eq!(g.rpc(1, read("secret", 0, 10)), Err(Status::NotFound));
+        assert_eq!(
+            g.rpc(2, read("../conf-a/secret", 0, 10)),
+            Err(Status::Invalid)
+        );
+        assert_eq!(g.rpc(3, read("/etc/passwd", 0, 10)), Err(Status::Invalid));
+        assert_eq!(g.rpc(4, read("to-a/secret", 0, 10)), denied);
+        assert_eq!(g.rpc(5, read("abs/secret", 0, 10)), denied);
+        assert_eq!(g.rpc(6, write("abs/new", 0, WRITE_CREATE, b"x")), denied);
+        assert_eq!(g.rpc(7, Request::DirCreate { path: p("to-a/d") }), denied);
+        assert_eq!(
+            g.rpc(
+                8,
+                Request::Remove {
+                    path: p("to-a/secret")
+                }
+            ),
+            denied
+        );
+        let list = |path: &str| Request::DirList {
+            path: p(path),
+            cursor: 0,
+        };
+        assert_eq!(g.rpc(9, list("to-a")), denied);
+        let Ok(ReplyBody::DirList { mut entries, done }) = g.rpc(10, list(".")) else {
+            panic!("list");
+        };
+        entries.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        assert!(done);
+        assert_eq!(
+            entries,
+            [
+                entry("abs", FileKind::Symlink),
+                entry("to-a", FileKind::Symlink)
+            ]
+        );
+    });
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+    assert!(d.host("conf-a", "secret").exists());
+    assert!(outside.join("secret").exists());
+    assert!(!outside.join("new").exists());
+    let warned = logs().matching(&["guest conf-b (domid 32)", "WARN", "leads outside"]);
+    assert_eq!(warned.len(), 6, "{warned:?}");
+}
+
+#[test]
+fn warnings_per_connection_are_bounded() {
+    let d = Daemon::new(PoolConfig::default());
+    let n = u64::from(WARN_BUDGET) * 3;
+    let (ended, ()) = Run::new("noisy", 17).go(&d, |g| {
+        for id in 0..n {
+            assert_eq!(g.rpc(id, read("../x", 0, 1)), Err(Status::Invalid));
+        }
+    });
+    assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+    let id = "guest noisy (domid 17)";
+    let warned = logs().matching(&[id, "WARN", "refused path"]);
+    assert_eq!(warned.len(), WARN_BUDGET as usize);
+    assert_eq!(logs().matching(&[id, "WARN", "further ones"]).len(), 1);
+    let quiet = logs().matching(&[id, "DEBUG", "refused path"]);
+    assert_eq!(quiet.len() as u64, n - u64::from(WARN_BUDGET));
+    assert!(
+        logs()
+            .matching(&[id, "disconnected", &format!("{n} failed")])
+            .len()
+            == 1
+    );
+}
