@@ -341,3 +341,48 @@ fn guest_image_stays_within_256_kib() {
         "guest ELF is {size} bytes, more than 256 KiB"
     );
 }
+
+#[test]
+fn rpcs_reach_the_shadowdaemon_and_complete_their_events() {
+    let run = rig();
+    let guest = run.guest("rpcdemo");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    for line in [
+        "rpc-demo: wrote notes/hello.txt",
+        "rpc-demo: read it back: 56 bytes, identical",
+        "rpc-demo: file_info: kind 1 size Some(56)",
+        "rpc-demo: notes/ holds [\"hello.txt\"]",
+        "rpc-demo: 16 random bytes from dom0: ",
+        "rpc-demo: 8 pings in flight under one AND tree: 1 wake",
+        // NotFound (code 1) once the file is removed.
+        "rpc-demo: removed it; reading it now reports: remote error 1",
+        "rpc-demo: ok",
+    ] {
+        assert!(
+            guest.line_with(line).is_some(),
+            "missing {line:?}:\n{}",
+            guest.log
+        );
+    }
+    let daemon = run.guest("rpcpeer");
+    assert!(
+        daemon
+            .line_with("stream closed after 18 requests")
+            .is_some(),
+        "{}",
+        daemon.log
+    );
+    // The guest's folder in dom0 holds what the guest left: an empty notes/.
+    assert!(
+        daemon
+            .line_with("file: /tmp/shadow/rpcdemo/notes")
+            .is_some(),
+        "{}",
+        daemon.log
+    );
+    assert!(
+        daemon.line_with("hello.txt").is_none(),
+        "the file was removed: {}",
+        daemon.log
+    );
+}

@@ -21,3 +21,4 @@ pub mod error;
 pub mod pool;
 pub mod serve;
 pub mod service;
+pub mod stream;

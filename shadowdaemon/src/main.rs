@@ -79,6 +79,29 @@ enum DebugCommand {
     /// arguments.
     #[command(verbatim_doc_comment)]
     GrantWrite(debug::GrantWriteArgs),
+    /// Serve one guest's RPCs over standard input and output
+    ///
+    /// The transport until the daemon maps guests' rings itself: run it on
+    /// the far side of Debian's vchan-socket-proxy, which connects to the
+    /// guest's vchan as the client, e.g. (with a FIFO for the way back)
+    ///   vchan-socket-proxy D /local/domain/D/data/vchan/0/rpc - <f |
+    ///     shadowdaemon debug serve-stream --guest NAME --domid D >f
+    /// Exit status: 0 when the stream ends, 1 if it breaks or fails.
+    #[command(verbatim_doc_comment)]
+    ServeStream(StreamArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct StreamArgs {
+    /// Folder under which each guest gets its own folder.
+    #[arg(long, default_value = "/var/lib/ethos-shadow")]
+    root: PathBuf,
+    /// The guest's name (its folder under --root).
+    #[arg(long)]
+    guest: String,
+    /// The guest's domain id (for the logs).
+    #[arg(long)]
+    domid: u32,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +114,48 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Debug(DebugCommand::GrantRead(args))) => debug::run_grant_read(&args),
         Some(Command::Debug(DebugCommand::GrantWrite(args))) => debug::run_grant_write(&args),
+        Some(Command::Debug(DebugCommand::ServeStream(args))) => serve_stream(&args),
+    }
+}
+
+fn serve_stream(args: &StreamArgs) -> ExitCode {
+    use shadowdaemon::confine::{GuestName, Share};
+    use shadowdaemon::stream::{serve_stream, StreamEnd};
+    let who = format!("guest {} (domid {})", args.guest, args.domid);
+    let root = std::fs::create_dir_all(&args.root)
+        .and_then(|()| Share::open(&args.root))
+        .and_then(|share| {
+            let name = GuestName::new(&args.guest).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e:?}"))
+            })?;
+            share.guest(&name)
+        });
+    let root = match root {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!(
+                "{who}: cannot open its folder under {}: {e}",
+                args.root.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!("{who}: serving over standard input and output");
+    match serve_stream(
+        &root,
+        &who,
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+    ) {
+        StreamEnd::Closed { .. } => ExitCode::SUCCESS,
+        StreamEnd::Broken(why) => {
+            log::error!("{who}: {why}");
+            ExitCode::FAILURE
+        }
+        StreamEnd::Io(e) => {
+            log::error!("{who}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
