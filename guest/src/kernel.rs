@@ -208,6 +208,35 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     shut_down(ShutdownReason::Poweroff)
 }
 
+/// Makes Xen stamp this vCPU's time record on the physical CPU it runs on.
+///
+/// The record a new domain starts with was stamped on the CPU that built
+/// it; under QEMU/TCG the CPUs' TSCs differ by up to a second, so time read
+/// against that stamp is off until Xen next reschedules the vCPU (timers set
+/// meanwhile fire at once, over and over). Sleeping 1 ms on the timer makes
+/// Xen reschedule it, which refreshes the record.
+fn refresh_time_record(timer_port: u32) {
+    let Some(si) = shared_info() else { return };
+    let stamp = time_info(si).tsc_timestamp;
+    let was_masked = crate::evtchn::mask_upcalls();
+    for _ in 0..10 {
+        let base = time_info(si).system_time;
+        if hypercall::set_timer_op(base + 1_000_000).is_err() {
+            break;
+        }
+        let _ = hypercall::sched_poll(&[timer_port], 0);
+        let word = shared_info::EVTCHN_PENDING + (timer_port as usize / 64) * 8;
+        si.clear_bits_u64(word, 1 << (timer_port % 64));
+        if time_info(si).tsc_timestamp != stamp {
+            break;
+        }
+    }
+    let _ = hypercall::set_timer_op(0);
+    if !was_masked {
+        crate::evtchn::unmask_upcalls();
+    }
+}
+
 /// Brings up event delivery, the timer, the heap and the scheduler.
 fn init_core(boot: &BootInfo, start_info: &StartInfo) {
     let heap = mm::boot_heap_region(start_info);
@@ -226,6 +255,7 @@ fn init_core(boot: &BootInfo, start_info: &StartInfo) {
     }
     let timer_port = hypercall::evtchn_bind_timer_virq()
         .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
+    refresh_time_record(timer_port);
     let first_free_pfn = (heap.end - arch::VIRT_BASE) >> 12;
     let key = [
         arch::rdtsc().rotate_left(7) ^ 0x6a09_e667_f3bc_c908,

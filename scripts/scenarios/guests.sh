@@ -70,36 +70,11 @@ peer=$!
 rig_start vchan $cfg "$image" 'extra="ethos.app=vchan-echo"' && rig_wait vchan 200 shutdown
 kill $peer 2>/dev/null
 
-# RPC end to end: the guest's RPC channel (data/vchan/0/rpc), Debian's
-# vchan-socket-proxy as its vchan client, and the shadowdaemon serving the
-# requests over the proxy's standard input and output.
-rpc_stream_peer() {
-    name=$1
-    for _ in $(seq 1 1200); do
-        domid=$(xl domid "$name" 2>/dev/null) &&
-            xenstore-read "/local/domain/$domid/data/vchan/0/rpc/event-channel" >/dev/null 2>&1 && break
-        usleep 100000
-    done
-    node=/local/domain/$domid/data/vchan/0/rpc
-    mkfifo /tmp/rpc-back
-    mkdir -p /tmp/shadow
-    vchan-socket-proxy "$domid" "$node" - </tmp/rpc-back 2>/tmp/rpc-proxy.err |
-        /rig/bin/shadowdaemon debug serve-stream --root /tmp/shadow \
-            --guest "$name" --domid "$domid" >/tmp/rpc-back 2>/tmp/rpc-daemon.err
-    sed 's/^/@@RIG log rpcpeer|daemon: /' /tmp/rpc-daemon.err
-    sed 's/^/@@RIG log rpcpeer|proxy: /' /tmp/rpc-proxy.err
-    find /tmp/shadow | sed 's/^/@@RIG log rpcpeer|file: /'
-}
-
-rpc_stream_peer rpcdemo &
+# RPC end to end (rig_rpc_peer is in the dom0 init).
+rig_rpc_peer rpcdemo &
 peer=$!
 rig_start rpcdemo $cfg "$image" 'extra="ethos.app=rpc-demo"' && rig_wait rpcdemo 200 shutdown
-# The guest is gone: stop the proxy, so the daemon sees its input end
-# and the peer reports what happened.
-# (busybox has no pkill here; the proxy does not notice a destroyed server)
-ps | awk '/vchan-socket-proxy/ && !/awk/ {print $1}' | xargs -r kill 2>/dev/null
-for _ in $(seq 1 50); do kill -0 $peer 2>/dev/null || break; usleep 200000; done
-kill $peer 2>/dev/null
+rig_rpc_peer_stop $peer
 
 grant_responder selftest &
 responder=$!
