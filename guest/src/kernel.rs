@@ -117,14 +117,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         Ordering::SeqCst,
     );
     let si = SHARED_INFO.call_once(|| si);
-    // Xen fills a new vCPU's time record only when it schedules the vCPU
-    // again: until then the record is all zero and the clock would read 0.
-    // A yield gets it filled.
-    let mut yields = 0;
-    while time_info(si).tsc_to_system_mul == 0 && yields < 1000 {
-        hypercall::sched_yield();
-        yields += 1;
-    }
+    refresh_time_record(si, boot.console_evtchn);
     // The clock works from here on; the time since entry is the TSC delta.
     let clock_info = time_info(si);
     let clock_start = now_ns();
@@ -208,32 +201,33 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     shut_down(ShutdownReason::Poweroff)
 }
 
-/// Makes Xen stamp this vCPU's time record on the physical CPU it runs on.
+/// Makes Xen (re)stamp this vCPU's time record on the physical CPU it runs
+/// on, before anything reads the clock.
 ///
-/// The record a new domain starts with was stamped on the CPU that built
-/// it; under QEMU/TCG the CPUs' TSCs differ by up to a second, so time read
-/// against that stamp is off until Xen next reschedules the vCPU (timers set
-/// meanwhile fire at once, over and over). Sleeping 1 ms on the timer makes
-/// Xen reschedule it, which refreshes the record.
-fn refresh_time_record(timer_port: u32) {
-    let Some(si) = shared_info() else { return };
-    let stamp = time_info(si).tsc_timestamp;
-    let was_masked = crate::evtchn::mask_upcalls();
-    for _ in 0..10 {
-        let base = time_info(si).system_time;
-        if hypercall::set_timer_op(base + 1_000_000).is_err() {
+/// A new vCPU's record is all zero until Xen first reschedules it, or was
+/// stamped on the CPU that built the domain, whose TSC under QEMU/TCG can
+/// be a second apart from ours: time read against it is wrong, and timers
+/// armed meanwhile fire at once, over and over. Polling a quiet port with a
+/// deadline already past makes Xen deschedule the vCPU and wake it at once,
+/// and every reschedule restamps the record. (Upcalls are still masked, as
+/// SCHEDOP_poll requires.)
+fn refresh_time_record(si: &SharedPage, quiet_port: u32) {
+    // An all-zero record fills at the next reschedule; yielding asks for one.
+    for _ in 0..1000 {
+        if time_info(si).tsc_to_system_mul != 0 {
             break;
         }
-        let _ = hypercall::sched_poll(&[timer_port], 0);
-        let word = shared_info::EVTCHN_PENDING + (timer_port as usize / 64) * 8;
-        si.clear_bits_u64(word, 1 << (timer_port % 64));
-        if time_info(si).tsc_timestamp != stamp {
-            break;
-        }
+        hypercall::sched_yield();
     }
-    let _ = hypercall::set_timer_op(0);
-    if !was_masked {
-        crate::evtchn::unmask_upcalls();
+    let stamp = time_info(si).tsc_timestamp;
+    let pending = shared_info::EVTCHN_PENDING + (quiet_port as usize / 64) * 8;
+    for _ in 0..5 {
+        si.clear_bits_u64(pending, 1 << (quiet_port % 64));
+        let _ = hypercall::sched_poll(&[quiet_port], 1);
+        let now = time_info(si);
+        if now.tsc_to_system_mul != 0 && now.tsc_timestamp != stamp {
+            break;
+        }
     }
 }
 
@@ -255,7 +249,6 @@ fn init_core(boot: &BootInfo, start_info: &StartInfo) {
     }
     let timer_port = hypercall::evtchn_bind_timer_virq()
         .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
-    refresh_time_record(timer_port);
     let first_free_pfn = (heap.end - arch::VIRT_BASE) >> 12;
     let key = [
         arch::rdtsc().rotate_left(7) ^ 0x6a09_e667_f3bc_c908,

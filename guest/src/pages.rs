@@ -61,6 +61,23 @@ struct Grants {
     free: Vec<u32>,
 }
 
+impl Grants {
+    /// Fills a free entry: `peer` may map machine frame `mfn`.
+    fn grant(&mut self, mfn: u64, peer: u16, readonly: bool) -> SysResult<u32> {
+        let gref = self.free.pop().ok_or(SysError::Busy)?;
+        let at = gref as usize * gnttab::ENTRY_SIZE;
+        self.table
+            .store_u16(at + gnttab::ENTRY_DOMID, peer, Ordering::Relaxed);
+        self.table
+            .store_u32(at + gnttab::ENTRY_FRAME, mfn as u32, Ordering::Relaxed);
+        // Frame and domid must be visible before the entry becomes valid.
+        let flags = gnttab::GTF_PERMIT_ACCESS | if readonly { gnttab::GTF_READONLY } else { 0 };
+        self.table
+            .store_u16(at + gnttab::ENTRY_FLAGS, flags, Ordering::SeqCst);
+        Ok(gref)
+    }
+}
+
 pub struct Pages {
     mfn_list: u64,
     nr_pages: u64,
@@ -399,17 +416,11 @@ pub fn grant(pid: Pid, cap: PageCap, peer: u16, readonly: bool) -> SysResult<u32
             return Err(SysError::AlreadyGranted);
         }
         let mfn = p.entry(index).mfn;
-        let g = p.grants.as_mut().ok_or(SysError::ServiceBroken)?;
-        let gref = g.free.pop().ok_or(SysError::Busy)?;
-        let at = gref as usize * gnttab::ENTRY_SIZE;
-        g.table
-            .store_u16(at + gnttab::ENTRY_DOMID, peer, Ordering::Relaxed);
-        g.table
-            .store_u32(at + gnttab::ENTRY_FRAME, mfn as u32, Ordering::Relaxed);
-        // Frame and domid must be visible before the entry becomes valid.
-        let flags = gnttab::GTF_PERMIT_ACCESS | if readonly { gnttab::GTF_READONLY } else { 0 };
-        g.table
-            .store_u16(at + gnttab::ENTRY_FLAGS, flags, Ordering::SeqCst);
+        let gref = p
+            .grants
+            .as_mut()
+            .ok_or(SysError::ServiceBroken)?
+            .grant(mfn, peer, readonly)?;
         p.entry(index).granted = Some(gref);
         Ok(gref)
     })
@@ -425,17 +436,10 @@ pub fn grant_kernel_page(va: u64, peer: u16, readonly: bool) -> SysResult<u32> {
             .ok_or(SysError::BadAddress)?
             >> 12;
         let mfn = mm::pfn_to_mfn(p.mfn_list, p.nr_pages, pfn).ok_or(SysError::BadAddress)?;
-        let g = p.grants.as_mut().ok_or(SysError::ServiceBroken)?;
-        let gref = g.free.pop().ok_or(SysError::Busy)?;
-        let at = gref as usize * gnttab::ENTRY_SIZE;
-        g.table
-            .store_u16(at + gnttab::ENTRY_DOMID, peer, Ordering::Relaxed);
-        g.table
-            .store_u32(at + gnttab::ENTRY_FRAME, mfn as u32, Ordering::Relaxed);
-        let flags = gnttab::GTF_PERMIT_ACCESS | if readonly { gnttab::GTF_READONLY } else { 0 };
-        g.table
-            .store_u16(at + gnttab::ENTRY_FLAGS, flags, Ordering::SeqCst);
-        Ok(gref)
+        p.grants
+            .as_mut()
+            .ok_or(SysError::ServiceBroken)?
+            .grant(mfn, peer, readonly)
     })
 }
 

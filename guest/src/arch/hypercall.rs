@@ -167,8 +167,7 @@ pub fn sched_poll(ports: &[u32], deadline_ns: u64) -> Result<(), XenError> {
     .map(drop)
 }
 
-/// `sched_op(SCHEDOP_yield)`: gives up the pCPU; Xen reschedules (and
-/// refreshes this vCPU's time record when it runs it again).
+/// `sched_op(SCHEDOP_yield)`: gives up the pCPU; Xen reschedules.
 pub fn sched_yield() {
     // SAFETY: no arguments.
     unsafe { hypercall5(nr::SCHED_OP, schedop::YIELD as u64, 0, 0, 0, 0) };
