@@ -139,6 +139,37 @@ impl Xenstore {
         Ok(())
     }
 
+    /// Registers (or removes) watch `id` on `path` with xenstored; the ack
+    /// completes `event`, if any.
+    fn send_watch(
+        &mut self,
+        register: bool,
+        id: u32,
+        path: &str,
+        event: Option<EventId>,
+    ) -> SysResult<()> {
+        let token = alloc::format!("w{id}");
+        let req = if register {
+            Request::Watch {
+                path,
+                token: &token,
+            }
+        } else {
+            Request::Unwatch {
+                path,
+                token: &token,
+            }
+        };
+        self.send(
+            req,
+            0,
+            Waiter {
+                event,
+                expect: Expect::Empty,
+            },
+        )
+    }
+
     /// Moves queued bytes into the ring and kicks xenstored.
     fn flush(&mut self) {
         if self.queued.is_empty() {
@@ -280,18 +311,7 @@ pub fn watch(owner: Pid, path: &str, ack: EventId) -> SysResult<u32> {
             return Err(SysError::Busy);
         }
         let id = xs.next_watch;
-        let token = alloc::format!("w{id}");
-        xs.send(
-            Request::Watch {
-                path,
-                token: &token,
-            },
-            0,
-            Waiter {
-                event: Some(ack),
-                expect: Expect::Empty,
-            },
-        )?;
+        xs.send_watch(true, id, path, Some(ack))?;
         xs.next_watch += 1;
         xs.watches.insert(
             id,
@@ -350,18 +370,7 @@ pub fn unwatch(owner: Pid, watch: u32, ack: EventId) -> SysResult<Option<Complet
             .ok_or(SysError::BadHandle)?;
         let path = w.path.clone();
         let path = core::str::from_utf8(&path).map_err(|_| SysError::InvalidArgument)?;
-        let token = alloc::format!("w{watch}");
-        xs.send(
-            Request::Unwatch {
-                path,
-                token: &token,
-            },
-            0,
-            Waiter {
-                event: Some(ack),
-                expect: Expect::Empty,
-            },
-        )?;
+        xs.send_watch(false, watch, path, Some(ack))?;
         let w = xs.watches.remove(&watch);
         Ok(w.and_then(|w| w.waiter).map(|event| Completion {
             event,
@@ -382,19 +391,8 @@ pub fn forget(owner: Pid) {
             .collect();
         for (id, path) in gone {
             xs.watches.remove(&id);
-            let token = alloc::format!("w{id}");
             let path = core::str::from_utf8(&path).unwrap_or("");
-            if let Err(e) = xs.send(
-                Request::Unwatch {
-                    path,
-                    token: &token,
-                },
-                0,
-                Waiter {
-                    event: None,
-                    expect: Expect::Empty,
-                },
-            ) {
+            if let Err(e) = xs.send_watch(false, id, path, None) {
                 warn!("cannot remove watch {id} of exited pid {}: {e}", owner.0);
             }
         }
