@@ -92,3 +92,18 @@ impl core::fmt::Display for Millis {
         write!(f, "{}.{}", tenths / 10, tenths % 10)
     }
 }
+
+/// Blocks until `id` completes or `ms` milliseconds pass (an OR tree of the
+/// event and a beep). Returns whether `id` completed; the beep is gone
+/// either way, `id` stays the caller's.
+pub fn wait_or_timeout(id: events::EventId, ms: u64) -> Result<bool, alloc::string::String> {
+    use alloc::format;
+    let timeout = crate::sys::beep(crate::sys::get_time() + ms * 1_000_000)
+        .map_err(|e| format!("beep: {e}"))?;
+    let spec = events::Tree::any([id, timeout])
+        .to_spec()
+        .map_err(|e| format!("{e}"))?;
+    let woke = crate::sys::block(&spec).map_err(|e| format!("block: {e}"))?;
+    let _ = crate::sys::cancel(timeout).and_then(|_| crate::sys::retire(timeout));
+    Ok(woke.contains(&id))
+}

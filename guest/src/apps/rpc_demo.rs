@@ -19,13 +19,7 @@ fn say(text: &str) {
 /// nothing would ever answer.
 fn rpc(id: Result<events::EventId, guest::syserr::SysError>, what: &str) -> Result<Value, String> {
     let id = id.map_err(|e| format!("{what}: {e}"))?;
-    let timeout = sys::beep(sys::get_time() + 30_000 * MS).map_err(|e| format!("beep: {e}"))?;
-    let spec = Tree::any([id, timeout])
-        .to_spec()
-        .map_err(|e| format!("{e}"))?;
-    let woke = sys::block(&spec).map_err(|e| format!("block: {e}"))?;
-    let _ = sys::cancel(timeout).and_then(|_| sys::retire(timeout));
-    if !woke.contains(&id) {
+    if !super::wait_or_timeout(id, 30_000)? {
         let _ = sys::cancel(id).and_then(|_| sys::retire(id));
         return Err(format!("{what}: no answer from the shadowdaemon in 30 s"));
     }

@@ -520,12 +520,7 @@ fn foreign_events_are_refused() -> TestResult {
 
 /// Waits for an event and retires it; `Ok` only for a successful completion.
 fn wait(id: Result<EventId, SysError>, what: &str) -> Result<Value, String> {
-    let id = id.map_err(|e| format!("{what}: {e}"))?;
-    let r = sys::block_and_retire(id).map_err(|e| format!("{what}: block_and_retire: {e}"))?;
-    if r.status != Status::Ok {
-        return Err(format!("{what}: completed with {}", r.status));
-    }
-    Ok(r.value)
+    super::wait_ok(id, what)
 }
 
 /// Waits for an event and returns its completion status.

@@ -8,12 +8,11 @@ use crate::sys;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use events::{Tree, Value};
+use events::Value;
 use rpc::PeerState;
 
 pub const PROCESSES: &[super::ProcessSpec] = &[("vchan-echo", vchan_echo)];
 
-const MS: u64 = 1_000_000;
 const NODE: &str = "data/vchan/0/echo";
 const MESSAGE: &[u8] = b"hello from ethos over vchan\n";
 
@@ -24,15 +23,9 @@ fn say(text: &str) {
 /// Waits for the next notification on `port`, or `ms` at most.
 fn wait_port(port: u32, ms: u64) -> Result<(), String> {
     let note = sys::evtchn_wait(port).map_err(|e| format!("wait: {e}"))?;
-    let timeout = sys::beep(sys::get_time() + ms * MS).map_err(|e| format!("beep: {e}"))?;
-    let spec = Tree::any([note, timeout])
-        .to_spec()
-        .map_err(|e| format!("{e}"))?;
-    sys::block(&spec).map_err(|e| format!("block: {e}"))?;
-    for id in [note, timeout] {
-        let _ = sys::cancel(id);
-        let _ = sys::retire(id);
-    }
+    super::wait_or_timeout(note, ms)?;
+    let _ = sys::cancel(note);
+    let _ = sys::retire(note);
     Ok(())
 }
 
