@@ -2,15 +2,12 @@
 //! normal boot, a deliberate page fault, a deliberate panic and the in-guest
 //! test suite, all in one rig run (scenario `scripts/scenarios/guests.sh`).
 
-use rig_tests::{build_guest, fields_after, run_rig, RigRun};
+use rig_tests::{build_guest, build_test_guest, fields_after, run_rig, RigRun};
 use std::sync::OnceLock;
 
 fn rig() -> &'static RigRun {
     static RUN: OnceLock<RigRun> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let image = build_guest();
-        run_rig("guests", &[image], &[])
-    })
+    RUN.get_or_init(|| run_rig("guests", &[build_guest(), build_test_guest()], &[]))
 }
 
 #[test]
@@ -367,11 +364,24 @@ fn rpcs_reach_the_shadowdaemon_and_complete_their_events() {
             guest.log
         );
     }
-    let daemon = run.guest("rpcpeer");
+    // The daemon found the guest through xenstore, served its 18 requests,
+    // and let go once the domain was destroyed.
+    let daemon = run.guest("shadowdaemon");
+    let attached = daemon
+        .line_with("guest rpcdemo (domid ")
+        .unwrap_or_else(|| panic!("the daemon never saw rpcdemo:\n{}", daemon.log));
+    assert!(attached.contains("attached to its channel"), "{attached}");
     assert!(
         daemon
-            .line_with("stream closed after 18 requests")
-            .is_some(),
+            .line_with("18 requests, 18 replies sent")
+            .is_some_and(|l| l.contains("guest rpcdemo")),
+        "{}",
+        daemon.log
+    );
+    assert!(
+        daemon
+            .line_with("guest rpcdemo (domid ")
+            .is_some_and(|_| daemon.log.contains("domain gone")),
         "{}",
         daemon.log
     );

@@ -68,9 +68,20 @@ impl RigRun {
     }
 }
 
-/// Builds the guest kernel and returns its image path.
+/// Builds the guest kernel and returns the path of the image users run.
 pub fn build_guest() -> PathBuf {
+    run_build_guest(&[])
+}
+
+/// Builds the guest kernel and returns the path of the image with the test
+/// apps linked in (`guest-test`).
+pub fn build_test_guest() -> PathBuf {
+    run_build_guest(&["--test-apps"])
+}
+
+fn run_build_guest(args: &[&str]) -> PathBuf {
     let out = Command::new(repo_root().join("scripts/build-guest"))
+        .args(args)
         .output()
         .expect("run scripts/build-guest");
     assert!(

@@ -175,14 +175,15 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     }
 
     let Some(processes) = crate::apps::by_name(app) else {
-        error!("unknown ethos.app={app} (known: demo, selftest, none)");
+        error!("unknown ethos.app={app} (known: {})", crate::apps::KNOWN);
         shut_down(ShutdownReason::Crash)
     };
     // The RPC channel to dom0's shadowdaemon, unless told otherwise.
     if boot.cmdline.get("ethos.rpc") != Some("off") {
         match crate::rpcclient::init() {
             Ok(_) => {
-                if let Err(e) = sched::spawn("rpc-offer", crate::apps::rpc_offer::rpc_offer) {
+                if let Err(e) = sched::spawn_service("rpc-offer", crate::apps::rpc_offer::rpc_offer)
+                {
                     warn!("cannot start rpc-offer: {e}");
                 }
             }

@@ -428,7 +428,8 @@ pub fn grant(pid: Pid, cap: PageCap, peer: u16, readonly: bool) -> SysResult<u32
 
 /// Grants domain `peer` access to a kernel heap page at `va` (a vchan's
 /// pages); returns the grant reference. The kernel keeps such pages for
-/// its life, so no end of access is needed.
+/// its life; a channel offered again ends the old grants first
+/// ([`end_kernel_grant`]).
 pub fn grant_kernel_page(va: u64, peer: u16, readonly: bool) -> SysResult<u32> {
     with_pages(|p| {
         let pfn = va
@@ -441,6 +442,13 @@ pub fn grant_kernel_page(va: u64, peer: u16, readonly: bool) -> SysResult<u32> {
             .ok_or(SysError::ServiceBroken)?
             .grant(mfn, peer, readonly)
     })
+}
+
+/// Ends the peer's access to a kernel page granted with
+/// [`grant_kernel_page`]; `StillMapped` while the peer maps it (then the
+/// page must not be reused yet).
+pub fn end_kernel_grant(gref: u32) -> SysResult<()> {
+    with_pages(|p| p.end_grant(gref))
 }
 
 /// Ends the peer's access, only if it no longer maps the page

@@ -45,6 +45,8 @@ struct Process {
     pid: Pid,
     name: &'static str,
     entry: fn(),
+    /// A service process (rpc-offer): it does not keep the kernel running.
+    service: bool,
     state: RunState,
     /// The leaves reported by the wake that made it runnable.
     woken_leaves: Option<Vec<EventId>>,
@@ -111,6 +113,16 @@ pub fn init(seed: Seed, timer_port: u32) {
 
 /// Creates a process that will run `entry`; it is runnable at once.
 pub fn spawn(name: &'static str, entry: fn()) -> SysResult<Pid> {
+    spawn_process(name, entry, false)
+}
+
+/// Creates a service process: like [`spawn`], but once only service
+/// processes are left the kernel's work is done.
+pub fn spawn_service(name: &'static str, entry: fn()) -> SysResult<Pid> {
+    spawn_process(name, entry, true)
+}
+
+fn spawn_process(name: &'static str, entry: fn(), service: bool) -> SysResult<Pid> {
     let mut stack = Vec::new();
     stack
         .try_reserve_exact(STACK_WORDS)
@@ -130,6 +142,7 @@ pub fn spawn(name: &'static str, entry: fn()) -> SysResult<Pid> {
             pid,
             name,
             entry,
+            service,
             state: RunState::Runnable,
             woken_leaves: None,
             _stack: stack,
@@ -140,7 +153,8 @@ pub fn spawn(name: &'static str, entry: fn()) -> SysResult<Pid> {
     })
 }
 
-/// Runs processes until all have exited. Called once, on the boot stack.
+/// Runs processes until only service processes (or none) are left. Called
+/// once, on the boot stack.
 pub fn run() {
     loop {
         deferred_work();
@@ -156,7 +170,7 @@ pub fn run() {
             reap_if_exited(slot);
             continue;
         }
-        if with_kernel(|k| k.slots.iter().all(Option::is_none)) {
+        if with_kernel(|k| k.slots.iter().flatten().all(|p| p.service)) {
             return;
         }
         idle();

@@ -459,6 +459,21 @@ pub fn xs_set_perms(path: &str, perms: &[&str], tx: u32) -> SysResult<EventId> {
 }
 
 /// Sends an RPC to the dom0 shadowdaemon; the reply completes the event.
+/// For the rpc-offer process: completes with `ring_ref << 32 | port` once
+/// the RPC channel has been offered anew (its daemon went away) and the
+/// new keys must be published; at once for an offer not yet published.
+pub fn rpc_next_offer() -> SysResult<EventId> {
+    let mut now = None;
+    let id = start_event(ValueKind::Word, |_, id| {
+        now = crate::rpcclient::watch_offer(id)?;
+        Ok(())
+    })?;
+    if let Some(c) = now {
+        sched::apply(alloc::vec![c]);
+    }
+    Ok(id)
+}
+
 fn rpc_call(kind: ValueKind, req: rpc::Request) -> SysResult<EventId> {
     start_event(kind, |_, id| crate::rpcclient::call(id, &req))
 }

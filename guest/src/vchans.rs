@@ -51,6 +51,64 @@ fn ring_region(
     }
 }
 
+/// The pages of a vchan server: the interface page (page 0) and the rings.
+pub struct ServerPages {
+    pub region: SharedRegion,
+    pub layout: Layout,
+}
+
+impl ServerPages {
+    /// Allocates zeroed pages for rings of at least `ring` bytes each way
+    /// (both rings get the same size: which is which direction is then the
+    /// rpc crate's business alone).
+    pub fn alloc(ring: usize) -> SysResult<ServerPages> {
+        let layout = Layout::for_min_sizes(ring, ring).map_err(|_| SysError::InvalidArgument)?;
+        let region = SharedRegion::alloc(1 + layout.grant_count()).ok_or(SysError::OutOfMemory)?;
+        Ok(ServerPages { region, layout })
+    }
+
+    /// Pages in all.
+    pub fn count(&self) -> usize {
+        1 + self.layout.grant_count()
+    }
+
+    /// Grants every page to `client` and lays out a fresh server over them
+    /// (the pages must be zero or hold only a closed channel). Returns the
+    /// server, the grant references (ring pages first, the interface page,
+    /// `ring-ref`, last).
+    pub fn serve(&self, client: u16) -> SysResult<(Vchan<SharedRegion>, Vec<u32>)> {
+        let pages = self.count();
+        let mut grants = Vec::with_capacity(pages);
+        for n in (1..pages).chain([0]) {
+            match crate::pages::grant_kernel_page(self.region.page_address(n), client, false) {
+                Ok(g) => grants.push(g),
+                Err(e) => {
+                    // Nobody has seen these yet: end them at once.
+                    for g in grants {
+                        let _ = crate::pages::end_kernel_grant(g);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let mut next_page = 1;
+        let left = ring_region(&self.region, &self.layout, Side::Left, &mut next_page);
+        let right = ring_region(&self.region, &self.layout, Side::Right, &mut next_page);
+        let vchan = Vchan::server(
+            self.layout,
+            self.region.page(0),
+            left,
+            right,
+            &grants[..pages - 1],
+        )
+        .map_err(|e| {
+            warn!("vchan setup refused: {e:?}");
+            SysError::InvalidArgument
+        })?;
+        Ok((vchan, grants))
+    }
+}
+
 /// Builds a vchan server for domain `client`: pages allocated, zeroed
 /// and granted, header laid out, unbound port allocated. Returns the
 /// channel, the interface page's grant reference and the port.
@@ -59,32 +117,15 @@ pub fn build(
     write_min: usize,
     read_min: usize,
 ) -> SysResult<(Vchan<SharedRegion>, u32, u32)> {
-    // Both rings get the larger minimum: simple, and which ring is which
-    // direction is then the rpc crate's business alone.
-    let ring = read_min.max(write_min);
-    let layout = Layout::for_min_sizes(ring, ring).map_err(|_| SysError::InvalidArgument)?;
-    let pages = 1 + layout.grant_count();
-    let region = SharedRegion::alloc(pages).ok_or(SysError::OutOfMemory)?;
-    let ctrl = region.page(0);
-    let mut next_page = 1;
-    let left = ring_region(&region, &layout, Side::Left, &mut next_page);
-    let right = ring_region(&region, &layout, Side::Right, &mut next_page);
-    let mut grants = Vec::new();
-    for n in 1..pages {
-        grants.push(crate::pages::grant_kernel_page(
-            region.page_address(n),
-            client,
-            false,
-        )?);
-    }
-    let ring_ref = crate::pages::grant_kernel_page(region.page_address(0), client, false)?;
-    let vchan = Vchan::server(layout, ctrl, left, right, &grants).map_err(|e| {
-        warn!("vchan setup refused: {e:?}");
-        SysError::InvalidArgument
-    })?;
+    let pages = ServerPages::alloc(read_min.max(write_min))?;
+    let (vchan, grants) = pages.serve(client)?;
+    let ring_ref = *grants.last().expect("the interface page is granted");
     let port = crate::arch::hypercall::evtchn_alloc_unbound(client)
         .map_err(|e| SysError::Hypervisor(e.0))?;
-    info!("vchan offered to domain {client}: ring-ref {ring_ref}, port {port}, {pages} pages");
+    info!(
+        "vchan offered to domain {client}: ring-ref {ring_ref}, port {port}, {} pages",
+        pages.count()
+    );
     Ok((vchan, ring_ref, port))
 }
 

@@ -31,4 +31,4 @@ while [ $i -le $runs ]; do
 done
 
 # In-guest benchmarks of the event system calls.
-rig_start bench $guest_cfg "$image" 'extra="ethos.app=bench"' && rig_wait bench 300 shutdown
+rig_start bench $guest_cfg 'kernel="/rig/guests/guest-test"' 'extra="ethos.app=bench"' && rig_wait bench 300 shutdown

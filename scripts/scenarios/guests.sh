@@ -2,6 +2,8 @@
 # a normal boot, a page fault and a panic on purpose, and the in-guest
 # test suite.
 image='kernel="/rig/guests/guest"'
+# The same kernel with the test apps linked in (scripts/build-guest).
+test_image='kernel="/rig/guests/guest-test"'
 cfg=/rig/cfg/guest.cfg
 
 # For the selftest's grant round trip: wait for the guest to publish a grant
@@ -20,14 +22,18 @@ grant_responder() {
     xenstore-write "/local/domain/$domid/data/ethos-grant-result" "${hex:-read-failed}"
 }
 
+# The shadowdaemon runs from the start, as on a user's dom0: every guest
+# below offers it an RPC channel.
+rig_daemon_start
+
 rig_start boot $cfg "$image" 'extra="ethos.app=none"' && rig_wait boot 120 shutdown
 rig_start fault $cfg "$image" 'extra="ethos.test_fault=pagefault"' && rig_wait fault 120 crashed
 rig_start panic $cfg "$image" 'extra="ethos.test_fault=panic"' && rig_wait panic 120 crashed
-rig_start stale $cfg "$image" 'extra="ethos.test_fault=stale-page"' && rig_wait stale 120 crashed
+rig_start stale $cfg "$test_image" 'extra="ethos.test_fault=stale-page"' && rig_wait stale 120 crashed
 # An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
 # steps) across 3 s of its 6 s sleep.
 cpu_seconds() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }
-if rig_start idle $cfg "$image" 'extra="ethos.app=idle"'; then
+if rig_start idle $cfg "$test_image" 'extra="ethos.app=idle"'; then
     sleep 2
     t0=$(cpu_seconds idle)
     sleep 3
@@ -67,17 +73,15 @@ vchan_echo_peer() {
 }
 vchan_echo_peer vchan &
 peer=$!
-rig_start vchan $cfg "$image" 'extra="ethos.app=vchan-echo"' && rig_wait vchan 200 shutdown
+rig_start vchan $cfg "$test_image" 'extra="ethos.app=vchan-echo"' && rig_wait vchan 200 shutdown
 kill $peer 2>/dev/null
 
-# RPC end to end (rig_rpc_peer is in the dom0 init).
-rig_rpc_peer rpcdemo &
-peer=$!
+# RPC end to end through the shadowdaemon.
 rig_start rpcdemo $cfg "$image" 'extra="ethos.app=rpc-demo"' && rig_wait rpcdemo 200 shutdown
-rig_rpc_peer_stop $peer
 
 grant_responder selftest &
 responder=$!
-rig_start selftest $cfg "$image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown
+rig_start selftest $cfg "$test_image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown
 kill $responder 2>/dev/null
+rig_daemon_stop
 wait

@@ -1,14 +1,13 @@
-//! The shadowdaemon: runs in dom0 and will serve each guest's RPCs (files,
+//! The shadowdaemon: runs in dom0 and serves each guest's RPCs (files,
 //! randomness, ping) over a vchan ring, keyed by eventId.
 //!
-//! Today `serve` (the default) parses and checks its configuration and
-//! reports that no transport exists yet; the rig runs it in dom0 so the
-//! binary and its libraries are proven to work there before the RPC issue
-//! builds on it. `debug` holds tools the rig uses to check one Xen mechanism
-//! at a time (grant mapping so far).
+//! `serve` (the default) finds guests through xenstore and serves each one's
+//! channel ([`daemon`]); `debug` holds tools the rig uses to check one Xen
+//! mechanism at a time.
 
 #![deny(unsafe_code)]
 
+mod daemon;
 mod debug;
 mod xen;
 
@@ -37,8 +36,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the guests' RPCs (the default). No RPC transport exists yet:
-    /// it checks its configuration, says so and exits with status 1.
+    /// Serve the guests' RPCs (the default): find each guest's channel
+    /// through xenstore, map it, serve it; runs until xenstore fails.
     Serve(ServeArgs),
     /// Tools for the test rig, run in dom0 against a live guest: grant-read,
     /// grant-write.
@@ -54,6 +53,23 @@ struct ServeArgs {
     /// Serve only these guests (domain names); all guests if empty.
     #[arg(long = "guest")]
     guests: Vec<String>,
+    /// Folder of the per-guest journals that make changing requests
+    /// exactly-once across restarts (keep it on a tmpfs such as /run).
+    #[arg(long, default_value = "/run/ethos-shadow")]
+    state_dir: PathBuf,
+    /// Worker threads serving requests (all guests share them).
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// The grant-mapping device.
+    #[arg(long, default_value = "/dev/xen/gntdev")]
+    gntdev: PathBuf,
+    /// The event-channel device.
+    #[arg(long, default_value = "/dev/xen/evtchn")]
+    evtchn: PathBuf,
+    /// Tests only: hold each reply back this many milliseconds, so that a
+    /// daemon killed meanwhile leaves finished work undelivered.
+    #[arg(long, default_value_t = 0, hide = true)]
+    test_reply_delay_ms: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,18 +176,15 @@ fn serve_stream(args: &StreamArgs) -> ExitCode {
 }
 
 fn serve(args: &ServeArgs) -> ExitCode {
-    log::info!(
-        "shadowdaemon {} root={} guests={:?}",
-        env!("CARGO_PKG_VERSION"),
-        args.root.display(),
-        args.guests
-    );
-    if let Err(e) = std::fs::create_dir_all(&args.root) {
-        log::error!("cannot create root folder {}: {e}", args.root.display());
-        return ExitCode::FAILURE;
-    }
-    log::error!("no RPC transport yet: nothing to serve");
-    ExitCode::FAILURE
+    daemon::run(daemon::Settings {
+        root: args.root.clone(),
+        state_dir: args.state_dir.clone(),
+        guests: args.guests.clone(),
+        workers: args.workers,
+        gntdev: args.gntdev.clone(),
+        evtchn: args.evtchn.clone(),
+        reply_delay: std::time::Duration::from_millis(args.test_reply_delay_ms),
+    })
 }
 
 #[cfg(test)]

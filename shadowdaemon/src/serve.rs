@@ -56,6 +56,7 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rpc::{
@@ -64,6 +65,7 @@ use rpc::{
 
 use crate::confine::{GuestName, GuestRoot};
 use crate::error::OpError;
+use crate::journal::{is_journaled, Journal, Lookup};
 use crate::pool::{Job, Pool, Wake};
 
 /// Warnings a connection may log about its requests; further ones go to debug level.
@@ -187,6 +189,15 @@ struct Shared {
     waker: Arc<dyn Wake>,
     warnings_left: AtomicU32,
     failed: AtomicU64,
+    /// Requests answered from the journal without running again.
+    replayed: AtomicU64,
+    /// Requests the journal showed begun and not finished, run again as recoveries.
+    recovered: AtomicU64,
+    /// Where changing requests are recorded for exactly-once, if anywhere.
+    journal: Option<Arc<Journal>>,
+    /// A pause before each reply is handed back (tests only: holds replies back so a
+    /// daemon killed meanwhile has finished work it never delivered).
+    reply_delay: Duration,
 }
 
 impl Shared {
@@ -237,24 +248,19 @@ fn job(
             return;
         }
         let Incoming { event_id, request } = incoming;
-        let (op, limit) = (request.op(), request.reply_data_limit());
-        let reply = match handler.handle(&root, request) {
-            Ok(body) if conforms(op, limit, &body) => Reply::ok(event_id, body),
-            Ok(body) => {
-                log::error!(
-                    "{}: event {event_id} {op:?}: handler returned a {:?} body with {} \
-                     data bytes; answering Io",
-                    shared.id,
-                    body.op(),
-                    body.data_len()
-                );
-                Reply::err(event_id, op, Status::Io)
-            }
-            Err(e) => {
-                shared.log_failure(event_id, op, &e);
-                Reply::err(event_id, op, e.status())
-            }
+        let op = request.op();
+        let journal = shared.journal.as_ref().filter(|_| is_journaled(op));
+        let result = match journal {
+            None => run(&shared, &root, &*handler, event_id, request),
+            Some(journal) => run_journaled(&shared, &root, &*handler, journal, event_id, request),
         };
+        let reply = match result {
+            Ok(body) => Reply::ok(event_id, body),
+            Err(status) => Reply::err(event_id, op, status),
+        };
+        if !shared.reply_delay.is_zero() {
+            std::thread::sleep(shared.reply_delay);
+        }
         match done.try_send(reply) {
             Ok(()) => shared.waker.wake(),
             // The connection ended while this ran: nobody to answer.
@@ -268,6 +274,87 @@ fn job(
             ),
         }
     })
+}
+
+/// Runs a request through the handler and checks what it returns.
+fn run(
+    shared: &Shared,
+    root: &GuestRoot,
+    handler: &dyn Handler,
+    event_id: u64,
+    request: Request,
+) -> Result<ReplyBody, Status> {
+    let (op, limit) = (request.op(), request.reply_data_limit());
+    match handler.handle(root, request) {
+        Ok(body) if conforms(op, limit, &body) => Ok(body),
+        Ok(body) => {
+            log::error!(
+                "{}: event {event_id} {op:?}: handler returned a {:?} body with {} \
+                 data bytes; answering Io",
+                shared.id,
+                body.op(),
+                body.data_len()
+            );
+            Err(Status::Io)
+        }
+        Err(e) => {
+            shared.log_failure(event_id, op, &e);
+            Err(e.status())
+        }
+    }
+}
+
+/// Runs a changing request at most once per event id (see [`crate::journal`]).
+fn run_journaled(
+    shared: &Shared,
+    root: &GuestRoot,
+    handler: &dyn Handler,
+    journal: &Journal,
+    event_id: u64,
+    request: Request,
+) -> Result<ReplyBody, Status> {
+    let op = request.op();
+    let recovery = match journal.lookup(event_id) {
+        Lookup::Done(result) => {
+            shared.replayed.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "{}: event {event_id} {op:?} sent again: answered from the journal, not run",
+                shared.id
+            );
+            return result;
+        }
+        Lookup::Begun => true,
+        Lookup::New => false,
+    };
+    if !recovery {
+        if let Err(e) = journal.begin(event_id) {
+            // Without the record a restart could apply it twice: refuse instead.
+            log::error!("{}: event {event_id} {op:?}: journal: {e}", shared.id);
+            return Err(Status::Unavailable);
+        }
+    }
+    let mut result = run(shared, root, handler, event_id, request);
+    if recovery {
+        shared.recovered.fetch_add(1, Ordering::Relaxed);
+        // The earlier run may have done it before the daemon died.
+        result = match (op, result) {
+            (Op::DirCreate, Err(Status::Exists)) => Ok(ReplyBody::DirCreate),
+            (Op::Remove, Err(Status::NotFound)) => Ok(ReplyBody::Remove),
+            (_, r) => r,
+        };
+        log::info!(
+            "{}: event {event_id} {op:?} sent again after an unfinished run: recovered ({})",
+            shared.id,
+            match &result {
+                Ok(_) => Status::Ok,
+                Err(s) => *s,
+            }
+        );
+    }
+    if let Err(e) = journal.finish(event_id, op, &result) {
+        log::error!("{}: event {event_id} {op:?}: journal: {e}", shared.id);
+    }
+    result
 }
 
 /// Queues a job, or registers for a slot and tries once more; gives the job back if the
@@ -319,6 +406,10 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             waker: evtchn.waker(),
             warnings_left: AtomicU32::new(WARN_BUDGET),
             failed: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
+            journal: None,
+            reply_delay: Duration::ZERO,
         });
         Connection {
             shared,
@@ -331,6 +422,23 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             requests: 0,
             replies: 0,
         }
+    }
+
+    /// Records changing requests in `journal`, so that one sent again after a daemon
+    /// restart is not applied twice (see [`crate::journal`]).
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.shared_mut().journal = Some(journal);
+        self
+    }
+
+    /// Holds every reply back by `delay` before it goes to the ring (tests only).
+    pub fn with_reply_delay(mut self, delay: Duration) -> Self {
+        self.shared_mut().reply_delay = delay;
+        self
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::get_mut(&mut self.shared).expect("configured before it runs")
     }
 
     /// Who this connection serves.
@@ -366,10 +474,13 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             }
         }
         let counts = format!(
-            "{} requests, {} replies sent, {} failed",
+            "{} requests, {} replies sent, {} failed, {} answered from the journal, \
+             {} recovered",
             self.requests,
             self.replies,
-            self.shared.failed.load(Ordering::Relaxed)
+            self.shared.failed.load(Ordering::Relaxed),
+            self.shared.replayed.load(Ordering::Relaxed),
+            self.shared.recovered.load(Ordering::Relaxed)
         );
         match ended {
             Ended::PeerClosed | Ended::Stopped => {
@@ -386,6 +497,10 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
         let mut pending: VecDeque<Reply> = VecDeque::with_capacity(self.max_in_flight);
         let mut stalled: Option<Job> = None;
         let mut in_flight = 0usize;
+        // Replies handed to the responder whose bytes may still wait in its outbox
+        // (daemon memory, lost if it dies): the journal forgets them only once the
+        // outbox is empty, i.e. they are in the guest's ring.
+        let mut unflushed: Vec<u64> = Vec::new();
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 return Ended::Stopped;
@@ -401,6 +516,9 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             while let Some(reply) = pending.front() {
                 match self.responder.reply(reply) {
                     Ok(()) => {
+                        if self.shared.journal.is_some() {
+                            unflushed.push(reply.event_id);
+                        }
                         pending.pop_front();
                         in_flight -= 1;
                         self.replies += 1;
@@ -462,6 +580,15 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             if self.responder.queued_bytes() > 0 {
                 if let Err(e) = self.responder.flush() {
                     return e.into();
+                }
+            }
+            if let Some(journal) = &self.shared.journal {
+                if self.responder.queued_bytes() == 0 {
+                    for id in unflushed.drain(..) {
+                        if let Err(e) = journal.delivered(id) {
+                            log::error!("{}: event {id}: journal: {e}", self.shared.id);
+                        }
+                    }
                 }
             }
 

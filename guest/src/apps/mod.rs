@@ -1,13 +1,20 @@
 //! Linked-in applications, run as kernel-scheduled processes. They use only
 //! the system calls in [`crate::sys`].
 
-pub mod bench;
 pub mod demo;
-pub mod idle;
 pub mod rpc_demo;
 pub mod rpc_offer;
+
+// Apps for tests and benchmarks only (feature `test-apps`, the `guest-test` image).
+#[cfg(feature = "test-apps")]
+pub mod bench;
+#[cfg(feature = "test-apps")]
+pub mod idle;
+#[cfg(feature = "test-apps")]
 pub mod selftest;
+#[cfg(feature = "test-apps")]
 pub mod stale_page;
+#[cfg(feature = "test-apps")]
 pub mod vchan_echo;
 
 /// A process to start: its name and entry point.
@@ -17,15 +24,34 @@ pub type ProcessSpec = (&'static str, fn());
 pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "demo" => Some(demo::PROCESSES),
+        "rpc-demo" => Some(rpc_demo::PROCESSES),
+        "none" => Some(&[]),
+        _ => test_app(name),
+    }
+}
+
+/// The names `by_name` knows, for the error message on an unknown one.
+pub const KNOWN: &str = if cfg!(feature = "test-apps") {
+    "demo, rpc-demo, none, selftest, bench, idle, vchan-echo, stale-page"
+} else {
+    "demo, rpc-demo, none (the guest-test image has the test apps)"
+};
+
+#[cfg(feature = "test-apps")]
+fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
+    match name {
         "selftest" => Some(selftest::PROCESSES),
         "bench" => Some(bench::PROCESSES),
         "idle" => Some(idle::PROCESSES),
         "vchan-echo" => Some(vchan_echo::PROCESSES),
-        "rpc-demo" => Some(rpc_demo::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
-        "none" => Some(&[]),
         _ => None,
     }
+}
+
+#[cfg(not(feature = "test-apps"))]
+fn test_app(_name: &str) -> Option<&'static [ProcessSpec]> {
+    None
 }
 
 /// Waits for an event and retires it; `Ok` with its value only for a

@@ -28,6 +28,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
 
 /// Where Linux puts the grant-mapping device.
 pub const DEFAULT_PATH: &str = "/dev/xen/gntdev";
@@ -454,6 +456,271 @@ impl Drop for GrantMapping<'_> {
     }
 }
 
+/// `struct ioctl_gntdev_unmap_notify`: what the kernel does when a mapping
+/// goes away, however it goes (munmap, or this process dying).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoctlGntdevUnmapNotify {
+    /// IN: the mmap offset of the byte to clear (map index + byte offset).
+    pub index: u64,
+    /// IN: `UNMAP_NOTIFY_*` flags.
+    pub action: u32,
+    /// IN: the (local, bound) port to notify.
+    pub event_channel_port: u32,
+}
+
+/// `IOCTL_GNTDEV_SET_UNMAP_NOTIFY`:
+/// `_IOC(_IOC_NONE, 'G', 7, sizeof(struct ioctl_gntdev_unmap_notify))`.
+pub const IOCTL_GNTDEV_SET_UNMAP_NOTIFY: u32 =
+    ioc(IOC_NONE, b'G', 7, size_of::<IoctlGntdevUnmapNotify>());
+/// Clear the byte at `index` on unmap.
+pub const UNMAP_NOTIFY_CLEAR_BYTE: u32 = 0x1;
+/// Kick `event_channel_port` on unmap.
+pub const UNMAP_NOTIFY_SEND_EVENT: u32 = 0x2;
+const _: () = assert!(size_of::<IoctlGntdevUnmapNotify>() == 16);
+
+/// Most grants one [`GrantRegion`] maps: a vchan's interface page or one
+/// ring of up to 1 MiB (the rpc crate's layout allows no more).
+pub const MAX_REGION_PAGES: usize = 256;
+
+/// Several grants of one domain mapped as one contiguous region, read and
+/// written only through [`rpc::SharedMem`] (atomic and volatile accesses:
+/// the other domain writes it at any time). Owns its device handle, so it
+/// can move to the thread that serves the connection; dropping it unmaps
+/// the pages and releases the grants.
+#[derive(Debug)]
+pub struct GrantRegion {
+    dev: Arc<Gntdev>,
+    index: u64,
+    pages: usize,
+    /// Start of the mapping, `pages * GRANT_PAGE_SIZE` bytes long.
+    addr: NonNull<u8>,
+}
+
+// SAFETY: the mapping is process memory that stays valid until `drop`; every
+// access goes through atomics or volatile copies (no references), which is
+// sound from any thread, as it is for memory another domain writes.
+unsafe impl Send for GrantRegion {}
+// SAFETY: as for Send: shared access is only atomic or volatile.
+unsafe impl Sync for GrantRegion {}
+
+impl GrantRegion {
+    /// Maps `grefs` of domain `domid`, read-write, as one region.
+    pub fn map(dev: &Arc<Gntdev>, domid: u16, grefs: &[u32]) -> Result<Self, GntdevError> {
+        let what = format!("domid={domid} grefs={grefs:?}");
+        if grefs.is_empty() || grefs.len() > MAX_REGION_PAGES {
+            return Err(GntdevError::Os {
+                step: Step::MapIoctl,
+                what,
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        // struct ioctl_gntdev_map_grant_ref with `count` refs: the 16-byte
+        // head (count, pad, index) and then the refs, in u64 words so the
+        // index is 8-aligned as in C.
+        let mut words = vec![0u64; 2 + grefs.len()];
+        words[0] = grefs.len() as u64; // count (low half), pad 0 (high half)
+        for (w, &gref) in words[2..].iter_mut().zip(grefs) {
+            *w = u64::from(domid) | (u64::from(gref) << 32);
+        }
+        // SAFETY: the request is IOCTL_GNTDEV_MAP_GRANT_REF, whose argument is
+        // a struct ioctl_gntdev_map_grant_ref followed by `count - 1` more
+        // refs; `words` holds exactly that layout (little-endian x86_64:
+        // count at 0, pad at 4, index at 8, refs of (domid, ref) from 16) and
+        // lives for the call. The ioctl's size field covers one ref; the
+        // kernel reads `count` refs, all inside `words`.
+        let rc = unsafe {
+            libc::ioctl(
+                dev.file.as_raw_fd(),
+                IOCTL_GNTDEV_MAP_GRANT_REF as libc::Ioctl,
+                words.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return Err(GntdevError::last_os(Step::MapIoctl, what));
+        }
+        let index = words[1];
+        let len = grefs.len() * GRANT_PAGE_SIZE;
+        let unmap_refs = |dev: &Gntdev| {
+            let mut op = IoctlGntdevUnmapGrantRef {
+                index,
+                count: grefs.len() as u32,
+                pad: 0,
+            };
+            // SAFETY: as in `GrantHandle::unmap`, for the reservation just made.
+            unsafe {
+                libc::ioctl(
+                    dev.file.as_raw_fd(),
+                    IOCTL_GNTDEV_UNMAP_GRANT_REF as libc::Ioctl,
+                    &mut op as *mut IoctlGntdevUnmapGrantRef,
+                )
+            };
+        };
+        let Ok(offset) = libc::off_t::try_from(index) else {
+            unmap_refs(dev);
+            return Err(GntdevError::Os {
+                step: Step::Mmap,
+                what,
+                source: io::Error::from_raw_os_error(libc::EOVERFLOW),
+            });
+        };
+        // SAFETY: a fresh shared mapping chosen by the kernel (no MAP_FIXED)
+        // of the pages the map ioctl reserved at `offset`; checked below.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                dev.file.as_raw_fd(),
+                offset,
+            )
+        };
+        let addr = match NonNull::new(addr.cast::<u8>()) {
+            Some(a) if addr != libc::MAP_FAILED => a,
+            _ => {
+                let err = GntdevError::last_os(Step::Mmap, what);
+                if addr.is_null() {
+                    // SAFETY: unmaps exactly what this call mapped at 0.
+                    unsafe { libc::munmap(addr, len) };
+                }
+                unmap_refs(dev);
+                return Err(err);
+            }
+        };
+        Ok(GrantRegion {
+            dev: Arc::clone(dev),
+            index,
+            pages: grefs.len(),
+            addr,
+        })
+    }
+
+    /// Asks the kernel, when this mapping goes away for whatever reason
+    /// (including this process being killed), to clear the byte at
+    /// `byte_offset` and to kick `port` (a port bound in this process). The
+    /// vchan client sets it on its liveness byte: that is how the guest learns
+    /// the daemon is gone.
+    pub fn set_unmap_notify(&self, byte_offset: usize, port: u32) -> Result<(), GntdevError> {
+        assert!(byte_offset < self.pages * GRANT_PAGE_SIZE, "byte outside");
+        let mut op = IoctlGntdevUnmapNotify {
+            index: self.index + byte_offset as u64,
+            action: UNMAP_NOTIFY_CLEAR_BYTE | UNMAP_NOTIFY_SEND_EVENT,
+            event_channel_port: port,
+        };
+        // SAFETY: the request is IOCTL_GNTDEV_SET_UNMAP_NOTIFY, whose argument
+        // is a struct ioctl_gntdev_unmap_notify, mirrored by `op` (layout
+        // pinned in tests), alive on the stack for the call.
+        let rc = unsafe {
+            libc::ioctl(
+                self.dev.file.as_raw_fd(),
+                IOCTL_GNTDEV_SET_UNMAP_NOTIFY as libc::Ioctl,
+                &mut op as *mut IoctlGntdevUnmapNotify,
+            )
+        };
+        if rc != 0 {
+            return Err(GntdevError::last_os(
+                Step::MapIoctl,
+                format!("unmap notify at {byte_offset} port {port}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn at(&self, off: usize, n: usize) -> *mut u8 {
+        assert!(
+            off.checked_add(n)
+                .is_some_and(|end| end <= self.pages * GRANT_PAGE_SIZE),
+            "access outside the grant region"
+        );
+        // SAFETY: in bounds of the live mapping, as just checked.
+        unsafe { self.addr.as_ptr().add(off) }
+    }
+
+    fn atomic_u8(&self, off: usize) -> &AtomicU8 {
+        // SAFETY: in bounds (checked by `at`), live while `self` is, and only
+        // ever accessed atomically or by volatile copies.
+        unsafe { AtomicU8::from_ptr(self.at(off, 1)) }
+    }
+}
+
+impl rpc::SharedMem for GrantRegion {
+    fn size(&self) -> usize {
+        self.pages * GRANT_PAGE_SIZE
+    }
+    fn load_u8(&self, off: usize) -> u8 {
+        self.atomic_u8(off).load(Ordering::SeqCst)
+    }
+    fn store_u8(&self, off: usize, v: u8) {
+        self.atomic_u8(off).store(v, Ordering::SeqCst)
+    }
+    fn fetch_or_u8(&self, off: usize, bits: u8) -> u8 {
+        self.atomic_u8(off).fetch_or(bits, Ordering::SeqCst)
+    }
+    fn fetch_and_u8(&self, off: usize, bits: u8) -> u8 {
+        self.atomic_u8(off).fetch_and(bits, Ordering::SeqCst)
+    }
+    fn load_u32_acquire(&self, off: usize) -> u32 {
+        assert!(off.is_multiple_of(4), "unaligned u32 access");
+        // SAFETY: in bounds and 4-aligned (the mapping is page-aligned).
+        unsafe { AtomicU32::from_ptr(self.at(off, 4).cast::<u32>()) }.load(Ordering::Acquire)
+    }
+    fn store_u32_release(&self, off: usize, v: u32) {
+        assert!(off.is_multiple_of(4), "unaligned u32 access");
+        // SAFETY: as `load_u32_acquire`.
+        unsafe { AtomicU32::from_ptr(self.at(off, 4).cast::<u32>()) }.store(v, Ordering::Release)
+    }
+    fn copy_out(&self, off: usize, dst: &mut [u8]) {
+        let src = self.at(off, dst.len());
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked by `at` for the whole range).
+            *d = unsafe { src.add(i).read_volatile() };
+        }
+    }
+    fn copy_in(&self, off: usize, src: &[u8]) {
+        let dst = self.at(off, src.len());
+        for (i, &b) in src.iter().enumerate() {
+            // SAFETY: in bounds (checked by `at` for the whole range).
+            unsafe { dst.add(i).write_volatile(b) };
+        }
+    }
+}
+
+impl Drop for GrantRegion {
+    fn drop(&mut self) {
+        let len = self.pages * GRANT_PAGE_SIZE;
+        // SAFETY: the mapping `map` made; nothing refers into it (all access
+        // was through raw pointers), and `self` is going away.
+        if unsafe { libc::munmap(self.addr.as_ptr().cast::<c_void>(), len) } != 0 {
+            log::warn!(
+                "gntdev: munmap of {} pages failed: {}",
+                self.pages,
+                io::Error::last_os_error()
+            );
+        }
+        let mut op = IoctlGntdevUnmapGrantRef {
+            index: self.index,
+            count: self.pages as u32,
+            pad: 0,
+        };
+        // SAFETY: as in `GrantHandle::unmap`.
+        let rc = unsafe {
+            libc::ioctl(
+                self.dev.file.as_raw_fd(),
+                IOCTL_GNTDEV_UNMAP_GRANT_REF as libc::Ioctl,
+                &mut op as *mut IoctlGntdevUnmapGrantRef,
+            )
+        };
+        if rc != 0 {
+            log::warn!(
+                "gntdev: unmap ioctl of {} pages failed: {}",
+                self.pages,
+                io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// Checks that `offset..offset + len` lies inside one grant page.
 pub fn check_range(offset: usize, len: usize) -> Result<(), GntdevError> {
     match offset.checked_add(len) {
@@ -499,6 +766,26 @@ mod tests {
         assert_eq!(offset_of!(IoctlGntdevUnmapGrantRef, index), 0);
         assert_eq!(offset_of!(IoctlGntdevUnmapGrantRef, count), 8);
         assert_eq!(offset_of!(IoctlGntdevUnmapGrantRef, pad), 12);
+    }
+
+    #[test]
+    fn unmap_notify_matches_the_c_header() {
+        assert_eq!(IOCTL_GNTDEV_SET_UNMAP_NOTIFY, 0x0010_4707);
+        assert_eq!(size_of::<IoctlGntdevUnmapNotify>(), 16);
+        assert_eq!(offset_of!(IoctlGntdevUnmapNotify, index), 0);
+        assert_eq!(offset_of!(IoctlGntdevUnmapNotify, action), 8);
+        assert_eq!(offset_of!(IoctlGntdevUnmapNotify, event_channel_port), 12);
+        assert_eq!((UNMAP_NOTIFY_CLEAR_BYTE, UNMAP_NOTIFY_SEND_EVENT), (1, 2));
+    }
+
+    #[test]
+    fn region_map_on_a_non_gntdev_file_fails_at_the_ioctl() {
+        let dev = Arc::new(Gntdev::open(Path::new("/dev/null")).unwrap());
+        let err = GrantRegion::map(&dev, 5, &[8, 9]).unwrap_err();
+        assert_eq!(err.step(), Some(Step::MapIoctl));
+        // Too many or no grants are refused before any ioctl.
+        assert!(GrantRegion::map(&dev, 5, &[]).is_err());
+        assert!(GrantRegion::map(&dev, 5, &[1; MAX_REGION_PAGES + 1]).is_err());
     }
 
     #[test]

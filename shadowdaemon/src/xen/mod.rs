@@ -1,4 +1,8 @@
 //! Linux's `/dev/xen/*` devices, spoken to directly (no libxen*).
 
+pub mod connect;
+#[allow(unsafe_code)]
+pub mod evtchn;
 #[allow(unsafe_code)]
 pub mod gntdev;
+pub mod xenstore;
