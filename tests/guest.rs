@@ -399,3 +399,101 @@ fn rpcs_reach_the_shadowdaemon_and_complete_their_events() {
         daemon.log
     );
 }
+
+/// Lines of the daemon's log about guest `name`.
+fn daemon_lines<'a>(run: &'a RigRun, name: &str) -> Vec<&'a str> {
+    let prefix = format!("guest {name} (domid ");
+    run.guest("shadowdaemon")
+        .log
+        .lines()
+        .filter(|l| l.contains(&prefix))
+        .collect()
+}
+
+#[test]
+fn daemon_killed_and_restarted_completes_every_rpc_exactly_once() {
+    let run = rig();
+    let guest = run.guest("restart");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert_eq!(run.fact("restart_daemon_killed"), "yes");
+    for line in [
+        "rpc-restart: 56 requests in flight",
+        // The unmap notification told the guest; it offered the channel again
+        // and sent what was unanswered.
+        "rpc: the daemon in dom0 went away",
+        "requests sent again",
+        // Each create_dir answered Ok: none was run twice (that gives Exists).
+        "rpc-restart: all 56 completed, each once",
+        "rpc-restart: folder holds exactly 24 directories and 24 files, contents intact: ok",
+    ] {
+        assert!(
+            guest.line_with(line).is_some(),
+            "missing {line:?}:\n{}",
+            guest.log
+        );
+    }
+    assert!(!guest.log.contains("FAILED"), "{}", guest.log);
+    // Work the killed daemon had finished but not delivered came from the
+    // journal, not from running it again.
+    let lines = daemon_lines(run, "restart");
+    let replayed = lines
+        .iter()
+        .filter(|l| l.contains("answered from the journal, not run"))
+        .count();
+    assert!(
+        replayed >= 1,
+        "nothing answered from the journal:\n{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l.contains(" 0 failed")), "{lines:#?}");
+}
+
+#[test]
+fn destroying_a_guest_mid_rpc_leaves_no_zombie_and_no_mapping() {
+    let run = rig();
+    assert_eq!(run.guest("flood").state, "gone");
+    assert!(
+        run.fact("flood_daemon_gntdev_maps_before")
+            .parse::<u32>()
+            .is_ok_and(|n| n > 0),
+        "the daemon mapped nothing while serving"
+    );
+    assert_eq!(
+        run.fact("flood_domains_left"),
+        "0",
+        "a zombie domain stayed"
+    );
+    assert_eq!(run.fact("flood_daemon_gntdev_maps_after"), "0");
+    assert_eq!(run.fact("flood_daemon_evtchn_fds_after"), "0");
+    assert_eq!(run.fact("flood_daemon_alive"), "yes");
+    let lines = daemon_lines(run, "flood");
+    assert!(
+        lines.iter().any(|l| l.contains("domain gone")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn a_hostile_guest_only_breaks_its_own_channel() {
+    let run = rig();
+    let guest = run.guest("hostile");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    for n in 1..=3 {
+        let line = format!("rpc-hostile: round {n}: the daemon closed the channel");
+        assert!(guest.line_with(&line).is_some(), "{}", guest.log);
+    }
+    assert!(guest.line_with("all 3 rounds refused: ok").is_some());
+    let broken: Vec<&str> = daemon_lines(run, "hostile")
+        .into_iter()
+        .filter(|l| l.contains("disconnected: the guest broke the protocol"))
+        .collect();
+    assert_eq!(broken.len(), 3, "{broken:#?}");
+    for (line, reason) in broken
+        .iter()
+        .zip(["UnknownOp", "LengthOutOfRange", "ProducerOutOfRange"])
+    {
+        assert!(line.contains(reason), "{line}");
+    }
+    // The daemon kept serving: the next guest's RPCs all went through.
+    assert_eq!(run.guest("rpcdemo").state, "shutdown");
+    assert!(run.guest("rpcdemo").line_with("rpc-demo: ok").is_some());
+}

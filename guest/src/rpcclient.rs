@@ -276,6 +276,7 @@ impl Client {
 /// Takes every reply that arrived (deferred work for the channel's port);
 /// offers the channel again when the daemon has gone.
 pub fn service() -> Vec<Completion> {
+    PORT_EVENTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let mut done = Vec::new();
     let mut guard = CLIENT.lock();
     let Some(c) = guard.as_mut() else { return done };
@@ -344,4 +345,18 @@ fn encode_info(i: &rpc::FileInfo) -> Vec<u8> {
     out.extend_from_slice(&i.mtime_s.to_le_bytes());
     out.extend_from_slice(&i.mtime_ns.to_le_bytes());
     out
+}
+
+/// Notifications taken on the channel's port (calls of [`service`]).
+static PORT_EVENTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The channel's counters for benchmarks: the current channel's (its
+/// `kicks` are the notifications the guest sent on the port; they restart
+/// when the channel is offered again) and the notifications taken on the
+/// port since boot.
+pub fn stats() -> Option<(rpc::ChannelStats, u64)> {
+    let guard = CLIENT.lock();
+    let c = guard.as_ref()?;
+    let events = PORT_EVENTS.load(core::sync::atomic::Ordering::Relaxed);
+    Some((c.caller.stats(), events))
 }

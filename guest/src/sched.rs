@@ -171,9 +171,28 @@ pub fn run() {
             continue;
         }
         if with_kernel(|k| k.slots.iter().flatten().all(|p| p.service)) {
+            stop_services();
             return;
         }
         idle();
+    }
+}
+
+/// Ends the service processes once nothing else runs, so that their events
+/// are accounted for (discarded) like any exited process's.
+fn stop_services() {
+    let services = with_kernel(|k| {
+        let mut slots = Vec::new();
+        for (slot, p) in k.slots.iter_mut().enumerate() {
+            if let Some(p) = p {
+                p.state = RunState::Exited(0);
+                slots.push(slot);
+            }
+        }
+        slots
+    });
+    for slot in services {
+        reap_if_exited(slot);
     }
 }
 

@@ -451,6 +451,15 @@ pub fn vchan_peer(handle: u32) -> SysResult<rpc::PeerState> {
     crate::vchans::peer_state(pid, handle)
 }
 
+/// Test only: corrupts a vchan's ring index as a hostile server would.
+#[cfg(feature = "test-apps")]
+pub fn vchan_corrupt_for_test(handle: u32) -> SysResult<()> {
+    let pid = with_current(|_, pid| Ok(pid))?;
+    let r = crate::vchans::corrupt_for_test(pid, handle);
+    syscall_return();
+    r
+}
+
 /// Sets a xenstore node's permissions (see `Request::SetPerms`).
 pub fn xs_set_perms(path: &str, perms: &[&str], tx: u32) -> SysResult<EventId> {
     start_event(ValueKind::Empty, |_, id| {
@@ -559,4 +568,14 @@ pub fn remove(path: &str) -> SysResult<EventId> {
             path: rpc_path(path)?,
         },
     )
+}
+
+/// The RPC channel's counters (benchmarks): the channel's own, whose
+/// `kicks` are the notifications the guest sent the daemon, and the
+/// notifications the guest took on the RPC port.
+pub fn rpc_stats() -> SysResult<(rpc::ChannelStats, u64)> {
+    with_current(|_, _| Ok(()))?;
+    let r = crate::rpcclient::stats().ok_or(SysError::ServiceBroken);
+    syscall_return();
+    r
 }

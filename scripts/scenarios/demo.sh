@@ -6,3 +6,4 @@ rig_daemon_start
 rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'extra="ethos.app=rpc-demo"' &&
     rig_wait rpcdemo 200 shutdown
 rig_daemon_stop
+rig_daemon_report

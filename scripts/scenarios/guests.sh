@@ -76,7 +76,43 @@ peer=$!
 rig_start vchan $cfg "$test_image" 'extra="ethos.app=vchan-echo"' && rig_wait vchan 200 shutdown
 kill $peer 2>/dev/null
 
-# RPC end to end through the shadowdaemon.
+# RPC faults (guest/src/apps/rpc_faults.rs).
+# 1. The daemon killed with SIGKILL while requests are in flight, then
+#    started again. It holds each reply back 300 ms, so that when it dies
+#    some finished work has not reached the guest.
+rig_daemon_stop
+rig_daemon_start --test-reply-delay-ms 300
+if rig_start restart $cfg "$test_image" 'extra="ethos.app=rpc-restart"'; then
+    if rig_wait_line restart "requests in flight" 180; then
+        rig_daemon_stop KILL
+        rig fact "restart_daemon_killed=yes"
+        sleep 1
+    fi
+    rig_daemon_start
+    rig_wait restart 300 shutdown
+fi
+# 2. A guest destroyed in the middle of RPCs: the daemon must let go of its
+#    pages and port at once (no zombie domain, no mapping left).
+if rig_start flood $cfg "$test_image" 'extra="ethos.app=rpc-flood"'; then
+    if rig_wait_line flood "rpc-flood: busy" 180; then
+        rig fact "flood_daemon_gntdev_maps_before=$(grep -c gntdev /proc/$RIG_DAEMON/maps)"
+        xl destroy flood
+        for _ in $(seq 1 100); do
+            [ "$(xl list | tail -n +2 | grep -vc '^Domain-0')" = 0 ] && break
+            usleep 100000
+        done
+        rig fact "flood_domains_left=$(xl list | tail -n +2 | grep -vc '^Domain-0')"
+        rig fact "flood_daemon_gntdev_maps_after=$(grep -c gntdev /proc/$RIG_DAEMON/maps)"
+        rig fact "flood_daemon_evtchn_fds_after=$(ls -l /proc/$RIG_DAEMON/fd | grep -c evtchn)"
+        rig fact "flood_daemon_alive=$(kill -0 $RIG_DAEMON 2>/dev/null && echo yes || echo no)"
+    fi
+    rig_wait flood 30 gone
+fi
+# 3. A hostile guest breaking the protocol three ways on the RPC node.
+rig_start hostile $cfg "$test_image" 'extra="ethos.app=rpc-hostile ethos.rpc=off"' &&
+    rig_wait hostile 300 shutdown
+
+# RPC end to end through the shadowdaemon (after the faults: it still serves).
 rig_start rpcdemo $cfg "$image" 'extra="ethos.app=rpc-demo"' && rig_wait rpcdemo 200 shutdown
 
 grant_responder selftest &
@@ -84,4 +120,5 @@ responder=$!
 rig_start selftest $cfg "$test_image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown
 kill $responder 2>/dev/null
 rig_daemon_stop
+rig_daemon_report
 wait

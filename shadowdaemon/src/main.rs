@@ -193,6 +193,24 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
+    fn the_systemd_unit_runs_a_valid_command_line() {
+        let unit = include_str!("../../xen-config/shadowdaemon.service");
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("ExecStart in the unit");
+        let words: Vec<&str> = exec.split_whitespace().collect();
+        assert!(words[0].ends_with("/shadowdaemon"), "{exec}");
+        let cli = Cli::try_parse_from(&words).unwrap_or_else(|e| panic!("{exec}: {e}"));
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("the unit does not run serve: {exec}");
+        };
+        // The journal must outlive restarts: the unit keeps its runtime folder.
+        assert_eq!(args.state_dir, PathBuf::from("/run/ethos-shadow"));
+        assert!(unit.contains("RuntimeDirectoryPreserve=yes"));
+    }
+
+    #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
     }

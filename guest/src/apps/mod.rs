@@ -11,6 +11,10 @@ pub mod bench;
 #[cfg(feature = "test-apps")]
 pub mod idle;
 #[cfg(feature = "test-apps")]
+pub mod rpc_bench;
+#[cfg(feature = "test-apps")]
+pub mod rpc_faults;
+#[cfg(feature = "test-apps")]
 pub mod selftest;
 #[cfg(feature = "test-apps")]
 pub mod stale_page;
@@ -32,7 +36,7 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "demo, rpc-demo, none, selftest, bench, idle, vchan-echo, stale-page"
+    "demo, rpc-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
 } else {
     "demo, rpc-demo, none (the guest-test image has the test apps)"
 };
@@ -45,6 +49,10 @@ fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
         "idle" => Some(idle::PROCESSES),
         "vchan-echo" => Some(vchan_echo::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
+        "rpc-bench" => Some(rpc_bench::PROCESSES),
+        "rpc-restart" => Some(rpc_faults::RESTART),
+        "rpc-flood" => Some(rpc_faults::FLOOD),
+        "rpc-hostile" => Some(rpc_faults::HOSTILE),
         _ => None,
     }
 }
