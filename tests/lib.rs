@@ -73,6 +73,12 @@ pub fn build_guest() -> PathBuf {
     run_build_guest(&[])
 }
 
+/// Builds the guest kernel and returns the path of the image with
+/// networking (`guest-net`).
+pub fn build_net_guest() -> PathBuf {
+    run_build_guest(&["--net"])
+}
+
 /// Builds the guest kernel and returns the path of the image with the test
 /// apps linked in (`guest-test`).
 pub fn build_test_guest() -> PathBuf {

@@ -138,3 +138,127 @@ mod tests {
         assert_eq!(parse("ethos.test_fault=oops"), Err("oops"));
     }
 }
+
+/// The static IPv4 configuration (`ethos.ip=A.B.C.D/PREFIX`,
+/// `ethos.gw=A.B.C.D`), checked: no networking without a valid address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The guest's address.
+    pub ip: [u8; 4],
+    /// Network prefix length, 1..=32.
+    pub prefix: u8,
+    /// The default gateway, if any (must be inside the network).
+    pub gateway: Option<[u8; 4]>,
+}
+
+/// Why the network options were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetConfigError {
+    /// `ethos.ip` is not `A.B.C.D/PREFIX` with PREFIX 1..=32.
+    BadAddress,
+    /// `ethos.gw` is not `A.B.C.D`.
+    BadGateway,
+    /// The gateway is not inside the guest's network, or is the guest itself.
+    GatewayOutsideNetwork,
+}
+
+/// Parses a dotted quad: four decimal octets, nothing else.
+pub fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = s.split('.');
+    for o in out.iter_mut() {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *o = p.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+impl NetConfig {
+    /// The configuration from the command line; `Ok(None)` without `ethos.ip`.
+    pub fn from_cmdline(cmdline: &Cmdline<'_>) -> Result<Option<NetConfig>, NetConfigError> {
+        let Some(ip) = cmdline.get("ethos.ip") else {
+            return Ok(None);
+        };
+        let (addr, prefix) = ip.split_once('/').ok_or(NetConfigError::BadAddress)?;
+        let ip = parse_ipv4(addr).ok_or(NetConfigError::BadAddress)?;
+        let prefix: u8 = match prefix.parse() {
+            Ok(p) if (1..=32).contains(&p) && prefix.bytes().all(|b| b.is_ascii_digit()) => p,
+            _ => return Err(NetConfigError::BadAddress),
+        };
+        let gateway = match cmdline.get("ethos.gw") {
+            None => None,
+            Some(g) => Some(parse_ipv4(g).ok_or(NetConfigError::BadGateway)?),
+        };
+        let config = NetConfig {
+            ip,
+            prefix,
+            gateway,
+        };
+        if let Some(gw) = gateway {
+            if gw == ip || !config.contains(gw) {
+                return Err(NetConfigError::GatewayOutsideNetwork);
+            }
+        }
+        Ok(Some(config))
+    }
+
+    /// Whether `addr` is inside the guest's network.
+    pub fn contains(&self, addr: [u8; 4]) -> bool {
+        let mask = u32::MAX << (32 - u32::from(self.prefix));
+        u32::from_be_bytes(addr) & mask == u32::from_be_bytes(self.ip) & mask
+    }
+}
+
+#[cfg(test)]
+mod net_tests {
+    use super::*;
+
+    fn cfg(line: &str) -> Result<Option<NetConfig>, NetConfigError> {
+        NetConfig::from_cmdline(&Cmdline::from_nul_terminated(line.as_bytes()))
+    }
+
+    #[test]
+    fn a_full_configuration() {
+        assert_eq!(
+            cfg("ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"),
+            Ok(Some(NetConfig {
+                ip: [192, 0, 2, 2],
+                prefix: 24,
+                gateway: Some([192, 0, 2, 1])
+            }))
+        );
+        assert_eq!(cfg("loglevel=info"), Ok(None));
+        assert_eq!(cfg("ethos.ip=10.1.2.3/8").unwrap().unwrap().gateway, None);
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        for bad in [
+            "ethos.ip=192.0.2.2",
+            "ethos.ip=192.0.2/24",
+            "ethos.ip=192.0.2.256/24",
+            "ethos.ip=192.0.2.2/33",
+            "ethos.ip=192.0.2.2/0",
+            "ethos.ip=192.0.2.2/+4",
+            "ethos.ip=1.2.3.4.5/24",
+            "ethos.ip=/24",
+        ] {
+            assert_eq!(cfg(bad), Err(NetConfigError::BadAddress), "{bad}");
+        }
+        assert_eq!(
+            cfg("ethos.ip=192.0.2.2/24 ethos.gw=192.0.2"),
+            Err(NetConfigError::BadGateway)
+        );
+        assert_eq!(
+            cfg("ethos.ip=192.0.2.2/24 ethos.gw=198.51.100.1"),
+            Err(NetConfigError::GatewayOutsideNetwork)
+        );
+        assert_eq!(
+            cfg("ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.2"),
+            Err(NetConfigError::GatewayOutsideNetwork)
+        );
+    }
+}

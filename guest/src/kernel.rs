@@ -190,6 +190,19 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
             Err(e) => warn!("no RPC channel: {e}"),
         }
     }
+    // Networking, when the command line gives an address: the net-setup
+    // service process does the xenbus handshake with netback.
+    #[cfg(feature = "net")]
+    match guest::cmdline::NetConfig::from_cmdline(&boot.cmdline) {
+        Ok(Some(config)) => {
+            crate::netstack::configure(config, crate::arch::rdtsc() ^ now_ns());
+            if let Err(e) = sched::spawn_service("net-setup", crate::apps::net_setup::net_setup) {
+                warn!("cannot start net-setup: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => warn!("network options refused ({e:?}): no networking"),
+    }
     for (name, entry) in processes {
         if let Err(e) = sched::spawn(name, *entry) {
             error!("cannot start process {name}: {e}");

@@ -9,9 +9,11 @@ extern crate alloc;
 
 pub mod abi;
 pub mod boot_info;
+pub mod cksum;
 pub mod cmdline;
 pub mod console;
 pub mod fault;
+pub mod netfront;
 pub mod pending;
 pub mod syserr;
 pub mod time;

@@ -34,12 +34,22 @@ mod pages;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
 mod rpcclient;
+// Networking (feature `net`): netfront under smoltcp, socket system calls.
+#[cfg(all(target_os = "none", feature = "net"))]
+#[forbid(unsafe_code)]
+mod netdev;
+#[cfg(all(target_os = "none", feature = "net"))]
+#[forbid(unsafe_code)]
+mod netstack;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
 mod sched;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
 mod sys;
+#[cfg(all(target_os = "none", feature = "net"))]
+#[forbid(unsafe_code)]
+mod sysnet;
 #[cfg(target_os = "none")]
 #[forbid(unsafe_code)]
 mod vchans;

@@ -215,6 +215,8 @@ fn reap_if_exited(slot: usize) {
     });
     if let Some(pid) = exited {
         crate::xs::forget(pid);
+        #[cfg(feature = "net")]
+        crate::netstack::forget(pid);
         crate::pages::release_all(pid);
         for port in evtchn::ports_of(pid) {
             let _ = evtchn::disown(pid, port);
@@ -238,6 +240,15 @@ fn idle() {
         k.stats.idle_blocks += 1;
         k.timers.next_deadline()
     });
+    // smoltcp's next poll time (retransmits, delayed ACKs) wakes us too.
+    #[cfg(feature = "net")]
+    let net_deadline = crate::netstack::next_deadline_ns();
+    #[cfg(not(feature = "net"))]
+    let net_deadline: Option<u64> = None;
+    let deadline = match (deadline, net_deadline) {
+        (Some(a), Some(b)) => Some(a.min(b).max(1)),
+        (a, b) => a.or(b.map(|b| b.max(1))),
+    };
     program_timer(deadline.unwrap_or(0));
     hypercall::sched_block();
     evtchn::unmask_upcalls();
@@ -267,6 +278,10 @@ pub fn deferred_work() {
     let timer_port = with_kernel(|k| k.timer_port);
     let store_port = crate::xs::port();
     let rpc_port = crate::rpcclient::port();
+    #[cfg(feature = "net")]
+    let net_port = crate::netstack::port();
+    #[cfg(not(feature = "net"))]
+    let net_port: Option<u32> = None;
     evtchn::drain(|port| {
         if port == timer_port {
             // Expiry is checked below on every pass anyway.
@@ -274,6 +289,9 @@ pub fn deferred_work() {
             apply(crate::xs::service());
         } else if Some(port) == rpc_port {
             apply(crate::rpcclient::service());
+        } else if Some(port) == net_port {
+            #[cfg(feature = "net")]
+            crate::netstack::on_port();
         } else if let Some(woken) = evtchn::on_process_port(port) {
             if let Some((event, count)) = woken {
                 apply(alloc::vec![Completion {
@@ -286,6 +304,8 @@ pub fn deferred_work() {
             debug!("event on port {port} with no handler");
         }
     });
+    #[cfg(feature = "net")]
+    apply(crate::netstack::poll());
     fire_timers();
 }
 

@@ -120,7 +120,7 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// The system-call return point: deferred work runs here.
-fn syscall_return() {
+pub(crate) fn syscall_return() {
     sched::deferred_work();
 }
 
@@ -143,7 +143,7 @@ pub fn kernel_stats() -> SysResult<(sched::SchedStats, events::Stats)> {
 /// Creates an event of `kind` for the caller and starts the work with
 /// `start`; if starting fails the event is removed again, so a failed call
 /// leaves nothing behind.
-fn start_event(
+pub(crate) fn start_event(
     kind: ValueKind,
     start: impl FnOnce(Pid, EventId) -> SysResult<()>,
 ) -> SysResult<EventId> {

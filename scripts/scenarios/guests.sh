@@ -115,6 +115,8 @@ rig_start hostile $cfg "$test_image" 'extra="ethos.app=rpc-hostile ethos.rpc=off
 # RPC end to end through the shadowdaemon (after the faults: it still serves).
 rig_start rpcdemo $cfg "$image" 'extra="ethos.app=rpc-demo"' && rig_wait rpcdemo 200 shutdown
 
+. /rig/scenarios/net.sh
+
 grant_responder selftest &
 responder=$!
 rig_start selftest $cfg "$test_image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown

@@ -2,6 +2,10 @@
 //! the system calls in [`crate::sys`].
 
 pub mod demo;
+#[cfg(feature = "net")]
+pub mod net_demo;
+#[cfg(feature = "net")]
+pub mod net_setup;
 pub mod rpc_demo;
 pub mod rpc_offer;
 
@@ -29,6 +33,8 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "demo" => Some(demo::PROCESSES),
         "rpc-demo" => Some(rpc_demo::PROCESSES),
+        #[cfg(feature = "net")]
+        "net-demo" => Some(net_demo::PROCESSES),
         "none" => Some(&[]),
         _ => test_app(name),
     }
@@ -36,9 +42,9 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "demo, rpc-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+    "demo, rpc-demo, net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
 } else {
-    "demo, rpc-demo, none (the guest-test image has the test apps)"
+    "demo, rpc-demo, none, net-demo (guest-net), and the test apps (guest-test)"
 };
 
 #[cfg(feature = "test-apps")]

@@ -1,0 +1,324 @@
+//! The netfront device: the rings, buffers, grants and port that carry
+//! Ethernet frames to and from Linux netback, as a `smoltcp` device.
+//!
+//! The ring protocol and its checks against a hostile backend live in the
+//! library (`guest::netfront`); this module owns the memory and the Xen
+//! calls. The xenbus handshake is not here: the `net-setup` process does it
+//! with xenstore system calls and hands over with `attach` / `connect`.
+//!
+//! Buffers: [`RX_BUFFERS`] pages posted to the backend (granted writable:
+//! with `request-rx-copy` it copies frames into them), [`TX_BUFFERS`] pages
+//! for frames in flight (granted read-only). A frame is copied once out of
+//! an rx page into private memory, and once into a tx page. Received frames
+//! wait in a bounded queue for smoltcp; beyond it they are dropped and
+//! counted. A backend that breaks the protocol leaves the device broken (no
+//! more reads or writes of the rings), logged once.
+
+use crate::arch::hypercall;
+use crate::arch::shared::SharedRegion;
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use guest::netfront::{BrokenReason, RxRing, TxRing};
+use guest::syserr::{SysError, SysResult};
+use log::{error, info, warn};
+use rpc::SharedMem;
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+/// Receive buffers posted to the backend.
+pub const RX_BUFFERS: usize = 64;
+/// Frames in flight to the backend.
+pub const TX_BUFFERS: usize = 64;
+/// Received frames waiting for smoltcp.
+pub const RX_QUEUE: usize = 128;
+/// Ethernet MTU plus header.
+pub const MAX_FRAME: usize = 1514;
+const PAGE: usize = 4096;
+
+/// Counters of the device.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DevStats {
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    /// Frames the queue had no room for.
+    pub rx_dropped: u64,
+    /// Responses with an error status, or malformed frames.
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Kicks sent to the backend, and times our port fired.
+    pub notifies: u64,
+    pub port_events: u64,
+}
+
+pub struct NetDevice {
+    port: u32,
+    tx: TxRing<SharedRegion>,
+    rx: RxRing<SharedRegion>,
+    /// The two ring pages and their grants (tx, rx).
+    ring_grants: [u32; 2],
+    tx_pages: SharedRegion,
+    tx_grants: Vec<u32>,
+    /// Free tx buffer slots; the ring id in flight for each busy slot.
+    tx_free: Vec<usize>,
+    tx_slot_of_id: Vec<Option<usize>>,
+    rx_pages: SharedRegion,
+    rx_grants: Vec<u32>,
+    rx_slot_of_id: Vec<Option<usize>>,
+    rx_queue: VecDeque<Vec<u8>>,
+    broken: Option<BrokenReason>,
+    stats: DevStats,
+    _ring_pages: SharedRegion,
+}
+
+/// Grants every page of `region` to `peer`.
+fn grant_all(
+    region: &SharedRegion,
+    pages: usize,
+    peer: u16,
+    readonly: bool,
+) -> SysResult<Vec<u32>> {
+    let mut grants = Vec::with_capacity(pages);
+    for n in 0..pages {
+        match crate::pages::grant_kernel_page(region.page_address(n), peer, readonly) {
+            Ok(g) => grants.push(g),
+            Err(e) => {
+                for g in grants {
+                    let _ = crate::pages::end_kernel_grant(g);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(grants)
+}
+
+impl NetDevice {
+    /// Allocates and grants the rings and buffers for `backend`, posts the
+    /// receive buffers and allocates the unbound port. The handshake then
+    /// publishes [`Self::offer`].
+    pub fn attach(backend: u16) -> SysResult<NetDevice> {
+        let ring_pages = SharedRegion::alloc(2).ok_or(SysError::OutOfMemory)?;
+        let tx_pages = SharedRegion::alloc(TX_BUFFERS).ok_or(SysError::OutOfMemory)?;
+        let rx_pages = SharedRegion::alloc(RX_BUFFERS).ok_or(SysError::OutOfMemory)?;
+        let ring_grants = grant_all(&ring_pages, 2, backend, false)?;
+        let tx_grants = grant_all(&tx_pages, TX_BUFFERS, backend, true)?;
+        let rx_grants = grant_all(&rx_pages, RX_BUFFERS, backend, false)?;
+        let port =
+            hypercall::evtchn_alloc_unbound(backend).map_err(|e| SysError::Hypervisor(e.0))?;
+        let tx = TxRing::new(ring_pages.page(0));
+        let rx = RxRing::new(ring_pages.page(1));
+        let mut dev = NetDevice {
+            port,
+            tx_slot_of_id: vec![None; tx.size()],
+            rx_slot_of_id: vec![None; rx.size()],
+            tx,
+            rx,
+            ring_grants: [ring_grants[0], ring_grants[1]],
+            tx_pages,
+            tx_grants,
+            tx_free: (0..TX_BUFFERS).rev().collect(),
+            rx_pages,
+            rx_grants,
+            rx_queue: VecDeque::with_capacity(RX_QUEUE),
+            broken: None,
+            stats: DevStats::default(),
+            _ring_pages: ring_pages,
+        };
+        for slot in 0..RX_BUFFERS {
+            dev.post_rx(slot)?;
+        }
+        dev.publish_rx();
+        info!(
+            "net: device for backend {backend}: tx-ring-ref {} rx-ring-ref {} port {port}, \
+             {RX_BUFFERS} rx and {TX_BUFFERS} tx buffers",
+            dev.ring_grants[0], dev.ring_grants[1]
+        );
+        Ok(dev)
+    }
+
+    /// (tx-ring-ref, rx-ring-ref, event-channel) for xenstore.
+    pub fn offer(&self) -> (u32, u32, u32) {
+        (self.ring_grants[0], self.ring_grants[1], self.port)
+    }
+
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    pub fn stats(&self) -> DevStats {
+        self.stats
+    }
+
+    pub fn has_rx(&self) -> bool {
+        !self.rx_queue.is_empty()
+    }
+
+    fn broke(&mut self, why: BrokenReason) {
+        if self.broken.is_none() {
+            error!("net: backend broke the protocol: {why}; device stopped");
+            self.broken = Some(why);
+        }
+    }
+
+    fn post_rx(&mut self, slot: usize) -> SysResult<()> {
+        let id = self
+            .rx
+            .post(self.rx_grants[slot])
+            .map_err(|_| SysError::Busy)?;
+        self.rx_slot_of_id[usize::from(id)] = Some(slot);
+        Ok(())
+    }
+
+    fn publish_rx(&mut self) {
+        if self.rx.publish() {
+            self.kick();
+        }
+    }
+
+    fn kick(&mut self) {
+        self.stats.notifies += 1;
+        let _ = hypercall::evtchn_send(self.port);
+    }
+
+    /// Takes the backend's responses: frames into the queue (buffers posted
+    /// again), finished transmissions' buffers back to the free list.
+    pub fn service(&mut self) {
+        self.stats.port_events += 1;
+        if self.broken.is_some() {
+            return;
+        }
+        let mut done_tx = Vec::new();
+        if let Err(why) = self.tx.poll(&mut |id, status| done_tx.push((id, status))) {
+            self.broke(why);
+            return;
+        }
+        for (id, status) in done_tx {
+            if let Some(slot) = self.tx_slot_of_id[usize::from(id)].take() {
+                self.tx_free.push(slot);
+            }
+            if !status.is_ok() {
+                self.stats.tx_errors += 1;
+            }
+        }
+        let mut arrived = Vec::new();
+        if let Err(why) = self.rx.poll(&mut |id, result| arrived.push((id, result))) {
+            self.broke(why);
+            return;
+        }
+        for (id, result) in arrived {
+            let Some(slot) = self.rx_slot_of_id[usize::from(id)].take() else {
+                continue;
+            };
+            match result {
+                Ok(pkt) if usize::from(pkt.len) <= MAX_FRAME && pkt.len >= 14 => {
+                    if self.rx_queue.len() >= RX_QUEUE {
+                        self.stats.rx_dropped += 1;
+                    } else {
+                        let mut frame = vec![0u8; usize::from(pkt.len)];
+                        self.rx_pages
+                            .copy_out(slot * PAGE + usize::from(pkt.offset), &mut frame);
+                        self.rx_queue.push_back(frame);
+                        self.stats.rx_frames += 1;
+                    }
+                }
+                _ => self.stats.rx_errors += 1,
+            }
+            if let Err(e) = self.post_rx(slot) {
+                warn!("net: cannot post rx buffer {slot} again: {e}");
+            }
+        }
+        self.publish_rx();
+    }
+
+    fn transmit_frame(&mut self, frame: &[u8]) {
+        let Some(slot) = self.tx_free.pop() else {
+            self.stats.tx_errors += 1;
+            return;
+        };
+        self.tx_pages.copy_in(slot * PAGE, frame);
+        match self.tx.push(self.tx_grants[slot], 0, frame.len() as u16, 0) {
+            Ok(id) => {
+                self.tx_slot_of_id[usize::from(id)] = Some(slot);
+                self.stats.tx_frames += 1;
+                if self.tx.publish() {
+                    self.kick();
+                }
+            }
+            Err(_) => {
+                self.tx_free.push(slot);
+                self.stats.tx_errors += 1;
+            }
+        }
+    }
+
+    /// Ends every grant and closes the port (after the backend let go).
+    /// Pages the backend still maps stay allocated (never reused).
+    pub fn release(self) {
+        let grants = self
+            .ring_grants
+            .iter()
+            .chain(&self.tx_grants)
+            .chain(&self.rx_grants);
+        let mut held = 0;
+        for &g in grants {
+            if crate::pages::end_kernel_grant(g).is_err() {
+                held += 1;
+            }
+        }
+        let _ = hypercall::evtchn_close(self.port);
+        if held > 0 {
+            warn!("net: the backend still maps {held} pages; they stay allocated");
+            core::mem::forget(self);
+        }
+    }
+}
+
+pub struct RxToken(Vec<u8>);
+pub struct TxToken<'a>(&'a mut NetDevice);
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut frame = vec![0u8; len.min(MAX_FRAME)];
+        let r = f(&mut frame);
+        self.0.transmit_frame(&frame);
+        r
+    }
+}
+
+impl phy::Device for NetDevice {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+        if self.broken.is_some() || self.tx_free.is_empty() {
+            return None;
+        }
+        let frame = self.rx_queue.pop_front()?;
+        Some((RxToken(frame), TxToken(self)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        (self.broken.is_none() && !self.tx_free.is_empty()).then_some(TxToken(self))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = MAX_FRAME;
+        caps.max_burst_size = Some(TX_BUFFERS / 2);
+        caps
+    }
+}

@@ -1,0 +1,36 @@
+# Networking (sourced by guests.sh; also runnable alone with scripts/rig):
+# the guest on dom0's bridge br0 as 192.0.2.2, Linux netback as its peer,
+# serving guest/src/apps/net_demo.rs; dom0 is the client (/rig/bin/rig-net,
+# tests/rig_net.rs). Every figure lands in a fact for tests/guest.rs.
+net_vif='vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]'
+net_ip=192.0.2.2
+net=/rig/bin/rig-net
+if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" \
+        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 ${NET_GUEST_EXTRA:-}"'; then
+    if rig_wait_line net "net-demo: serving" 120; then
+        rig fact "net_ping_replies=$(ping -c 3 -W 5 $net_ip 2>/dev/null | grep -c 'bytes from')"
+        $net get $net_ip:80 / /tmp/net-stats >/tmp/net-out 2>&1
+        sed 's/^/@@RIG log netpeer|stats: /' /tmp/net-stats /tmp/net-out
+        rig fact "net_udp_echo=$($net udp $net_ip:7 ethos-udp-echo 2>&1)"
+        rig fact "net_concurrent=$($net parallel 100 $net_ip:80 / 2>/tmp/net-par-err)"
+        sed 's/^/@@RIG log netpeer|parallel: /' /tmp/net-par-err | head -20
+        # 10 MiB each way, checked with POSIX cksum on both sides.
+        rig fact "net_blob_get=$($net get $net_ip:8080 /blob /tmp/net-blob 2>&1)"
+        rig fact "net_blob_cksum=$($net cksum /tmp/net-blob 2>&1)"
+        rm -f /tmp/net-blob
+        dd if=/dev/urandom of=/tmp/net-up bs=1024 count=10240 2>/dev/null
+        rig fact "net_upload_cksum=$($net cksum /tmp/net-up 2>&1)"
+        rig fact "net_upload=$($net post $net_ip:8080 /upload /tmp/net-up 2>&1)"
+        rm -f /tmp/net-up
+        # The outgoing direction: the guest connects to dom0.
+        $net listen 9999 /tmp/net-back >/tmp/net-listen 2>&1 &
+        listener=$!
+        usleep 300000
+        $net get $net_ip:80 /connect-back >/dev/null 2>&1
+        for _ in $(seq 1 100); do kill -0 $listener 2>/dev/null || break; usleep 100000; done
+        kill $listener 2>/dev/null
+        rig fact "net_connect_back=$(cat /tmp/net-back 2>/dev/null)"
+        $net get $net_ip:80 /quit >/dev/null 2>&1
+    fi
+    rig_wait net 120 shutdown
+fi
