@@ -2,12 +2,15 @@
 //! normal boot, a deliberate page fault, a deliberate panic and the in-guest
 //! test suite, all in one rig run (scenario `scripts/scenarios/guests.sh`).
 
-use rig_tests::{build_guest, build_test_guest, fields_after, run_rig, RigRun};
+use rig_tests::{build_guest, build_net_guest, build_test_guest, fields_after, run_rig, RigRun};
 use std::sync::OnceLock;
 
 fn rig() -> &'static RigRun {
     static RUN: OnceLock<RigRun> = OnceLock::new();
-    RUN.get_or_init(|| run_rig("guests", &[build_guest(), build_test_guest()], &[]))
+    RUN.get_or_init(|| {
+        let images = [build_guest(), build_net_guest(), build_test_guest()];
+        run_rig("guests", &images, &[])
+    })
 }
 
 #[test]
@@ -496,4 +499,119 @@ fn a_hostile_guest_only_breaks_its_own_channel() {
     // The daemon kept serving: the next guest's RPCs all went through.
     assert_eq!(run.guest("rpcdemo").state, "shutdown");
     assert!(run.guest("rpcdemo").line_with("rpc-demo: ok").is_some());
+}
+
+#[test]
+fn dom0_pings_the_guest_and_udp_echoes() {
+    let run = rig();
+    let guest = run.guest("net");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(
+        guest.line_with("net: up: 192.0.2.2/24").is_some(),
+        "{}",
+        guest.log
+    );
+    // ARP and ICMP echo are answered by the stack.
+    assert_eq!(run.fact("net_ping_replies"), "3");
+    assert_eq!(run.fact("net_udp_echo"), "ethos-udp-echo");
+}
+
+#[test]
+fn the_http_endpoint_serves_event_statistics_to_100_clients_at_once() {
+    let run = rig();
+    let peer = run.guest("netpeer");
+    assert!(
+        peer.line_with("stats: Ethos-Xen event statistics")
+            .is_some(),
+        "{}",
+        peer.log
+    );
+    assert!(
+        peer.line_with("stats: status=200").is_some(),
+        "{}",
+        peer.log
+    );
+    assert_eq!(run.fact("net_concurrent"), "ok=100 of 100");
+}
+
+#[test]
+fn ten_mib_each_way_arrive_intact() {
+    let run = rig();
+    let guest = run.guest("net");
+    // Guest -> dom0: what dom0 received has the checksum the guest sent.
+    assert!(
+        run.fact("net_blob_get")
+            .starts_with("status=200 bytes=10485760"),
+        "{}",
+        run.fact("net_blob_get")
+    );
+    let sent = guest
+        .line_with("net-demo: blob sent: cksum ")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    assert!(
+        sent.ends_with(run.fact("net_blob_cksum")),
+        "guest sent {sent:?}, dom0 got {}",
+        run.fact("net_blob_cksum")
+    );
+    assert!(run.fact("net_blob_cksum").ends_with(" 10485760"));
+    // dom0 -> guest: the guest's checksum of the upload is dom0's.
+    let upload = run.fact("net_upload");
+    assert!(upload.starts_with("status=200"), "{upload}");
+    assert!(
+        upload.ends_with(&format!("body={}", run.fact("net_upload_cksum"))),
+        "{upload} vs {}",
+        run.fact("net_upload_cksum")
+    );
+}
+
+#[test]
+fn the_guest_connects_out_to_dom0() {
+    assert_eq!(
+        rig().fact("net_connect_back"),
+        "hello from ethos over tcp_connect"
+    );
+}
+
+#[test]
+fn malformed_frames_are_dropped_and_counted() {
+    let run = rig();
+    assert_eq!(run.fact("net_garbage"), "sent=20");
+    let peer = run.guest("netpeer");
+    let line = peer
+        .line_with("after garbage: net sockets=")
+        .unwrap_or_else(|| panic!("no stats after the garbage:\n{}", peer.log));
+    let f = fields_after(line, "after garbage: ");
+    let malformed: u64 = f["rx_malformed"].parse().unwrap();
+    assert!(malformed >= 20, "{line}");
+    // ... and the guest kept serving (this very page, and everything after).
+    assert_eq!(run.fact("net_concurrent"), "ok=100 of 100");
+}
+
+#[test]
+fn detaching_the_backend_ends_sockets_with_a_status_and_reattaching_works() {
+    let run = rig();
+    let guest = run.guest("net");
+    assert_eq!(run.fact("net_detach_seen"), "yes", "{}", guest.log);
+    let down = guest
+        .line_with("net-demo: network down: ")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    // The accepts, the UDP receive and the held connection's receive.
+    let ended: u32 = down
+        .split("network down: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(ended >= 3, "{down}");
+    assert!(
+        down.contains("ended with NET_DOWN; the guest runs on"),
+        "{down}"
+    );
+    assert_eq!(run.fact("net_reattached"), "yes", "{}", guest.log);
+    assert!(
+        run.fact("net_after_reattach").starts_with("status=200"),
+        "{}",
+        run.fact("net_after_reattach")
+    );
+    assert_eq!(guest.state, "shutdown");
 }

@@ -7,6 +7,10 @@
 //! rig-net parallel N HOST:PORT PATH       N GETs at once; prints "ok=N of N"
 //! rig-net udp HOST:PORT MESSAGE           one datagram; prints the echo (or "timeout")
 //! rig-net listen PORT OUT                 accepts one connection, writes what it sends to OUT
+//! rig-net hold HOST:PORT                 connects, sends half a request, waits until the peer ends it
+//! rig-net garbage IFACE MAC N             sends N malformed Ethernet frames to MAC out of IFACE (4 kinds)
+//! rig-net send HOST:PORT FILE             streams FILE, half-closes, waits for the peer to close; prints "bytes=N us=N"
+//! rig-net rps N C HOST:PORT PATH          N GETs, C at a time; prints "requests=N ok=N us=N per_s=N"
 //! rig-net cksum FILE                      POSIX cksum of FILE ("CRC LENGTH"; busybox here has none)
 //! ```
 //! Exit status 0 on success, 1 on failure (with the reason on stderr).
@@ -148,6 +152,68 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("from={peer} bytes={}", got.len());
             Ok(())
         }
+        ["hold", to] => {
+            let mut s = TcpStream::connect_timeout(&addr(to)?, TIMEOUT)
+                .map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(TIMEOUT)).ok();
+            s.write_all(b"GET /held HTTP/1.1\r\n")
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Ok(0) => println!("ended: closed"),
+                Ok(n) => println!("ended: {n} bytes"),
+                Err(e) => println!("ended: {e}"),
+            }
+            Ok(())
+        }
+        ["garbage", iface, mac, n] => {
+            let n: usize = n.parse().map_err(|_| "bad N")?;
+            let mac = parse_mac(mac).ok_or("bad MAC")?;
+            let sent = send_garbage(iface, mac, n)?;
+            println!("sent={sent}");
+            Ok(())
+        }
+        ["send", to, file] => {
+            let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+            let t = Instant::now();
+            let mut s = TcpStream::connect_timeout(&addr(to)?, TIMEOUT)
+                .map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(TIMEOUT)).ok();
+            s.write_all(&data).map_err(|e| format!("send: {e}"))?;
+            s.shutdown(std::net::Shutdown::Write).ok();
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest)
+                .map_err(|e| format!("wait for close: {e}"))?;
+            println!("bytes={} us={}", data.len(), t.elapsed().as_micros());
+            Ok(())
+        }
+        ["rps", n, c, to, path] => {
+            let n: usize = n.parse().map_err(|_| "bad N")?;
+            let c: usize = c.parse().map_err(|_| "bad C")?;
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let t = Instant::now();
+            let threads: Vec<_> = (0..c.max(1))
+                .map(|_| {
+                    let (to, path, next) = (to.to_string(), path.to_string(), next.clone());
+                    std::thread::spawn(move || {
+                        let mut ok = 0;
+                        while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+                            if matches!(get(&to, &path), Ok((200, _))) {
+                                ok += 1;
+                            }
+                        }
+                        ok
+                    })
+                })
+                .collect();
+            let ok: usize = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+            let us = t.elapsed().as_micros().max(1);
+            println!(
+                "requests={n} ok={ok} us={us} per_s={}",
+                (ok as u128 * 1_000_000) / us
+            );
+            Ok(())
+        }
         ["cksum", file] => {
             let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
             let mut sum = guest::cksum::Cksum::new();
@@ -156,6 +222,104 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         _ => Err("usage: rig-net get|post|parallel|udp|listen ... (see the source)".into()),
+    }
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// The malformed frames, in turn: an IPv4 header with a wrong checksum, an
+/// IPv4 total length beyond the frame, an ethertype the guest does not
+/// speak, and an IPv4 header cut short.
+fn garbage_frame(kind: usize, dst: [u8; 6]) -> Vec<u8> {
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
+    let ipv4 = [0x08, 0x00];
+    let mut header = [
+        0x45u8, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
+    ];
+    match kind % 4 {
+        0 => {
+            f.extend_from_slice(&ipv4);
+            header[10] = 0xde; // not the checksum
+            header[11] = 0xad;
+            f.extend_from_slice(&header);
+            f.extend_from_slice(&[0u8; 26]);
+        }
+        1 => {
+            f.extend_from_slice(&ipv4);
+            header[2] = 0x05; // 1500 bytes claimed
+            header[3] = 0xdc;
+            let sum = ipv4_checksum(&header);
+            header[10..12].copy_from_slice(&sum.to_be_bytes());
+            f.extend_from_slice(&header);
+            f.extend_from_slice(&[0u8; 26]);
+        }
+        2 => {
+            f.extend_from_slice(&[0x88, 0xb5]);
+            f.extend_from_slice(&[0x5a; 46]);
+        }
+        _ => {
+            f.extend_from_slice(&ipv4);
+            f.extend_from_slice(&header[..5]);
+        }
+    }
+    f
+}
+
+fn ipv4_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|p| u32::from(u16::from_be_bytes([p[0], p[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends `n` malformed frames through a raw AF_PACKET socket on `iface`.
+fn send_garbage(iface: &str, dst: [u8; 6], n: usize) -> Result<usize, String> {
+    let name = std::ffi::CString::new(iface).map_err(|_| "bad interface name")?;
+    // SAFETY: plain libc calls on a NUL-terminated name, a fresh socket we
+    // own and close, and a sockaddr_ll built on the stack for the call.
+    unsafe {
+        let index = libc::if_nametoindex(name.as_ptr());
+        if index == 0 {
+            return Err(format!("{iface}: {}", std::io::Error::last_os_error()));
+        }
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = index as i32;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&dst);
+        let mut sent = 0;
+        for kind in 0..n {
+            let frame = garbage_frame(kind, dst);
+            let rc = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            if rc == frame.len() as isize {
+                sent += 1;
+            }
+        }
+        libc::close(fd);
+        Ok(sent)
     }
 }
 

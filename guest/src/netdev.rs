@@ -43,8 +43,11 @@ pub struct DevStats {
     pub tx_frames: u64,
     /// Frames the queue had no room for.
     pub rx_dropped: u64,
-    /// Responses with an error status, or malformed frames.
+    /// Responses with an error status, or a length no frame can have.
     pub rx_errors: u64,
+    /// Frames dropped before the stack because their headers are malformed
+    /// (short, bad IPv4 header or checksum, impossible lengths, bad ARP).
+    pub rx_malformed: u64,
     pub tx_errors: u64,
     /// Kicks sent to the backend, and times our port fired.
     pub notifies: u64,
@@ -55,8 +58,8 @@ pub struct NetDevice {
     port: u32,
     tx: TxRing<SharedRegion>,
     rx: RxRing<SharedRegion>,
-    /// The two ring pages and their grants (tx, rx).
-    ring_grants: [u32; 2],
+    /// The grants of the two ring pages (tx, rx).
+    ring_grants: Vec<u32>,
     tx_pages: SharedRegion,
     tx_grants: Vec<u32>,
     /// Free tx buffer slots; the ring id in flight for each busy slot.
@@ -114,7 +117,7 @@ impl NetDevice {
             rx_slot_of_id: vec![None; rx.size()],
             tx,
             rx,
-            ring_grants: [ring_grants[0], ring_grants[1]],
+            ring_grants,
             tx_pages,
             tx_grants,
             tx_free: (0..TX_BUFFERS).rev().collect(),
@@ -211,13 +214,15 @@ impl NetDevice {
                 continue;
             };
             match result {
-                Ok(pkt) if usize::from(pkt.len) <= MAX_FRAME && pkt.len >= 14 => {
-                    if self.rx_queue.len() >= RX_QUEUE {
+                Ok(pkt) if usize::from(pkt.len) <= MAX_FRAME => {
+                    let mut frame = vec![0u8; usize::from(pkt.len)];
+                    self.rx_pages
+                        .copy_out(slot * PAGE + usize::from(pkt.offset), &mut frame);
+                    if !guest::netcheck::frame_is_well_formed(&frame) {
+                        self.stats.rx_malformed += 1;
+                    } else if self.rx_queue.len() >= RX_QUEUE {
                         self.stats.rx_dropped += 1;
                     } else {
-                        let mut frame = vec![0u8; usize::from(pkt.len)];
-                        self.rx_pages
-                            .copy_out(slot * PAGE + usize::from(pkt.offset), &mut frame);
                         self.rx_queue.push_back(frame);
                         self.stats.rx_frames += 1;
                     }
@@ -252,25 +257,26 @@ impl NetDevice {
         }
     }
 
-    /// Ends every grant and closes the port (after the backend let go).
-    /// Pages the backend still maps stay allocated (never reused).
-    pub fn release(self) {
-        let grants = self
-            .ring_grants
-            .iter()
-            .chain(&self.tx_grants)
-            .chain(&self.rx_grants);
-        let mut held = 0;
-        for &g in grants {
-            if crate::pages::end_kernel_grant(g).is_err() {
-                held += 1;
-            }
+    /// Closes the port and ends every grant the backend no longer maps;
+    /// false while some are still mapped (the pages must not be reused yet:
+    /// the caller keeps the device and tries again later).
+    pub fn release(&mut self) -> bool {
+        if self.port != 0 {
+            let _ = hypercall::evtchn_close(self.port);
+            self.port = 0;
         }
-        let _ = hypercall::evtchn_close(self.port);
-        if held > 0 {
-            warn!("net: the backend still maps {held} pages; they stay allocated");
-            core::mem::forget(self);
+        let end = |grants: &mut Vec<u32>| {
+            grants.retain(|&g| crate::pages::end_kernel_grant(g).is_err());
+        };
+        end(&mut self.ring_grants);
+        end(&mut self.tx_grants);
+        end(&mut self.rx_grants);
+        let held = self.ring_grants.len() + self.tx_grants.len() + self.rx_grants.len();
+        if held == 0 {
+            return true;
         }
+        warn!("net: the backend still maps {held} pages; kept until it lets go");
+        false
     }
 }
 

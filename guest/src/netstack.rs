@@ -114,6 +114,23 @@ fn ipv4(a: [u8; 4]) -> Ipv4Address {
 static CONFIG: Mutex<Option<(NetConfig, u64)>> = Mutex::new(None);
 /// A device attached and waiting for the backend to connect.
 static PENDING: Mutex<Option<NetDevice>> = Mutex::new(None);
+/// Devices whose pages the old backend still mapped when the network went
+/// down; released once it lets go. Bounded: a new device is refused while
+/// [`MAX_RETIRED`] are held.
+static RETIRED: Mutex<Vec<NetDevice>> = Mutex::new(Vec::new());
+const MAX_RETIRED: usize = 2;
+
+/// Tries again to release retired devices.
+fn release_retired() {
+    let mut retired = RETIRED.lock();
+    retired.retain_mut(|dev| !dev.release());
+}
+
+fn retire(mut dev: NetDevice) {
+    if !dev.release() {
+        RETIRED.lock().push(dev);
+    }
+}
 
 /// Boot: remembers the address configuration and a seed for smoltcp.
 pub fn configure(config: NetConfig, seed: u64) {
@@ -125,10 +142,15 @@ pub fn attach(backend: u16) -> SysResult<(u32, u32, u32)> {
     if NET.lock().is_some() {
         return Err(SysError::Busy);
     }
+    release_retired();
+    if RETIRED.lock().len() >= MAX_RETIRED {
+        warn!("net: earlier backends still map {MAX_RETIRED} devices' pages; no new device");
+        return Err(SysError::Busy);
+    }
     let dev = NetDevice::attach(backend)?;
     let offer = dev.offer();
     if let Some(old) = PENDING.lock().replace(dev) {
-        old.release();
+        retire(old);
     }
     Ok(offer)
 }
@@ -145,10 +167,10 @@ pub fn up(mac: [u8; 6]) -> SysResult<()> {
 pub fn down() -> Vec<Completion> {
     let (done, dev) = stop();
     if let Some(dev) = dev {
-        dev.release();
+        retire(dev);
     }
     if let Some(dev) = PENDING.lock().take() {
-        dev.release();
+        retire(dev);
     }
     done
 }

@@ -38,3 +38,41 @@ rig_daemon_start
 rig_start rpcbench $guest_cfg 'kernel="/rig/guests/guest-test"' 'extra="ethos.app=rpc-bench"' && rig_wait rpcbench 600 shutdown
 rig_daemon_stop
 rig_daemon_report
+
+# Network: TCP throughput each way and HTTP requests per second against our
+# guest, then the same transfers against a Linux PV domU (Debian's kernel,
+# xen-netfront, busybox httpd and nc) on the same bridge with the same
+# client (rig-net). 10 MiB per transfer, NET_RUNS (default 3) of each.
+net=/rig/bin/rig-net
+net_runs=${NET_RUNS:-3}
+dd if=/dev/zero of=/tmp/net-up bs=1048576 count=10 2>/dev/null
+if rig_start netbench $guest_cfg 'kernel="/rig/guests/guest-net"' \
+        'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
+        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"' &&
+        rig_wait_line netbench "net-demo: serving" 120; then
+    i=1
+    while [ $i -le $net_runs ]; do
+        rig fact "ethos_net_to_dom0_$i=$($net get 192.0.2.2:8080 /blob /dev/null 2>&1)"
+        rig fact "ethos_net_from_dom0_$i=$($net post 192.0.2.2:8080 /upload /tmp/net-up 2>&1)"
+        i=$((i + 1))
+    done
+    rig fact "ethos_http_rps=$($net rps 500 8 192.0.2.2:80 / 2>&1)"
+    $net get 192.0.2.2:80 / /tmp/net-stats >/dev/null 2>&1
+    rig fact "ethos_net_stats=$(grep '^net ' /tmp/net-stats)"
+    $net get 192.0.2.2:80 /quit >/dev/null 2>&1
+fi
+rig_wait netbench 120 shutdown
+if rig_start linuxnet /rig/cfg/linux-domu.cfg \
+        'vif=["mac=00:16:3e:00:00:03,bridge=br0,script=/rig/bin/vif-rig"]' \
+        'extra="console=hvc0 quiet netbench=192.0.2.3/24"' &&
+        rig_wait_line linuxnet "net ready" 180; then
+    i=1
+    while [ $i -le $net_runs ]; do
+        rig fact "linux_net_to_dom0_$i=$($net get 192.0.2.3:80 /blob /dev/null 2>&1)"
+        rig fact "linux_net_from_dom0_$i=$($net send 192.0.2.3:9000 /tmp/net-up 2>&1)"
+        i=$((i + 1))
+    done
+fi
+xl destroy linuxnet 2>/dev/null
+rig_wait linuxnet 60 any
+rm -f /tmp/net-up

@@ -12,6 +12,10 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" 
         $net get $net_ip:80 / /tmp/net-stats >/tmp/net-out 2>&1
         sed 's/^/@@RIG log netpeer|stats: /' /tmp/net-stats /tmp/net-out
         rig fact "net_udp_echo=$($net udp $net_ip:7 ethos-udp-echo 2>&1)"
+        # Malformed frames straight onto the bridge: dropped and counted.
+        rig fact "net_garbage=$($net garbage br0 00:16:3e:00:00:02 20 2>&1)"
+        $net get $net_ip:80 / /tmp/net-stats2 >/dev/null 2>&1
+        sed 's/^/@@RIG log netpeer|after garbage: /' /tmp/net-stats2
         rig fact "net_concurrent=$($net parallel 100 $net_ip:80 / 2>/tmp/net-par-err)"
         sed 's/^/@@RIG log netpeer|parallel: /' /tmp/net-par-err | head -20
         # 10 MiB each way, checked with POSIX cksum on both sides.
@@ -30,6 +34,18 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" 
         for _ in $(seq 1 100); do kill -0 $listener 2>/dev/null || break; usleep 100000; done
         kill $listener 2>/dev/null
         rig fact "net_connect_back=$(cat /tmp/net-back 2>/dev/null)"
+        # The backend detached with a connection open: the guest's sockets end
+        # with a named status, it keeps running, and attaching again works.
+        $net hold $net_ip:80 >/tmp/net-hold 2>&1 &
+        usleep 500000
+        xl network-detach net 0 >/tmp/net-detach 2>&1
+        sed 's/^/@@RIG log netpeer|detach: /' /tmp/net-detach
+        rig_wait_line net "net-demo: network down" 60 && rig fact "net_detach_seen=yes"
+        xl network-attach net mac=00:16:3e:00:00:02 bridge=br0 script=/rig/bin/vif-rig \
+            >/tmp/net-attach 2>&1
+        sed 's/^/@@RIG log netpeer|attach: /' /tmp/net-attach
+        rig_wait_line net "net-demo: serving again" 120 && rig fact "net_reattached=yes"
+        rig fact "net_after_reattach=$($net get $net_ip:80 / /dev/null 2>&1)"
         $net get $net_ip:80 /quit >/dev/null 2>&1
     fi
     rig_wait net 120 shutdown

@@ -91,7 +91,7 @@ fn stats_page() -> String {
     if let Ok((n, d)) = sysnet::net_stats() {
         page.push_str(&format!(
             "net sockets={} accepted={} polls={} rx_frames={} tx_frames={} rx_dropped={} \
-             rx_errors={} notifies={} port_events={}\n",
+             rx_errors={} rx_malformed={} notifies={} port_events={}\n",
             n.sockets,
             n.accepted,
             n.polls,
@@ -99,6 +99,7 @@ fn stats_page() -> String {
             d.tx_frames,
             d.rx_dropped,
             d.rx_errors,
+            d.rx_malformed,
             d.notifies,
             d.port_events
         ));
@@ -348,36 +349,65 @@ impl Server {
     }
 }
 
-fn run() -> Result<(), String> {
-    // The stack comes up once net-setup finished the handshake.
-    let mut tries = 0;
+/// `Remote` code of events ended because the network went away.
+const NET_DOWN: u32 = 3;
+
+/// Listens on the demo's ports once the stack is up (waits for it).
+fn listen_when_up() -> Result<(u32, u32, u32), String> {
+    let mut waited = false;
     let small = loop {
         match sysnet::tcp_listen(80, 100, false) {
             Ok(h) => break h,
-            Err(e) if tries < 600 => {
-                tries += 1;
-                if tries == 1 {
+            Err(e) => {
+                if !waited {
                     say(&format!("waiting for the network ({e})"));
+                    waited = true;
                 }
                 let beep = sys::beep(sys::get_time() + 100_000_000).map_err(|e| format!("{e}"))?;
                 let _ = sys::block_and_retire(beep);
             }
-            Err(e) => return Err(format!("listen 80: {e}")),
         }
     };
     let large = sysnet::tcp_listen(8080, 2, true).map_err(|e| format!("listen 8080: {e}"))?;
     let udp = sysnet::udp_bind(7).map_err(|e| format!("udp bind: {e}"))?;
-    let mut s = Server {
-        events: BTreeMap::new(),
-        conns: BTreeMap::new(),
-        udp,
-        quit: false,
-        served: 0,
-    };
-    s.watch_accept(small)?;
-    s.watch_accept(large)?;
-    s.watch_udp()?;
-    say("serving http on 80 and 8080, udp echo on 7");
+    Ok((small, large, udp))
+}
+
+fn run() -> Result<(), String> {
+    let mut first = true;
+    loop {
+        let (small, large, udp) = listen_when_up()?;
+        let mut s = Server {
+            events: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            udp,
+            quit: false,
+            served: 0,
+        };
+        s.watch_accept(small)?;
+        s.watch_accept(large)?;
+        s.watch_udp()?;
+        if first {
+            say("serving http on 80 and 8080, udp echo on 7");
+        } else {
+            say("serving again: the network is back");
+        }
+        first = false;
+        match serve(&mut s)? {
+            None => {
+                say(&format!("quit after {} replies", s.served));
+                return Ok(());
+            }
+            Some(ended) => say(&format!(
+                "network down: {ended} waiting events ended with NET_DOWN; the guest runs on"
+            )),
+        }
+    }
+}
+
+/// Serves until quit (`None`) or the network goes down (`Some(events that
+/// ended with NET_DOWN)`; every outstanding event is retired then).
+fn serve(s: &mut Server) -> Result<Option<usize>, String> {
     while !s.quit || !s.conns.is_empty() {
         let ids: Vec<EventId> = s.events.keys().copied().collect();
         let spec = Tree::any(ids.iter().copied())
@@ -389,6 +419,17 @@ fn run() -> Result<(), String> {
                 continue;
             };
             let r = sys::retire(id).map_err(|e| format!("retire: {e}"))?;
+            if r.status == Status::Remote(NET_DOWN) {
+                // The stack ended every socket: retire what is left and start over.
+                let mut ended = 1;
+                for (id, _) in core::mem::take(&mut s.events) {
+                    if let Ok(r) = sys::block_and_retire(id) {
+                        ended += usize::from(r.status == Status::Remote(NET_DOWN));
+                    }
+                }
+                s.conns.clear();
+                return Ok(Some(ended));
+            }
             match source {
                 Source::Accept(listener) => {
                     if let (Status::Ok, Value::Word(h)) = (r.status, r.value) {
@@ -421,8 +462,7 @@ fn run() -> Result<(), String> {
             }
         }
     }
-    say(&format!("quit after {} replies", s.served));
-    Ok(())
+    Ok(None)
 }
 
 fn net_demo() {

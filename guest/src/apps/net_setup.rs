@@ -18,7 +18,8 @@ use alloc::format;
 use alloc::string::String;
 use events::Value;
 
-const VIF: &str = "device/vif/0";
+/// Where the toolstack lists our network devices (the first one is used).
+const VIFS: &str = "device/vif";
 /// XenbusState values (io/xenbus.h).
 const INIT_WAIT: u32 = 2;
 const CONNECTED: u32 = 4;
@@ -75,13 +76,14 @@ fn wait_for(node: &str, ms: u64, done: impl Fn() -> bool) -> Result<bool, String
     Ok(ok)
 }
 
-fn connect_once() -> Result<String, String> {
+/// Connects device `vif` (`device/vif/N`); returns its backend's path.
+fn connect_once(vif: &str) -> Result<String, String> {
     // The toolstack writes these before the domain starts (or on attach).
-    let backend = read(&format!("{VIF}/backend")).ok_or("no vif")?;
-    let backend_id: u16 = read(&format!("{VIF}/backend-id"))
+    let backend = read(&format!("{vif}/backend")).ok_or("no vif")?;
+    let backend_id: u16 = read(&format!("{vif}/backend-id"))
         .and_then(|s| s.trim().parse().ok())
         .ok_or("bad backend-id")?;
-    let mac = read(&format!("{VIF}/mac"))
+    let mac = read(&format!("{vif}/mac"))
         .as_deref()
         .and_then(parse_mac)
         .ok_or("bad mac")?;
@@ -108,7 +110,7 @@ fn connect_once() -> Result<String, String> {
             ("state", format!("{CONNECTED}")),
         ];
         for (k, v) in keys {
-            super::wait_ok(sys::xs_write(&format!("{VIF}/{k}"), v.as_bytes(), tx_id), k)?;
+            super::wait_ok(sys::xs_write(&format!("{vif}/{k}"), v.as_bytes(), tx_id), k)?;
         }
         let end = sys::xs_transaction_end(tx_id, true).map_err(|e| format!("commit: {e}"))?;
         match sys::block_and_retire(end) {
@@ -127,34 +129,51 @@ fn connect_once() -> Result<String, String> {
     Ok(backend)
 }
 
+/// The first network device's frontend node (`device/vif/N`), if any.
+fn current_vif() -> Option<String> {
+    let Ok(Value::Bytes(names)) = super::wait_ok(sys::xs_directory(VIFS, 0), VIFS) else {
+        return None;
+    };
+    let first = guest::xenstore::directory_entries(&names)
+        .filter_map(|n| core::str::from_utf8(n).ok()?.parse::<u32>().ok())
+        .min()?;
+    Some(format!("{VIFS}/{first}"))
+}
+
+/// Whether a device is there whose backend is not `old` or not closing.
+fn fresh_vif(old: Option<&str>) -> bool {
+    current_vif()
+        .and_then(|v| read(&format!("{v}/backend")))
+        .is_some_and(|b| Some(b.as_str()) != old || state(&b).is_some_and(|s| s < CLOSING))
+}
+
 pub fn net_setup() {
+    let mut old: Option<String> = None;
     loop {
-        let backend = match connect_once() {
+        if !fresh_vif(old.as_deref()) {
+            say("waiting for a network device");
+            let _ = wait_for(VIFS, 3_600_000, || fresh_vif(old.as_deref()));
+            continue;
+        }
+        let Some(vif) = current_vif() else { continue };
+        let backend = match connect_once(&vif) {
             Ok(b) => b,
             Err(e) => {
-                say(&format!("no network: {e}"));
+                say(&format!("no network on {vif}: {e}"));
                 let _ = sysnet::net_down();
-                // Wait for a vif to (re)appear.
-                let _ = wait_for(VIF, 3_600_000, || {
-                    read(&format!("{VIF}/backend"))
-                        .is_some_and(|b| state(&b).is_some_and(|s| (1..=INIT_WAIT).contains(&s)))
-                });
+                old = read(&format!("{vif}/backend"));
                 continue;
             }
         };
-        say(&format!("connected to {backend}"));
-        // Until the backend leaves.
+        say(&format!("{vif} connected to {backend}"));
+        // Until the backend leaves (xl network-detach).
         let _ = wait_for(&format!("{backend}/state"), u64::MAX / 2_000_000, || {
             state(&backend).is_none_or(|s| s >= CLOSING)
         });
         say("backend closing: network down");
         let _ = sysnet::net_down();
-        // Closed (6): we let go too.
-        let _ = super::wait_ok(sys::xs_write(&format!("{VIF}/state"), b"6", 0), "state");
-        // Wait for the toolstack to tear the old vif down or attach a new one.
-        let _ = wait_for(VIF, 3_600_000, || {
-            read(&format!("{VIF}/backend"))
-                .is_some_and(|b| b != backend || state(&b).is_some_and(|s| s < CLOSING))
-        });
+        // Closed (6): we let go too; the toolstack then removes the device.
+        let _ = super::wait_ok(sys::xs_write(&format!("{vif}/state"), b"6", 0), "state");
+        old = Some(backend);
     }
 }
