@@ -69,6 +69,8 @@ pub struct NetDevice {
     rx_grants: Vec<u32>,
     rx_slot_of_id: Vec<Option<usize>>,
     rx_queue: VecDeque<Vec<u8>>,
+    /// Frames pushed to the tx ring and not yet published.
+    unpublished: usize,
     broken: Option<BrokenReason>,
     stats: DevStats,
     _ring_pages: SharedRegion,
@@ -124,6 +126,7 @@ impl NetDevice {
             rx_pages,
             rx_grants,
             rx_queue: VecDeque::with_capacity(RX_QUEUE),
+            unpublished: 0,
             broken: None,
             stats: DevStats::default(),
             _ring_pages: ring_pages,
@@ -246,14 +249,29 @@ impl NetDevice {
             Ok(id) => {
                 self.tx_slot_of_id[usize::from(id)] = Some(slot);
                 self.stats.tx_frames += 1;
-                if self.tx.publish() {
-                    self.kick();
+                self.unpublished += 1;
+                // Frames go out in batches (one publish, at most one kick);
+                // a full half ring goes at once so the backend keeps busy.
+                if self.unpublished >= TX_BUFFERS / 2 {
+                    self.flush_tx();
                 }
             }
             Err(_) => {
                 self.tx_free.push(slot);
                 self.stats.tx_errors += 1;
             }
+        }
+    }
+
+    /// Publishes the frames pushed since the last call; kicks the backend
+    /// if it asked to be told.
+    pub fn flush_tx(&mut self) {
+        if self.unpublished == 0 || self.broken.is_some() {
+            return;
+        }
+        self.unpublished = 0;
+        if self.tx.publish() {
+            self.kick();
         }
     }
 

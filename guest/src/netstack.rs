@@ -242,6 +242,7 @@ pub fn poll() -> Vec<Completion> {
     for _ in 0..8 {
         n.stats.polls += 1;
         n.iface.poll(t, &mut n.dev, &mut n.sockets);
+        n.dev.flush_tx();
         n.dev.service();
         let before = done.len();
         n.serve_waiters(&mut done);

@@ -7,3 +7,22 @@ rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'extra="ethos.
     rig_wait rpcdemo 200 shutdown
 rig_daemon_stop
 rig_daemon_report
+# And the network: the guest-net image on dom0's bridge, serving HTTP and UDP
+# echo from one event-driven process; dom0 is the client.
+if rig_start netdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' \
+        'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
+        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"' &&
+        rig_wait_line netdemo "net-demo: serving" 120; then
+    {
+        echo "\$ ping -c 2 192.0.2.2"
+        ping -c 2 -W 5 192.0.2.2 2>&1
+        echo "\$ rig-net get 192.0.2.2:80 /      # HTTP GET of the event statistics"
+        /rig/bin/rig-net get 192.0.2.2:80 / 2>&1
+        echo "\$ rig-net udp 192.0.2.2:7 hello-ethos      # UDP echo"
+        /rig/bin/rig-net udp 192.0.2.2:7 hello-ethos 2>&1
+        echo "\$ rig-net parallel 50 192.0.2.2:80 /      # 50 clients at once"
+        /rig/bin/rig-net parallel 50 192.0.2.2:80 / 2>&1
+        /rig/bin/rig-net get 192.0.2.2:80 /quit >/dev/null 2>&1
+    } | sed 's/^/@@RIG log netclient|/'
+fi
+rig_wait netdemo 120 shutdown

@@ -8,6 +8,9 @@
 //!   pattern and logs its POSIX cksum; `POST /upload` reads the body and
 //!   answers the cksum of what arrived. The rig compares both with dom0's
 //!   `cksum`.
+//!   For throughput alone (what scripts/bench compares with Linux's httpd
+//!   and nc, which checksum nothing): `GET /zero` sends 10 MiB of zeros and
+//!   `POST /sink` reads the body and answers its length.
 //! * UDP port 7: echo.
 //! * `GET /connect-back` connects to dom0 (192.0.2.1:9999) and sends a line:
 //!   the outgoing direction (`tcp_connect`).
@@ -28,7 +31,8 @@ pub const PROCESSES: &[super::ProcessSpec] = &[("net-demo", net_demo)];
 const BLOB: u64 = 10 * 1024 * 1024;
 /// Largest request head we read.
 const MAX_HEAD: usize = 4096;
-const CHUNK: usize = 16 * 1024;
+/// Bytes per receive and send call.
+const CHUNK: usize = 32 * 1024;
 
 fn say(text: &str) {
     let _ = sys::print(&format!("net-demo: {text}"));
@@ -43,7 +47,8 @@ enum Phase {
     /// Reading the request head.
     Head(Vec<u8>),
     /// Reading an upload body.
-    Body { left: u64, sum: Cksum },
+    /// `check`: keep the cksum (else only count: `/sink`).
+    Body { left: u64, sum: Cksum, check: bool },
     /// Sending `out[sent..]`, then `blob_left` bytes of the blob.
     Reply {
         out: Vec<u8>,
@@ -51,7 +56,23 @@ enum Phase {
         blob_left: u64,
         blob_at: u64,
         sum: Cksum,
+        /// The blob is the checksummed pattern (else zeros: `/zero`).
+        pattern: bool,
     },
+}
+
+impl Phase {
+    /// Sending `out`, then `blob_left` bytes of the pattern (or of zeros).
+    fn reply(out: Vec<u8>, blob_left: u64, pattern: bool) -> Phase {
+        Phase::Reply {
+            out,
+            sent: 0,
+            blob_left,
+            blob_at: 0,
+            sum: Cksum::new(),
+            pattern,
+        }
+    }
 }
 
 /// A connection with its one outstanding event (a receive or a send).
@@ -149,6 +170,7 @@ impl Server {
             blob_left,
             blob_at,
             sum,
+            pattern,
         } = &mut phase
         else {
             return;
@@ -157,11 +179,15 @@ impl Server {
             out[*sent..].iter().take(CHUNK).copied().collect()
         } else if *blob_left > 0 {
             let n = (*blob_left).min(CHUNK as u64);
-            (0..n).map(|i| blob_byte(*blob_at + i)).collect()
+            if *pattern {
+                (0..n).map(|i| blob_byte(*blob_at + i)).collect()
+            } else {
+                alloc::vec![0; n as usize]
+            }
         } else {
             let _ = sysnet::sock_close(h);
             self.served += 1;
-            if *blob_at > 0 {
+            if *blob_at > 0 && *pattern {
                 say(&format!("blob sent: cksum {} {}", sum.value(), sum.len()));
             }
             return;
@@ -190,27 +216,26 @@ impl Server {
                     .then(|| v.trim().parse().ok())?
             })
             .unwrap_or(0);
-        let reply = |out: Vec<u8>, blob_left: u64| Phase::Reply {
-            out,
-            sent: 0,
-            blob_left,
-            blob_at: 0,
-            sum: Cksum::new(),
-        };
+        let reply = |out: Vec<u8>, blob_left: u64| Phase::reply(out, blob_left, false);
+        let blob_head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {BLOB}\r\nConnection: close\r\n\r\n"
+        );
         let phase = if first.starts_with("GET / ") {
             reply(http("200 OK", &stats_page()), 0)
         } else if first.starts_with("GET /blob ") {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {BLOB}\r\nConnection: close\r\n\r\n"
-            );
-            reply(head.into_bytes(), BLOB)
-        } else if first.starts_with("POST /upload ") {
+            Phase::reply(blob_head.into_bytes(), BLOB, true)
+        } else if first.starts_with("GET /zero ") {
+            reply(blob_head.into_bytes(), BLOB)
+        } else if first.starts_with("POST /upload ") || first.starts_with("POST /sink ") {
+            let check = first.starts_with("POST /upload ");
             let mut sum = Cksum::new();
             let take = rest.len().min(length as usize);
-            sum.update(&rest[..take]);
+            if check {
+                sum.update(&rest[..take]);
+            }
             let left = length - take as u64;
             if left > 0 {
-                self.recv(h, Phase::Body { left, sum });
+                self.recv(h, Phase::Body { left, sum, check });
                 return;
             }
             reply(
@@ -256,45 +281,47 @@ impl Server {
                 } else if head.len() > MAX_HEAD {
                     self.send_more(
                         h,
-                        Phase::Reply {
-                            out: http("431 Request Header Fields Too Large", "too large\n"),
-                            sent: 0,
-                            blob_left: 0,
-                            blob_at: 0,
-                            sum: Cksum::new(),
-                        },
+                        Phase::reply(
+                            http("431 Request Header Fields Too Large", "too large\n"),
+                            0,
+                            false,
+                        ),
                     );
                 } else {
                     self.recv(h, Phase::Head(head));
                 }
             }
-            (Phase::Body { left, mut sum }, Value::Bytes(b)) => {
+            (
+                Phase::Body {
+                    left,
+                    mut sum,
+                    check,
+                },
+                Value::Bytes(b),
+            ) => {
                 if b.is_empty() {
                     let _ = sysnet::sock_close(h);
                     return;
                 }
                 let take = b.len().min(left as usize);
-                sum.update(&b[..take]);
+                if check {
+                    sum.update(&b[..take]);
+                }
                 let left = left - take as u64;
                 if left > 0 {
-                    self.recv(h, Phase::Body { left, sum });
+                    self.recv(h, Phase::Body { left, sum, check });
                 } else {
-                    say(&format!(
-                        "upload received: cksum {} {}",
-                        sum.value(),
-                        sum.len()
-                    ));
-                    let body = format!("{} {}\n", sum.value(), sum.len());
-                    self.send_more(
-                        h,
-                        Phase::Reply {
-                            out: http("200 OK", &body),
-                            sent: 0,
-                            blob_left: 0,
-                            blob_at: 0,
-                            sum: Cksum::new(),
-                        },
-                    );
+                    let body = if check {
+                        say(&format!(
+                            "upload received: cksum {} {}",
+                            sum.value(),
+                            sum.len()
+                        ));
+                        format!("{} {}\n", sum.value(), sum.len())
+                    } else {
+                        String::from("received\n")
+                    };
+                    self.send_more(h, Phase::reply(http("200 OK", &body), 0, false));
                 }
             }
             (
@@ -304,6 +331,7 @@ impl Server {
                     blob_left,
                     blob_at,
                     mut sum,
+                    pattern,
                 },
                 Value::Word(n),
             ) => {
@@ -315,16 +343,21 @@ impl Server {
                         blob_left,
                         blob_at,
                         sum,
+                        pattern,
                     }
                 } else {
-                    let bytes: Vec<u8> = (0..n as u64).map(|i| blob_byte(blob_at + i)).collect();
-                    sum.update(&bytes);
+                    if pattern {
+                        let bytes: Vec<u8> =
+                            (0..n as u64).map(|i| blob_byte(blob_at + i)).collect();
+                        sum.update(&bytes);
+                    }
                     Phase::Reply {
                         out,
                         sent,
                         blob_left: blob_left - n as u64,
                         blob_at: blob_at + n as u64,
                         sum,
+                        pattern,
                     }
                 };
                 self.send_more(h, phase);
@@ -445,13 +478,7 @@ fn serve(s: &mut Server) -> Result<Option<usize>, String> {
                         say("connected to dom0");
                         s.send_more(
                             h,
-                            Phase::Reply {
-                                out: b"hello from ethos over tcp_connect\n".to_vec(),
-                                sent: 0,
-                                blob_left: 0,
-                                blob_at: 0,
-                                sum: Cksum::new(),
-                            },
+                            Phase::reply(b"hello from ethos over tcp_connect\n".to_vec(), 0, false),
                         );
                     } else {
                         say(&format!("connect-back failed: {}", r.status));
