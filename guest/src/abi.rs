@@ -42,7 +42,20 @@ pub mod vcpuop {
     /// Turns off the default periodic timer tick (100 Hz), so an idle guest
     /// is woken only by the deadlines it sets.
     pub const STOP_PERIODIC_TIMER: u32 = 7;
+    /// Copies out `struct vcpu_runstate_info` (the kernel's fallback clock).
+    pub const GET_RUNSTATE_INFO: u32 = 4;
 }
+
+/// `struct vcpu_runstate_info` (`xen/vcpu.h`): the vCPU's scheduling state
+/// and the Xen system time (ns) at which it entered that state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuRunstateInfo {
+    pub state: i32,
+    pub state_entry_time: u64,
+    pub time: [u64; 4],
+}
+const _: () = assert!(core::mem::size_of::<VcpuRunstateInfo>() == 48);
 
 /// `SHUTDOWN_*` reasons (`xen/sched.h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

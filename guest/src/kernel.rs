@@ -42,9 +42,28 @@ static CLOCK: time::Clock = time::Clock::new();
 
 /// Kernel time now, in ns: Xen system time, made monotonic (0 before the
 /// shared-info page is mapped).
+///
+/// The record is only good with this physical CPU's TSC. Under QEMU/TCG a
+/// new vCPU often runs for seconds with a record Xen stamped on another CPU
+/// whose TSC is far ahead of ours (and sometimes with none at all):
+/// extrapolating it gives a time before the domain even started, the clock
+/// stands still, and every deadline looks far away while Xen's own clock
+/// has long passed it, so timers fire at once, over and over. A reading
+/// older than the record's stamp, or no record, is therefore not used: the
+/// clock falls back to the Xen system time at which Xen last scheduled this
+/// vCPU in (its runstate). That is coarse (it moves when the vCPU blocks or
+/// yields, as it does while waiting), but it is Xen's time, so deadlines
+/// mean what they say; once Xen restamps the record here, it takes over.
 pub fn now_ns() -> u64 {
     let Some(si) = shared_info() else { return 0 };
-    CLOCK.observe(time::system_time_ns(&time_info(si), arch::rdtsc()))
+    let info = time_info(si);
+    let tsc = arch::rdtsc();
+    let xen_ns = if info.tsc_to_system_mul == 0 || tsc < info.tsc_timestamp {
+        hypercall::runstate_entry_time().unwrap_or(0)
+    } else {
+        time::system_time_ns(&info, tsc)
+    };
+    CLOCK.observe(xen_ns)
 }
 
 /// The Xen system time for a kernel-time deadline (for `set_timer_op` and
@@ -242,6 +261,10 @@ fn refresh_time_record(si: &SharedPage, quiet_port: u32) {
         if now.tsc_to_system_mul != 0 && now.tsc_timestamp != stamp {
             break;
         }
+    }
+    let info = time_info(si);
+    if info.tsc_to_system_mul == 0 || arch::rdtsc() < info.tsc_timestamp {
+        info!("the vCPU time record is from another CPU: the clock follows the runstate until Xen restamps it");
     }
 }
 

@@ -295,6 +295,26 @@ pub fn stop_periodic_timer() -> Result<(), XenError> {
         .map(drop)
 }
 
+/// `vcpu_op(VCPUOP_get_runstate_info, 0, &info)`: the Xen system time at
+/// which vCPU 0 entered its current state (for a running vCPU: when it was
+/// last scheduled in).
+pub fn runstate_entry_time() -> Result<u64, XenError> {
+    let mut info = guest::abi::VcpuRunstateInfo::default();
+    // SAFETY: `info` mirrors struct vcpu_runstate_info (size asserted in abi)
+    // and lives on the stack for the call; Xen only writes it.
+    check(unsafe {
+        hypercall5(
+            nr::VCPU_OP,
+            vcpuop::GET_RUNSTATE_INFO as u64,
+            0,
+            &mut info as *mut guest::abi::VcpuRunstateInfo as u64,
+            0,
+            0,
+        )
+    })?;
+    Ok(info.state_entry_time)
+}
+
 /// `mmu_update(reqs, count, &done, DOMID_SELF)`: checked page-table writes.
 ///
 /// # Safety
