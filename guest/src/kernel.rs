@@ -51,19 +51,45 @@ static CLOCK: time::Clock = time::Clock::new();
 /// has long passed it, so timers fire at once, over and over. A reading
 /// older than the record's stamp, or no record, is therefore not used: the
 /// clock falls back to the Xen system time at which Xen last scheduled this
-/// vCPU in (its runstate). That is coarse (it moves when the vCPU blocks or
-/// yields, as it does while waiting), but it is Xen's time, so deadlines
-/// mean what they say; once Xen restamps the record here, it takes over.
+/// vCPU in (its runstate), advanced by our own TSC since then
+/// ([`runstate_time`]). That is Xen's time, a little behind, never ahead,
+/// so deadlines mean what they say; once Xen restamps the record here, it
+/// takes over.
 pub fn now_ns() -> u64 {
     let Some(si) = shared_info() else { return 0 };
     let info = time_info(si);
     let tsc = arch::rdtsc();
     let xen_ns = if info.tsc_to_system_mul == 0 || tsc < info.tsc_timestamp {
-        hypercall::runstate_entry_time().unwrap_or(0)
+        runstate_time(&info, tsc)
     } else {
         time::system_time_ns(&info, tsc)
     };
     CLOCK.observe(xen_ns)
+}
+
+/// The runstate entry time last seen, and our TSC when we first saw it.
+static RUNSTATE_ENTRY: AtomicU64 = AtomicU64::new(0);
+static RUNSTATE_TSC: AtomicU64 = AtomicU64::new(0);
+
+/// The fallback clock: the Xen system time at which this vCPU was last
+/// scheduled in, plus the TSC ticks since we first saw that entry, scaled
+/// with the record's rate (the rate is right even when the stamp is from
+/// another CPU). It runs a little behind (by the gap between being
+/// scheduled in and first looking), never ahead.
+fn runstate_time(info: &VcpuTimeInfo, tsc: u64) -> u64 {
+    let Ok(entry) = hypercall::runstate_entry_time() else {
+        return 0;
+    };
+    if entry != RUNSTATE_ENTRY.load(Ordering::Relaxed) {
+        RUNSTATE_ENTRY.store(entry, Ordering::Relaxed);
+        RUNSTATE_TSC.store(tsc, Ordering::Relaxed);
+        return entry;
+    }
+    if info.tsc_to_system_mul == 0 {
+        return entry;
+    }
+    let ticks = tsc.saturating_sub(RUNSTATE_TSC.load(Ordering::Relaxed));
+    entry + time::scale_tsc_delta(ticks, info.tsc_to_system_mul, info.tsc_shift)
 }
 
 /// The Xen system time for a kernel-time deadline (for `set_timer_op` and

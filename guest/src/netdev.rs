@@ -71,6 +71,8 @@ pub struct NetDevice {
     rx_queue: VecDeque<Vec<u8>>,
     /// Frames pushed to the tx ring and not yet published.
     unpublished: usize,
+    /// Where smoltcp writes a frame to send (reused).
+    scratch: Vec<u8>,
     broken: Option<BrokenReason>,
     stats: DevStats,
     _ring_pages: SharedRegion,
@@ -127,6 +129,7 @@ impl NetDevice {
             rx_grants,
             rx_queue: VecDeque::with_capacity(RX_QUEUE),
             unpublished: 0,
+            scratch: Vec::with_capacity(MAX_FRAME),
             broken: None,
             stats: DevStats::default(),
             _ring_pages: ring_pages,
@@ -315,9 +318,13 @@ impl phy::TxToken for TxToken<'_> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        let mut frame = vec![0u8; len.min(MAX_FRAME)];
+        // One private buffer, reused: smoltcp writes the frame there, then it
+        // is copied once into a granted page.
+        let mut frame = core::mem::take(&mut self.0.scratch);
+        frame.resize(len.min(MAX_FRAME), 0);
         let r = f(&mut frame);
         self.0.transmit_frame(&frame);
+        self.0.scratch = frame;
         r
     }
 }

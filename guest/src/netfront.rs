@@ -346,6 +346,10 @@ struct Front<M> {
     free_len: usize,
     /// Ids of published requests awaiting their response.
     awaited: IdSet,
+    /// Ask to be notified only once half of what is outstanding is answered
+    /// (tx: completions only free buffers, so one event per response would
+    /// be mostly wasted; Linux netfront does the same). Rx wants every one.
+    half_event: bool,
     broken: Option<BrokenReason>,
 }
 
@@ -383,6 +387,7 @@ impl<M: SharedMem> Front<M> {
             free,
             free_len: SLOTS,
             awaited: IdSet([0; SLOTS / 64]),
+            half_event: false,
             broken,
         }
     }
@@ -491,8 +496,14 @@ impl<M: SharedMem> Front<M> {
                 consumed += 1;
                 deliver(id, value);
             }
+            let ahead = if self.half_event {
+                // Outstanding (published, unanswered) requests / 2, at least 1.
+                (self.req_published.wrapping_sub(self.rsp_cons) / 2).max(1)
+            } else {
+                1
+            };
             self.mem
-                .store_u32_release(layout::RSP_EVENT, self.rsp_cons.wrapping_add(1));
+                .store_u32_release(layout::RSP_EVENT, self.rsp_cons.wrapping_add(ahead));
             // Full barrier: rsp_event is visible before we look again.
             fence(Ordering::SeqCst);
             rsp_prod = self.mem.load_u32_acquire(layout::RSP_PROD);
@@ -529,7 +540,10 @@ impl<M: SharedMem> TxRing<M> {
     /// ([`BrokenReason::PageTooSmall`]) and never touched.
     pub fn new(page: M) -> Self {
         TxRing {
-            front: Front::new(page, Ring::Tx, layout::TX_ENTRY),
+            front: Front {
+                half_event: true,
+                ..Front::new(page, Ring::Tx, layout::TX_ENTRY)
+            },
         }
     }
 
