@@ -159,6 +159,11 @@ impl NetDevice {
         self.stats
     }
 
+    /// Counts a notification from the backend (the port fired).
+    pub fn note_port_event(&mut self) {
+        self.stats.port_events += 1;
+    }
+
     pub fn has_rx(&self) -> bool {
         !self.rx_queue.is_empty()
     }
@@ -193,7 +198,6 @@ impl NetDevice {
     /// Takes the backend's responses: frames into the queue (buffers posted
     /// again), finished transmissions' buffers back to the free list.
     pub fn service(&mut self) {
-        self.stats.port_events += 1;
         if self.broken.is_some() {
             return;
         }

@@ -212,6 +212,7 @@ pub fn port() -> Option<u32> {
 /// The device's port fired: take what the backend sent.
 pub fn on_port() {
     if let Some(n) = NET.lock().as_mut() {
+        n.dev.note_port_event();
         n.dev.service();
         n.dirty = true;
     }

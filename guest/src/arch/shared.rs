@@ -209,15 +209,43 @@ impl rpc::SharedMem for SharedRegion {
     }
     fn copy_out(&self, off: usize, dst: &mut [u8]) {
         let src = self.at(off, dst.len());
-        for (i, d) in dst.iter_mut().enumerate() {
-            // SAFETY: in bounds; volatile, so each byte is read exactly once.
+        // Bytes up to an 8-byte boundary of the shared side, then whole
+        // aligned words, then the tail: volatile, so each is read exactly
+        // once, and 8 times fewer accesses than byte by byte.
+        let head = src.align_offset(8).min(dst.len());
+        let words = (dst.len() - head) / 8;
+        for (i, d) in dst[..head].iter_mut().enumerate() {
+            // SAFETY: in bounds (checked by `at`); a volatile byte read.
+            *d = unsafe { src.add(i).read_volatile() };
+        }
+        for w in 0..words {
+            let at = head + w * 8;
+            // SAFETY: in bounds, and 8-aligned by the choice of `head`.
+            let word = unsafe { src.add(at).cast::<u64>().read_volatile() };
+            dst[at..at + 8].copy_from_slice(&word.to_ne_bytes());
+        }
+        for (i, d) in dst.iter_mut().enumerate().skip(head + words * 8) {
+            // SAFETY: in bounds; a volatile byte read.
             *d = unsafe { src.add(i).read_volatile() };
         }
     }
     fn copy_in(&self, off: usize, src: &[u8]) {
         let dst = self.at(off, src.len());
-        for (i, &b) in src.iter().enumerate() {
-            // SAFETY: in bounds; volatile, so the writes are not elided.
+        // As `copy_out`: bytes to an 8-byte boundary, aligned words, tail.
+        let head = dst.align_offset(8).min(src.len());
+        let words = (src.len() - head) / 8;
+        for (i, &b) in src[..head].iter().enumerate() {
+            // SAFETY: in bounds; volatile, so the write is not elided.
+            unsafe { dst.add(i).write_volatile(b) };
+        }
+        for w in 0..words {
+            let at = head + w * 8;
+            let word = u64::from_ne_bytes(src[at..at + 8].try_into().expect("8 bytes"));
+            // SAFETY: in bounds, and 8-aligned by the choice of `head`.
+            unsafe { dst.add(at).cast::<u64>().write_volatile(word) };
+        }
+        for (i, &b) in src.iter().enumerate().skip(head + words * 8) {
+            // SAFETY: in bounds; volatile.
             unsafe { dst.add(i).write_volatile(b) };
         }
     }
