@@ -38,7 +38,7 @@ pub const MAX_SOCKETS: usize = 192;
 pub const MAX_BACKLOG: usize = 128;
 /// Buffer sizes each way: small for the many, large for bulk transfers.
 pub const SMALL_BUFFER: usize = 4 * 1024;
-pub const LARGE_BUFFER: usize = 64 * 1024;
+pub const LARGE_BUFFER: usize = 128 * 1024;
 
 /// `Status::Remote` codes of network events.
 pub mod code {
