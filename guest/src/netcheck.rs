@@ -7,7 +7,8 @@
 //! least 20 bytes inside the frame, a total length covering the header and
 //! inside the frame, and the header checksum; for ARP, the Ethernet/IPv4
 //! shape (htype 1, ptype 0x0800, lengths 6 and 4) and a whole packet. Other
-//! ethertypes are not ours: dropped as malformed too (the guest speaks IPv4).
+//! ethertypes (IPv6 from dom0's own stack, for one) are not malformed, just
+//! not ours: dropped and counted apart.
 
 const ETH_HEADER: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -43,17 +44,38 @@ fn arp_is_well_formed(p: &[u8]) -> bool {
     p.len() >= 28 && be16(p, 0) == 1 && be16(p, 2) == ETHERTYPE_IPV4 && p[4] == 6 && p[5] == 4
 }
 
-/// Whether an Ethernet frame may go to the stack.
-pub fn frame_is_well_formed(frame: &[u8]) -> bool {
+/// What to do with a received frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// IPv4 or ARP with sound headers: to the stack.
+    Accept,
+    /// Headers that cannot be right: dropped and counted as malformed.
+    Malformed,
+    /// Another protocol (an ethertype the guest does not speak): dropped.
+    NotOurs,
+}
+
+/// Looks at an Ethernet frame's headers.
+pub fn check_frame(frame: &[u8]) -> Verdict {
     if frame.len() < ETH_HEADER {
-        return false;
+        return Verdict::Malformed;
     }
     let payload = &frame[ETH_HEADER..];
-    match be16(frame, 12) {
+    let sound = match be16(frame, 12) {
         ETHERTYPE_IPV4 => ipv4_is_well_formed(payload),
         ETHERTYPE_ARP => arp_is_well_formed(payload),
-        _ => false,
+        _ => return Verdict::NotOurs,
+    };
+    if sound {
+        Verdict::Accept
+    } else {
+        Verdict::Malformed
     }
+}
+
+/// Whether an Ethernet frame may go to the stack.
+pub fn frame_is_well_formed(frame: &[u8]) -> bool {
+    check_frame(frame) == Verdict::Accept
 }
 
 #[cfg(test)]
@@ -107,7 +129,9 @@ mod tests {
         assert!(!frame_is_well_formed(&long), "total length");
         let mut v6 = good_ipv4();
         v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-        assert!(!frame_is_well_formed(&v6), "not ours");
+        assert_eq!(check_frame(&v6), Verdict::NotOurs);
+        assert_eq!(check_frame(&bad_sum), Verdict::Malformed);
+        assert_eq!(check_frame(&good_ipv4()), Verdict::Accept);
         let mut short_ihl = good_ipv4();
         short_ihl[ETH_HEADER] = 0x44;
         assert!(!frame_is_well_formed(&short_ihl), "ihl");

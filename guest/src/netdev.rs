@@ -48,6 +48,8 @@ pub struct DevStats {
     /// Frames dropped before the stack because their headers are malformed
     /// (short, bad IPv4 header or checksum, impossible lengths, bad ARP).
     pub rx_malformed: u64,
+    /// Frames of protocols the guest does not speak (IPv6, ...), dropped.
+    pub rx_not_ours: u64,
     pub tx_errors: u64,
     /// Kicks sent to the backend, and times our port fired.
     pub notifies: u64,
@@ -228,13 +230,17 @@ impl NetDevice {
                     let mut frame = vec![0u8; usize::from(pkt.len)];
                     self.rx_pages
                         .copy_out(slot * PAGE + usize::from(pkt.offset), &mut frame);
-                    if !guest::netcheck::frame_is_well_formed(&frame) {
-                        self.stats.rx_malformed += 1;
-                    } else if self.rx_queue.len() >= RX_QUEUE {
-                        self.stats.rx_dropped += 1;
-                    } else {
-                        self.rx_queue.push_back(frame);
-                        self.stats.rx_frames += 1;
+                    use guest::netcheck::{check_frame, Verdict};
+                    match check_frame(&frame) {
+                        Verdict::Malformed => self.stats.rx_malformed += 1,
+                        Verdict::NotOurs => self.stats.rx_not_ours += 1,
+                        Verdict::Accept if self.rx_queue.len() >= RX_QUEUE => {
+                            self.stats.rx_dropped += 1
+                        }
+                        Verdict::Accept => {
+                            self.rx_queue.push_back(frame);
+                            self.stats.rx_frames += 1;
+                        }
                     }
                 }
                 _ => self.stats.rx_errors += 1,

@@ -112,7 +112,7 @@ fn stats_page() -> String {
     if let Ok((n, d)) = sysnet::net_stats() {
         page.push_str(&format!(
             "net sockets={} accepted={} polls={} rx_frames={} tx_frames={} rx_dropped={} \
-             rx_errors={} rx_malformed={} notifies={} port_events={}\n",
+             rx_errors={} rx_malformed={} rx_not_ours={} notifies={} port_events={}\n",
             n.sockets,
             n.accepted,
             n.polls,
@@ -121,6 +121,7 @@ fn stats_page() -> String {
             d.rx_dropped,
             d.rx_errors,
             d.rx_malformed,
+            d.rx_not_ours,
             d.notifies,
             d.port_events
         ));
