@@ -234,6 +234,35 @@ impl Gntdev {
         Ok(Gntdev { file })
     }
 
+    /// `IOCTL_GNTDEV_UNMAP_GRANT_REF`: releases `count` grants reserved at
+    /// `index` by a map ioctl (after their pages were `munmap`ed).
+    fn unmap_refs(&self, index: u64, count: u32) -> Result<(), GntdevError> {
+        let mut op = IoctlGntdevUnmapGrantRef {
+            index,
+            count,
+            pad: 0,
+        };
+        // SAFETY: the fd is this open gntdev; the request is
+        // `IOCTL_GNTDEV_UNMAP_GRANT_REF`, whose argument is a pointer to a
+        // `struct ioctl_gntdev_unmap_grant_ref`, mirrored by `op` (layout
+        // pinned in tests), alive on the stack for the call. A wrong index
+        // or count only makes the kernel refuse (EINVAL).
+        let rc = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                IOCTL_GNTDEV_UNMAP_GRANT_REF as libc::Ioctl,
+                &mut op as *mut IoctlGntdevUnmapGrantRef,
+            )
+        };
+        if rc != 0 {
+            return Err(GntdevError::last_os(
+                Step::UnmapIoctl,
+                format!("index={index:#x} count={count}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Maps grant `gref` of domain `domid` into this process.
     pub fn map_grant(
         &self,
@@ -337,30 +366,7 @@ impl GrantHandle<'_> {
             return Ok(());
         }
         self.live = false;
-        let mut op = IoctlGntdevUnmapGrantRef {
-            index: self.index,
-            count: 1,
-            pad: 0,
-        };
-        // SAFETY: the fd is the open gntdev the grant was mapped through
-        // (borrowed, so still open); the request is
-        // `IOCTL_GNTDEV_UNMAP_GRANT_REF`, whose argument is a pointer to a
-        // `struct ioctl_gntdev_unmap_grant_ref`, mirrored by `op` (layout
-        // pinned in tests), alive on the stack for the call.
-        let rc = unsafe {
-            libc::ioctl(
-                self.dev.file.as_raw_fd(),
-                IOCTL_GNTDEV_UNMAP_GRANT_REF as libc::Ioctl,
-                &mut op as *mut IoctlGntdevUnmapGrantRef,
-            )
-        };
-        if rc != 0 {
-            return Err(GntdevError::last_os(
-                Step::UnmapIoctl,
-                format!("index={:#x}", self.index),
-            ));
-        }
-        Ok(())
+        self.dev.unmap_refs(self.index, 1)
     }
 }
 
@@ -541,20 +547,11 @@ impl GrantRegion {
         }
         let index = words[1];
         let len = grefs.len() * GRANT_PAGE_SIZE;
+        // Undoes the reservation on the failure paths below.
         let unmap_refs = |dev: &Gntdev| {
-            let mut op = IoctlGntdevUnmapGrantRef {
-                index,
-                count: grefs.len() as u32,
-                pad: 0,
-            };
-            // SAFETY: as in `GrantHandle::unmap`, for the reservation just made.
-            unsafe {
-                libc::ioctl(
-                    dev.file.as_raw_fd(),
-                    IOCTL_GNTDEV_UNMAP_GRANT_REF as libc::Ioctl,
-                    &mut op as *mut IoctlGntdevUnmapGrantRef,
-                )
-            };
+            if let Err(e) = dev.unmap_refs(index, grefs.len() as u32) {
+                log::warn!("gntdev: {e}");
+            }
         };
         let Ok(offset) = libc::off_t::try_from(index) else {
             unmap_refs(dev);
@@ -698,25 +695,8 @@ impl Drop for GrantRegion {
                 io::Error::last_os_error()
             );
         }
-        let mut op = IoctlGntdevUnmapGrantRef {
-            index: self.index,
-            count: self.pages as u32,
-            pad: 0,
-        };
-        // SAFETY: as in `GrantHandle::unmap`.
-        let rc = unsafe {
-            libc::ioctl(
-                self.dev.file.as_raw_fd(),
-                IOCTL_GNTDEV_UNMAP_GRANT_REF as libc::Ioctl,
-                &mut op as *mut IoctlGntdevUnmapGrantRef,
-            )
-        };
-        if rc != 0 {
-            log::warn!(
-                "gntdev: unmap ioctl of {} pages failed: {}",
-                self.pages,
-                io::Error::last_os_error()
-            );
+        if let Err(e) = self.dev.unmap_refs(self.index, self.pages as u32) {
+            log::warn!("gntdev: {e}");
         }
     }
 }
