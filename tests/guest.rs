@@ -586,10 +586,33 @@ fn malformed_frames_are_dropped_and_counted() {
     // does not speak (counted apart, with dom0's own IPv6 chatter).
     let malformed: u64 = f["rx_malformed"].parse().unwrap();
     let not_ours: u64 = f["rx_not_ours"].parse().unwrap();
-    assert!(malformed >= 10, "{line}");
+    assert!((10..=15).contains(&malformed), "{line}");
     assert!(not_ours >= 5, "{line}");
     // ... and the guest kept serving (this very page, and everything after).
     assert_eq!(run.fact("net_concurrent"), "ok=100 of 100");
+}
+
+/// Regression: the receive path once looked a response's buffer up after
+/// the ring had handed its id out again, so under a burst a frame was lost
+/// and an older frame's bytes read in its place (seen as "malformed" dom0
+/// ACKs, and as clients whose SYN went unanswered).
+#[test]
+fn valid_traffic_is_never_counted_malformed() {
+    let run = rig();
+    let peer = run.guest("netpeer");
+    let malformed = |prefix: &str| -> u64 {
+        let line = peer
+            .line_with(&format!("{prefix}net sockets="))
+            .unwrap_or_else(|| panic!("no {prefix:?} stats:\n{}", peer.log));
+        fields_after(line, prefix)["rx_malformed"].parse().unwrap()
+    };
+    assert_eq!(malformed("stats: "), 0, "{}", peer.log);
+    assert_eq!(
+        malformed("after parallel: "),
+        malformed("after garbage: "),
+        "100 clients' frames counted malformed:\n{}",
+        peer.log
+    );
 }
 
 #[test]

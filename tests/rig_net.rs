@@ -12,6 +12,8 @@
 //! rig-net send HOST:PORT FILE             streams FILE, half-closes, waits for the peer to close; prints "bytes=N us=N"
 //! rig-net rps N C HOST:PORT PATH          N GETs, C at a time; prints "requests=N ok=N us=N per_s=N"
 //! rig-net cksum FILE                      POSIX cksum of FILE ("CRC LENGTH"; busybox here has none)
+//! rig-net trace IFACE PORT SECS           watches TCP to/from PORT on IFACE for SECS; prints per-connection
+//!                                         handshake counts for connections that did not go as usual
 //! ```
 //! Exit status 0 on success, 1 on failure (with the reason on stderr).
 
@@ -221,6 +223,11 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("{} {}", sum.value(), sum.len());
             Ok(())
         }
+        ["trace", iface, port, secs] => {
+            let port: u16 = port.parse().map_err(|_| "bad PORT")?;
+            let secs: u64 = secs.parse().map_err(|_| "bad SECS")?;
+            trace(iface, port, Duration::from_secs(secs))
+        }
         _ => Err("usage: rig-net get|post|parallel|udp|listen ... (see the source)".into()),
     }
 }
@@ -321,6 +328,135 @@ fn send_garbage(iface: &str, dst: [u8; 6], n: usize) -> Result<usize, String> {
         libc::close(fd);
         Ok(sent)
     }
+}
+
+/// What one client connection (by its port) did on the wire.
+#[derive(Default, Debug)]
+struct Handshake {
+    syn: u32,
+    syn_ack: u32,
+    client_rst: u32,
+    server_rst: u32,
+    client_fin: u32,
+    server_fin: u32,
+    client_data: u32,
+    server_data: u32,
+}
+
+/// Watches TCP segments to and from `port` on `iface` (AF_PACKET, both
+/// directions) and reports the connections whose handshake was not one SYN
+/// answered by one SYN-ACK, or that saw a reset: the evidence for a lost
+/// connection that the client alone cannot give.
+fn trace(iface: &str, port: u16, secs: Duration) -> Result<(), String> {
+    let name = std::ffi::CString::new(iface).map_err(|_| "bad interface name")?;
+    let mut conns: std::collections::BTreeMap<u16, Handshake> = Default::default();
+    let mut frames = 0u64;
+    // SAFETY: plain libc calls on a fresh socket we own and close, with
+    // structures built on the stack for each call and a buffer we own.
+    unsafe {
+        let index = libc::if_nametoindex(name.as_ptr());
+        if index == 0 {
+            return Err(format!("{iface}: {}", std::io::Error::last_os_error()));
+        }
+        let all = (libc::ETH_P_ALL as u16).to_be() as i32;
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, all);
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = all as u16;
+        addr.sll_ifindex = index as i32;
+        let bound = libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        );
+        if bound < 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(format!("bind: {e}"));
+        }
+        let tick = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tick as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        let mut buf = vec![0u8; 65536];
+        let end = Instant::now() + secs;
+        while Instant::now() < end {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n <= 0 {
+                continue;
+            }
+            frames += 1;
+            note_segment(&buf[..n as usize], port, &mut conns);
+        }
+        libc::close(fd);
+    }
+    let odd: Vec<_> = conns
+        .iter()
+        .filter(|(_, h)| h.syn != 1 || h.syn_ack != 1 || h.client_rst + h.server_rst > 0)
+        .collect();
+    println!(
+        "frames={frames} connections={} unusual={}",
+        conns.len(),
+        odd.len()
+    );
+    for (client, h) in odd {
+        println!("client port {client}: {h:?}");
+    }
+    Ok(())
+}
+
+/// Counts one Ethernet frame if it is a TCP segment to or from `port`.
+fn note_segment(f: &[u8], port: u16, conns: &mut std::collections::BTreeMap<u16, Handshake>) {
+    if f.len() < 14 + 20 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 6 {
+        return;
+    }
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+    let t = 14 + ihl;
+    if f.len() < t + 20 || total < ihl + 20 {
+        return;
+    }
+    let sport = u16::from_be_bytes([f[t], f[t + 1]]);
+    let dport = u16::from_be_bytes([f[t + 2], f[t + 3]]);
+    let data_len = total.saturating_sub(ihl + usize::from(f[t + 12] >> 4) * 4);
+    let flags = f[t + 13];
+    let (fin, syn, rst, ack) = (
+        flags & 1 != 0,
+        flags & 2 != 0,
+        flags & 4 != 0,
+        flags & 16 != 0,
+    );
+    let (client, from_client) = if dport == port {
+        (sport, true)
+    } else if sport == port {
+        (dport, false)
+    } else {
+        return;
+    };
+    let h = conns.entry(client).or_default();
+    match (from_client, syn, ack) {
+        (true, true, false) => h.syn += 1,
+        (false, true, true) => h.syn_ack += 1,
+        _ => {}
+    }
+    let (rst_count, fin_count, data_count) = if from_client {
+        (&mut h.client_rst, &mut h.client_fin, &mut h.client_data)
+    } else {
+        (&mut h.server_rst, &mut h.server_fin, &mut h.server_data)
+    };
+    *rst_count += u32::from(rst);
+    *fin_count += u32::from(fin);
+    *data_count += u32::from(data_len > 0);
 }
 
 fn main() -> ExitCode {

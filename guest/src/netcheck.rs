@@ -31,17 +31,44 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-fn ipv4_is_well_formed(p: &[u8]) -> bool {
+/// Why a frame's headers cannot be right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flaw {
+    /// Shorter than an Ethernet header.
+    ShortFrame,
+    /// IPv4: shorter than 20 bytes, or a version other than 4.
+    ShortOrNotV4,
+    /// IPv4: a header length under 20 bytes or beyond the frame.
+    HeaderLength,
+    /// IPv4: a total length shorter than the header or beyond the frame.
+    TotalLength,
+    /// IPv4: the header checksum does not add up.
+    HeaderChecksum,
+    /// ARP: not the Ethernet/IPv4 shape, or cut short.
+    Arp,
+}
+
+fn ipv4_flaw(p: &[u8]) -> Option<Flaw> {
     if p.len() < 20 || p[0] >> 4 != 4 {
-        return false;
+        return Some(Flaw::ShortOrNotV4);
     }
     let ihl = usize::from(p[0] & 0x0f) * 4;
     let total = usize::from(be16(p, 2));
-    ihl >= 20 && ihl <= p.len() && total >= ihl && total <= p.len() && checksum(&p[..ihl]) == 0
+    if ihl < 20 || ihl > p.len() {
+        Some(Flaw::HeaderLength)
+    } else if total < ihl || total > p.len() {
+        Some(Flaw::TotalLength)
+    } else if checksum(&p[..ihl]) != 0 {
+        Some(Flaw::HeaderChecksum)
+    } else {
+        None
+    }
 }
 
-fn arp_is_well_formed(p: &[u8]) -> bool {
-    p.len() >= 28 && be16(p, 0) == 1 && be16(p, 2) == ETHERTYPE_IPV4 && p[4] == 6 && p[5] == 4
+fn arp_flaw(p: &[u8]) -> Option<Flaw> {
+    let sound =
+        p.len() >= 28 && be16(p, 0) == 1 && be16(p, 2) == ETHERTYPE_IPV4 && p[4] == 6 && p[5] == 4;
+    (!sound).then_some(Flaw::Arp)
 }
 
 /// What to do with a received frame.
@@ -50,7 +77,7 @@ pub enum Verdict {
     /// IPv4 or ARP with sound headers: to the stack.
     Accept,
     /// Headers that cannot be right: dropped and counted as malformed.
-    Malformed,
+    Malformed(Flaw),
     /// Another protocol (an ethertype the guest does not speak): dropped.
     NotOurs,
 }
@@ -58,18 +85,17 @@ pub enum Verdict {
 /// Looks at an Ethernet frame's headers.
 pub fn check_frame(frame: &[u8]) -> Verdict {
     if frame.len() < ETH_HEADER {
-        return Verdict::Malformed;
+        return Verdict::Malformed(Flaw::ShortFrame);
     }
     let payload = &frame[ETH_HEADER..];
-    let sound = match be16(frame, 12) {
-        ETHERTYPE_IPV4 => ipv4_is_well_formed(payload),
-        ETHERTYPE_ARP => arp_is_well_formed(payload),
+    let flaw = match be16(frame, 12) {
+        ETHERTYPE_IPV4 => ipv4_flaw(payload),
+        ETHERTYPE_ARP => arp_flaw(payload),
         _ => return Verdict::NotOurs,
     };
-    if sound {
-        Verdict::Accept
-    } else {
-        Verdict::Malformed
+    match flaw {
+        None => Verdict::Accept,
+        Some(flaw) => Verdict::Malformed(flaw),
     }
 }
 
@@ -130,7 +156,15 @@ mod tests {
         let mut v6 = good_ipv4();
         v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
         assert_eq!(check_frame(&v6), Verdict::NotOurs);
-        assert_eq!(check_frame(&bad_sum), Verdict::Malformed);
+        assert_eq!(
+            check_frame(&bad_sum),
+            Verdict::Malformed(Flaw::HeaderChecksum)
+        );
+        assert_eq!(check_frame(&long), Verdict::Malformed(Flaw::TotalLength));
+        assert_eq!(
+            check_frame(&[0u8; 10]),
+            Verdict::Malformed(Flaw::ShortFrame)
+        );
         assert_eq!(check_frame(&good_ipv4()), Verdict::Accept);
         let mut short_ihl = good_ipv4();
         short_ihl[ETH_HEADER] = 0x44;

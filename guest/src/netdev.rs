@@ -203,28 +203,35 @@ impl NetDevice {
         if self.broken.is_some() {
             return;
         }
-        let mut done_tx = Vec::new();
-        if let Err(why) = self.tx.poll(&mut |id, status| done_tx.push((id, status))) {
-            self.broke(why);
-            return;
-        }
-        for (id, status) in done_tx {
-            if let Some(slot) = self.tx_slot_of_id[usize::from(id)].take() {
-                self.tx_free.push(slot);
+        // The rings free an id as they hand over its response, and the next
+        // post may give the same id out again: each id is turned into its
+        // buffer slot right here, inside the callback, never later.
+        let (tx_slot_of_id, tx_free, stats) =
+            (&mut self.tx_slot_of_id, &mut self.tx_free, &mut self.stats);
+        let polled = self.tx.poll(&mut |id, status| {
+            if let Some(slot) = tx_slot_of_id[usize::from(id)].take() {
+                tx_free.push(slot);
             }
             if !status.is_ok() {
-                self.stats.tx_errors += 1;
+                stats.tx_errors += 1;
             }
-        }
-        let mut arrived = Vec::new();
-        if let Err(why) = self.rx.poll(&mut |id, result| arrived.push((id, result))) {
+        });
+        if let Err(why) = polled {
             self.broke(why);
             return;
         }
-        for (id, result) in arrived {
-            let Some(slot) = self.rx_slot_of_id[usize::from(id)].take() else {
-                continue;
-            };
+        let mut arrived = Vec::new();
+        let rx_slot_of_id = &mut self.rx_slot_of_id;
+        let polled = self.rx.poll(&mut |id, result| {
+            if let Some(slot) = rx_slot_of_id[usize::from(id)].take() {
+                arrived.push((slot, result));
+            }
+        });
+        if let Err(why) = polled {
+            self.broke(why);
+            return;
+        }
+        for (slot, result) in arrived {
             match result {
                 Ok(pkt) if usize::from(pkt.len) <= MAX_FRAME => {
                     let mut frame = vec![0u8; usize::from(pkt.len)];
@@ -232,7 +239,10 @@ impl NetDevice {
                         .copy_out(slot * PAGE + usize::from(pkt.offset), &mut frame);
                     use guest::netcheck::{check_frame, Verdict};
                     match check_frame(&frame) {
-                        Verdict::Malformed => self.stats.rx_malformed += 1,
+                        Verdict::Malformed(flaw) => {
+                            self.stats.rx_malformed += 1;
+                            note_malformed(self.stats.rx_malformed, flaw, &frame);
+                        }
                         Verdict::NotOurs => self.stats.rx_not_ours += 1,
                         Verdict::Accept if self.rx_queue.len() >= RX_QUEUE => {
                             self.stats.rx_dropped += 1
@@ -308,6 +318,19 @@ impl NetDevice {
         }
         warn!("net: the backend still maps {held} pages; kept until it lets go");
         false
+    }
+}
+
+/// Logs the first malformed frames whole-headed (and then every 1000th by
+/// count): enough to tell a hostile peer from a bug of ours, without letting
+/// a flood of garbage flood the console.
+fn note_malformed(count: u64, flaw: guest::netcheck::Flaw, frame: &[u8]) {
+    if count <= 8 || count.is_multiple_of(1000) {
+        let head = &frame[..frame.len().min(54)];
+        warn!(
+            "net: malformed frame #{count} ({flaw:?}, {} bytes) dropped: {head:02x?}",
+            frame.len()
+        );
     }
 }
 

@@ -584,7 +584,7 @@ impl<M: SharedMem> TxRing<M> {
     }
 
     /// Consumes the backend's responses, handing each `(id, status)` to `out`
-    /// and freeing the id, then re-arms the notification (`rsp_event`) and
+    /// and freeing the id (free once `out` returns), then re-arms the notification (`rsp_event`) and
     /// checks once more. Returns how many were consumed. Responses validated
     /// before a violation are delivered; the violation breaks the ring.
     pub fn poll(&mut self, out: &mut impl FnMut(u16, TxStatus)) -> Result<usize, BrokenReason> {
@@ -648,7 +648,9 @@ impl<M: SharedMem> RxRing<M> {
     /// Consumes the backend's responses, handing each id with its packet or
     /// error to `out` and freeing the id (the caller posts the buffer again),
     /// then re-arms the notification and checks once more. Returns how many
-    /// were consumed.
+    /// were consumed. The id is free once `out` returns: the next
+    /// [`Self::post`] may hand it out again, so map it to its buffer inside
+    /// `out`, not after `poll`.
     pub fn poll(
         &mut self,
         out: &mut impl FnMut(u16, Result<RxPacket, RxError>),
