@@ -413,7 +413,10 @@ impl Net {
                             Err((event, Want::Send(data)))
                         } else if !sock.may_send() {
                             Ok(fail(code::CLOSED))
-                        } else if sock.can_send() {
+                        } else if send_room(sock) >= data.len().min(sock.send_capacity() / 4) {
+                            // Like Linux's writer wake-up: wait for a good
+                            // part of the buffer (or the whole send) to be
+                            // free, so each wake moves much, not one ACK's worth.
                             let n = sock.send_slice(&data).unwrap_or(0);
                             self.dirty = true;
                             Ok(ok(Value::Word(n as u64)))
@@ -486,6 +489,11 @@ impl Net {
         }
         self.dirty = true;
     }
+}
+
+/// Free bytes in a TCP socket's send buffer.
+fn send_room(sock: &tcp::Socket) -> usize {
+    sock.send_capacity() - sock.send_queue()
 }
 
 fn with_net<R>(f: impl FnOnce(&mut Net) -> SysResult<R>) -> SysResult<R> {
