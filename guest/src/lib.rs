@@ -19,5 +19,6 @@ pub mod pending;
 pub mod syserr;
 pub mod time;
 pub mod timers;
+pub mod txcsum;
 pub mod version;
 pub mod xenstore;

@@ -19,11 +19,11 @@ use crate::arch::shared::SharedRegion;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
-use guest::netfront::{BrokenReason, RxRing, TxRing};
+use guest::netfront::{txflags, BrokenReason, RxRing, TxRing};
 use guest::syserr::{SysError, SysResult};
 use log::{error, info, warn};
 use rpc::SharedMem;
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 /// Receive buffers posted to the backend.
@@ -262,13 +262,16 @@ impl NetDevice {
         self.publish_rx();
     }
 
-    fn transmit_frame(&mut self, frame: &[u8]) {
+    fn transmit_frame(&mut self, frame: &[u8], flags: u16) {
         let Some(slot) = self.tx_free.pop() else {
             self.stats.tx_errors += 1;
             return;
         };
         self.tx_pages.copy_in(slot * PAGE, frame);
-        match self.tx.push(self.tx_grants[slot], 0, frame.len() as u16, 0) {
+        match self
+            .tx
+            .push(self.tx_grants[slot], 0, frame.len() as u16, flags)
+        {
             Ok(id) => {
                 self.tx_slot_of_id[usize::from(id)] = Some(slot);
                 self.stats.tx_frames += 1;
@@ -356,7 +359,14 @@ impl phy::TxToken for TxToken<'_> {
         let mut frame = core::mem::take(&mut self.0.scratch);
         frame.resize(len.min(MAX_FRAME), 0);
         let r = f(&mut frame);
-        self.0.transmit_frame(&frame);
+        // TCP leaves its checksum to dom0 (see `guest::txcsum`); smoltcp
+        // computes every other protocol's.
+        let flags = if guest::txcsum::prepare_partial_checksum(&mut frame) {
+            txflags::CSUM_BLANK | txflags::DATA_VALIDATED
+        } else {
+            0
+        };
+        self.0.transmit_frame(&frame, flags);
         self.0.scratch = frame;
         r
     }
@@ -383,6 +393,9 @@ impl phy::Device for NetDevice {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = MAX_FRAME;
         caps.max_burst_size = Some(TX_BUFFERS / 2);
+        // Received TCP is verified here; sent TCP carries a partial checksum
+        // that dom0 trusts or completes (`NETTXF_csum_blank`).
+        caps.checksum.tcp = Checksum::Rx;
         caps
     }
 }
