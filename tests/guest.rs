@@ -616,6 +616,30 @@ fn valid_traffic_is_never_counted_malformed() {
 }
 
 #[test]
+fn more_clients_than_sockets_are_refused_and_the_backlog_recovers() {
+    let run = rig();
+    let guest = run.guest("net");
+    // 200 connections held open against 192 sockets (103 of them listening
+    // or bound at the start): some are refused, none hang, none crash.
+    let held = run.fact("net_held");
+    let n: usize = held
+        .strip_prefix("held=")
+        .and_then(|r| r.strip_suffix(" of 200"))
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("{held}"));
+    assert!((100..200).contains(&n), "{held}");
+    let short: Vec<_> = guest
+        .log
+        .lines()
+        .filter(|l| l.contains("net: listener on port 80 cannot keep its backlog"))
+        .collect();
+    assert_eq!(short.len(), 1, "said once:\n{}", guest.log);
+    assert!(short[0].contains("are refused"), "{}", short[0]);
+    assert_eq!(run.fact("net_backlog_whole"), "yes", "{}", guest.log);
+    assert_eq!(run.fact("net_concurrent_after_held"), "ok=100 of 100");
+}
+
+#[test]
 fn detaching_the_backend_ends_sockets_with_a_status_and_reattaching_works() {
     let run = rig();
     let guest = run.guest("net");

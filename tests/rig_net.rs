@@ -8,6 +8,7 @@
 //! rig-net udp HOST:PORT MESSAGE           one datagram; prints the echo (or "timeout")
 //! rig-net listen PORT OUT                 accepts one connection, writes what it sends to OUT
 //! rig-net hold HOST:PORT                 connects, sends half a request, waits until the peer ends it
+//! rig-net hold-many N HOST:PORT SECS      opens N such connections, keeps them SECS, closes them; prints "held=K of N"
 //! rig-net garbage IFACE MAC N             sends N malformed Ethernet frames to MAC out of IFACE (4 kinds)
 //! rig-net send HOST:PORT FILE             streams FILE, half-closes, waits for the peer to close; prints "bytes=N us=N"
 //! rig-net rps N C HOST:PORT PATH          N GETs, C at a time; prints "requests=N ok=N us=N per_s=N"
@@ -166,6 +167,24 @@ fn run(args: &[String]) -> Result<(), String> {
                 Ok(n) => println!("ended: {n} bytes"),
                 Err(e) => println!("ended: {e}"),
             }
+            Ok(())
+        }
+        ["hold-many", n, to, secs] => {
+            let n: usize = n.parse().map_err(|_| "bad N")?;
+            let secs: u64 = secs.parse().map_err(|_| "bad SECS")?;
+            let to = addr(to)?;
+            // Half a request each, so the server keeps every one open.
+            let held: Vec<TcpStream> = (0..n)
+                .filter_map(|_| {
+                    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).ok()?;
+                    s.write_all(b"GET /held HTTP/1.1\r\n").ok()?;
+                    Some(s)
+                })
+                .collect();
+            println!("held={} of {n}", held.len());
+            std::io::stdout().flush().ok();
+            std::thread::sleep(Duration::from_secs(secs));
+            drop(held);
             Ok(())
         }
         ["garbage", iface, mac, n] => {

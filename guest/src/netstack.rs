@@ -54,6 +54,10 @@ enum Kind {
     Listener {
         port: u16,
         buffer: usize,
+        /// Listening sockets this listener keeps ready.
+        backlog: usize,
+        /// The backlog ran short (no room for sockets); logged once.
+        short: bool,
         listening: Vec<SocketHandle>,
         /// Connections not yet accepted (handles of this table).
         ready: VecDeque<u32>,
@@ -301,7 +305,9 @@ impl Net {
             .ok_or(SysError::BadHandle)
     }
 
-    /// Hands connections to listeners' queues and refills their backlog.
+    /// Hands connections to listeners' queues and keeps each listener's
+    /// backlog full: a socket that could not be made for want of room
+    /// (MAX_SOCKETS) is made later, once connections have closed.
     fn accept_connections(&mut self) {
         let mut moved = Vec::new();
         for (&h, s) in self.table.iter_mut() {
@@ -323,20 +329,70 @@ impl Net {
             let Ok(conn) = self.insert(owner, Kind::Tcp(sh)) else {
                 continue;
             };
-            let (port, buffer) = match self.table.get(&listener).map(|s| &s.kind) {
-                Some(Kind::Listener { port, buffer, .. }) => (*port, *buffer),
-                _ => continue,
-            };
-            let fresh = self.tcp_socket(port, buffer);
-            if let Some(Kind::Listener {
-                listening, ready, ..
-            }) = self.table.get_mut(&listener).map(|s| &mut s.kind)
+            if let Some(Kind::Listener { ready, .. }) =
+                self.table.get_mut(&listener).map(|s| &mut s.kind)
             {
                 ready.push_back(conn);
-                match fresh {
-                    Ok(f) => listening.push(f),
-                    Err(e) => warn!("net: listener on port {port} cannot refill its backlog: {e}"),
+            }
+        }
+        self.refill_backlogs();
+    }
+
+    /// Tops every listener up to its backlog of listening sockets.
+    fn refill_backlogs(&mut self) {
+        let listeners: Vec<u32> = self
+            .table
+            .iter()
+            .filter(|(_, s)| {
+                matches!(&s.kind, Kind::Listener { listening, backlog, .. } if listening.len() < *backlog)
+            })
+            .map(|(&h, _)| h)
+            .collect();
+        for h in listeners {
+            let Some(Kind::Listener {
+                port,
+                buffer,
+                backlog,
+                listening,
+                ..
+            }) = self.table.get(&h).map(|s| &s.kind)
+            else {
+                continue;
+            };
+            let (port, buffer, backlog) = (*port, *buffer, *backlog);
+            let missing = backlog - listening.len();
+            let mut fresh = Vec::new();
+            let mut error = None;
+            for _ in 0..missing {
+                match self.tcp_socket(port, buffer) {
+                    Ok(sh) => fresh.push(sh),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
                 }
+            }
+            let Some(Kind::Listener {
+                listening, short, ..
+            }) = self.table.get_mut(&h).map(|s| &mut s.kind)
+            else {
+                continue;
+            };
+            listening.extend(fresh);
+            // Said once when the backlog runs short, once when it is whole.
+            match (error, *short) {
+                (Some(_), false) => {
+                    warn!(
+                        "net: listener on port {port} cannot keep its backlog of {backlog} \
+                         (all {MAX_SOCKETS} sockets in use); connections beyond it are refused"
+                    );
+                    *short = true;
+                }
+                (None, true) => {
+                    info!("net: listener on port {port} has its whole backlog again");
+                    *short = false;
+                }
+                _ => {}
             }
         }
     }
@@ -519,6 +575,8 @@ pub fn tcp_listen(owner: Pid, port: u16, backlog: usize, large: bool) -> SysResu
             Kind::Listener {
                 port,
                 buffer,
+                backlog,
+                short: false,
                 listening,
                 ready: VecDeque::new(),
             },

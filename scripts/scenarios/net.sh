@@ -27,6 +27,13 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" 
         sed 's/^/@@RIG log netpeer|trace: /' /tmp/net-trace | head -20
         $net get $net_ip:80 / /tmp/net-stats3 >/dev/null 2>&1
         sed 's/^/@@RIG log netpeer|after parallel: /' /tmp/net-stats3
+        # More connections than the guest has sockets for: its listener's
+        # backlog runs short (said once), the clients beyond it are refused
+        # rather than left hanging, and once they close it is whole again.
+        $net hold-many 200 $net_ip:80 6 >/tmp/net-held 2>&1
+        rig fact "net_held=$(head -1 /tmp/net-held)"
+        rig_wait_line net "whole backlog again" 60 && rig fact "net_backlog_whole=yes"
+        rig fact "net_concurrent_after_held=$($net parallel 100 $net_ip:80 / 2>/dev/null)"
         # 10 MiB each way, checked with POSIX cksum on both sides.
         rig fact "net_blob_get=$($net get $net_ip:8080 /blob /tmp/net-blob 2>&1)"
         rig fact "net_blob_cksum=$($net cksum /tmp/net-blob 2>&1)"
