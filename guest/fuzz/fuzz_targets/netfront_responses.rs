@@ -7,10 +7,15 @@
 //! reports one twice), never delivers a packet beyond its page, keeps its
 //! in-flight count exact, and once broken stays broken without touching the
 //! page again.
+//!
+//! The transmit side also pushes multi-slot packets with a GSO extra-info
+//! entry, so the backend gets to answer (or not) with `NETIF_RSP_NULL`
+//! where netback would, and anywhere else.
 #![no_main]
 
 use guest::netfront::{
-    layout, rxflags, txflags, PushError, RxRing, TxRing, PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
+    layout, rxflags, status, txflags, PushError, RxRing, TxRing, TxSlot, MAX_PACKET_SLOTS,
+    PAGE_SIZE, RX_RING_SIZE, TX_RING_SIZE,
 };
 use libfuzzer_sys::fuzz_target;
 use rpc::{HeapMem, SharedMem};
@@ -89,6 +94,9 @@ struct Model {
     pushed: Vec<u16>,
     /// Of those, the ones published (the only ones a response may name).
     published: Vec<u16>,
+    /// Of those, the ones whose request carried a GSO extra-info entry
+    /// (tx): each holds a ring entry besides its own until its NULL comes.
+    with_extra: Vec<u16>,
     /// The first error the ring reported, and the access count then.
     broken: Option<(guest::netfront::BrokenReason, u64)>,
 }
@@ -109,6 +117,14 @@ impl Model {
         );
         self.published.retain(|&i| i != id);
         self.pushed.retain(|&i| i != id);
+        self.with_extra.retain(|&i| i != id);
+    }
+    /// Whether `Full` may be right for `ids` more ids in `entries` more
+    /// entries. Entries in use are at most one per id out, one per extra
+    /// whose request is unanswered, and one for a NULL that may be due.
+    fn may_be_full(&self, size: usize, ids: usize, entries: usize) -> bool {
+        let out = self.pushed.len();
+        out + ids > size || out + self.with_extra.len() + 1 + entries > size
     }
     /// Checks a call's outcome against the broken state.
     fn outcome(&mut self, err: Option<guest::netfront::BrokenReason>, accesses: u64) {
@@ -150,17 +166,64 @@ fuzz_target!(|data: &[u8]| {
         let page = &pages[r];
         match op & 0x7f {
             // The driver's side.
-            0..=15 if r == 0 => {
+            0..=7 if r == 0 => {
                 let (gref, offset, len) = (input.u32(), input.u16() % 4200, input.u16() % 4200);
                 let flags = u16::from(input.u8() & 0x0f);
                 match tx.push(gref, offset, len, flags) {
                     Ok(id) => models[0].handed_out(id, TX_RING_SIZE),
-                    Err(PushError::Full) => assert_eq!(models[0].pushed.len(), TX_RING_SIZE),
+                    Err(PushError::Full) => assert!(models[0].may_be_full(TX_RING_SIZE, 1, 1)),
                     Err(PushError::BeyondPage { .. }) => {
                         assert!(usize::from(offset) + usize::from(len) > PAGE_SIZE)
                     }
+                    Err(PushError::EmptySlot { index: 0 }) => assert_eq!(len, 0),
                     Err(PushError::Flags(f)) => assert!(f & !txflags::ALLOWED != 0),
                     Err(PushError::Broken(why)) => models[0].outcome(Some(why), counts[0].get()),
+                    Err(e) => panic!("tx push refused: {e}"),
+                }
+            }
+            8..=15 if r == 0 => {
+                // Mostly a packet of 1..=3 slots (so that many fit and few
+                // pass a page), else of 0..=19 (so none and too many too).
+                let n = match input.u8() {
+                    b @ 0..=0xbf => usize::from(b % 3) + 1,
+                    b => usize::from(b % 20),
+                };
+                let slots: Vec<TxSlot> = (0..n)
+                    .map(|_| TxSlot {
+                        gref: input.u32(),
+                        offset: input.u16() % 4200,
+                        len: input.u16() % 4200,
+                    })
+                    .collect();
+                let flags = u16::from(input.u8() & 0x0f);
+                let gso = (input.u8() & 1 == 1).then(|| input.u16() % 9000);
+                let mut ids = vec![0u16; n];
+                let total: usize = slots.iter().map(|s| usize::from(s.len)).sum();
+                match tx.push_packet(&slots, flags, gso, &mut ids) {
+                    Ok(()) => {
+                        for &id in &ids {
+                            models[0].handed_out(id, TX_RING_SIZE);
+                        }
+                        if gso.is_some() {
+                            models[0].with_extra.push(ids[0]);
+                        }
+                    }
+                    Err(PushError::Full) => {
+                        let entries = n + usize::from(gso.is_some());
+                        assert!(models[0].may_be_full(TX_RING_SIZE, n, entries))
+                    }
+                    Err(PushError::SlotCount(k)) => {
+                        assert!(k == n && (n == 0 || n > MAX_PACKET_SLOTS))
+                    }
+                    Err(PushError::EmptySlot { index }) => assert_eq!(slots[index].len, 0),
+                    Err(PushError::BeyondPage { offset, len }) => {
+                        assert!(usize::from(offset) + usize::from(len) > PAGE_SIZE)
+                    }
+                    Err(PushError::TooLong { total: t }) => assert!(t == total && t > 0xffff),
+                    Err(PushError::Flags(f)) => assert!(f & !txflags::ALLOWED != 0),
+                    Err(PushError::GsoSizeZero) => assert_eq!(gso, Some(0)),
+                    Err(PushError::Broken(why)) => models[0].outcome(Some(why), counts[0].get()),
+                    Err(e @ PushError::IdsLength { .. }) => panic!("{e}"),
                 }
             }
             0..=15 => match rx.post(input.u32()) {
@@ -207,8 +270,11 @@ fuzz_target!(|data: &[u8]| {
             // The backend's side.
             40..=55 => {
                 // A well-formed looking response at the next slot, naming an
-                // id of the driver's (or any), then rsp_prod moves on.
+                // id of the driver's (or any), then rsp_prod moves on. On tx
+                // it may also be a lone NULL, or come with a NULL behind it:
+                // always, or where netback puts one.
                 let prod = page.load_u32_acquire(layout::RSP_PROD);
+                let null_mode = if r == 0 { input.u8() % 4 } else { 0 };
                 let pick = input.u8();
                 let out = &models[r].published;
                 let id = if pick < 0xf0 && !out.is_empty() {
@@ -216,22 +282,39 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     input.u16()
                 };
-                let mut rsp = [0u8; 8];
-                rsp[0..2].copy_from_slice(&id.to_le_bytes());
-                if r == 0 {
-                    rsp[2..4].copy_from_slice(&(i16::from(input.u8() as i8 % 3) - 1).to_le_bytes());
-                } else {
-                    let offset = input.u16() % 4200;
-                    let flags = u16::from(input.u8()) & (rxflags::ALLOWED | 0x1c);
-                    let status = input.u16() as i16 % 4200;
-                    rsp[2..4].copy_from_slice(&offset.to_le_bytes());
-                    rsp[4..6].copy_from_slice(&flags.to_le_bytes());
-                    rsp[6..8].copy_from_slice(&status.to_le_bytes());
+                let at = |idx: u32| layout::ENTRIES + (idx as usize % 256) * strides[r];
+                let mut next = prod;
+                // Mode 3 is a lone NULL.
+                if null_mode != 3 {
+                    let mut rsp = [0u8; 8];
+                    rsp[0..2].copy_from_slice(&id.to_le_bytes());
+                    if r == 0 {
+                        let status = i16::from(input.u8() as i8 % 3) - 1;
+                        rsp[2..4].copy_from_slice(&status.to_le_bytes());
+                    } else {
+                        let offset = input.u16() % 4200;
+                        let flags = u16::from(input.u8()) & (rxflags::ALLOWED | 0x1c);
+                        let status = input.u16() as i16 % 4200;
+                        rsp[2..4].copy_from_slice(&offset.to_le_bytes());
+                        rsp[4..6].copy_from_slice(&flags.to_le_bytes());
+                        rsp[6..8].copy_from_slice(&status.to_le_bytes());
+                    }
+                    let n = if r == 0 { 4 } else { 8 };
+                    page.copy_in(at(next), &rsp[..n]);
+                    next = next.wrapping_add(1);
                 }
-                let n = if r == 0 { 4 } else { 8 };
-                let at = layout::ENTRIES + (prod as usize % 256) * strides[r];
-                page.copy_in(at, &rsp[..n]);
-                page.store_u32_release(layout::RSP_PROD, prod.wrapping_add(1));
+                let with_null = match null_mode {
+                    1 | 3 => true,
+                    2 => models[0].with_extra.contains(&id),
+                    _ => false,
+                };
+                if with_null {
+                    // Netback writes only the status of a NULL; the id field
+                    // keeps what the slot held.
+                    page.copy_in(at(next) + 2, &status::NULL.to_le_bytes());
+                    next = next.wrapping_add(1);
+                }
+                page.store_u32_release(layout::RSP_PROD, next);
             }
             56..=63 => {
                 // Moves rsp_prod by a small step either way, or anywhere.
