@@ -564,6 +564,31 @@ fn ten_mib_each_way_arrive_intact() {
     );
 }
 
+/// netback offers GSO: the blob went out as joined segments (and arrived
+/// intact, which `ten_mib_each_way_arrive_intact` checks byte for byte).
+#[test]
+fn segmentation_offload_is_used_when_netback_offers_it() {
+    let run = rig();
+    let guest = run.guest("net");
+    assert!(
+        guest
+            .line_with("net: segmentation offload on (backend offers it")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    let peer = run.guest("netpeer");
+    let line = peer
+        .line_with("after blob: net sockets=")
+        .unwrap_or_else(|| panic!("no stats after the blob:\n{}", peer.log));
+    let f = fields_after(line, "after blob: ");
+    let gso: u64 = f["tx_gso"].parse().unwrap();
+    let frames: u64 = f["tx_frames"].parse().unwrap();
+    // 10 MiB in 1460-byte segments is 7,182 segments; joined, far fewer packets.
+    assert!(gso > 100, "{line}");
+    assert!(frames < 7_182, "{line}");
+}
+
 #[test]
 fn the_guest_connects_out_to_dom0() {
     assert_eq!(

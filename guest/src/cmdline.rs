@@ -140,7 +140,9 @@ mod tests {
 }
 
 /// The static IPv4 configuration (`ethos.ip=A.B.C.D/PREFIX`,
-/// `ethos.gw=A.B.C.D`), checked: no networking without a valid address.
+/// `ethos.gw=A.B.C.D`), checked: no networking without a valid address;
+/// `ethos.tso=off` keeps segmentation offload off even where the backend
+/// offers it (to compare, or to rule it out).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetConfig {
     /// The guest's address.
@@ -149,6 +151,9 @@ pub struct NetConfig {
     pub prefix: u8,
     /// The default gateway, if any (must be inside the network).
     pub gateway: Option<[u8; 4]>,
+    /// Join outgoing TCP segments into GSO packets when the backend can
+    /// take them (`ethos.tso=on`, the default, or `off`).
+    pub tso: bool,
 }
 
 /// Why the network options were refused.
@@ -160,6 +165,8 @@ pub enum NetConfigError {
     BadGateway,
     /// The gateway is not inside the guest's network, or is the guest itself.
     GatewayOutsideNetwork,
+    /// `ethos.tso` is neither `on` nor `off`.
+    BadTso,
 }
 
 /// Parses a dotted quad: four decimal octets, nothing else.
@@ -192,10 +199,16 @@ impl NetConfig {
             None => None,
             Some(g) => Some(parse_ipv4(g).ok_or(NetConfigError::BadGateway)?),
         };
+        let tso = match cmdline.get("ethos.tso") {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(_) => return Err(NetConfigError::BadTso),
+        };
         let config = NetConfig {
             ip,
             prefix,
             gateway,
+            tso,
         };
         if let Some(gw) = gateway {
             if gw == ip || !config.contains(gw) {
@@ -227,8 +240,15 @@ mod net_tests {
             Ok(Some(NetConfig {
                 ip: [192, 0, 2, 2],
                 prefix: 24,
-                gateway: Some([192, 0, 2, 1])
+                gateway: Some([192, 0, 2, 1]),
+                tso: true,
             }))
+        );
+        let off = cfg("ethos.ip=192.0.2.2/24 ethos.tso=off").unwrap().unwrap();
+        assert!(!off.tso);
+        assert_eq!(
+            cfg("ethos.ip=192.0.2.2/24 ethos.tso=yes"),
+            Err(NetConfigError::BadTso)
         );
         assert_eq!(cfg("loglevel=info"), Ok(None));
         assert_eq!(cfg("ethos.ip=10.1.2.3/8").unwrap().unwrap().gateway, None);

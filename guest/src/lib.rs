@@ -19,6 +19,7 @@ pub mod pending;
 pub mod syserr;
 pub mod time;
 pub mod timers;
+pub mod tso;
 pub mod txcsum;
 pub mod version;
 pub mod xenstore;

@@ -9,7 +9,9 @@
 //! Buffers: [`RX_BUFFERS`] pages posted to the backend (granted writable:
 //! with `request-rx-copy` it copies frames into them), [`TX_BUFFERS`] pages
 //! for frames in flight (granted read-only). A frame is copied once out of
-//! an rx page into private memory, and once into a tx page. Received frames
+//! an rx page into private memory, and once into a tx page. When netback
+//! takes GSO packets, consecutive TCP segments are first joined (see
+//! `guest::tso`) and go out as one packet over several tx pages. Received frames
 //! wait in a bounded queue for smoltcp; beyond it they are dropped and
 //! counted. A backend that breaks the protocol leaves the device broken (no
 //! more reads or writes of the rings), logged once.
@@ -19,8 +21,9 @@ use crate::arch::shared::SharedRegion;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
-use guest::netfront::{txflags, BrokenReason, RxRing, TxRing};
+use guest::netfront::{txflags, BrokenReason, RxRing, TxRing, TxSlot, MAX_PACKET_SLOTS};
 use guest::syserr::{SysError, SysResult};
+use guest::tso::Coalescer;
 use log::{error, info, warn};
 use rpc::SharedMem;
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
@@ -35,6 +38,10 @@ pub const RX_QUEUE: usize = 128;
 /// Ethernet MTU plus header.
 pub const MAX_FRAME: usize = 1514;
 const PAGE: usize = 4096;
+/// Largest joined TCP frame (segmentation offload): 16 pages, within
+/// netback's slots per packet and the 64 KiB of an IPv4 packet.
+const MAX_GSO_FRAME: usize = 16 * PAGE;
+const _: () = assert!(MAX_GSO_FRAME / PAGE <= MAX_PACKET_SLOTS);
 
 /// Counters of the device.
 #[derive(Clone, Copy, Debug, Default)]
@@ -51,6 +58,8 @@ pub struct DevStats {
     /// Frames of protocols the guest does not speak (IPv6, ...), dropped.
     pub rx_not_ours: u64,
     pub tx_errors: u64,
+    /// Of `tx_frames`, GSO packets (several TCP segments joined).
+    pub tx_gso: u64,
     /// Kicks sent to the backend, and times our port fired.
     pub notifies: u64,
     pub port_events: u64,
@@ -75,6 +84,8 @@ pub struct NetDevice {
     unpublished: usize,
     /// Where smoltcp writes a frame to send (reused).
     scratch: Vec<u8>,
+    /// Joins TCP segments into GSO packets, when the backend takes them.
+    tso: Option<Coalescer>,
     broken: Option<BrokenReason>,
     stats: DevStats,
     _ring_pages: SharedRegion,
@@ -132,6 +143,7 @@ impl NetDevice {
             rx_queue: VecDeque::with_capacity(RX_QUEUE),
             unpublished: 0,
             scratch: Vec::with_capacity(MAX_FRAME),
+            tso: None,
             broken: None,
             stats: DevStats::default(),
             _ring_pages: ring_pages,
@@ -146,6 +158,12 @@ impl NetDevice {
             dev.ring_grants[0], dev.ring_grants[1]
         );
         Ok(dev)
+    }
+
+    /// Turns segmentation offload on or off (on: the backend takes
+    /// multi-slot GSO packets).
+    pub fn set_tso(&mut self, on: bool) {
+        self.tso = on.then(|| Coalescer::new(MAX_GSO_FRAME));
     }
 
     /// (tx-ring-ref, rx-ring-ref, event-channel) for xenstore.
@@ -262,36 +280,102 @@ impl NetDevice {
         self.publish_rx();
     }
 
-    fn transmit_frame(&mut self, frame: &[u8], flags: u16) {
-        let Some(slot) = self.tx_free.pop() else {
+    /// Whether a frame may be taken from smoltcp now: every page the
+    /// pending joined frame needs, and one more (for the new frame, joined
+    /// or alone), are free.
+    fn tx_room(&self) -> bool {
+        let pending = self.tso.as_ref().map_or(0, Coalescer::pending_len);
+        self.broken.is_none() && self.tx_free.len() > pending.div_ceil(PAGE)
+    }
+
+    /// A frame from smoltcp: joined to the pending GSO packet if it can be,
+    /// else sent (after what was pending).
+    fn send(&mut self, frame: &mut [u8]) {
+        if let Some(tso) = self.tso.as_mut() {
+            if tso.offer(frame) {
+                return;
+            }
+            self.send_pending();
+            if self.tso.as_mut().is_some_and(|tso| tso.offer(frame)) {
+                return;
+            }
+        }
+        self.queue_packet(frame, None);
+    }
+
+    /// Sends the joined frame pending, if any.
+    fn send_pending(&mut self) {
+        if let Some(mut tso) = self.tso.take() {
+            tso.take(|frame, gso| self.queue_packet(frame, gso));
+            self.tso = Some(tso);
+        }
+    }
+
+    /// Copies a frame into free tx pages and queues it as one packet (a GSO
+    /// packet when `gso` gives the segment size).
+    fn queue_packet(&mut self, frame: &mut [u8], gso: Option<u16>) {
+        // TCP leaves its checksum to dom0 (see `guest::txcsum`); smoltcp
+        // computes every other protocol's. GSO needs it (netback insists).
+        let flags = if guest::txcsum::prepare_partial_checksum(frame) {
+            txflags::CSUM_BLANK | txflags::DATA_VALIDATED
+        } else {
+            0
+        };
+        let pages = frame.len().div_ceil(PAGE);
+        if pages > self.tx_free.len() || pages > MAX_PACKET_SLOTS || (gso.is_some() && flags == 0) {
+            // tx_room() keeps this from happening; counted if it does.
             self.stats.tx_errors += 1;
             return;
-        };
-        self.tx_pages.copy_in(slot * PAGE, frame);
+        }
+        let mut slots = [TxSlot {
+            gref: 0,
+            offset: 0,
+            len: 0,
+        }; MAX_PACKET_SLOTS];
+        let mut buffers = [0usize; MAX_PACKET_SLOTS];
+        for (i, chunk) in frame.chunks(PAGE).enumerate() {
+            let buffer = self.tx_free.pop().expect("counted above");
+            self.tx_pages.copy_in(buffer * PAGE, chunk);
+            buffers[i] = buffer;
+            slots[i] = TxSlot {
+                gref: self.tx_grants[buffer],
+                offset: 0,
+                len: chunk.len() as u16,
+            };
+        }
+        let mut ids = [0u16; MAX_PACKET_SLOTS];
         match self
             .tx
-            .push(self.tx_grants[slot], 0, frame.len() as u16, flags)
+            .push_packet(&slots[..pages], flags, gso, &mut ids[..pages])
         {
-            Ok(id) => {
-                self.tx_slot_of_id[usize::from(id)] = Some(slot);
+            Ok(()) => {
+                for (id, buffer) in ids[..pages].iter().zip(&buffers[..pages]) {
+                    self.tx_slot_of_id[usize::from(*id)] = Some(*buffer);
+                }
                 self.stats.tx_frames += 1;
-                self.unpublished += 1;
+                self.stats.tx_gso += u64::from(gso.is_some());
+                self.unpublished += pages;
                 // Frames go out in batches (one publish, at most one kick);
                 // a full half ring goes at once so the backend keeps busy.
                 if self.unpublished >= TX_BUFFERS / 2 {
-                    self.flush_tx();
+                    self.publish_tx();
                 }
             }
             Err(_) => {
-                self.tx_free.push(slot);
+                self.tx_free.extend_from_slice(&buffers[..pages]);
                 self.stats.tx_errors += 1;
             }
         }
     }
 
-    /// Publishes the frames pushed since the last call; kicks the backend
-    /// if it asked to be told.
+    /// Sends what is pending, publishes the frames pushed since the last
+    /// call, and kicks the backend if it asked to be told.
     pub fn flush_tx(&mut self) {
+        self.send_pending();
+        self.publish_tx();
+    }
+
+    fn publish_tx(&mut self) {
         if self.unpublished == 0 || self.broken.is_some() {
             return;
         }
@@ -355,18 +439,12 @@ impl phy::TxToken for TxToken<'_> {
         F: FnOnce(&mut [u8]) -> R,
     {
         // One private buffer, reused: smoltcp writes the frame there, then it
-        // is copied once into a granted page.
+        // is copied into granted pages (by way of the joined GSO frame when
+        // segmentation offload is on).
         let mut frame = core::mem::take(&mut self.0.scratch);
         frame.resize(len.min(MAX_FRAME), 0);
         let r = f(&mut frame);
-        // TCP leaves its checksum to dom0 (see `guest::txcsum`); smoltcp
-        // computes every other protocol's.
-        let flags = if guest::txcsum::prepare_partial_checksum(&mut frame) {
-            txflags::CSUM_BLANK | txflags::DATA_VALIDATED
-        } else {
-            0
-        };
-        self.0.transmit_frame(&frame, flags);
+        self.0.send(&mut frame);
         self.0.scratch = frame;
         r
     }
@@ -377,7 +455,7 @@ impl phy::Device for NetDevice {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
-        if self.broken.is_some() || self.tx_free.is_empty() {
+        if !self.tx_room() {
             return None;
         }
         let frame = self.rx_queue.pop_front()?;
@@ -385,7 +463,7 @@ impl phy::Device for NetDevice {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        (self.broken.is_none() && !self.tx_free.is_empty()).then_some(TxToken(self))
+        self.tx_room().then_some(TxToken(self))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

@@ -160,9 +160,21 @@ pub fn attach(backend: u16) -> SysResult<(u32, u32, u32)> {
 }
 
 /// The backend connected: starts the stack over the attached device.
-pub fn up(mac: [u8; 6]) -> SysResult<()> {
+/// `gso`: the backend takes GSO packets (used unless `ethos.tso=off`).
+pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
     let (config, seed) = (*CONFIG.lock()).ok_or(SysError::InvalidArgument)?;
-    let dev = PENDING.lock().take().ok_or(SysError::BadHandle)?;
+    let mut dev = PENDING.lock().take().ok_or(SysError::BadHandle)?;
+    dev.set_tso(gso && config.tso);
+    info!(
+        "net: segmentation offload {} (backend {}, ethos.tso={})",
+        if gso && config.tso { "on" } else { "off" },
+        if gso {
+            "offers it"
+        } else {
+            "does not offer it"
+        },
+        if config.tso { "on" } else { "off" }
+    );
     start(dev, mac, config, seed);
     Ok(())
 }

@@ -17,10 +17,11 @@ pub fn net_attach(backend: u16) -> SysResult<(u32, u32, u32)> {
     r
 }
 
-/// The `net-setup` process: the backend is connected; start the stack.
-pub fn net_up(mac: [u8; 6]) -> SysResult<()> {
+/// The `net-setup` process: the backend is connected (and takes GSO
+/// packets, if `gso`); start the stack.
+pub fn net_up(mac: [u8; 6], gso: bool) -> SysResult<()> {
     with_current(|_, _| Ok(()))?;
-    let r = crate::netstack::up(mac);
+    let r = crate::netstack::up(mac, gso);
     syscall_return();
     r
 }

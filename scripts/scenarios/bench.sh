@@ -63,6 +63,20 @@ if rig_start netbench $guest_cfg 'kernel="/rig/guests/guest-net"' \
     $net get 192.0.2.2:80 /quit >/dev/null 2>&1
 fi
 rig_wait netbench 120 shutdown
+# The same guest with segmentation offload off: what joining segments
+# into GSO packets is worth (guest -> dom0).
+if rig_start notso $guest_cfg 'kernel="/rig/guests/guest-net"' \
+        'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
+        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 ethos.tso=off"' &&
+        rig_wait_line notso "net-demo: serving" 120; then
+    i=1
+    while [ $i -le $net_runs ]; do
+        rig fact "ethos_notso_net_to_dom0_$i=$($net get 192.0.2.2:8080 /zero /dev/null 2>&1)"
+        i=$((i + 1))
+    done
+    $net get 192.0.2.2:80 /quit >/dev/null 2>&1
+fi
+rig_wait notso 120 shutdown
 if rig_start linuxnet /rig/cfg/linux-domu.cfg \
         'vif=["mac=00:16:3e:00:00:03,bridge=br0,script=/rig/bin/vif-rig"]' \
         'extra="console=hvc0 quiet netbench=192.0.2.3/24"' &&

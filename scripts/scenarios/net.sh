@@ -37,6 +37,8 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" 
         # 10 MiB each way, checked with POSIX cksum on both sides.
         rig fact "net_blob_get=$($net get $net_ip:8080 /blob /tmp/net-blob 2>&1)"
         rig fact "net_blob_cksum=$($net cksum /tmp/net-blob 2>&1)"
+        $net get $net_ip:80 / /tmp/net-stats4 >/dev/null 2>&1
+        sed 's/^/@@RIG log netpeer|after blob: /' /tmp/net-stats4
         rm -f /tmp/net-blob
         dd if=/dev/urandom of=/tmp/net-up bs=1024 count=10240 2>/dev/null
         rig fact "net_upload_cksum=$($net cksum /tmp/net-up 2>&1)"

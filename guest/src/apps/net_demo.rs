@@ -111,13 +111,14 @@ fn stats_page() -> String {
     };
     if let Ok((n, d)) = sysnet::net_stats() {
         page.push_str(&format!(
-            "net sockets={} accepted={} polls={} rx_frames={} tx_frames={} rx_dropped={} \
+            "net sockets={} accepted={} polls={} rx_frames={} tx_frames={} tx_gso={} rx_dropped={} \
              rx_errors={} rx_malformed={} rx_not_ours={} notifies={} port_events={}\n",
             n.sockets,
             n.accepted,
             n.polls,
             d.rx_frames,
             d.tx_frames,
+            d.tx_gso,
             d.rx_dropped,
             d.rx_errors,
             d.rx_malformed,

@@ -125,7 +125,11 @@ fn connect_once(vif: &str) -> Result<String, String> {
     })? {
         return Err(String::from("backend never connected"));
     }
-    sysnet::net_up(mac).map_err(|e| format!("up: {e}"))?;
+    // Segmentation offload out of the guest needs the backend to take
+    // multi-slot packets with a GSO descriptor (netback offers both).
+    let offers = |key: &str| read(&format!("{backend}/{key}")).is_some_and(|v| v.trim() == "1");
+    let gso = offers("feature-sg") && offers("feature-gso-tcpv4");
+    sysnet::net_up(mac, gso).map_err(|e| format!("up: {e}"))?;
     Ok(backend)
 }
 
