@@ -395,7 +395,12 @@ fn listen_when_up() -> Result<(u32, u32, u32), String> {
             Ok(h) => break h,
             Err(e) => {
                 if !waited {
-                    say(&format!("waiting for the network ({e})"));
+                    // No stack yet (net-setup is still talking to netback).
+                    let why = match e {
+                        guest::syserr::SysError::ServiceBroken => String::from("not up yet"),
+                        other => format!("{other}"),
+                    };
+                    say(&format!("waiting for the network ({why})"));
                     waited = true;
                 }
                 let beep = sys::beep(sys::get_time() + 100_000_000).map_err(|e| format!("{e}"))?;
