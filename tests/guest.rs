@@ -535,6 +535,21 @@ fn the_http_endpoint_serves_event_statistics_to_100_clients_at_once() {
 }
 
 #[test]
+fn busybox_wget_fetches_the_http_endpoint() {
+    let run = rig();
+    assert_eq!(
+        run.fact("net_wget_exit"),
+        "0",
+        "{}",
+        run.guest("netpeer").log
+    );
+    assert_eq!(
+        run.fact("net_wget_first_line"),
+        "Ethos-Xen event statistics"
+    );
+}
+
+#[test]
 fn ten_mib_each_way_arrive_intact() {
     let run = rig();
     let guest = run.guest("net");

@@ -16,8 +16,8 @@ if rig_start netdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' \
     {
         echo "\$ ping -c 2 192.0.2.2"
         ping -c 2 -W 5 192.0.2.2 2>&1
-        echo "\$ rig-net get 192.0.2.2:80 /      # HTTP GET of the event statistics"
-        /rig/bin/rig-net get 192.0.2.2:80 / 2>&1
+        echo "\$ wget -q -O - http://192.0.2.2/      # HTTP GET of the event statistics"
+        wget -q -O - http://192.0.2.2/ 2>&1
         echo "\$ rig-net udp 192.0.2.2:7 hello-ethos      # UDP echo"
         /rig/bin/rig-net udp 192.0.2.2:7 hello-ethos 2>&1
         echo "\$ rig-net parallel 50 192.0.2.2:80 /      # 50 clients at once"

@@ -12,6 +12,11 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" 
         $net get $net_ip:80 / /tmp/net-stats >/tmp/net-out 2>&1
         sed 's/^/@@RIG log netpeer|stats: /' /tmp/net-stats /tmp/net-out
         rig fact "net_udp_echo=$($net udp $net_ip:7 ethos-udp-echo 2>&1)"
+        # The same page with busybox wget, dom0's own HTTP client.
+        busybox wget -q -O /tmp/net-wget "http://$net_ip/" >/tmp/net-wget-err 2>&1
+        rig fact "net_wget_exit=$?"
+        rig fact "net_wget_first_line=$(head -1 /tmp/net-wget)"
+        sed 's/^/@@RIG log netpeer|wget: /' /tmp/net-wget-err
         # Malformed frames straight onto the bridge: dropped and counted.
         rig fact "net_garbage=$($net garbage br0 00:16:3e:00:00:02 20 2>&1)"
         $net get $net_ip:80 / /tmp/net-stats2 >/dev/null 2>&1
