@@ -10,7 +10,8 @@
 //!
 //! `accept` over smoltcp (which has no accept): a listener keeps `backlog`
 //! sockets listening on its port; one that gets a connection is handed to the
-//! next accept and replaced by a fresh listening socket.
+//! next accept and replaced by a fresh listening socket (at once, or as soon
+//! as sockets free up when all [`MAX_SOCKETS`] are in use).
 //!
 //! Bounds: at most [`MAX_SOCKETS`] smoltcp sockets (listening, connected
 //! and closing ones together), each with fixed buffers; a full send buffer
