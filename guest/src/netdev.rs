@@ -28,6 +28,7 @@ use log::{error, info, warn};
 use rpc::SharedMem;
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
+use spin::Mutex;
 
 /// Receive buffers posted to the backend.
 pub const RX_BUFFERS: usize = 64;
@@ -88,7 +89,29 @@ pub struct NetDevice {
     tso: Option<Coalescer>,
     broken: Option<BrokenReason>,
     stats: DevStats,
-    _ring_pages: SharedRegion,
+    ring_pages: SharedRegion,
+}
+
+/// Memory of devices released earlier (every grant ended, so no backend
+/// maps it), for the next device. Shared pages never go back to the heap
+/// (see `SharedRegion`): without reuse, every detach and attach would cost
+/// half a megabyte for good. Bounded by the devices ever alive at once.
+static SPARE: Mutex<Vec<[SharedRegion; 3]>> = Mutex::new(Vec::new());
+
+/// (rings, tx buffers, rx buffers) for a new device: a released device's,
+/// zeroed (nothing of old traffic is shown to the new backend), or new.
+fn device_pages() -> SysResult<[SharedRegion; 3]> {
+    if let Some(regions) = SPARE.lock().pop() {
+        const ZERO: [u8; PAGE] = [0; PAGE];
+        for region in regions {
+            for at in (0..region.size()).step_by(PAGE) {
+                region.copy_in(at, &ZERO);
+            }
+        }
+        return Ok(regions);
+    }
+    let alloc = |pages| SharedRegion::alloc(pages).ok_or(SysError::OutOfMemory);
+    Ok([alloc(2)?, alloc(TX_BUFFERS)?, alloc(RX_BUFFERS)?])
 }
 
 /// Grants every page of `region` to `peer`.
@@ -118,9 +141,7 @@ impl NetDevice {
     /// receive buffers and allocates the unbound port. The handshake then
     /// publishes [`Self::offer`].
     pub fn attach(backend: u16) -> SysResult<NetDevice> {
-        let ring_pages = SharedRegion::alloc(2).ok_or(SysError::OutOfMemory)?;
-        let tx_pages = SharedRegion::alloc(TX_BUFFERS).ok_or(SysError::OutOfMemory)?;
-        let rx_pages = SharedRegion::alloc(RX_BUFFERS).ok_or(SysError::OutOfMemory)?;
+        let [ring_pages, tx_pages, rx_pages] = device_pages()?;
         let ring_grants = grant_all(&ring_pages, 2, backend, false)?;
         let tx_grants = grant_all(&tx_pages, TX_BUFFERS, backend, true)?;
         let rx_grants = grant_all(&rx_pages, RX_BUFFERS, backend, false)?;
@@ -146,7 +167,7 @@ impl NetDevice {
             tso: None,
             broken: None,
             stats: DevStats::default(),
-            _ring_pages: ring_pages,
+            ring_pages,
         };
         for slot in 0..RX_BUFFERS {
             dev.post_rx(slot)?;
@@ -163,7 +184,29 @@ impl NetDevice {
     /// Turns segmentation offload on or off (on: the backend takes
     /// multi-slot GSO packets).
     pub fn set_tso(&mut self, on: bool) {
-        self.tso = on.then(|| Coalescer::new(MAX_GSO_FRAME));
+        self.tso = None;
+        if on {
+            self.tso = Coalescer::new(MAX_GSO_FRAME);
+            if self.tso.is_none() {
+                warn!(
+                    "net: no memory for a {MAX_GSO_FRAME}-byte GSO frame; segmentation offload off"
+                );
+            }
+        }
+    }
+
+    /// Whether segmentation offload is on.
+    pub fn tso(&self) -> bool {
+        self.tso.is_some()
+    }
+
+    /// Frees the private buffers (queued frames, the frame being built)
+    /// of a device that will not send or receive again, while its pages
+    /// wait for the old backend to let go.
+    pub fn shed_buffers(&mut self) {
+        self.rx_queue = VecDeque::new();
+        self.scratch = Vec::new();
+        self.tso = None;
     }
 
     /// (tx-ring-ref, rx-ring-ref, event-channel) for xenstore.
@@ -385,6 +428,17 @@ impl NetDevice {
         }
     }
 
+    /// Hands the device's memory on to the next device. Only for a device
+    /// whose [`Self::release`] said every grant has ended.
+    pub fn recycle(self) {
+        let held = self.ring_grants.len() + self.tx_grants.len() + self.rx_grants.len();
+        if held == 0 && self.port == 0 {
+            SPARE
+                .lock()
+                .push([self.ring_pages, self.tx_pages, self.rx_pages]);
+        }
+    }
+
     /// Closes the port and ends every grant the backend no longer maps;
     /// false while some are still mapped (the pages must not be reused yet:
     /// the caller keeps the device and tries again later).
@@ -403,7 +457,7 @@ impl NetDevice {
         if held == 0 {
             return true;
         }
-        warn!("net: the backend still maps {held} pages; kept until it lets go");
+        info!("net: the backend still maps {held} pages; kept until it lets go");
         false
     }
 }

@@ -125,14 +125,32 @@ static PENDING: Mutex<Option<NetDevice>> = Mutex::new(None);
 static RETIRED: Mutex<Vec<NetDevice>> = Mutex::new(Vec::new());
 const MAX_RETIRED: usize = 2;
 
-/// Tries again to release retired devices.
-fn release_retired() {
+/// Tries again to release retired devices; returns how many are still held.
+pub fn release_retired() -> usize {
     let mut retired = RETIRED.lock();
-    retired.retain_mut(|dev| !dev.release());
+    let before = retired.len();
+    for mut dev in core::mem::take(&mut *retired) {
+        if dev.release() {
+            dev.recycle();
+        } else {
+            retired.push(dev);
+        }
+    }
+    if retired.len() < before {
+        info!(
+            "net: {} old device(s) released, {} still held",
+            before - retired.len(),
+            retired.len()
+        );
+    }
+    retired.len()
 }
 
 fn retire(mut dev: NetDevice) {
-    if !dev.release() {
+    dev.shed_buffers();
+    if dev.release() {
+        dev.recycle();
+    } else {
         RETIRED.lock().push(dev);
     }
 }
@@ -164,11 +182,18 @@ pub fn attach(backend: u16) -> SysResult<(u32, u32, u32)> {
 /// `gso`: the backend takes GSO packets (used unless `ethos.tso=off`).
 pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
     let (config, seed) = (*CONFIG.lock()).ok_or(SysError::InvalidArgument)?;
+    // Every socket slot up front: the set never grows (and never asks the
+    // heap for a larger block) while connections come and go.
+    let mut slots = Vec::new();
+    if slots.try_reserve_exact(MAX_SOCKETS).is_err() {
+        warn!("net: no memory for {MAX_SOCKETS} socket slots");
+        return Err(SysError::OutOfMemory);
+    }
     let mut dev = PENDING.lock().take().ok_or(SysError::BadHandle)?;
     dev.set_tso(gso && config.tso);
     info!(
         "net: segmentation offload {} (backend {}, ethos.tso={})",
-        if gso && config.tso { "on" } else { "off" },
+        if dev.tso() { "on" } else { "off" },
         if gso {
             "offers it"
         } else {
@@ -176,7 +201,7 @@ pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
         },
         if config.tso { "on" } else { "off" }
     );
-    start(dev, mac, config, seed);
+    start(dev, mac, config, seed, slots);
     Ok(())
 }
 
@@ -193,7 +218,13 @@ pub fn down() -> Vec<Completion> {
 }
 
 /// Starts the stack over a connected device.
-fn start(mut dev: NetDevice, mac: [u8; 6], config: NetConfig, seed: u64) {
+fn start(
+    mut dev: NetDevice,
+    mac: [u8; 6],
+    config: NetConfig,
+    seed: u64,
+    slots: Vec<smoltcp::iface::SocketStorage<'static>>,
+) {
     let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     c.random_seed = seed;
     let mut iface = Interface::new(c, &mut dev, now());
@@ -211,7 +242,7 @@ fn start(mut dev: NetDevice, mac: [u8; 6], config: NetConfig, seed: u64) {
     *NET.lock() = Some(Net {
         dev,
         iface,
-        sockets: SocketSet::new(Vec::new()),
+        sockets: SocketSet::new(slots),
         table: BTreeMap::new(),
         closing: Vec::new(),
         next: 1,
@@ -302,8 +333,8 @@ impl Net {
     fn tcp_socket(&mut self, port: u16, buffer: usize) -> SysResult<SocketHandle> {
         self.room(1)?;
         let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; buffer]),
-            tcp::SocketBuffer::new(vec![0; buffer]),
+            tcp::SocketBuffer::new(zeroed(buffer)?),
+            tcp::SocketBuffer::new(zeroed(buffer)?),
         );
         if port != 0 {
             s.listen(port).map_err(|_| SysError::InvalidArgument)?;
@@ -394,10 +425,14 @@ impl Net {
             listening.extend(fresh);
             // Said once when the backlog runs short, once when it is whole.
             match (error, *short) {
-                (Some(_), false) => {
+                (Some(e), false) => {
+                    let why = match e {
+                        SysError::OutOfMemory => "no memory for socket buffers",
+                        _ => "all sockets in use",
+                    };
                     warn!(
                         "net: listener on port {port} cannot keep its backlog of {backlog} \
-                         (all {MAX_SOCKETS} sockets in use); connections beyond it are refused"
+                         ({why}); connections beyond it are refused"
                     );
                     *short = true;
                 }
@@ -560,6 +595,25 @@ impl Net {
     }
 }
 
+/// Heap that socket buffers leave alone: the kernel's small allocations
+/// (received frames, events, replies) must always find room, or the guest
+/// would crash where it should only refuse a connection.
+pub const HEAP_RESERVE: usize = 384 * 1024;
+
+/// A buffer of `n` zero bytes, or `OutOfMemory` when it would leave less
+/// than [`HEAP_RESERVE`] free: a socket the heap has no room for is
+/// refused, not a reason to crash the guest.
+fn zeroed(n: usize) -> SysResult<Vec<u8>> {
+    let (_, free) = crate::arch::heap::usage();
+    if free < n + HEAP_RESERVE {
+        return Err(SysError::OutOfMemory);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| SysError::OutOfMemory)?;
+    v.resize(n, 0);
+    Ok(v)
+}
+
 /// Free bytes in a TCP socket's send buffer.
 fn send_room(sock: &tcp::Socket) -> usize {
     sock.send_capacity() - sock.send_queue()
@@ -581,7 +635,16 @@ pub fn tcp_listen(owner: Pid, port: u16, backlog: usize, large: bool) -> SysResu
         n.room(backlog)?;
         let mut listening = Vec::with_capacity(backlog);
         for _ in 0..backlog {
-            listening.push(n.tcp_socket(port, buffer)?);
+            match n.tcp_socket(port, buffer) {
+                Ok(sh) => listening.push(sh),
+                Err(e) => {
+                    // Nothing half made stays behind.
+                    for sh in listening {
+                        n.sockets.remove(sh);
+                    }
+                    return Err(e);
+                }
+            }
         }
         n.insert(
             owner,
@@ -625,8 +688,8 @@ pub fn udp_bind(owner: Pid, port: u16) -> SysResult<u32> {
         n.room(1)?;
         let meta = || vec![udp::PacketMetadata::EMPTY; 16];
         let mut s = udp::Socket::new(
-            udp::PacketBuffer::new(meta(), vec![0; 16 * 1024]),
-            udp::PacketBuffer::new(meta(), vec![0; 16 * 1024]),
+            udp::PacketBuffer::new(meta(), zeroed(16 * 1024)?),
+            udp::PacketBuffer::new(meta(), zeroed(16 * 1024)?),
         );
         s.bind(port).map_err(|_| SysError::InvalidArgument)?;
         let sh = n.sockets.add(s);

@@ -140,6 +140,14 @@ pub fn kernel_stats() -> SysResult<(sched::SchedStats, events::Stats)> {
     Ok(r)
 }
 
+/// The kernel heap: (bytes used, bytes free).
+pub fn heap_usage() -> SysResult<(usize, usize)> {
+    with_current(|_, _| Ok(()))?;
+    let r = crate::arch::heap::usage();
+    syscall_return();
+    Ok(r)
+}
+
 /// Creates an event of `kind` for the caller and starts the work with
 /// `start`; if starting fails the event is removed again, so a failed call
 /// leaves nothing behind.

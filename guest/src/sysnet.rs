@@ -26,6 +26,15 @@ pub fn net_up(mac: [u8; 6], gso: bool) -> SysResult<()> {
     r
 }
 
+/// The `net-setup` process: an old backend has closed; frees the devices
+/// it no longer maps. Returns how many are still held.
+pub fn net_release() -> SysResult<usize> {
+    with_current(|_, _| Ok(()))?;
+    let r = crate::netstack::release_retired();
+    syscall_return();
+    Ok(r)
+}
+
 /// The `net-setup` process: the backend went away; end every socket.
 pub fn net_down() -> SysResult<()> {
     with_current(|_, _| Ok(()))?;

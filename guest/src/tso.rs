@@ -88,17 +88,22 @@ pub struct Coalescer {
 }
 
 impl Coalescer {
-    /// A coalescer building frames of at most `max_frame` bytes.
-    pub fn new(max_frame: usize) -> Self {
-        Coalescer {
-            frame: Vec::new(),
+    /// A coalescer building frames of at most `max_frame` bytes. Its
+    /// buffer is taken whole now (growing it by doubling later would ask
+    /// for half as much again, at a time the heap may not have it); `None`
+    /// when the heap cannot give it.
+    pub fn new(max_frame: usize) -> Option<Self> {
+        let mut frame = Vec::new();
+        frame.try_reserve_exact(max_frame).ok()?;
+        Some(Coalescer {
+            frame,
             max_frame,
             segments: 0,
             size: 0,
             next_seq: 0,
             closed: false,
             psh: false,
-        }
+        })
     }
 
     /// Bytes of the frame pending (0 when none).
@@ -243,7 +248,7 @@ mod tests {
 
     #[test]
     fn full_segments_join_into_one_gso_frame() {
-        let mut c = Coalescer::new(65536);
+        let mut c = Coalescer::new(65536).unwrap();
         let segs: Vec<_> = (0..4u32)
             .map(|i| segment(1000 + i * MSS as u32, &payload(MSS, i as u8), ACK))
             .collect();
@@ -268,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_single_segment_goes_out_unchanged() {
-        let mut c = Coalescer::new(65536);
+        let mut c = Coalescer::new(65536).unwrap();
         let s = segment(5, b"hello", ACK | PSH);
         assert!(c.offer(&s));
         // PSH closes it: nothing more joins.
@@ -312,13 +317,13 @@ mod tests {
         frag[ETH + 6] = 0x20; // MF
         cases.push(("fragment", frag));
         for (what, f) in cases {
-            let mut c = Coalescer::new(65536);
+            let mut c = Coalescer::new(65536).unwrap();
             assert!(c.offer(&base));
             assert!(!c.offer(&f), "{what}");
             assert_eq!(take_all(&mut c).unwrap(), (base.clone(), None), "{what}");
         }
         // Not TCP data at all: never taken, not even to start with.
-        let mut c = Coalescer::new(65536);
+        let mut c = Coalescer::new(65536).unwrap();
         assert!(!c.offer(&segment(0, b"", ACK)), "pure ACK");
         let mut arp = base.clone();
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
@@ -328,7 +333,7 @@ mod tests {
 
     #[test]
     fn a_short_segment_ends_the_frame_and_limits_hold() {
-        let mut c = Coalescer::new(HEADERS + 3 * MSS);
+        let mut c = Coalescer::new(HEADERS + 3 * MSS).unwrap();
         assert!(c.offer(&segment(0, &payload(MSS, 0), ACK)));
         assert!(c.offer(&segment(MSS as u32, &payload(100, 1), ACK)));
         assert!(!c.offer(&segment(MSS as u32 + 100, &payload(MSS, 2), ACK)));
@@ -340,6 +345,8 @@ mod tests {
         }
         assert!(!c.offer(&segment(3 * MSS as u32, &payload(MSS, 0), ACK)));
         assert_eq!(c.pending_len(), HEADERS + 3 * MSS);
+        // The buffer taken at the start was enough: it never grew.
+        assert_eq!(c.frame.capacity(), HEADERS + 3 * MSS);
     }
 
     proptest! {
@@ -354,7 +361,7 @@ mod tests {
             ),
             limit in (HEADERS + MSS)..70000usize,
         ) {
-            let mut c = Coalescer::new(limit);
+            let mut c = Coalescer::new(limit).unwrap();
             let mut sent: Vec<(u32, Vec<u8>, u8)> = Vec::new();
             let mut out: Vec<(u32, Vec<u8>, u8)> = Vec::new();
             let mut seq = 7u32;

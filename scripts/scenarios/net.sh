@@ -69,6 +69,20 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" 
         sed 's/^/@@RIG log netpeer|attach: /' /tmp/net-attach
         rig_wait_line net "net-demo: serving again" 120 && rig fact "net_reattached=yes"
         rig fact "net_after_reattach=$($net get $net_ip:80 / /dev/null 2>&1)"
+        # Twice more, detach and attach: the heap must come back to where it
+        # was (the old device's pages are reused and its buffers freed).
+        heap_used() { $net get $net_ip:80 / /tmp/net-mem >/dev/null 2>&1 &&
+            sed -n 's/^memory heap_used=\([0-9]*\).*/\1/p' /tmp/net-mem; }
+        rig fact "net_heap_before_cycles=$(heap_used)"
+        log=/var/log/xen/console/guest-net.log
+        for cycle in 2 3; do
+            served=$(grep -c "serving again" $log)
+            xl network-detach net 0 >/dev/null 2>&1
+            for _ in $(seq 1 600); do grep -q "old device(s) released" $log && [ "$(grep -c 'old device(s) released' $log)" -ge $cycle ] && break; usleep 100000; done
+            xl network-attach net mac=00:16:3e:00:00:02 bridge=br0 script=/rig/bin/vif-rig >/dev/null 2>&1
+            for _ in $(seq 1 1200); do [ "$(grep -c 'serving again' $log)" -gt "$served" ] && break; usleep 100000; done
+        done
+        rig fact "net_heap_after_cycles=$(heap_used)"
         $net get $net_ip:80 /quit >/dev/null 2>&1
     fi
     rig_wait net 120 shutdown

@@ -109,6 +109,9 @@ fn stats_page() -> String {
         ),
         Err(e) => format!("no statistics: {e}\n"),
     };
+    if let Ok((used, free)) = sys::heap_usage() {
+        page.push_str(&format!("memory heap_used={used} heap_free={free}\n"));
+    }
     if let Ok((n, d)) = sysnet::net_stats() {
         page.push_str(&format!(
             "net sockets={} accepted={} polls={} rx_frames={} tx_frames={} tx_gso={} rx_dropped={} \

@@ -24,6 +24,7 @@ const VIFS: &str = "device/vif";
 const INIT_WAIT: u32 = 2;
 const CONNECTED: u32 = 4;
 const CLOSING: u32 = 5;
+const CLOSED: u32 = 6;
 
 fn say(text: &str) {
     let _ = sys::print(&format!("net-setup: {text}"));
@@ -178,6 +179,18 @@ pub fn net_setup() {
         let _ = sysnet::net_down();
         // Closed (6): we let go too; the toolstack then removes the device.
         let _ = super::wait_ok(sys::xs_write(&format!("{vif}/state"), b"6", 0), "state");
+        // netback unmaps our rings as it closes: then the old device's
+        // pages can go back to the heap (they are half a megabyte).
+        let _ = wait_for(&format!("{backend}/state"), 30_000, || {
+            state(&backend).is_none_or(|s| s == CLOSED)
+        });
+        match sysnet::net_release() {
+            Ok(0) => {}
+            Ok(held) => say(&format!(
+                "{held} old device(s) still mapped by a backend; kept"
+            )),
+            Err(e) => say(&format!("release: {e}")),
+        }
         old = Some(backend);
     }
 }
