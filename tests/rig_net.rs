@@ -282,7 +282,7 @@ fn garbage_frame(kind: usize, dst: [u8; 6]) -> Vec<u8> {
             f.extend_from_slice(&ipv4);
             header[2] = 0x05; // 1500 bytes claimed
             header[3] = 0xdc;
-            let sum = ipv4_checksum(&header);
+            let sum = guest::inetsum::checksum(&header);
             header[10..12].copy_from_slice(&sum.to_be_bytes());
             f.extend_from_slice(&header);
             f.extend_from_slice(&[0u8; 26]);
@@ -297,17 +297,6 @@ fn garbage_frame(kind: usize, dst: [u8; 6]) -> Vec<u8> {
         }
     }
     f
-}
-
-fn ipv4_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|p| u32::from(u16::from_be_bytes([p[0], p[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// Sends `n` malformed frames through a raw AF_PACKET socket on `iface`.

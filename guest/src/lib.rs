@@ -13,6 +13,7 @@ pub mod cksum;
 pub mod cmdline;
 pub mod console;
 pub mod fault;
+pub mod inetsum;
 pub mod netcheck;
 pub mod netfront;
 pub mod pending;

@@ -102,12 +102,7 @@ static SPARE: Mutex<Vec<[SharedRegion; 3]>> = Mutex::new(Vec::new());
 /// zeroed (nothing of old traffic is shown to the new backend), or new.
 fn device_pages() -> SysResult<[SharedRegion; 3]> {
     if let Some(regions) = SPARE.lock().pop() {
-        const ZERO: [u8; PAGE] = [0; PAGE];
-        for region in regions {
-            for at in (0..region.size()).step_by(PAGE) {
-                region.copy_in(at, &ZERO);
-            }
-        }
+        regions.iter().for_each(SharedRegion::zero);
         return Ok(regions);
     }
     let alloc = |pages| SharedRegion::alloc(pages).ok_or(SysError::OutOfMemory);

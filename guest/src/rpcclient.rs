@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use events::{EventId, Status, Value};
 use guest::syserr::{SysError, SysResult};
 use log::{error, info, warn};
-use rpc::{Caller, Config, ReplyBody, Request, SharedMem};
+use rpc::{Caller, Config, ReplyBody, Request};
 use spin::Mutex;
 
 /// Ring size each way: 64 KiB (16 granted pages each).
@@ -253,9 +253,7 @@ impl Client {
             }
         };
         // The old channel's bytes must not leak into the new one.
-        for n in 0..pages.count() {
-            pages.region.copy_in(n * 4096, &[0u8; 4096]);
-        }
+        pages.region.zero();
         let (caller, port, granted) = open_channel(pages)?;
         self.caller = caller;
         self.port = port;

@@ -21,6 +21,7 @@
 //! the TCP checksum is left to [`crate::txcsum`] (a partial checksum over
 //! the whole length, as GSO expects).
 
+use crate::inetsum::checksum;
 use alloc::vec::Vec;
 
 const ETH: usize = 14;
@@ -54,20 +55,6 @@ fn joinable(f: &[u8]) -> Option<usize> {
     (sound && fits && tcp[12] >> 4 == 5 && plain && be16(tcp, 18) == 0)
         .then(|| total - IP - TCP)
         .filter(|&n| n > 0)
-}
-
-/// The IPv4 header checksum of `h` (its checksum field taken as zero).
-fn ipv4_checksum(h: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    for (i, p) in h.chunks_exact(2).enumerate() {
-        if i != 5 {
-            sum += u32::from(u16::from_be_bytes([p[0], p[1]]));
-        }
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// The segment being built.
@@ -177,7 +164,8 @@ impl Coalescer {
         }
         let total = (self.frame.len() - ETH) as u16;
         self.frame[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
-        let sum = ipv4_checksum(&self.frame[ETH..ETH + IP]);
+        self.frame[ETH + 10..ETH + 12].fill(0);
+        let sum = checksum(&self.frame[ETH..ETH + IP]);
         self.frame[ETH + 10..ETH + 12].copy_from_slice(&sum.to_be_bytes());
         self.frame[ETH + IP + 13] = if self.psh { ACK | PSH } else { ACK };
         Some(out(&mut self.frame, Some(self.size as u16)))
@@ -199,7 +187,7 @@ mod tests {
         let mut ip = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0];
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         ip.extend_from_slice(&[192, 0, 2, 2, 192, 0, 2, 1]);
-        let sum = ipv4_checksum(&ip);
+        let sum = checksum(&ip);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
         f.extend_from_slice(&ip);
         let mut tcp = vec![0u8; TCP];
@@ -259,7 +247,7 @@ mod tests {
         assert_eq!(gso, Some(MSS as u16));
         assert_eq!(f.len(), HEADERS + 4 * MSS);
         assert_eq!(usize::from(be16(&f, ETH + 2)), IP + TCP + 4 * MSS);
-        assert_eq!(ipv4_checksum(&f[ETH..ETH + IP]), be16(&f, ETH + 10));
+        assert_eq!(checksum(&f[ETH..ETH + IP]), 0, "IPv4 header checksum");
         assert_eq!(be16(&f, ETH + 4), 0x1234, "first segment's IPv4 id");
         let back = resegment(&f, gso);
         for (s, (seq, data, flags)) in segs.iter().zip(&back) {

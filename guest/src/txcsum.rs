@@ -14,30 +14,13 @@
 //! is foreign; still, a frame that is not a whole IPv4/TCP packet is left
 //! alone and reported as such.
 
+use crate::inetsum::{add, fold};
+
 const ETH_HEADER: usize = 14;
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 const PROTO_TCP: u8 = 6;
 /// Offset of the checksum within the TCP header.
 const TCP_CHECKSUM: usize = 16;
-
-/// The ones' complement sum of big-endian 16-bit words (odd tail padded).
-fn sum_words(data: &[u8], mut sum: u32) -> u32 {
-    let mut pairs = data.chunks_exact(2);
-    for p in &mut pairs {
-        sum += u32::from(u16::from_be_bytes([p[0], p[1]]));
-    }
-    if let [last] = pairs.remainder() {
-        sum += u32::from(u16::from_be_bytes([*last, 0]));
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
 
 /// Where an IPv4/TCP frame's TCP segment starts and how long it is.
 fn tcp_segment(frame: &[u8]) -> Option<(usize, usize)> {
@@ -62,9 +45,9 @@ pub fn prepare_partial_checksum(frame: &mut [u8]) -> bool {
         return false;
     };
     let ip = &frame[ETH_HEADER..];
-    let mut sum = sum_words(&ip[12..20], 0); // source and destination
-    sum += u32::from(PROTO_TCP);
-    sum += tcp_len as u32;
+    let mut sum = add(0, &ip[12..20]); // source and destination
+    sum += u64::from(PROTO_TCP);
+    sum += tcp_len as u64;
     let partial = fold(sum);
     frame[tcp + TCP_CHECKSUM..tcp + TCP_CHECKSUM + 2].copy_from_slice(&partial.to_be_bytes());
     true
@@ -104,13 +87,13 @@ mod tests {
         let mut zeroed = tcp.to_vec();
         zeroed[TCP_CHECKSUM] = 0;
         zeroed[TCP_CHECKSUM + 1] = 0;
-        !fold(sum_words(&zeroed, sum_words(&pseudo, 0)))
+        !fold(add(add(0, &pseudo), &zeroed))
     }
 
     /// What the NIC (or Linux's skb_checksum_help) does with a partial
     /// checksum: sum the segment as it is, field included, and complement.
     fn completed(f: &[u8]) -> u16 {
-        !fold(sum_words(&f[ETH_HEADER + 20..], 0))
+        !fold(add(0, &f[ETH_HEADER + 20..]))
     }
 
     #[test]

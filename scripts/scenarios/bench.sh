@@ -46,10 +46,15 @@ rig_daemon_report
 net=/rig/bin/rig-net
 net_runs=${NET_RUNS:-3}
 dd if=/dev/zero of=/tmp/net-up bs=1048576 count=10 2>/dev/null
-if rig_start netbench $guest_cfg 'kernel="/rig/guests/guest-net"' \
+# Starts the guest-net image as NAME on br0 serving net-demo, with the
+# extra command-line words EXTRA; true once it serves.
+start_net_demo() {
+    rig_start "$1" $guest_cfg 'kernel="/rig/guests/guest-net"' \
         'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
-        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"' &&
-        rig_wait_line netbench "net-demo: serving" 120; then
+        "extra=\"ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 $2\"" &&
+        rig_wait_line "$1" "net-demo: serving" 120
+}
+if start_net_demo netbench ""; then
     i=1
     while [ $i -le $net_runs ]; do
         # /zero and /sink: bytes moved, nothing checksummed (as Linux's httpd and nc).
@@ -65,10 +70,7 @@ fi
 rig_wait netbench 120 shutdown
 # The same guest with segmentation offload off: what joining segments
 # into GSO packets is worth (guest -> dom0).
-if rig_start notso $guest_cfg 'kernel="/rig/guests/guest-net"' \
-        'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
-        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 ethos.tso=off"' &&
-        rig_wait_line notso "net-demo: serving" 120; then
+if start_net_demo notso ethos.tso=off; then
     i=1
     while [ $i -le $net_runs ]; do
         rig fact "ethos_notso_net_to_dom0_$i=$($net get 192.0.2.2:8080 /zero /dev/null 2>&1)"

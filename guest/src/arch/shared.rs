@@ -167,6 +167,15 @@ impl SharedRegion {
         }
     }
 
+    /// Zeroes every page (volatile writes): pages handed to a new peer
+    /// show nothing of what an earlier one exchanged.
+    pub fn zero(&self) {
+        const ZERO: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
+        for at in (0..self.len).step_by(PAGE_SIZE) {
+            rpc::SharedMem::copy_in(self, at, &ZERO);
+        }
+    }
+
     fn at(&self, off: usize, n: usize) -> *mut u8 {
         assert!(
             off.checked_add(n).is_some_and(|end| end <= self.len),
