@@ -133,7 +133,7 @@ fn panic_is_reported_and_crashes_the_domain() {
         .line_with("PANIC at ")
         .unwrap_or_else(|| panic!("no panic report:\n{}", guest.log));
     assert!(
-        line.contains("guest/src/kernel.rs:"),
+        line.contains("kernel/src/boot.rs:"),
         "the report has the location: {line}"
     );
     assert!(

@@ -237,7 +237,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         ["cksum", file] => {
             let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
-            let mut sum = guest::cksum::Cksum::new();
+            let mut sum = kernel::net::cksum::Cksum::new();
             sum.update(&data);
             println!("{} {}", sum.value(), sum.len());
             Ok(())
@@ -282,7 +282,7 @@ fn garbage_frame(kind: usize, dst: [u8; 6]) -> Vec<u8> {
             f.extend_from_slice(&ipv4);
             header[2] = 0x05; // 1500 bytes claimed
             header[3] = 0xdc;
-            let sum = guest::inetsum::checksum(&header);
+            let sum = kernel::net::inetsum::checksum(&header);
             header[10..12].copy_from_slice(&sum.to_be_bytes());
             f.extend_from_slice(&header);
             f.extend_from_slice(&[0u8; 26]);

@@ -33,7 +33,7 @@ done
 # In-guest benchmarks of the event system calls.
 rig_start bench $guest_cfg 'kernel="/rig/guests/guest-test"' 'extra="ethos.app=bench"' && rig_wait bench 300 shutdown
 
-# RPC benchmarks against the real shadowdaemon (guest/src/apps/rpc_bench.rs).
+# RPC benchmarks against the real shadowdaemon (kernel/src/apps/rpc_bench.rs).
 rig_daemon_start
 rig_start rpcbench $guest_cfg 'kernel="/rig/guests/guest-test"' 'extra="ethos.app=rpc-bench"' && rig_wait rpcbench 600 shutdown
 rig_daemon_stop

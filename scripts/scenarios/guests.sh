@@ -1,5 +1,5 @@
 # The guests the rig tests read (tests/guest.rs), in one boot of Xen:
-# a normal boot, a page fault and a panic on purpose, and the in-guest
+# a normal boot, a page fault (test image: its hooks) and a panic on purpose, and the in-guest
 # test suite.
 image='kernel="/rig/guests/guest"'
 # The same kernel with the test apps linked in (scripts/build-guest).
@@ -27,7 +27,7 @@ grant_responder() {
 rig_daemon_start
 
 rig_start boot $cfg "$image" 'extra="ethos.app=none"' && rig_wait boot 120 shutdown
-rig_start fault $cfg "$image" 'extra="ethos.test_fault=pagefault"' && rig_wait fault 120 crashed
+rig_start fault $cfg "$test_image" 'extra="ethos.test_fault=pagefault"' && rig_wait fault 120 crashed
 rig_start panic $cfg "$image" 'extra="ethos.test_fault=panic"' && rig_wait panic 120 crashed
 rig_start stale $cfg "$test_image" 'extra="ethos.test_fault=stale-page"' && rig_wait stale 120 crashed
 # An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
@@ -76,7 +76,7 @@ peer=$!
 rig_start vchan $cfg "$test_image" 'extra="ethos.app=vchan-echo"' && rig_wait vchan 200 shutdown
 kill $peer 2>/dev/null
 
-# RPC faults (guest/src/apps/rpc_faults.rs).
+# RPC faults (kernel/src/apps/rpc_faults.rs).
 # 1. The daemon killed with SIGKILL while requests are in flight, then
 #    started again. It holds each reply back 300 ms, so that when it dies
 #    some finished work has not reached the guest.

@@ -1,6 +1,6 @@
 # Networking (sourced by guests.sh; also runnable alone with scripts/rig):
 # the guest on dom0's bridge br0 as 192.0.2.2, Linux netback as its peer,
-# serving guest/src/apps/net_demo.rs; dom0 is the client (/rig/bin/rig-net,
+# serving kernel/src/apps/net_demo.rs; dom0 is the client (/rig/bin/rig-net,
 # tests/rig_net.rs). Every figure lands in a fact for tests/guest.rs.
 net_vif='vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]'
 net_ip=192.0.2.2

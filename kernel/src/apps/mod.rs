@@ -1,0 +1,150 @@
+//! Linked-in applications, run as kernel-scheduled processes. They use only
+//! the system calls in [`crate::syscall`].
+
+pub mod demo;
+#[cfg(feature = "net")]
+pub mod net_demo;
+#[cfg(feature = "net")]
+pub mod net_setup;
+pub mod rpc_demo;
+pub mod rpc_offer;
+
+// Apps for tests and benchmarks only (feature `test-apps`, the `guest-test` image).
+#[cfg(feature = "test-apps")]
+pub mod bench;
+#[cfg(feature = "test-apps")]
+pub mod idle;
+#[cfg(feature = "test-apps")]
+pub mod rpc_bench;
+#[cfg(feature = "test-apps")]
+pub mod rpc_faults;
+#[cfg(feature = "test-apps")]
+pub mod selftest;
+#[cfg(feature = "test-apps")]
+pub mod stale_page;
+#[cfg(feature = "test-apps")]
+pub mod vchan_echo;
+
+/// A process to start: its name and entry point.
+pub type ProcessSpec = (&'static str, fn());
+
+/// The apps a command line can ask for (`ethos.app=`).
+pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
+    match name {
+        "demo" => Some(demo::PROCESSES),
+        "rpc-demo" => Some(rpc_demo::PROCESSES),
+        #[cfg(feature = "net")]
+        "net-demo" => Some(net_demo::PROCESSES),
+        "none" => Some(&[]),
+        _ => test_app(name),
+    }
+}
+
+/// The names `by_name` knows, for the error message on an unknown one.
+pub const KNOWN: &str = if cfg!(feature = "test-apps") {
+    "demo, rpc-demo, net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+} else {
+    "demo, rpc-demo, none, net-demo (guest-net), and the test apps (guest-test)"
+};
+
+#[cfg(feature = "test-apps")]
+fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
+    match name {
+        "selftest" => Some(selftest::PROCESSES),
+        "bench" => Some(bench::PROCESSES),
+        "idle" => Some(idle::PROCESSES),
+        "vchan-echo" => Some(vchan_echo::PROCESSES),
+        "stale-page" => Some(stale_page::PROCESSES),
+        "rpc-bench" => Some(rpc_bench::PROCESSES),
+        "rpc-restart" => Some(rpc_faults::RESTART),
+        "rpc-flood" => Some(rpc_faults::FLOOD),
+        "rpc-hostile" => Some(rpc_faults::HOSTILE),
+        _ => None,
+    }
+}
+
+#[cfg(not(feature = "test-apps"))]
+fn test_app(_name: &str) -> Option<&'static [ProcessSpec]> {
+    None
+}
+
+/// Waits for an event and retires it; `Ok` with its value only for a
+/// successful completion.
+pub fn wait_ok(
+    id: Result<events::EventId, crate::status::SysError>,
+    what: &str,
+) -> Result<events::Value, alloc::string::String> {
+    let id = id.map_err(|e| alloc::format!("{what}: {e}"))?;
+    let r = crate::syscall::block_and_retire(id).map_err(|e| alloc::format!("{what}: {e}"))?;
+    if r.status != events::Status::Ok {
+        return Err(alloc::format!("{what}: {}", r.status));
+    }
+    Ok(r.value)
+}
+
+/// Publishes a vchan's `ring-ref` and `event-channel` under `node` (relative
+/// to the guest's home) in one xenstore transaction, readable by this
+/// domain alone (and dom0, which reads everything), retrying while the
+/// commit meets EAGAIN, as libxenvchan's server does.
+pub fn publish_vchan(
+    node: &str,
+    ring_ref: u32,
+    port: u32,
+    me: &str,
+) -> Result<(), alloc::string::String> {
+    use alloc::format;
+    for _ in 0..10 {
+        let tx = match wait_ok(crate::syscall::xs_transaction_start(), "transaction")? {
+            events::Value::Word(tx) => tx as u32,
+            other => return Err(format!("transaction id {other:?}")),
+        };
+        for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
+            let path = format!("{node}/{key}");
+            wait_ok(
+                crate::syscall::xs_write(&path, format!("{value}").as_bytes(), tx),
+                "write key",
+            )?;
+            wait_ok(
+                crate::syscall::xs_set_perms(&path, &[&format!("n{me}")], tx),
+                "set perms",
+            )?;
+        }
+        let end =
+            crate::syscall::xs_transaction_end(tx, true).map_err(|e| format!("commit: {e}"))?;
+        match crate::syscall::block_and_retire(end)
+            .map_err(|e| format!("commit: {e}"))?
+            .status
+        {
+            events::Status::Ok => return Ok(()),
+            events::Status::Remote(11) => continue,
+            s => return Err(format!("commit: {s}")),
+        }
+    }
+    Err(alloc::string::String::from("ten commits met EAGAIN"))
+}
+
+/// A duration in ns shown as milliseconds with one decimal ("12.3"), with
+/// integer arithmetic: float formatting would add ~10 KiB to the kernel.
+pub struct Millis(pub u64);
+
+impl core::fmt::Display for Millis {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let tenths = self.0 / 100_000;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
+/// Blocks until `id` completes or `ms` milliseconds pass (an OR tree of the
+/// event and a beep). Returns whether `id` completed; the beep is gone
+/// either way, `id` stays the caller's.
+pub fn wait_or_timeout(id: events::EventId, ms: u64) -> Result<bool, alloc::string::String> {
+    use alloc::format;
+    let timeout = crate::syscall::beep(crate::syscall::get_time() + ms * 1_000_000)
+        .map_err(|e| format!("beep: {e}"))?;
+    let spec = events::Tree::any([id, timeout])
+        .to_spec()
+        .map_err(|e| format!("{e}"))?;
+    let woke = crate::syscall::block(&spec).map_err(|e| format!("block: {e}"))?;
+    let _ = crate::syscall::cancel(timeout).and_then(|_| crate::syscall::retire(timeout));
+    Ok(woke.contains(&id))
+}

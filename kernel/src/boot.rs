@@ -1,0 +1,197 @@
+//! The boot sequence: the one place that names every part of the kernel
+//! and brings each up in order (clock, console, traps, heap, events, pages,
+//! xenstore, the scheduler, the services), then runs the processes.
+
+use crate::clock::{self, now_ns, uptime_ns};
+use crate::console;
+use crate::panic::{die_with_message, shut_down};
+use crate::proc::sched;
+use hal::{hypercall, mm, traps, upcall};
+use log::{debug, error, info, warn};
+use xen::boot_info::BootInfo;
+use xen::cmdline::TestFault;
+use xen::public::{ShutdownReason, StartInfo};
+use xen::version::XenVersion;
+
+/// Entered from `_start` with BSS zeroed and our own stack.
+pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
+    // Without a valid start_info there is no console to complain on: a crash
+    // shutdown is the only report possible, and Xen logs it.
+    let Ok(boot) = BootInfo::parse(start_info) else {
+        hypercall::sched_shutdown(ShutdownReason::Crash)
+    };
+    // The shared-info page comes up with event upcalls masked: nothing
+    // handles them yet, and SCHEDOP_poll (used by the console) requires it.
+    let Ok(si) = hal::map_shared_info(boot.shared_info_maddr) else {
+        hypercall::sched_shutdown(ShutdownReason::Crash)
+    };
+    clock::start(si, boot.console_evtchn, entry_tsc);
+
+    let Some(console_page) = mm::boot_mapped_page(boot.console_mfn, boot.nr_pages) else {
+        hypercall::sched_shutdown(ShutdownReason::Crash)
+    };
+    let level = match boot.cmdline.get("loglevel") {
+        Some("debug") => log::LevelFilter::Debug,
+        Some("trace") => log::LevelFilter::Trace,
+        Some("warn") => log::LevelFilter::Warn,
+        _ => log::LevelFilter::Info,
+    };
+    console::init(console_page, boot.console_evtchn, level);
+    info!(
+        "Ethos-Xen guest kernel {} starting ({})",
+        env!("CARGO_PKG_VERSION"),
+        boot.magic
+    );
+    info!("command line: \"{}\"", boot.cmdline.as_str());
+
+    if let Err(e) = traps::install(crate::panic::die_with_fault) {
+        error!("set_trap_table failed: {e}");
+        shut_down(ShutdownReason::Crash);
+    }
+
+    init_core(&boot, start_info);
+
+    let (major, minor) = hypercall::xen_version();
+    let extra = hypercall::xen_extraversion().unwrap_or_else(|e| {
+        warn!("XENVER_extraversion failed: {e}");
+        [0; 16]
+    });
+    let version = XenVersion::new(major, minor, extra);
+    let boot_us = uptime_ns() / 1000;
+    info!(
+        "ready: xen={version} pages={} memory_mib={} boot_us={boot_us}",
+        boot.nr_pages,
+        boot.memory_mib()
+    );
+
+    let mut app = boot.cmdline.get("ethos.app").unwrap_or("demo");
+    match TestFault::from_cmdline(&boot.cmdline) {
+        Ok(None) => {}
+        // Needs a process with a bound page: the app commits it.
+        Ok(Some(TestFault::StalePage)) => app = "stale-page",
+        Ok(Some(fault)) => commit_test_fault(fault),
+        Err(value) => warn!("ignoring unknown {}={value}", TestFault::OPTION),
+    }
+
+    let Some(processes) = crate::apps::by_name(app) else {
+        error!("unknown ethos.app={app} (known: {})", crate::apps::KNOWN);
+        shut_down(ShutdownReason::Crash)
+    };
+    // The RPC channel to dom0's shadowdaemon, unless told otherwise.
+    if boot.cmdline.get("ethos.rpc") != Some("off") {
+        match crate::rpc::client::init() {
+            Ok(_) => {
+                if let Err(e) = sched::spawn_service("rpc-offer", crate::apps::rpc_offer::rpc_offer)
+                {
+                    warn!("cannot start rpc-offer: {e}");
+                }
+            }
+            Err(e) => warn!("no RPC channel: {e}"),
+        }
+    }
+    // Networking, when the command line gives an address: the net-setup
+    // service process does the xenbus handshake with netback.
+    #[cfg(feature = "net")]
+    match xen::cmdline::NetConfig::from_cmdline(&boot.cmdline) {
+        Ok(Some(config)) => {
+            crate::net::stack::configure(config, hal::rdtsc() ^ now_ns());
+            if let Err(e) = sched::spawn_service("net-setup", crate::apps::net_setup::net_setup) {
+                warn!("cannot start net-setup: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => warn!("network options refused ({e:?}): no networking"),
+    }
+    for (name, entry) in processes {
+        if let Err(e) = sched::spawn(name, *entry) {
+            error!("cannot start process {name}: {e}");
+            shut_down(ShutdownReason::Crash);
+        }
+    }
+    sched::run();
+    report_stats();
+    info!("work done: powering off");
+    shut_down(ShutdownReason::Poweroff)
+}
+
+/// Brings up event delivery, the timer, the heap and the scheduler.
+fn init_core(boot: &BootInfo, start_info: &StartInfo) {
+    let heap = mm::boot_heap_region(start_info);
+    hal::heap::init(heap.start, heap.end);
+    debug!(
+        "heap: {:#x}..{:#x} ({} KiB)",
+        heap.start,
+        heap.end,
+        (heap.end - heap.start) / 1024
+    );
+    if let Err(e) = upcall::install(
+        crate::xen::evtchn::on_upcall,
+        crate::panic::die_after_failsafe,
+    ) {
+        die_with_message(format_args!("cannot register event callbacks: {e}"));
+    }
+    if let Err(e) = hypercall::stop_periodic_timer() {
+        warn!("cannot stop the periodic timer (idle will wake every 10 ms): {e}");
+    }
+    let timer_port = hypercall::evtchn_bind_timer_virq()
+        .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
+    let first_free_pfn = (heap.end - hal::VIRT_BASE) >> 12;
+    let key = [
+        hal::rdtsc().rotate_left(7) ^ 0x6a09_e667_f3bc_c908,
+        now_ns() ^ 0xbb67_ae85_84ca_a73b,
+    ];
+    if let Err(why) = crate::mm::pages::init(start_info, first_free_pfn, key) {
+        warn!("page binding unavailable: {why}");
+    }
+    match mm::boot_mapped_page(boot.store_mfn, boot.nr_pages) {
+        Some(page) if boot.store_evtchn != 0 => crate::xen::xenstore::init(page, boot.store_evtchn),
+        _ => warn!("no xenstore ring in start_info: xenstore calls will fail"),
+    }
+    // Ids must not be guessable: seed from the TSC and Xen time at boot.
+    let seed = events::Seed([
+        hal::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
+        now_ns().rotate_left(17) ^ boot.nr_pages,
+    ]);
+    sched::init(seed, timer_port);
+    hal::upcall::unmask();
+}
+
+fn report_stats() {
+    let (s, e) = sched::stats();
+    let (heap_used, heap_free) = hal::heap::usage();
+    info!(
+        "event stats: created={} completed={} retired={} cancelled={} discarded={} wakes={} coalesced={}",
+        e.created, e.completed, e.retired, e.cancelled, e.discarded, e.wakes, e.coalesced
+    );
+    info!(
+        "kernel stats: context_switches={} syscalls={} timers_fired={} upcalls={} port_events={} idle_blocks={}",
+        s.context_switches, s.syscalls, s.timers_fired, s.upcalls, s.port_events, s.idle_blocks
+    );
+    let (frames_free, pages_held) = crate::mm::pages::usage();
+    info!("memory: heap {heap_used} bytes used, {heap_free} free; {frames_free} frames free, {pages_held} pages held");
+}
+
+/// Commits the fault the rig asked for, to prove faults are reported.
+fn commit_test_fault(fault: TestFault) {
+    warn!("committing test fault {fault:?} as asked on the command line");
+    match fault {
+        TestFault::Panic => panic!("test panic requested on the command line"),
+        TestFault::StalePage => {}
+        #[cfg(feature = "test-apps")]
+        TestFault::PageFault => {
+            // Below the image: never mapped.
+            let value = hal::test_hooks::read_unmapped(0x10);
+            error!("read of an unmapped address returned {value:#x}: no fault taken");
+        }
+        #[cfg(feature = "test-apps")]
+        TestFault::InvalidOpcode => hal::test_hooks::invalid_opcode(),
+        #[cfg(feature = "test-apps")]
+        TestFault::DivideError => {
+            let divisor = core::hint::black_box(0u64);
+            let value = hal::test_hooks::divide(1, divisor);
+            error!("division by zero returned {value}: no fault taken");
+        }
+        #[cfg(not(feature = "test-apps"))]
+        other => warn!("test fault {other:?} needs the guest-test image: ignored"),
+    }
+}

@@ -1,0 +1,3 @@
+//! Device drivers: netfront (its memory, grants and port; a smoltcp device).
+
+pub mod netfront;

@@ -1,0 +1,3 @@
+//! Events as the kernel keeps them beside the event table: timers.
+
+pub mod timers;

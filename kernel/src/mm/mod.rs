@@ -1,0 +1,3 @@
+//! Memory: frames, page capabilities, process regions, grants.
+
+pub mod pages;

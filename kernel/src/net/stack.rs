@@ -1,0 +1,828 @@
+//! The guest's TCP/IP stack: smoltcp over the netfront device, with sockets
+//! as event sources.
+//!
+//! Socket system calls never block: each returns an event id, and the event
+//! completes when the socket can do what was asked (a connection arrived,
+//! bytes came in, the send buffer took some bytes). The interface is polled
+//! in the deferred work — after the device's port fired, after a socket call,
+//! or when smoltcp's own next poll time has come — and before the vCPU
+//! blocks, smoltcp's next poll time joins the timer deadline.
+//!
+//! `accept` over smoltcp (which has no accept): a listener keeps `backlog`
+//! sockets listening on its port; one that gets a connection is handed to the
+//! next accept and replaced by a fresh listening socket (at once, or as soon
+//! as sockets free up when all [`MAX_SOCKETS`] are in use).
+//!
+//! Bounds: at most [`MAX_SOCKETS`] smoltcp sockets (listening, connected
+//! and closing ones together), each with fixed buffers; a full send buffer
+//! holds a send's event until space frees (back-pressure, nothing dropped
+//! by the stack); a closed socket stays until its FIN exchange ends.
+
+use crate::drivers::netfront::NetDevice;
+use crate::proc::sched::Completion;
+use crate::status::{SysError, SysResult};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+use events::{EventId, Pid, Status, Value};
+use log::{info, warn};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use spin::Mutex;
+use xen::cmdline::NetConfig;
+
+/// smoltcp sockets at once, all processes together.
+pub const MAX_SOCKETS: usize = 192;
+/// Listening sockets per listener.
+pub const MAX_BACKLOG: usize = 128;
+/// Buffer sizes each way: small for the many, large for bulk transfers.
+pub const SMALL_BUFFER: usize = 4 * 1024;
+pub const LARGE_BUFFER: usize = 128 * 1024;
+
+/// `Status::Remote` codes of network events.
+pub mod code {
+    /// The peer closed or reset the connection.
+    pub const CLOSED: u32 = 1;
+    /// The connection was refused or timed out.
+    pub const REFUSED: u32 = 2;
+    /// The network interface went away (backend detached).
+    pub const NET_DOWN: u32 = 3;
+}
+
+enum Kind {
+    Listener {
+        port: u16,
+        buffer: usize,
+        /// Listening sockets this listener keeps ready.
+        backlog: usize,
+        /// The backlog ran short (no room for sockets); logged once.
+        short: bool,
+        listening: Vec<SocketHandle>,
+        /// Connections not yet accepted (handles of this table).
+        ready: VecDeque<u32>,
+    },
+    Tcp(SocketHandle),
+    Udp(SocketHandle),
+}
+
+/// What a socket's waiting event wants.
+enum Want {
+    Accept,
+    Connect,
+    Recv(usize),
+    Send(Vec<u8>),
+    UdpRecv,
+}
+
+struct Sock {
+    owner: Pid,
+    kind: Kind,
+    waiters: Vec<(EventId, Want)>,
+}
+
+/// Counters for the statistics line and the benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetStats {
+    pub polls: u64,
+    pub accepted: u64,
+    pub sockets: usize,
+}
+
+struct Net {
+    dev: NetDevice,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    table: BTreeMap<u32, Sock>,
+    /// Sockets closed by their owner, kept until the FIN exchange ends.
+    closing: Vec<SocketHandle>,
+    next: u32,
+    /// Something happened that smoltcp must see.
+    dirty: bool,
+    /// smoltcp's next poll time (µs), if any.
+    poll_at: Option<u64>,
+    stats: NetStats,
+}
+
+static NET: Mutex<Option<Net>> = Mutex::new(None);
+
+fn now() -> Instant {
+    Instant::from_micros((crate::clock::now_ns() / 1000) as i64)
+}
+
+fn ipv4(a: [u8; 4]) -> Ipv4Address {
+    Ipv4Address::new(a[0], a[1], a[2], a[3])
+}
+
+/// The configuration from the command line, set at boot.
+static CONFIG: Mutex<Option<(NetConfig, u64)>> = Mutex::new(None);
+/// A device attached and waiting for the backend to connect.
+static PENDING: Mutex<Option<NetDevice>> = Mutex::new(None);
+/// Devices whose pages the old backend still mapped when the network went
+/// down; released once it lets go. Bounded: a new device is refused while
+/// [`MAX_RETIRED`] are held.
+static RETIRED: Mutex<Vec<NetDevice>> = Mutex::new(Vec::new());
+const MAX_RETIRED: usize = 2;
+
+/// Tries again to release retired devices; returns how many are still held.
+pub fn release_retired() -> usize {
+    let mut retired = RETIRED.lock();
+    let before = retired.len();
+    for mut dev in core::mem::take(&mut *retired) {
+        if dev.release() {
+            dev.recycle();
+        } else {
+            retired.push(dev);
+        }
+    }
+    if retired.len() < before {
+        info!(
+            "net: {} old device(s) released, {} still held",
+            before - retired.len(),
+            retired.len()
+        );
+    }
+    retired.len()
+}
+
+fn retire(mut dev: NetDevice) {
+    dev.shed_buffers();
+    if dev.release() {
+        dev.recycle();
+    } else {
+        RETIRED.lock().push(dev);
+    }
+}
+
+/// Boot: remembers the address configuration and a seed for smoltcp.
+pub fn configure(config: NetConfig, seed: u64) {
+    *CONFIG.lock() = Some((config, seed));
+}
+
+/// Allocates the device for `backend` (replacing one never connected).
+pub fn attach(backend: u16) -> SysResult<(u32, u32, u32)> {
+    if NET.lock().is_some() {
+        return Err(SysError::Busy);
+    }
+    release_retired();
+    if RETIRED.lock().len() >= MAX_RETIRED {
+        warn!("net: earlier backends still map {MAX_RETIRED} devices' pages; no new device");
+        return Err(SysError::Busy);
+    }
+    let dev = NetDevice::attach(backend)?;
+    let offer = dev.offer();
+    if let Some(old) = PENDING.lock().replace(dev) {
+        retire(old);
+    }
+    Ok(offer)
+}
+
+/// The backend connected: starts the stack over the attached device.
+/// `gso`: the backend takes GSO packets (used unless `ethos.tso=off`).
+pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
+    let (config, seed) = (*CONFIG.lock()).ok_or(SysError::InvalidArgument)?;
+    // Every socket slot up front: the set never grows (and never asks the
+    // heap for a larger block) while connections come and go.
+    let mut slots = Vec::new();
+    if slots.try_reserve_exact(MAX_SOCKETS).is_err() {
+        warn!("net: no memory for {MAX_SOCKETS} socket slots");
+        return Err(SysError::OutOfMemory);
+    }
+    let mut dev = PENDING.lock().take().ok_or(SysError::BadHandle)?;
+    dev.set_tso(gso && config.tso);
+    info!(
+        "net: segmentation offload {} (backend {}, ethos.tso={})",
+        if dev.tso() { "on" } else { "off" },
+        if gso {
+            "offers it"
+        } else {
+            "does not offer it"
+        },
+        if config.tso { "on" } else { "off" }
+    );
+    start(dev, mac, config, seed, slots);
+    Ok(())
+}
+
+/// The backend went away: ends every socket and releases the device.
+pub fn down() -> Vec<Completion> {
+    let (done, dev) = stop();
+    if let Some(dev) = dev {
+        retire(dev);
+    }
+    if let Some(dev) = PENDING.lock().take() {
+        retire(dev);
+    }
+    done
+}
+
+/// Starts the stack over a connected device.
+fn start(
+    mut dev: NetDevice,
+    mac: [u8; 6],
+    config: NetConfig,
+    seed: u64,
+    slots: Vec<smoltcp::iface::SocketStorage<'static>>,
+) {
+    let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    c.random_seed = seed;
+    let mut iface = Interface::new(c, &mut dev, now());
+    iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ipv4(config.ip)), config.prefix));
+    });
+    if let Some(gw) = config.gateway {
+        let _ = iface.routes_mut().add_default_ipv4_route(ipv4(gw));
+    }
+    let ip = config.ip;
+    info!(
+        "net: up: {}.{}.{}.{}/{} mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        ip[0], ip[1], ip[2], ip[3], config.prefix, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]
+    );
+    *NET.lock() = Some(Net {
+        dev,
+        iface,
+        sockets: SocketSet::new(slots),
+        table: BTreeMap::new(),
+        closing: Vec::new(),
+        next: 1,
+        dirty: true,
+        poll_at: None,
+        stats: NetStats::default(),
+    });
+}
+
+/// The device's port, if the network is up.
+pub fn port() -> Option<u32> {
+    NET.lock().as_ref().map(|n| n.dev.port())
+}
+
+/// The device's port fired: take what the backend sent.
+pub fn on_port() {
+    if let Some(n) = NET.lock().as_mut() {
+        n.dev.note_port_event();
+        n.dev.service();
+        n.dirty = true;
+    }
+}
+
+/// smoltcp's next poll time in kernel ns, for the idle timer.
+pub fn next_deadline_ns() -> Option<u64> {
+    NET.lock()
+        .as_ref()
+        .and_then(|n| n.poll_at)
+        .map(|us| us * 1000)
+}
+
+/// Polls the interface if anything is due; returns the events that completed.
+pub fn poll() -> Vec<Completion> {
+    let mut guard = NET.lock();
+    let Some(n) = guard.as_mut() else {
+        return Vec::new();
+    };
+    let t = now();
+    let due = n.poll_at.is_some_and(|at| t.total_micros() as u64 >= at);
+    if !n.dirty && !due {
+        return Vec::new();
+    }
+    n.dirty = false;
+    let mut done = Vec::new();
+    // Poll until the stack settles: a poll can make room for more sends.
+    for _ in 0..8 {
+        n.stats.polls += 1;
+        n.iface.poll(t, &mut n.dev, &mut n.sockets);
+        n.dev.flush_tx();
+        n.dev.service();
+        let before = done.len();
+        n.serve_waiters(&mut done);
+        if done.len() == before && !n.dev.has_rx() {
+            break;
+        }
+    }
+    n.reap_closing();
+    n.poll_at = n
+        .iface
+        .poll_at(t, &n.sockets)
+        .map(|at| at.total_micros().max(0) as u64);
+    done
+}
+
+impl Net {
+    fn insert(&mut self, owner: Pid, kind: Kind) -> SysResult<u32> {
+        let h = self.next;
+        self.next = self.next.wrapping_add(1).max(1);
+        self.table.insert(
+            h,
+            Sock {
+                owner,
+                kind,
+                waiters: Vec::new(),
+            },
+        );
+        self.dirty = true;
+        Ok(h)
+    }
+
+    fn room(&self, n: usize) -> SysResult<()> {
+        if self.sockets.iter().count() + n > MAX_SOCKETS {
+            return Err(SysError::Busy);
+        }
+        Ok(())
+    }
+
+    fn tcp_socket(&mut self, port: u16, buffer: usize) -> SysResult<SocketHandle> {
+        self.room(1)?;
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(zeroed(buffer)?),
+            tcp::SocketBuffer::new(zeroed(buffer)?),
+        );
+        if port != 0 {
+            s.listen(port).map_err(|_| SysError::InvalidArgument)?;
+        }
+        Ok(self.sockets.add(s))
+    }
+
+    fn sock(&mut self, owner: Pid, h: u32) -> SysResult<&mut Sock> {
+        self.table
+            .get_mut(&h)
+            .filter(|s| s.owner == owner)
+            .ok_or(SysError::BadHandle)
+    }
+
+    /// Hands connections to listeners' queues and keeps each listener's
+    /// backlog full: a socket that could not be made for want of room
+    /// (MAX_SOCKETS) is made later, once connections have closed.
+    fn accept_connections(&mut self) {
+        let mut moved = Vec::new();
+        for (&h, s) in self.table.iter_mut() {
+            if let Kind::Listener { listening, .. } = &mut s.kind {
+                let sockets = &self.sockets;
+                listening.retain(|&sh| {
+                    let st = sockets.get::<tcp::Socket>(sh).state();
+                    if st == tcp::State::Listen {
+                        true
+                    } else {
+                        moved.push((h, s.owner, sh));
+                        false
+                    }
+                });
+            }
+        }
+        for (listener, owner, sh) in moved {
+            self.stats.accepted += 1;
+            let Ok(conn) = self.insert(owner, Kind::Tcp(sh)) else {
+                continue;
+            };
+            if let Some(Kind::Listener { ready, .. }) =
+                self.table.get_mut(&listener).map(|s| &mut s.kind)
+            {
+                ready.push_back(conn);
+            }
+        }
+        self.refill_backlogs();
+    }
+
+    /// Tops every listener up to its backlog of listening sockets.
+    fn refill_backlogs(&mut self) {
+        let listeners: Vec<u32> = self
+            .table
+            .iter()
+            .filter(|(_, s)| {
+                matches!(&s.kind, Kind::Listener { listening, backlog, .. } if listening.len() < *backlog)
+            })
+            .map(|(&h, _)| h)
+            .collect();
+        for h in listeners {
+            let Some(Kind::Listener {
+                port,
+                buffer,
+                backlog,
+                listening,
+                ..
+            }) = self.table.get(&h).map(|s| &s.kind)
+            else {
+                continue;
+            };
+            let (port, buffer, backlog) = (*port, *buffer, *backlog);
+            let missing = backlog - listening.len();
+            let mut fresh = Vec::new();
+            let mut error = None;
+            for _ in 0..missing {
+                match self.tcp_socket(port, buffer) {
+                    Ok(sh) => fresh.push(sh),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(Kind::Listener {
+                listening, short, ..
+            }) = self.table.get_mut(&h).map(|s| &mut s.kind)
+            else {
+                continue;
+            };
+            listening.extend(fresh);
+            // Said once when the backlog runs short, once when it is whole.
+            match (error, *short) {
+                (Some(e), false) => {
+                    let why = match e {
+                        SysError::OutOfMemory => "no memory for socket buffers",
+                        _ => "all sockets in use",
+                    };
+                    warn!(
+                        "net: listener on port {port} cannot keep its backlog of {backlog} \
+                         ({why}); connections beyond it are refused"
+                    );
+                    *short = true;
+                }
+                (None, true) => {
+                    info!("net: listener on port {port} has its whole backlog again");
+                    *short = false;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn serve_waiters(&mut self, done: &mut Vec<Completion>) {
+        self.accept_connections();
+        let handles: Vec<u32> = self.table.keys().copied().collect();
+        for h in handles {
+            let Some(mut s) = self.table.remove(&h) else {
+                continue;
+            };
+            let mut kept = Vec::new();
+            for (event, want) in core::mem::take(&mut s.waiters) {
+                match self.try_complete(&mut s, event, want) {
+                    Ok(c) => done.push(c),
+                    Err(w) => kept.push(w),
+                }
+            }
+            s.waiters = kept;
+            self.table.insert(h, s);
+        }
+    }
+
+    /// Completes a waiter if its socket is ready; gives it back otherwise.
+    fn try_complete(
+        &mut self,
+        s: &mut Sock,
+        event: EventId,
+        want: Want,
+    ) -> Result<Completion, (EventId, Want)> {
+        let ok = |value| Completion {
+            event,
+            status: Status::Ok,
+            value,
+        };
+        let fail = |code| Completion {
+            event,
+            status: Status::Remote(code),
+            value: Value::Empty,
+        };
+        match (&mut s.kind, want) {
+            (Kind::Listener { ready, .. }, Want::Accept) => match ready.pop_front() {
+                Some(conn) => Ok(ok(Value::Word(u64::from(conn)))),
+                None => Err((event, Want::Accept)),
+            },
+            (Kind::Tcp(sh), want) => {
+                let sock = self.sockets.get_mut::<tcp::Socket>(*sh);
+                // A connection handed to accept (or connecting) may still be in
+                // its handshake: neither data nor end of stream yet.
+                let opening = matches!(sock.state(), tcp::State::SynReceived | tcp::State::SynSent);
+                match want {
+                    Want::Connect => match sock.state() {
+                        tcp::State::Established => Ok(ok(Value::Empty)),
+                        tcp::State::Closed | tcp::State::TimeWait => Ok(fail(code::REFUSED)),
+                        _ => Err((event, Want::Connect)),
+                    },
+                    Want::Recv(max) => {
+                        if opening {
+                            Err((event, Want::Recv(max)))
+                        } else if sock.can_recv() {
+                            let mut buf = vec![0u8; max.min(sock.recv_queue())];
+                            let n = sock.recv_slice(&mut buf).unwrap_or(0);
+                            buf.truncate(n);
+                            Ok(ok(Value::Bytes(buf)))
+                        } else if !sock.may_recv() {
+                            // The peer closed: end of stream.
+                            Ok(ok(Value::Bytes(Vec::new())))
+                        } else {
+                            Err((event, Want::Recv(max)))
+                        }
+                    }
+                    Want::Send(data) => {
+                        if opening {
+                            Err((event, Want::Send(data)))
+                        } else if !sock.may_send() {
+                            Ok(fail(code::CLOSED))
+                        } else if send_room(sock) >= data.len().min(sock.send_capacity() / 4) {
+                            // Like Linux's writer wake-up: wait for a good
+                            // part of the buffer (or the whole send) to be
+                            // free, so each wake moves much, not one ACK's worth.
+                            let n = sock.send_slice(&data).unwrap_or(0);
+                            self.dirty = true;
+                            Ok(ok(Value::Word(n as u64)))
+                        } else {
+                            Err((event, Want::Send(data)))
+                        }
+                    }
+                    other => Err((event, other)),
+                }
+            }
+            (Kind::Udp(sh), Want::UdpRecv) => {
+                let sock = self.sockets.get_mut::<udp::Socket>(*sh);
+                match sock.recv() {
+                    Ok((data, meta)) => {
+                        let mut out = Vec::with_capacity(6 + data.len());
+                        let IpAddress::Ipv4(a) = meta.endpoint.addr;
+                        out.extend_from_slice(&a.octets());
+                        out.extend_from_slice(&meta.endpoint.port.to_le_bytes());
+                        out.extend_from_slice(data);
+                        Ok(ok(Value::Bytes(out)))
+                    }
+                    Err(_) => Err((event, Want::UdpRecv)),
+                }
+            }
+            (_, want) => Err((event, want)),
+        }
+    }
+
+    fn reap_closing(&mut self) {
+        let sockets = &mut self.sockets;
+        self.closing.retain(|&sh| {
+            let st = sockets.get::<tcp::Socket>(sh).state();
+            if matches!(st, tcp::State::Closed | tcp::State::TimeWait) {
+                sockets.remove(sh);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Frees a socket of the table (abort: no FIN exchange kept).
+    fn drop_sock(&mut self, s: Sock, graceful: bool) {
+        let handles = match s.kind {
+            Kind::Listener {
+                listening, ready, ..
+            } => {
+                for conn in ready {
+                    if let Some(c) = self.table.remove(&conn) {
+                        self.drop_sock(c, false);
+                    }
+                }
+                listening
+            }
+            Kind::Tcp(sh) => vec![sh],
+            Kind::Udp(sh) => {
+                self.sockets.remove(sh);
+                Vec::new()
+            }
+        };
+        for sh in handles {
+            let sock = self.sockets.get_mut::<tcp::Socket>(sh);
+            if graceful && sock.is_active() {
+                sock.close();
+                self.closing.push(sh);
+            } else {
+                sock.abort();
+                self.sockets.remove(sh);
+            }
+        }
+        self.dirty = true;
+    }
+}
+
+/// Heap that socket buffers leave alone: the kernel's small allocations
+/// (received frames, events, replies) must always find room, or the guest
+/// would crash where it should only refuse a connection.
+pub const HEAP_RESERVE: usize = 384 * 1024;
+
+/// A buffer of `n` zero bytes, or `OutOfMemory` when it would leave less
+/// than [`HEAP_RESERVE`] free: a socket the heap has no room for is
+/// refused, not a reason to crash the guest.
+fn zeroed(n: usize) -> SysResult<Vec<u8>> {
+    let (_, free) = hal::heap::usage();
+    if free < n + HEAP_RESERVE {
+        return Err(SysError::OutOfMemory);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| SysError::OutOfMemory)?;
+    v.resize(n, 0);
+    Ok(v)
+}
+
+/// Free bytes in a TCP socket's send buffer.
+fn send_room(sock: &tcp::Socket) -> usize {
+    sock.send_capacity() - sock.send_queue()
+}
+
+fn with_net<R>(f: impl FnOnce(&mut Net) -> SysResult<R>) -> SysResult<R> {
+    let mut guard = NET.lock();
+    let n = guard.as_mut().ok_or(SysError::ServiceBroken)?;
+    f(n)
+}
+
+/// Listens on TCP `port` with `backlog` sockets; returns the listener handle.
+pub fn tcp_listen(owner: Pid, port: u16, backlog: usize, large: bool) -> SysResult<u32> {
+    if port == 0 || backlog == 0 || backlog > MAX_BACKLOG {
+        return Err(SysError::InvalidArgument);
+    }
+    let buffer = if large { LARGE_BUFFER } else { SMALL_BUFFER };
+    with_net(|n| {
+        n.room(backlog)?;
+        let mut listening = Vec::with_capacity(backlog);
+        for _ in 0..backlog {
+            match n.tcp_socket(port, buffer) {
+                Ok(sh) => listening.push(sh),
+                Err(e) => {
+                    // Nothing half made stays behind.
+                    for sh in listening {
+                        n.sockets.remove(sh);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        n.insert(
+            owner,
+            Kind::Listener {
+                port,
+                buffer,
+                backlog,
+                short: false,
+                listening,
+                ready: VecDeque::new(),
+            },
+        )
+    })
+}
+
+/// Connects to `ip:port`; returns the connection's handle. The event given
+/// completes once connected (or `Remote(REFUSED)`).
+pub fn tcp_connect(owner: Pid, ip: [u8; 4], port: u16, event: EventId) -> SysResult<u32> {
+    with_net(|n| {
+        let sh = n.tcp_socket(0, LARGE_BUFFER)?;
+        let local = 49152 + (n.next as u16 % 16384);
+        let remote = IpEndpoint::new(IpAddress::Ipv4(ipv4(ip)), port);
+        let cx = n.iface.context();
+        if n.sockets
+            .get_mut::<tcp::Socket>(sh)
+            .connect(cx, remote, local)
+            .is_err()
+        {
+            n.sockets.remove(sh);
+            return Err(SysError::InvalidArgument);
+        }
+        let h = n.insert(owner, Kind::Tcp(sh))?;
+        n.sock(owner, h)?.waiters.push((event, Want::Connect));
+        Ok(h)
+    })
+}
+
+/// Binds a UDP socket to `port`.
+pub fn udp_bind(owner: Pid, port: u16) -> SysResult<u32> {
+    with_net(|n| {
+        n.room(1)?;
+        let meta = || vec![udp::PacketMetadata::EMPTY; 16];
+        let mut s = udp::Socket::new(
+            udp::PacketBuffer::new(meta(), zeroed(16 * 1024)?),
+            udp::PacketBuffer::new(meta(), zeroed(16 * 1024)?),
+        );
+        s.bind(port).map_err(|_| SysError::InvalidArgument)?;
+        let sh = n.sockets.add(s);
+        n.insert(owner, Kind::Udp(sh))
+    })
+}
+
+/// Sends a datagram at once (`Busy` if the send buffer is full).
+pub fn udp_send(owner: Pid, h: u32, ip: [u8; 4], port: u16, data: &[u8]) -> SysResult<()> {
+    with_net(|n| {
+        let Kind::Udp(sh) = n.sock(owner, h)?.kind else {
+            return Err(SysError::BadHandle);
+        };
+        let to = IpEndpoint::new(IpAddress::Ipv4(ipv4(ip)), port);
+        n.sockets
+            .get_mut::<udp::Socket>(sh)
+            .send_slice(data, to)
+            .map_err(|e| match e {
+                udp::SendError::BufferFull => SysError::Busy,
+                udp::SendError::Unaddressable => SysError::InvalidArgument,
+            })?;
+        n.dirty = true;
+        Ok(())
+    })
+}
+
+/// Registers `event` to complete when the socket can do `want`.
+fn wait(owner: Pid, h: u32, event: EventId, want: Want) -> SysResult<()> {
+    with_net(|n| {
+        let s = n.sock(owner, h)?;
+        let fits = matches!(
+            (&s.kind, &want),
+            (Kind::Listener { .. }, Want::Accept)
+                | (Kind::Tcp(_), Want::Recv(_) | Want::Send(_))
+                | (Kind::Udp(_), Want::UdpRecv)
+        );
+        if !fits {
+            return Err(SysError::BadHandle);
+        }
+        if s.waiters.len() >= 16 {
+            return Err(SysError::Busy);
+        }
+        s.waiters.push((event, want));
+        n.dirty = true;
+        Ok(())
+    })
+}
+
+pub fn accept(owner: Pid, h: u32, event: EventId) -> SysResult<()> {
+    wait(owner, h, event, Want::Accept)
+}
+
+pub fn recv(owner: Pid, h: u32, max: usize, event: EventId) -> SysResult<()> {
+    wait(owner, h, event, Want::Recv(max.clamp(1, LARGE_BUFFER)))
+}
+
+pub fn send(owner: Pid, h: u32, data: Vec<u8>, event: EventId) -> SysResult<()> {
+    if data.is_empty() || data.len() > LARGE_BUFFER {
+        return Err(SysError::InvalidArgument);
+    }
+    wait(owner, h, event, Want::Send(data))
+}
+
+pub fn udp_recv(owner: Pid, h: u32, event: EventId) -> SysResult<()> {
+    wait(owner, h, event, Want::UdpRecv)
+}
+
+/// Closes a socket (TCP: a FIN, kept until the exchange ends); its waiting
+/// events complete `Cancelled`.
+pub fn close(owner: Pid, h: u32) -> SysResult<Vec<Completion>> {
+    with_net(|n| {
+        n.sock(owner, h)?;
+        let s = n.table.remove(&h).expect("checked");
+        let done = cancelled(&s);
+        n.drop_sock(s, true);
+        Ok(done)
+    })
+}
+
+fn cancelled(s: &Sock) -> Vec<Completion> {
+    s.waiters
+        .iter()
+        .map(|(event, _)| Completion {
+            event: *event,
+            status: Status::Cancelled,
+            value: Value::Empty,
+        })
+        .collect()
+}
+
+/// Aborts the sockets of an exited process.
+pub fn forget(owner: Pid) {
+    let mut guard = NET.lock();
+    let Some(n) = guard.as_mut() else { return };
+    let mine: Vec<u32> = n
+        .table
+        .iter()
+        .filter(|(_, s)| s.owner == owner)
+        .map(|(&h, _)| h)
+        .collect();
+    for h in mine {
+        if let Some(s) = n.table.remove(&h) {
+            n.drop_sock(s, false);
+        }
+    }
+}
+
+/// The backend went away: every socket ends, its waiters complete with
+/// `Remote(NET_DOWN)`; the stack stops. Returns the completions and the
+/// device (for the caller to release).
+fn stop() -> (Vec<Completion>, Option<NetDevice>) {
+    let Some(mut n) = NET.lock().take() else {
+        return (Vec::new(), None);
+    };
+    let mut done = Vec::new();
+    for (_, s) in core::mem::take(&mut n.table) {
+        for (event, _) in s.waiters {
+            done.push(Completion {
+                event,
+                status: Status::Remote(code::NET_DOWN),
+                value: Value::Empty,
+            });
+        }
+    }
+    info!("net: down; {} waiting events ended", done.len());
+    (done, Some(n.dev))
+}
+
+/// Counters.
+pub fn stats() -> Option<(NetStats, crate::drivers::netfront::DevStats)> {
+    NET.lock().as_ref().map(|n| {
+        let mut s = n.stats;
+        s.sockets = n.sockets.iter().count();
+        (s, n.dev.stats())
+    })
+}

@@ -1,0 +1,483 @@
+//! Processes, the run queue and the kernel loop.
+//!
+//! Processes are linked-in apps, each on its own stack, scheduled by the
+//! kernel. A context switch happens only when a process blocks on a wait
+//! tree that is not yet satisfied (to the kernel loop) or when the kernel
+//! loop resumes a process whose tree completed. Everything interrupt-driven
+//! is handled at the system-call return point and in the idle loop (see
+//! [`crate::xen::evtchn`]), so the kernel state below has a single writer: the
+//! code running on the one vCPU, outside the upcall.
+
+use crate::event::timers::Timers;
+use crate::status::{SysError, SysResult};
+use crate::xen::evtchn;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use events::{Config, EventId, EventTable, Pid, Quota, Seed, Stats, Status, Value, Wake};
+use hal::hypercall;
+use hal::switch::{self, Context};
+use log::{debug, info, warn};
+use spin::Mutex;
+
+/// Most processes alive at once.
+pub const MAX_PROCESSES: usize = 16;
+/// Stack of each process (in 8-byte words).
+const STACK_WORDS: usize = 16 * 1024 / 8;
+/// Timers outstanding in the whole kernel.
+const MAX_TIMERS: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RunState {
+    Runnable,
+    Blocked,
+    Exited(i32),
+}
+
+struct Process {
+    pid: Pid,
+    name: &'static str,
+    entry: fn(),
+    /// A service process (rpc-offer): it does not keep the kernel running.
+    service: bool,
+    state: RunState,
+    /// The leaves reported by the wake that made it runnable.
+    woken_leaves: Option<Vec<EventId>>,
+    /// Its stack and saved stack pointer (hal keeps it alive while it runs).
+    context: Arc<Context>,
+}
+
+/// Counters of the scheduler, beside the event table's own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SchedStats {
+    pub context_switches: u64,
+    pub syscalls: u64,
+    pub timers_fired: u64,
+    pub idle_blocks: u64,
+    /// Event upcalls taken and port events handled (from `evtchn`).
+    pub upcalls: u64,
+    pub port_events: u64,
+    /// Frames free for pages (from `pages`).
+    pub frames_free: u64,
+}
+
+pub struct Kernel {
+    events: EventTable,
+    slots: [Option<Process>; MAX_PROCESSES],
+    run_queue: VecDeque<usize>,
+    current: Option<usize>,
+    timers: Timers,
+    timer_port: u32,
+    /// The deadline last given to `set_timer_op` (0: none).
+    programmed_deadline: u64,
+    next_pid: u32,
+    stats: SchedStats,
+}
+
+static KERNEL: Mutex<Option<Kernel>> = Mutex::new(None);
+
+fn with_kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    let mut guard = KERNEL.lock();
+    f(guard.as_mut().expect("kernel used before sched::init"))
+}
+
+/// Sets up the event table and binds the timer VIRQ.
+pub fn init(seed: Seed, timer_port: u32) {
+    let config = Config {
+        default_quota: Quota {
+            max_events: 2048,
+            max_tree_elements: 4096,
+        },
+        ..Config::default()
+    };
+    let kernel = Kernel {
+        events: EventTable::with_config(seed, config),
+        slots: [const { None }; MAX_PROCESSES],
+        run_queue: VecDeque::with_capacity(MAX_PROCESSES),
+        current: None,
+        timers: Timers::new(MAX_TIMERS),
+        timer_port,
+        programmed_deadline: 0,
+        next_pid: 1,
+        stats: SchedStats::default(),
+    };
+    *KERNEL.lock() = Some(kernel);
+}
+
+/// Creates a process that will run `entry`; it is runnable at once.
+pub fn spawn(name: &'static str, entry: fn()) -> SysResult<Pid> {
+    spawn_process(name, entry, false)
+}
+
+/// Creates a service process: like [`spawn`], but once only service
+/// processes are left the kernel's work is done.
+pub fn spawn_service(name: &'static str, entry: fn()) -> SysResult<Pid> {
+    spawn_process(name, entry, true)
+}
+
+fn spawn_process(name: &'static str, entry: fn(), service: bool) -> SysResult<Pid> {
+    let context = Context::new(STACK_WORDS, process_main).ok_or(SysError::OutOfMemory)?;
+    with_kernel(|k| {
+        let slot = k
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(SysError::Event(Status::TableFull))?;
+        let pid = Pid(k.next_pid);
+        k.next_pid += 1;
+        k.slots[slot] = Some(Process {
+            pid,
+            name,
+            entry,
+            service,
+            state: RunState::Runnable,
+            woken_leaves: None,
+            context,
+        });
+        k.run_queue.push_back(slot);
+        debug!("spawned process {} ({name}) in slot {slot}", pid.0);
+        Ok(pid)
+    })
+}
+
+/// Runs processes until only service processes (or none) are left. Called
+/// once, on the boot stack.
+pub fn run() {
+    loop {
+        deferred_work();
+        let next = with_kernel(|k| {
+            let slot = k.run_queue.pop_front()?;
+            let context = k.slots[slot].as_ref()?.context.clone();
+            k.current = Some(slot);
+            k.stats.context_switches += 1;
+            Some((slot, context))
+        });
+        if let Some((slot, context)) = next {
+            hal::upcall::unmask();
+            if switch::resume(&context).is_err() {
+                crate::panic::die_with_message(format_args!("kernel loop entered from a process"));
+            }
+            reap_if_exited(slot);
+            continue;
+        }
+        if with_kernel(|k| k.slots.iter().flatten().all(|p| p.service)) {
+            stop_services();
+            return;
+        }
+        idle();
+    }
+}
+
+/// Ends the service processes once nothing else runs, so that their events
+/// are accounted for (discarded) like any exited process's.
+fn stop_services() {
+    let services = with_kernel(|k| {
+        let mut slots = Vec::new();
+        for (slot, p) in k.slots.iter_mut().enumerate() {
+            if let Some(p) = p {
+                p.state = RunState::Exited(0);
+                slots.push(slot);
+            }
+        }
+        slots
+    });
+    for slot in services {
+        reap_if_exited(slot);
+    }
+}
+
+/// Frees an exited process's slot (its stack is no longer in use: the
+/// switch back to the kernel loop has completed).
+fn reap_if_exited(slot: usize) {
+    let mut exited = None;
+    with_kernel(|k| {
+        k.current = None;
+        if let Some(p) = &k.slots[slot] {
+            if let RunState::Exited(code) = p.state {
+                info!("process {} ({}) exited with status {code}", p.pid.0, p.name);
+                let pid = p.pid;
+                // Frees its tree and events; their counters stay in the totals.
+                k.events.exit(pid);
+                k.slots[slot] = None;
+                exited = Some(pid);
+            }
+        }
+    });
+    if let Some(pid) = exited {
+        crate::xen::xenstore::forget(pid);
+        #[cfg(feature = "net")]
+        crate::net::stack::forget(pid);
+        crate::mm::pages::release_all(pid);
+        for port in evtchn::ports_of(pid) {
+            let _ = evtchn::disown(pid, port);
+            if let Err(e) = hypercall::evtchn_close(port) {
+                warn!("closing port {port} of exited pid {}: {e}", pid.0);
+            }
+        }
+    }
+}
+
+/// Nothing can run: program the timer for the next deadline and block the
+/// vCPU until an event arrives. `SCHEDOP_block` unmasks upcalls atomically
+/// with the check for pending events, so a wake-up cannot slip in between.
+fn idle() {
+    hal::upcall::mask();
+    if evtchn::has_pending() {
+        hal::upcall::unmask();
+        return;
+    }
+    let deadline = with_kernel(|k| {
+        k.stats.idle_blocks += 1;
+        k.timers.next_deadline()
+    });
+    // smoltcp's next poll time (retransmits, delayed ACKs) wakes us too.
+    #[cfg(feature = "net")]
+    let net_deadline = crate::net::stack::next_deadline_ns();
+    #[cfg(not(feature = "net"))]
+    let net_deadline: Option<u64> = None;
+    let deadline = match (deadline, net_deadline) {
+        (Some(a), Some(b)) => Some(a.min(b).max(1)),
+        (a, b) => a.or(b.map(|b| b.max(1))),
+    };
+    program_timer(deadline.unwrap_or(0));
+    hypercall::sched_block();
+    hal::upcall::unmask();
+}
+
+fn program_timer(deadline_ns: u64) {
+    let changed = with_kernel(|k| {
+        let changed = k.programmed_deadline != deadline_ns;
+        k.programmed_deadline = deadline_ns;
+        changed
+    });
+    if changed {
+        let xen_ns = if deadline_ns == 0 {
+            0
+        } else {
+            crate::clock::xen_deadline(deadline_ns).max(1)
+        };
+        if let Err(e) = hypercall::set_timer_op(xen_ns) {
+            warn!("set_timer_op({deadline_ns}) failed: {e}");
+        }
+    }
+}
+
+/// The deferred work: handle recorded event-channel ports, fire timers,
+/// and queue the processes whose trees completed.
+pub fn deferred_work() {
+    let timer_port = with_kernel(|k| k.timer_port);
+    let store_port = crate::xen::xenstore::port();
+    let rpc_port = crate::rpc::client::port();
+    #[cfg(feature = "net")]
+    let net_port = crate::net::stack::port();
+    #[cfg(not(feature = "net"))]
+    let net_port: Option<u32> = None;
+    evtchn::drain(|port| {
+        if port == timer_port {
+            // Expiry is checked below on every pass anyway.
+        } else if Some(port) == store_port {
+            apply(crate::xen::xenstore::service());
+        } else if Some(port) == rpc_port {
+            apply(crate::rpc::client::service());
+        } else if Some(port) == net_port {
+            #[cfg(feature = "net")]
+            crate::net::stack::on_port();
+        } else if let Some(woken) = evtchn::on_process_port(port) {
+            if let Some((event, count)) = woken {
+                apply(alloc::vec![Completion {
+                    event,
+                    status: Status::Ok,
+                    value: Value::Word(count)
+                }]);
+            }
+        } else {
+            debug!("event on port {port} with no handler");
+        }
+    });
+    #[cfg(feature = "net")]
+    apply(crate::net::stack::poll());
+    fire_timers();
+}
+
+/// A completion a service (xenstore, a port, the page allocator) produced,
+/// applied to the event table once the service's own lock is released.
+pub struct Completion {
+    pub event: EventId,
+    pub status: Status,
+    pub value: Value,
+}
+
+/// Completes events on behalf of a service (xenstore replies, ...) and
+/// queues the processes whose trees that completed.
+pub fn apply(completions: Vec<Completion>) {
+    if completions.is_empty() {
+        return;
+    }
+    with_kernel(|k| {
+        for c in completions {
+            match k.events.complete(c.event, c.status, c.value) {
+                Ok(Some(wake)) => k.wake(wake),
+                Ok(None) => {}
+                // Its process exited or retired it meanwhile: nobody to tell.
+                Err(Status::UnknownEvent) => {}
+                Err(e) => warn!("completion of {:?} failed: {e}", c.event),
+            }
+        }
+    });
+}
+
+fn fire_timers() {
+    let now = crate::clock::now_ns();
+    let next = with_kernel(|k| {
+        while let Some(t) = k.timers.pop_expired(now) {
+            k.stats.timers_fired += 1;
+            match k.events.complete(t.event, Status::Ok, Value::Word(now)) {
+                Ok(Some(wake)) => k.wake(wake),
+                Ok(None) => {}
+                // Retired or exited before its deadline: nothing to tell.
+                Err(Status::UnknownEvent) => {}
+                Err(e) => warn!("timer completion of {:?} failed: {e}", t.event),
+            }
+        }
+        k.programmed_deadline = 0;
+        k.timers.next_deadline()
+    });
+    program_timer(next.unwrap_or(0));
+}
+
+impl Kernel {
+    fn wake(&mut self, wake: Wake) {
+        let Some(slot) = self.slot_of(wake.pid) else {
+            return;
+        };
+        if let Some(p) = self.slots[slot].as_mut() {
+            p.state = RunState::Runnable;
+            p.woken_leaves = Some(wake.completed);
+            self.run_queue.push_back(slot);
+        }
+    }
+
+    fn slot_of(&self, pid: Pid) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.pid == pid))
+    }
+
+    fn current_pid(&self) -> SysResult<Pid> {
+        self.current
+            .and_then(|s| self.slots[s].as_ref())
+            .map(|p| p.pid)
+            .ok_or(SysError::NoProcess)
+    }
+}
+
+/// First Rust code of every process (from hal's context trampoline).
+extern "C" fn process_main() -> ! {
+    let entry = with_kernel(|k| k.current.and_then(|s| k.slots[s].as_ref()).map(|p| p.entry));
+    match entry {
+        Some(entry) => entry(),
+        None => {
+            crate::panic::die_with_message(format_args!("process started with no current slot"))
+        }
+    }
+    exit_current(0)
+}
+
+/// Ends the current process and switches away for good.
+pub fn exit_current(code: i32) -> ! {
+    let slot = with_kernel(|k| {
+        let slot = k.current?;
+        if let Some(p) = k.slots[slot].as_mut() {
+            p.state = RunState::Exited(code);
+        }
+        Some(slot)
+    });
+    let Some(slot) = slot else {
+        crate::panic::die_with_message(format_args!("exit outside a process"))
+    };
+    switch::suspend();
+    crate::panic::die_with_message(format_args!("exited process {slot} was resumed"))
+}
+
+/// The slot of the running process (its region is `pages::region_address(slot, _)`).
+pub fn current_slot() -> SysResult<usize> {
+    with_kernel(|k| k.current.ok_or(SysError::NoProcess))
+}
+
+/// Runs `f` on the kernel state on behalf of the current process.
+pub fn with_current<R>(f: impl FnOnce(&mut Kernel, Pid) -> SysResult<R>) -> SysResult<R> {
+    with_kernel(|k| {
+        k.stats.syscalls += 1;
+        let pid = k.current_pid()?;
+        f(k, pid)
+    })
+}
+
+/// Kernel-side operations the system-call layer uses.
+impl Kernel {
+    pub fn events(&mut self) -> &mut EventTable {
+        &mut self.events
+    }
+
+    pub fn set_timer(&mut self, pid: Pid, deadline_ns: u64, event: EventId) -> SysResult<()> {
+        let events = &self.events;
+        self.timers
+            .set(deadline_ns, event, pid, |t| {
+                events
+                    .state(t.owner, t.event)
+                    .is_ok_and(|s| s == events::EventState::Pending)
+            })
+            .map_err(|_| SysError::TooManyTimers)
+    }
+
+    /// Event statistics over every process, live and exited.
+    pub fn event_totals(&self) -> Stats {
+        self.events.totals()
+    }
+}
+
+/// Blocks the current process until its installed tree completes; returns
+/// the leaves the wake reported.
+pub fn sleep_current() -> SysResult<Vec<EventId>> {
+    let slot = with_kernel(|k| {
+        let slot = k.current.ok_or(SysError::NoProcess)?;
+        if let Some(p) = k.slots[slot].as_mut() {
+            p.state = RunState::Blocked;
+        }
+        Ok::<_, SysError>(slot)
+    })?;
+    switch::suspend();
+    // Resumed by the kernel loop: the wake left the leaves.
+    Ok(
+        with_kernel(|k| k.slots[slot].as_mut().and_then(|p| p.woken_leaves.take()))
+            .unwrap_or_default(),
+    )
+}
+
+/// A new timer may be earlier than the one programmed.
+pub fn reprogram_timer() {
+    let next = with_kernel(|k| k.timers.next_deadline());
+    if let Some(d) = next {
+        let programmed = with_kernel(|k| k.programmed_deadline);
+        if programmed == 0 || d < programmed {
+            program_timer(d);
+        }
+    }
+}
+
+/// Statistics for the demo and benchmarks.
+pub fn stats() -> (SchedStats, Stats) {
+    let (upcalls, port_events) = evtchn::counters();
+    let frames_free = crate::mm::pages::usage().0 as u64;
+    with_kernel(|k| {
+        (
+            SchedStats {
+                upcalls,
+                port_events,
+                frames_free,
+                ..k.stats
+            },
+            k.event_totals(),
+        )
+    })
+}
