@@ -54,6 +54,20 @@ pub struct Retired {
     pub value: Value,
 }
 
+/// The outcome of a piece of work for one event, as a service (a timer,
+/// xenstore, the RPC channel, a socket) reports it: the kernel applies it
+/// with [`EventTable::complete`] once the service's own state is released,
+/// so a service never needs the table, nor the scheduler that owns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The event the work was for.
+    pub event: EventId,
+    /// How it ended.
+    pub status: Status,
+    /// What it produced (of the event's kind).
+    pub value: Value,
+}
+
 /// A process became runnable: the root of its wait tree completed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wake {

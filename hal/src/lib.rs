@@ -11,7 +11,7 @@
 //! surface; hal never calls up into the kernel except through the handlers
 //! the kernel registers at boot (the fault handler, the upcall handler, the
 //! failsafe handler) and the one entry symbol the image names
-//! (`ethos_kernel_main`, see [`entry`]).
+//! (`ethos_kernel_main`, see `entry.rs`).
 //!
 //! On any target but `x86_64-unknown-none` the crate is empty: the host
 //! builds (unit tests of the pure crates) never link it.

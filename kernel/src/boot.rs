@@ -153,7 +153,31 @@ fn init_core(boot: &BootInfo, start_info: &StartInfo) {
         now_ns().rotate_left(17) ^ boot.nr_pages,
     ]);
     sched::init(seed, timer_port);
+    register_sources();
     hal::upcall::unmask();
+}
+
+/// The services that complete events, for the scheduler to reach through
+/// the registry (each answers `None` for its port until it is up).
+fn register_sources() {
+    static STORE: crate::xen::xenstore::StoreSource = crate::xen::xenstore::StoreSource;
+    static RPC: crate::rpc::client::RpcSource = crate::rpc::client::RpcSource;
+    #[cfg(feature = "net")]
+    static NET: crate::net::stack::NetSource = crate::net::stack::NetSource;
+    let sources: &[&'static dyn crate::event::Source] = &[
+        &STORE,
+        &RPC,
+        #[cfg(feature = "net")]
+        &NET,
+    ];
+    for &source in sources {
+        if crate::event::register(source).is_err() {
+            die_with_message(format_args!(
+                "no room to register the {} source",
+                source.name()
+            ));
+        }
+    }
 }
 
 fn report_stats() {

@@ -6,18 +6,22 @@
 //! whose safe functions are sound by themselves. The folders are layers,
 //! and an import only ever points down this list:
 //!
-//! - [`clock`], [`console`], [`panic`], [`status`]: time, the log, the crash
-//!   policy, the named statuses;
-//! - [`xen`]: Xen services: event channels, the xenstore client;
-//! - [`mm`]: frames, page capabilities, regions, grants;
-//! - [`event`]: the registry of event sources, timers;
-//! - [`proc`]: processes, the scheduler and its loop;
-//! - [`drivers`], [`net`], [`rpc`]: netfront, the network stack, the RPC
-//!   client and vchan servers;
-//! - [`syscall`]: the system calls, the only code that copies between
+//! - `status`, `clock`, `console`, `panic`: the named statuses,
+//!   time, the log, the crash policy (each may use the ones before it);
+//! - `event`: the registry of event sources, timers;
+//! - `xen`: Xen services: event channels, the xenstore client;
+//! - `mm`: frames, page capabilities, regions, grants;
+//! - `proc`: processes, the scheduler and its loop;
+//! - `drivers`: netfront;
+//! - `net`, `rpc`: the network stack, the RPC client and vchan servers;
+//! - `syscall`: the system calls, the only code that copies between
 //!   processes and the kernel;
-//! - [`apps`]: the programs;
-//! - [`boot`]: the boot sequence, the one place that names every part.
+//! - `apps`: the programs;
+//! - `boot`: the boot sequence, the one place that names every part.
+//!
+//! Pure modules (the network's frame checks, checksums and segment joining,
+//! timers, statuses) import nothing else of the kernel and serve every
+//! layer. `tests/layers.rs` checks the rule on every build of the tests.
 //!
 //! On the host only the pure modules build (the network checks, segment
 //! joining, checksums, timers, statuses), and are unit-tested there.

@@ -1,3 +1,75 @@
-//! Events as the kernel keeps them beside the event table: timers.
+//! Events as the kernel keeps them beside the event table: the registry of
+//! event sources, and timers.
+//!
+//! A source is a service that completes events: xenstore, the RPC channel,
+//! the network stack. It returns [`Completion`]s and never calls the
+//! scheduler; the scheduler reaches every source through this registry, by
+//! what it is (a port, a poll, a deadline, a process to forget), never by
+//! name. `boot` registers each source once it is up, so a kernel without
+//! networking simply has one source fewer.
 
 pub mod timers;
+
+use alloc::vec::Vec;
+use events::{Completion, Pid};
+
+/// A service that completes events.
+pub trait Source: Sync {
+    /// For log lines.
+    fn name(&self) -> &'static str;
+    /// The event-channel port its peer notifies, once it has one.
+    fn port(&self) -> Option<u32>;
+    /// Its port fired: take what the peer sent. Runs as deferred work,
+    /// never in the upcall.
+    fn on_port(&self) -> Vec<Completion>;
+    /// Called on every pass of deferred work, after the ports: work that
+    /// is due by time or was left by `on_port`.
+    fn poll(&self) -> Vec<Completion> {
+        Vec::new()
+    }
+    /// When it next needs `poll` without a notification (kernel ns).
+    fn next_deadline(&self) -> Option<u64> {
+        None
+    }
+    /// A process exited: drop what it asked for (its events are gone).
+    fn forget(&self, _pid: Pid) {}
+}
+
+/// Sources there can be: xenstore, the RPC channel, the network, and room.
+const MAX_SOURCES: usize = 8;
+
+static SOURCES: spin::Mutex<Vec<&'static dyn Source>> = spin::Mutex::new(Vec::new());
+
+/// Why a source could not be registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryFull;
+
+/// Adds a source; registering the same one twice is harmless.
+pub fn register(source: &'static dyn Source) -> Result<(), RegistryFull> {
+    let mut sources = SOURCES.lock();
+    if sources.iter().any(|s| core::ptr::addr_eq(*s, source)) {
+        return Ok(());
+    }
+    if sources.len() >= MAX_SOURCES {
+        return Err(RegistryFull);
+    }
+    sources.push(source);
+    Ok(())
+}
+
+/// The registered sources, copied out so that none runs under the lock.
+pub fn sources() -> Vec<&'static dyn Source> {
+    SOURCES.lock().clone()
+}
+
+/// The earliest deadline any source asked for.
+pub fn next_deadline() -> Option<u64> {
+    sources().iter().filter_map(|s| s.next_deadline()).min()
+}
+
+/// Tells every source that `pid` exited.
+pub fn forget(pid: Pid) {
+    for s in sources() {
+        s.forget(pid);
+    }
+}

@@ -28,6 +28,8 @@ use xen::public::{gnttab, pte, PAGE_SIZE};
 pub const REGION_BASE: u64 = 4 << 30;
 const REGION_L3_INDEX: usize = 4;
 pub const REGION_PAGES: u64 = 512;
+/// Process regions there are: one per process slot (`proc` has as many).
+pub const MAX_REGIONS: usize = 16;
 const REGION_SIZE: u64 = REGION_PAGES * PAGE_SIZE as u64;
 /// Pages held at once, all processes.
 const MAX_PAGES: usize = 1024;
@@ -86,7 +88,7 @@ pub struct Pages {
     key: [u64; 2],
     region_l2_mfn: u64,
     /// The L1 table of each process slot's region, once built.
-    region_l1: [Option<u64>; crate::proc::sched::MAX_PROCESSES],
+    region_l1: [Option<u64>; MAX_REGIONS],
     grants: Option<Grants>,
     next_seq: u64,
 }
@@ -161,7 +163,7 @@ pub fn init(
         slots: Vec::new(),
         key,
         region_l2_mfn: l2_mfn,
-        region_l1: [None; crate::proc::sched::MAX_PROCESSES],
+        region_l1: [None; MAX_REGIONS],
         grants,
         next_seq: 0,
     });

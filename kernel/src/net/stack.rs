@@ -19,11 +19,11 @@
 //! by the stack); a closed socket stays until its FIN exchange ends.
 
 use crate::drivers::netfront::NetDevice;
-use crate::proc::sched::Completion;
 use crate::status::{SysError, SysResult};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
+use events::Completion;
 use events::{EventId, Pid, Status, Value};
 use log::{info, warn};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -825,4 +825,31 @@ pub fn stats() -> Option<(NetStats, crate::drivers::netfront::DevStats)> {
         s.sockets = n.sockets.iter().count();
         (s, n.dev.stats())
     })
+}
+
+/// The network stack as an event source: the device's port takes what
+/// netback sent, every pass polls smoltcp (socket events complete there),
+/// its timers wake the idle loop, an exited process's sockets are aborted.
+pub struct NetSource;
+
+impl crate::event::Source for NetSource {
+    fn name(&self) -> &'static str {
+        "net"
+    }
+    fn port(&self) -> Option<u32> {
+        port()
+    }
+    fn on_port(&self) -> Vec<Completion> {
+        on_port();
+        Vec::new()
+    }
+    fn poll(&self) -> Vec<Completion> {
+        poll()
+    }
+    fn next_deadline(&self) -> Option<u64> {
+        next_deadline_ns()
+    }
+    fn forget(&self, pid: Pid) {
+        forget(pid)
+    }
 }

@@ -14,14 +14,16 @@ use crate::xen::evtchn;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use events::{Config, EventId, EventTable, Pid, Quota, Seed, Stats, Status, Value, Wake};
+use events::{
+    Completion, Config, EventId, EventTable, Pid, Quota, Seed, Stats, Status, Value, Wake,
+};
 use hal::hypercall;
 use hal::switch::{self, Context};
 use log::{debug, info, warn};
 use spin::Mutex;
 
 /// Most processes alive at once.
-pub const MAX_PROCESSES: usize = 16;
+pub const MAX_PROCESSES: usize = crate::mm::pages::MAX_REGIONS;
 /// Stack of each process (in 8-byte words).
 const STACK_WORDS: usize = 16 * 1024 / 8;
 /// Timers outstanding in the whole kernel.
@@ -204,9 +206,7 @@ fn reap_if_exited(slot: usize) {
         }
     });
     if let Some(pid) = exited {
-        crate::xen::xenstore::forget(pid);
-        #[cfg(feature = "net")]
-        crate::net::stack::forget(pid);
+        crate::event::forget(pid);
         crate::mm::pages::release_all(pid);
         for port in evtchn::ports_of(pid) {
             let _ = evtchn::disown(pid, port);
@@ -230,12 +230,10 @@ fn idle() {
         k.stats.idle_blocks += 1;
         k.timers.next_deadline()
     });
-    // smoltcp's next poll time (retransmits, delayed ACKs) wakes us too.
-    #[cfg(feature = "net")]
-    let net_deadline = crate::net::stack::next_deadline_ns();
-    #[cfg(not(feature = "net"))]
-    let net_deadline: Option<u64> = None;
-    let deadline = match (deadline, net_deadline) {
+    // A source's own deadline (smoltcp's retransmits, delayed ACKs) wakes
+    // us too.
+    let source_deadline = crate::event::next_deadline();
+    let deadline = match (deadline, source_deadline) {
         (Some(a), Some(b)) => Some(a.min(b).max(1)),
         (a, b) => a.or(b.map(|b| b.max(1))),
     };
@@ -266,22 +264,12 @@ fn program_timer(deadline_ns: u64) {
 /// and queue the processes whose trees completed.
 pub fn deferred_work() {
     let timer_port = with_kernel(|k| k.timer_port);
-    let store_port = crate::xen::xenstore::port();
-    let rpc_port = crate::rpc::client::port();
-    #[cfg(feature = "net")]
-    let net_port = crate::net::stack::port();
-    #[cfg(not(feature = "net"))]
-    let net_port: Option<u32> = None;
+    let sources = crate::event::sources();
     evtchn::drain(|port| {
         if port == timer_port {
             // Expiry is checked below on every pass anyway.
-        } else if Some(port) == store_port {
-            apply(crate::xen::xenstore::service());
-        } else if Some(port) == rpc_port {
-            apply(crate::rpc::client::service());
-        } else if Some(port) == net_port {
-            #[cfg(feature = "net")]
-            crate::net::stack::on_port();
+        } else if let Some(source) = sources.iter().find(|s| s.port() == Some(port)) {
+            apply(source.on_port());
         } else if let Some(woken) = evtchn::on_process_port(port) {
             if let Some((event, count)) = woken {
                 apply(alloc::vec![Completion {
@@ -294,17 +282,10 @@ pub fn deferred_work() {
             debug!("event on port {port} with no handler");
         }
     });
-    #[cfg(feature = "net")]
-    apply(crate::net::stack::poll());
+    for source in &sources {
+        apply(source.poll());
+    }
     fire_timers();
-}
-
-/// A completion a service (xenstore, a port, the page allocator) produced,
-/// applied to the event table once the service's own lock is released.
-pub struct Completion {
-    pub event: EventId,
-    pub status: Status,
-    pub value: Value,
 }
 
 /// Completes events on behalf of a service (xenstore replies, ...) and

@@ -17,10 +17,10 @@
 //! completes exactly once. While no daemon is connected, new requests queue
 //! in the ring.
 
-use crate::proc::sched::Completion;
 use crate::rpc::vchan::{self as vchans, ServerPages};
 use crate::status::{SysError, SysResult};
 use alloc::vec::Vec;
+use events::Completion;
 use events::{EventId, Status, Value};
 use hal::hypercall;
 use hal::shared::SharedRegion;
@@ -367,4 +367,20 @@ pub fn stats() -> Option<(rpc::ChannelStats, u64)> {
     let c = guard.as_ref()?;
     let events = PORT_EVENTS.load(core::sync::atomic::Ordering::Relaxed);
     Some((c.caller.stats(), events))
+}
+
+/// The RPC channel as an event source: the daemon's replies on its port
+/// complete events.
+pub struct RpcSource;
+
+impl crate::event::Source for RpcSource {
+    fn name(&self) -> &'static str {
+        "rpc"
+    }
+    fn port(&self) -> Option<u32> {
+        port()
+    }
+    fn on_port(&self) -> Vec<Completion> {
+        service()
+    }
 }

@@ -269,7 +269,7 @@ pub fn page_alloc() -> SysResult<(PageCap, EventId)> {
     })?;
     if let Some(event) = victim {
         // Another page was revoked to make room: its owner learns it here.
-        sched::apply(alloc::vec![sched::Completion {
+        sched::apply(alloc::vec![events::Completion {
             event,
             status: events::Status::Ok,
             value: events::Value::Empty
@@ -305,7 +305,7 @@ pub fn page_unbind(cap: PageCap) -> SysResult<()> {
 pub fn page_free(cap: PageCap) -> SysResult<()> {
     let pid = with_current(|_, pid| Ok(pid))?;
     let revoked = pages::free(pid, cap)?;
-    sched::apply(alloc::vec![sched::Completion {
+    sched::apply(alloc::vec![events::Completion {
         event: revoked,
         status: events::Status::Ok,
         value: events::Value::Empty
@@ -405,7 +405,7 @@ pub fn evtchn_wait(port: u32) -> SysResult<EventId> {
         Ok(())
     })?;
     if let Some(count) = now {
-        sched::apply(alloc::vec![sched::Completion {
+        sched::apply(alloc::vec![events::Completion {
             event: id,
             status: events::Status::Ok,
             value: events::Value::Word(count)
@@ -420,7 +420,7 @@ pub fn evtchn_close(port: u32) -> SysResult<()> {
     let waiter = crate::xen::evtchn::disown(pid, port)?;
     let r = hal::hypercall::evtchn_close(port).map_err(|e| SysError::Hypervisor(e.0));
     if let Some(event) = waiter {
-        sched::apply(alloc::vec![sched::Completion {
+        sched::apply(alloc::vec![events::Completion {
             event,
             status: events::Status::Cancelled,
             value: events::Value::Empty

@@ -7,11 +7,11 @@
 //! queued). Replies are handled at the system-call return point like any
 //! other deferred work.
 
-use crate::proc::sched::Completion;
 use crate::status::{SysError, SysResult};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use events::Completion;
 use events::{EventId, Pid, Status, Value};
 use hal::hypercall::evtchn_send;
 use hal::shared::SharedPage;
@@ -396,4 +396,23 @@ pub fn forget(owner: Pid) {
         }
         Ok(())
     });
+}
+
+/// The xenstore client as an event source: replies and watch firings on
+/// the store port complete events; an exited process's watches go.
+pub struct StoreSource;
+
+impl crate::event::Source for StoreSource {
+    fn name(&self) -> &'static str {
+        "xenstore"
+    }
+    fn port(&self) -> Option<u32> {
+        port()
+    }
+    fn on_port(&self) -> Vec<Completion> {
+        service()
+    }
+    fn forget(&self, pid: Pid) {
+        forget(pid)
+    }
 }
