@@ -100,6 +100,7 @@ extern "C" fn kernel_entry(start_info: *const xen::public::StartInfo, entry_tsc:
     // in the boot area. It is this domain's private page (no other domain
     // writes it), so a shared reference for the kernel's life is sound.
     let start_info = unsafe { &*start_info };
+    crate::mm::set_start_info(start_info);
     // SAFETY: the image defines the symbol with exactly this signature (a
     // mismatch would fail to link only by name, so the shim in main.rs
     // spells the same types); it is entered once, here.

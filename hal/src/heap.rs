@@ -12,13 +12,18 @@ use linked_list_allocator::LockedHeap;
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
-/// Hands `[start, end)` to the heap. Called once, before any allocation.
-pub fn init(start: u64, end: u64) {
+static INITIALISED: spin::Once<()> = spin::Once::new();
+
+/// Hands `[start, end)` to the heap, once (later calls do nothing).
+/// Only `mm::init_memory` calls it, with the boot mapping's free tail.
+pub(crate) fn init(start: u64, end: u64) {
     assert!(end > start, "empty heap region");
-    // SAFETY: the region is mapped, writable, owned by this domain, used by
-    // nothing else (the caller computed it past every boot structure), and
-    // `init` runs once.
-    unsafe { HEAP.lock().init(start as *mut u8, (end - start) as usize) };
+    INITIALISED.call_once(|| {
+        // SAFETY: the region is mapped, writable, owned by this domain and
+        // used by nothing else (`mm::boot_heap_region` puts it past every
+        // boot structure), and this runs once.
+        unsafe { HEAP.lock().init(start as *mut u8, (end - start) as usize) };
+    });
 }
 
 /// (bytes in use, bytes free).

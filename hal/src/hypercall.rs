@@ -79,7 +79,7 @@ fn check(ret: i64) -> Result<i64, XenError> {
 
 /// `set_trap_table(traps)`: installs the virtual IDT. The table must end with
 /// an entry whose address is 0.
-pub fn set_trap_table(traps: &[TrapInfo]) -> Result<(), XenError> {
+pub(crate) fn set_trap_table(traps: &[TrapInfo]) -> Result<(), XenError> {
     assert!(
         traps.last().is_some_and(|t| t.address == 0),
         "trap table lacks its terminator"
@@ -249,7 +249,7 @@ pub fn evtchn_bind_timer_virq() -> Result<u32, XenError> {
 
 /// `callback_op(CALLBACKOP_register)` for the event and failsafe callbacks;
 /// both run with event upcalls masked.
-pub fn register_callbacks(event: u64, failsafe: u64) -> Result<(), XenError> {
+pub(crate) fn register_callbacks(event: u64, failsafe: u64) -> Result<(), XenError> {
     for (kind, address) in [
         (callback::TYPE_EVENT, event),
         (callback::TYPE_FAILSAFE, failsafe),
@@ -341,7 +341,7 @@ pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> Result<(), XenError> {
 
 /// `grant_table_op(GNTTABOP_setup_table)` for this domain: the machine
 /// frame of its first (only) grant-table frame.
-pub fn gnttab_setup_one_frame() -> Result<u64, XenError> {
+pub(crate) fn gnttab_setup_one_frame() -> Result<u64, XenError> {
     let mut frame: u64 = 0;
     let mut arg = GnttabSetupTable {
         dom: xen::public::DOMID_SELF,

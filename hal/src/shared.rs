@@ -141,6 +141,15 @@ impl SharedRegion {
         (!base.is_null()).then_some(SharedRegion { base, len })
     }
 
+    /// The machine frame of page `n` (for granting it), if it has one.
+    pub fn page_mfn(&self, n: usize) -> Option<u64> {
+        if (n + 1) * PAGE_SIZE > self.len {
+            return None;
+        }
+        let va = self.page_address(n);
+        crate::mm::pfn_to_mfn((va.checked_sub(crate::VIRT_BASE)?) >> 12)
+    }
+
     /// Virtual address of page `n`.
     pub fn page_address(&self, n: usize) -> u64 {
         self.base as u64 + (n * PAGE_SIZE) as u64

@@ -27,7 +27,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     };
     clock::start(si, boot.console_evtchn, entry_tsc);
 
-    let Some(console_page) = mm::boot_mapped_page(boot.console_mfn, boot.nr_pages) else {
+    let Some(console_page) = mm::console_page() else {
         hypercall::sched_shutdown(ShutdownReason::Crash)
     };
     let level = match boot.cmdline.get("loglevel") {
@@ -49,7 +49,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         shut_down(ShutdownReason::Crash);
     }
 
-    init_core(&boot, start_info);
+    init_core(&boot);
 
     let (major, minor) = hypercall::xen_version();
     let extra = hypercall::xen_extraversion().unwrap_or_else(|e| {
@@ -115,9 +115,11 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
 }
 
 /// Brings up event delivery, the timer, the heap and the scheduler.
-fn init_core(boot: &BootInfo, start_info: &StartInfo) {
-    let heap = mm::boot_heap_region(start_info);
-    hal::heap::init(heap.start, heap.end);
+fn init_core(boot: &BootInfo) {
+    let Some(memory) = mm::init_memory() else {
+        die_with_message(format_args!("the boot memory was set up twice"))
+    };
+    let heap = memory.heap;
     debug!(
         "heap: {:#x}..{:#x} ({} KiB)",
         heap.start,
@@ -135,15 +137,14 @@ fn init_core(boot: &BootInfo, start_info: &StartInfo) {
     }
     let timer_port = hypercall::evtchn_bind_timer_virq()
         .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
-    let first_free_pfn = (heap.end - hal::VIRT_BASE) >> 12;
     let key = [
         hal::rdtsc().rotate_left(7) ^ 0x6a09_e667_f3bc_c908,
         now_ns() ^ 0xbb67_ae85_84ca_a73b,
     ];
-    if let Err(why) = crate::mm::pages::init(start_info, first_free_pfn, key) {
+    if let Err(why) = crate::mm::pages::init(memory.frames, key) {
         warn!("page binding unavailable: {why}");
     }
-    match mm::boot_mapped_page(boot.store_mfn, boot.nr_pages) {
+    match mm::store_page() {
         Some(page) if boot.store_evtchn != 0 => crate::xen::xenstore::init(page, boot.store_evtchn),
         _ => warn!("no xenstore ring in start_info: xenstore calls will fail"),
     }

@@ -118,7 +118,7 @@ fn grant_all(
 ) -> SysResult<Vec<u32>> {
     let mut grants = Vec::with_capacity(pages);
     for n in 0..pages {
-        match crate::mm::pages::grant_kernel_page(region.page_address(n), peer, readonly) {
+        match crate::mm::pages::grant_kernel_page(region, n, peer, readonly) {
             Ok(g) => grants.push(g),
             Err(e) => {
                 for g in grants {

@@ -16,26 +16,23 @@
 
 use crate::status::{SysError, SysResult};
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 use events::{EventId, Pid};
-use hal::mm;
+use hal::grants::{GrantError, GrantTable};
+use hal::mm::{self, Frame, FramePool};
 use log::warn;
 use spin::Mutex;
-use xen::public::{gnttab, pte, PAGE_SIZE};
+use xen::public::PAGE_SIZE;
 
 /// Process regions start at 4 GiB (L4 slot 0, L3 slot 4); each process slot
 /// gets one L1 table's worth: 2 MiB, 512 pages.
 pub const REGION_BASE: u64 = 4 << 30;
-const REGION_L3_INDEX: usize = 4;
+
 pub const REGION_PAGES: u64 = 512;
 /// Process regions there are: one per process slot (`proc` has as many).
 pub const MAX_REGIONS: usize = 16;
 const REGION_SIZE: u64 = REGION_PAGES * PAGE_SIZE as u64;
 /// Pages held at once, all processes.
 const MAX_PAGES: usize = 1024;
-/// Grant references this kernel hands out (one grant-table frame: 512
-/// entries, the first 8 reserved).
-const GRANT_REFS: u32 = 512;
 
 /// A page capability as processes hold it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +40,7 @@ pub struct PageCap(pub u64);
 
 struct PageEntry {
     owner: Pid,
-    pfn: u64,
-    mfn: u64,
+    frame: Frame,
     bound_at: Option<u64>,
     granted: Option<u32>,
     /// Completes when the kernel takes the page back.
@@ -58,38 +54,14 @@ struct Slot {
     page: Option<PageEntry>,
 }
 
-struct Grants {
-    table: hal::shared::SharedPage,
-    free: Vec<u32>,
-}
-
-impl Grants {
-    /// Fills a free entry: `peer` may map machine frame `mfn`.
-    fn grant(&mut self, mfn: u64, peer: u16, readonly: bool) -> SysResult<u32> {
-        let gref = self.free.pop().ok_or(SysError::Busy)?;
-        let at = gref as usize * gnttab::ENTRY_SIZE;
-        self.table
-            .store_u16(at + gnttab::ENTRY_DOMID, peer, Ordering::Relaxed);
-        self.table
-            .store_u32(at + gnttab::ENTRY_FRAME, mfn as u32, Ordering::Relaxed);
-        // Frame and domid must be visible before the entry becomes valid.
-        let flags = gnttab::GTF_PERMIT_ACCESS | if readonly { gnttab::GTF_READONLY } else { 0 };
-        self.table
-            .store_u16(at + gnttab::ENTRY_FLAGS, flags, Ordering::SeqCst);
-        Ok(gref)
-    }
-}
-
 pub struct Pages {
-    mfn_list: u64,
-    nr_pages: u64,
-    free_frames: Vec<u64>,
+    free_frames: FramePool,
     slots: Vec<Slot>,
     key: [u64; 2],
-    region_l2_mfn: u64,
+    region_l2: Frame,
     /// The L1 table of each process slot's region, once built.
-    region_l1: [Option<u64>; MAX_REGIONS],
-    grants: Option<Grants>,
+    region_l1: [Option<Frame>; MAX_REGIONS],
+    grants: Option<GrantTable>,
     next_seq: u64,
 }
 
@@ -114,60 +86,49 @@ fn tag(key: [u64; 2], index: usize, generation: u16) -> u32 {
     (x >> 32) as u32
 }
 
-const PT_FLAGS: u64 = pte::PRESENT | pte::WRITABLE | pte::USER | pte::ACCESSED;
-
-/// Sets up the frame pool and the region page tables. `first_free_pfn` is
-/// the first frame past the boot mapping.
-pub fn init(
-    si: &xen::public::StartInfo,
-    first_free_pfn: u64,
-    key: [u64; 2],
-) -> Result<(), &'static str> {
-    let mut free_frames: Vec<u64> = (first_free_pfn..si.nr_pages).rev().collect();
-    // The region's L2 table hangs under the boot L3 table.
-    let l4_pfn = (si.pt_base - hal::VIRT_BASE) >> 12;
-    let l4_mfn =
-        mm::pfn_to_mfn(si.mfn_list, si.nr_pages, l4_pfn).ok_or("no P2M entry for the L4 table")?;
-    let l4e = mm::boot_table_entry(l4_mfn, 0, si.nr_pages).ok_or("cannot read L4[0]")?;
-    if l4e & pte::PRESENT == 0 {
-        return Err("L4[0] not present");
-    }
-    let l3_mfn = (l4e & 0x000f_ffff_ffff_f000) >> 12;
-    if mm::boot_table_entry(l3_mfn, REGION_L3_INDEX, si.nr_pages)
-        .is_some_and(|e| e & pte::PRESENT != 0)
-    {
-        return Err("the process region's L3 slot is already in use");
-    }
-    let l2_pfn = free_frames
-        .pop()
+/// Sets up the frame pool and the region page tables over the frames hal
+/// handed out (every frame past the boot mapping).
+pub fn init(mut free_frames: FramePool, key: [u64; 2]) -> Result<(), &'static str> {
+    let l2 = free_frames
+        .take()
         .ok_or("no free frame for the region's L2 table")?;
-    let l2_mfn = mm::pfn_to_mfn(si.mfn_list, si.nr_pages, l2_pfn).ok_or("no P2M entry")?;
-    mm::zero_frame(l2_mfn).map_err(|_| "cannot zero the L2 table")?;
-    mm::set_table_entry(l3_mfn, REGION_L3_INDEX, l2_mfn, PT_FLAGS)
-        .map_err(|_| "mmu_update of L3 refused")?;
-
-    let grants = match hal::hypercall::gnttab_setup_one_frame().and_then(mm::map_grant_table) {
-        Ok(table) => Some(Grants {
-            table,
-            free: (gnttab::FIRST_FREE_REF..GRANT_REFS).rev().collect(),
-        }),
-        Err(e) => {
+    mm::zero(&l2).map_err(|_| "cannot zero the L2 table")?;
+    if let Err(e) = mm::attach_user_l2(REGION_BASE, &l2) {
+        free_frames.give_back(l2);
+        return Err(match e {
+            mm::TableError::SlotInUse => "the process region's L3 slot is already in use",
+            mm::TableError::BootTables => "cannot read the boot page tables",
+            mm::TableError::NotUser => "the process region is not a user address",
+            mm::TableError::Xen(_) => "mmu_update of L3 refused",
+        });
+    }
+    let grants = match GrantTable::set_up() {
+        Some(Ok(table)) => Some(table),
+        Some(Err(e)) => {
             warn!("grant table unavailable: {e}");
             None
         }
+        None => None,
     };
     *PAGES.lock() = Some(Pages {
-        mfn_list: si.mfn_list,
-        nr_pages: si.nr_pages,
         free_frames,
         slots: Vec::new(),
         key,
-        region_l2_mfn: l2_mfn,
-        region_l1: [None; MAX_REGIONS],
+        region_l2: l2,
+        region_l1: [const { None }; MAX_REGIONS],
         grants,
         next_seq: 0,
     });
     Ok(())
+}
+
+fn grant_error(e: GrantError) -> SysError {
+    match e {
+        GrantError::Full => SysError::Busy,
+        GrantError::BadPage => SysError::BadAddress,
+        GrantError::StillMapped => SysError::StillMapped,
+        GrantError::NotGranted => SysError::NotGranted,
+    }
 }
 
 impl Pages {
@@ -202,20 +163,19 @@ impl Pages {
     }
 
     /// The L1 table of a process slot's region, built on first use.
-    fn region_l1(&mut self, proc_slot: usize) -> SysResult<u64> {
-        if let Some(mfn) = self.region_l1[proc_slot] {
-            return Ok(mfn);
+    fn region_l1(&mut self, proc_slot: usize) -> SysResult<()> {
+        if self.region_l1[proc_slot].is_some() {
+            return Ok(());
         }
-        let pfn = self.free_frames.pop().ok_or(SysError::OutOfMemory)?;
-        let mfn = mm::pfn_to_mfn(self.mfn_list, self.nr_pages, pfn).ok_or(SysError::OutOfMemory)?;
-        let built = mm::zero_frame(mfn)
-            .and_then(|_| mm::set_table_entry(self.region_l2_mfn, proc_slot, mfn, PT_FLAGS));
+        let frame = self.free_frames.take().ok_or(SysError::OutOfMemory)?;
+        let built =
+            mm::zero(&frame).and_then(|_| mm::set_table_entry(&self.region_l2, proc_slot, &frame));
         if let Err(e) = built {
-            self.free_frames.push(pfn);
+            self.free_frames.give_back(frame);
             return Err(SysError::Hypervisor(e.0));
         }
-        self.region_l1[proc_slot] = Some(mfn);
-        Ok(mfn)
+        self.region_l1[proc_slot] = Some(frame);
+        Ok(())
     }
 
     /// Takes a page back: unmaps it, ends its grant if the peer let go, and
@@ -229,13 +189,13 @@ impl Pages {
         }
         let page = self.entry(index);
         if let Some(va) = page.bound_at.take() {
-            if let Err(e) = mm::unmap_page(va) {
+            if let Err(e) = mm::unmap_user(va) {
                 warn!("unmapping {va:#x} failed: {e}");
             }
         }
         let page = self.slots[index].page.take().expect("checked");
         self.slots[index].generation = self.slots[index].generation.wrapping_add(1);
-        self.free_frames.push(page.pfn);
+        self.free_frames.give_back(page.frame);
         Ok(page.revoked)
     }
 
@@ -264,20 +224,11 @@ impl Pages {
     }
 
     fn end_grant(&mut self, gref: u32) -> SysResult<()> {
-        let g = self.grants.as_mut().ok_or(SysError::NotGranted)?;
-        let flags_at = gref as usize * gnttab::ENTRY_SIZE + gnttab::ENTRY_FLAGS;
-        let flags = g.table.load_u16(flags_at, Ordering::SeqCst);
-        if flags & (gnttab::GTF_READING | gnttab::GTF_WRITING) != 0 {
-            return Err(SysError::StillMapped);
-        }
-        // Xen sets the reading/writing bits when the peer maps: clear the
-        // entry only if they are still clear at this very moment.
-        let found = g.table.cmpxchg_u16(flags_at, flags, 0);
-        if found != flags {
-            return Err(SysError::StillMapped);
-        }
-        g.free.push(gref);
-        Ok(())
+        self.grants
+            .as_mut()
+            .ok_or(SysError::NotGranted)?
+            .end(gref)
+            .map_err(grant_error)
     }
 }
 
@@ -303,21 +254,16 @@ pub fn alloc(pid: Pid, revoked: EventId) -> SysResult<(PageCap, Option<EventId>)
             }
             None => return Err(SysError::OutOfMemory),
         };
-        let pfn = p.free_frames.pop().ok_or(SysError::OutOfMemory)?;
-        let Some(mfn) = mm::pfn_to_mfn(p.mfn_list, p.nr_pages, pfn) else {
-            p.free_frames.push(pfn);
-            return Err(SysError::OutOfMemory);
-        };
-        if let Err(e) = mm::zero_frame(mfn) {
-            p.free_frames.push(pfn);
+        let frame = p.free_frames.take().ok_or(SysError::OutOfMemory)?;
+        if let Err(e) = mm::zero(&frame) {
+            p.free_frames.give_back(frame);
             return Err(SysError::Hypervisor(e.0));
         }
         let seq = p.next_seq;
         p.next_seq += 1;
         p.slots[index].page = Some(PageEntry {
             owner: pid,
-            pfn,
-            mfn,
+            frame,
             bound_at: None,
             granted: None,
             revoked,
@@ -352,8 +298,8 @@ pub fn bind(pid: Pid, proc_slot: usize, cap: PageCap, va: u64) -> SysResult<()> 
             return Err(SysError::BadAddress);
         }
         p.region_l1(proc_slot)?;
-        let mfn = p.entry(index).mfn;
-        mm::map_page(va, mfn, true).map_err(|e| SysError::Hypervisor(e.0))?;
+        let page = p.slots[index].page.as_ref().expect("checked");
+        mm::map_user(va, &page.frame, true).map_err(|e| SysError::Hypervisor(e.0))?;
         p.entry(index).bound_at = Some(va);
         Ok(())
     })
@@ -364,7 +310,7 @@ pub fn unbind(pid: Pid, cap: PageCap) -> SysResult<()> {
     with_pages(|p| {
         let index = p.check(pid, cap)?;
         let va = p.entry(index).bound_at.ok_or(SysError::NotBound)?;
-        mm::unmap_page(va).map_err(|e| SysError::Hypervisor(e.0))?;
+        mm::unmap_user(va).map_err(|e| SysError::Hypervisor(e.0))?;
         p.entry(index).bound_at = None;
         Ok(())
     })
@@ -398,11 +344,12 @@ pub fn copy(
         if offset.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
             return Err(SysError::BadAddress);
         }
+        let at = va + offset as u64;
         if let Some(out) = out {
-            mm::copy_from_bound(va + offset as u64, out);
+            mm::copy_from_user(at, out).map_err(|_| SysError::BadAddress)?;
         }
         if let Some(data) = data {
-            mm::copy_to_bound(va + offset as u64, data);
+            mm::copy_to_user(at, data).map_err(|_| SysError::BadAddress)?;
         }
         Ok(())
     })
@@ -416,29 +363,34 @@ pub fn grant(pid: Pid, cap: PageCap, peer: u16, readonly: bool) -> SysResult<u32
         if p.entry(index).granted.is_some() {
             return Err(SysError::AlreadyGranted);
         }
-        let mfn = p.entry(index).mfn;
-        let gref = p
-            .grants
+        let Pages { slots, grants, .. } = p;
+        let page = slots[index].page.as_ref().expect("checked");
+        let gref = grants
             .as_mut()
             .ok_or(SysError::ServiceBroken)?
-            .grant(mfn, peer, readonly)?;
+            .grant_frame(&page.frame, peer, readonly)
+            .map_err(grant_error)?;
         p.entry(index).granted = Some(gref);
         Ok(gref)
     })
 }
 
-/// Grants domain `peer` access to a kernel heap page at `va` (a vchan's
-/// pages); returns the grant reference. The kernel keeps such pages for
-/// its life; a channel offered again ends the old grants first
-/// ([`end_kernel_grant`]).
-pub fn grant_kernel_page(va: u64, peer: u16, readonly: bool) -> SysResult<u32> {
+/// Grants domain `peer` access to page `n` of a kernel region (a vchan's
+/// or the network device's pages); returns the grant reference. The kernel
+/// keeps such pages for its life; a channel offered again ends the old
+/// grants first ([`end_kernel_grant`]).
+pub fn grant_kernel_page(
+    region: &hal::shared::SharedRegion,
+    n: usize,
+    peer: u16,
+    readonly: bool,
+) -> SysResult<u32> {
     with_pages(|p| {
-        let pfn = va.checked_sub(hal::VIRT_BASE).ok_or(SysError::BadAddress)? >> 12;
-        let mfn = mm::pfn_to_mfn(p.mfn_list, p.nr_pages, pfn).ok_or(SysError::BadAddress)?;
         p.grants
             .as_mut()
             .ok_or(SysError::ServiceBroken)?
-            .grant(mfn, peer, readonly)
+            .grant_region_page(region, n, peer, readonly)
+            .map_err(grant_error)
     })
 }
 
@@ -477,7 +429,7 @@ pub fn release_all(pid: Pid) {
                 vas.push(va);
             }
         }
-        if let Err(e) = mm::unmap_pages(&vas) {
+        if let Err(e) = mm::unmap_user_pages(&vas) {
             warn!("unmapping the pages of exited pid {} failed: {e}", pid.0);
         }
         for index in 0..p.slots.len() {

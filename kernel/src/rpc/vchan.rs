@@ -83,7 +83,7 @@ impl ServerPages {
         let pages = self.count();
         let mut grants = Vec::with_capacity(pages);
         for n in (1..pages).chain([0]) {
-            match crate::mm::pages::grant_kernel_page(self.region.page_address(n), client, false) {
+            match crate::mm::pages::grant_kernel_page(&self.region, n, client, false) {
                 Ok(g) => grants.push(g),
                 Err(e) => {
                     // Nobody has seen these yet: end them at once.
