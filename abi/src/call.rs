@@ -1,0 +1,162 @@
+//! The call numbers.
+
+/// A system call, by number (`rax` at `syscall`). Arguments and results
+/// are listed as `args -> results`; a buffer is `(ptr, len)`.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Call {
+    /// `() -> pid`.
+    Pid = 0,
+    /// `() -> ns`: the kernel's clock (Xen system time, monotonic).
+    Time = 1,
+    /// `() -> (seconds, nanoseconds)` since the Unix epoch.
+    WallClock = 2,
+    /// `(code) -> !`: ends the calling program.
+    Exit = 3,
+    /// `(text ptr, len) -> ()`: a line on the console, tagged with the pid.
+    Print = 4,
+    /// `(deadline ns) -> event`: completes at the deadline with the time.
+    Beep = 5,
+    /// `(tree ptr, elements, out ptr, out capacity) -> completed leaves`:
+    /// waits until the tree's root completes; the ids of the leaves that
+    /// had completed are written to `out` (up to its capacity).
+    Block = 6,
+    /// `(event, buf ptr, buf len) -> (event status, value)`: see
+    /// [`crate::retire`]. A buffer too small for the bytes is
+    /// [`crate::Status::BufferTooSmall`] with the length needed in result 1,
+    /// and the event stays.
+    Retire = 7,
+    /// `(event) -> ()`: a later completion is ignored; retiring it says
+    /// [`crate::Status::Cancelled`].
+    Cancel = 8,
+    /// `(name ptr, len, args ptr, len) -> (pid, exit event)`: starts a
+    /// program of the boot archive with NUL-separated arguments; the exit
+    /// event completes with its exit status (a word), or
+    /// [`crate::Status::Faulted`] with the vector in the word.
+    Spawn = 9,
+    /// `() -> (cap, revoked event)`: a zeroed page.
+    PageAlloc = 10,
+    /// `(cap, va) -> ()`: maps the page at a page-aligned address of the
+    /// heap region.
+    PageBind = 11,
+    /// `(cap) -> ()`.
+    PageUnbind = 12,
+    /// `(cap) -> ()`: gives the page back; its revoked event completes.
+    PageFree = 13,
+    /// `(cap, peer domid, readonly) -> grant ref`.
+    PageGrant = 14,
+    /// `(cap) -> ()`.
+    PageUngrant = 15,
+    /// `(path ptr, len, tx) -> event` (bytes).
+    XsRead = 16,
+    /// `(path ptr, len, value ptr, len, tx) -> event`.
+    XsWrite = 17,
+    /// `(path ptr, len, tx) -> event` (NUL-separated names).
+    XsDirectory = 18,
+    /// `(path ptr, len, tx) -> event`.
+    XsRm = 19,
+    /// `() -> event` (the transaction id, a word).
+    XsTransactionStart = 20,
+    /// `(tx, commit) -> event`.
+    XsTransactionEnd = 21,
+    /// `(path ptr, len) -> (watch, event)`.
+    XsWatch = 22,
+    /// `(watch) -> event` (the fired path, bytes).
+    XsWatchNext = 23,
+    /// `(watch) -> event`.
+    XsUnwatch = 24,
+    /// `(remote domid) -> port`.
+    EvtchnAllocUnbound = 25,
+    /// `(remote domid, remote port) -> port`.
+    EvtchnBindInterdomain = 26,
+    /// `(port) -> ()`.
+    EvtchnNotify = 27,
+    /// `(port) -> event` (notifications covered, a word).
+    EvtchnWait = 28,
+    /// `(port) -> ()`.
+    EvtchnClose = 29,
+    /// `() -> event`: the RPC daemon answers.
+    Ping = 30,
+    /// `(len) -> event` (bytes from dom0).
+    Random = 31,
+    /// `(path ptr, len, offset, count) -> event` (bytes).
+    FileRead = 32,
+    /// `(path ptr, len, offset, data ptr, len, truncate) -> event` (bytes written).
+    FileWrite = 33,
+    /// `(path ptr, len) -> event` (kind u8, perm u16, size u64, mtime s i64, ns u32).
+    FileInfo = 34,
+    /// `(path ptr, len, cursor) -> event` (a done byte, then NUL-terminated names).
+    DirList = 35,
+    /// `(path ptr, len) -> event`.
+    DirCreate = 36,
+    /// `(path ptr, len) -> event`.
+    Remove = 37,
+    /// `(out ptr, len) -> bytes written`: the kernel's counters, as
+    /// little-endian u64s (see `ethos::stats`).
+    KernelStats = 38,
+}
+
+impl Call {
+    /// The call with number `n`, if there is one.
+    pub fn from_number(n: u64) -> Option<Call> {
+        use Call::*;
+        const ALL: [Call; 39] = [
+            Pid,
+            Time,
+            WallClock,
+            Exit,
+            Print,
+            Beep,
+            Block,
+            Retire,
+            Cancel,
+            Spawn,
+            PageAlloc,
+            PageBind,
+            PageUnbind,
+            PageFree,
+            PageGrant,
+            PageUngrant,
+            XsRead,
+            XsWrite,
+            XsDirectory,
+            XsRm,
+            XsTransactionStart,
+            XsTransactionEnd,
+            XsWatch,
+            XsWatchNext,
+            XsUnwatch,
+            EvtchnAllocUnbound,
+            EvtchnBindInterdomain,
+            EvtchnNotify,
+            EvtchnWait,
+            EvtchnClose,
+            Ping,
+            Random,
+            FileRead,
+            FileWrite,
+            FileInfo,
+            DirList,
+            DirCreate,
+            Remove,
+            KernelStats,
+        ];
+        ALL.get(usize::try_from(n).ok()?).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Call;
+
+    #[test]
+    fn numbers_round_trip_and_unknown_ones_are_none() {
+        for n in 0..39u64 {
+            let call = Call::from_number(n).expect("known");
+            assert_eq!(call as u64, n);
+        }
+        assert_eq!(Call::from_number(39), None);
+        assert_eq!(Call::from_number(u64::MAX), None);
+    }
+}
