@@ -268,31 +268,91 @@ impl Segment {
 
     /// How to fill each page of [`pages`](Self::pages), in order: pages wholly in the
     /// bss get an empty `src`; the page holding the file's tail gets only the bytes up to
-    /// `filesz`, so the bss part of it is zero.
-    pub fn page_fills(&self) -> impl Iterator<Item = PageFill> + '_ {
-        let pages = self.pages();
+    /// `filesz`, so the bss part of it is zero. Any page can be asked for directly
+    /// (`nth`, from either end) without walking the ones before it.
+    pub fn page_fills(&self) -> PageFills {
+        PageFills {
+            segment: *self,
+            front: 0,
+            back: self.page_count(),
+        }
+    }
+
+    /// How to fill page `i` (counted from the segment's first page).
+    fn fill(&self, i: u64) -> PageFill {
+        let page = self
+            .pages()
+            .start
+            .saturating_add(i.saturating_mul(PAGE_SIZE));
+        let page_end = page.saturating_add(PAGE_SIZE);
         let file_end = self.vaddr.saturating_add(self.filesz);
         let file_range = self.file_range();
-        (0..self.page_count()).map(move |i| {
-            let page = pages.start.saturating_add(i.saturating_mul(PAGE_SIZE));
-            let page_end = page.saturating_add(PAGE_SIZE);
-            // The part of this page backed by the file: [max(page, vaddr), min(page_end,
-            // vaddr + filesz)); empty when the page is past the file bytes.
-            let from = page.max(self.vaddr);
-            let to = page_end.min(file_end).max(from);
-            let offset_in_page = usize::try_from(from.saturating_sub(page)).unwrap_or(0);
-            let skip = usize::try_from(from.saturating_sub(self.vaddr)).unwrap_or(usize::MAX);
-            let len = usize::try_from(to.saturating_sub(from)).unwrap_or(0);
-            let start = file_range.start.saturating_add(skip).min(file_range.end);
-            let src = start..start.saturating_add(len).min(file_range.end);
-            PageFill {
-                page,
-                offset_in_page,
-                src,
-            }
-        })
+        // The part of this page backed by the file: [max(page, vaddr), min(page_end,
+        // vaddr + filesz)); empty when the page is past the file bytes.
+        let from = page.max(self.vaddr);
+        let to = page_end.min(file_end).max(from);
+        let offset_in_page = usize::try_from(from.saturating_sub(page)).unwrap_or(0);
+        let skip = usize::try_from(from.saturating_sub(self.vaddr)).unwrap_or(usize::MAX);
+        let len = usize::try_from(to.saturating_sub(from)).unwrap_or(0);
+        let start = file_range.start.saturating_add(skip).min(file_range.end);
+        let src = start..start.saturating_add(len).min(file_range.end);
+        PageFill {
+            page,
+            offset_in_page,
+            src,
+        }
     }
 }
+
+/// The iterator of [`Segment::page_fills`]: one [`PageFill`] per page, computed on
+/// demand (a large bss costs no memory here).
+#[derive(Clone, Debug)]
+pub struct PageFills {
+    segment: Segment,
+    /// Index of the next page from the front.
+    front: u64,
+    /// One past the index of the next page from the back.
+    back: u64,
+}
+
+impl Iterator for PageFills {
+    type Item = PageFill;
+
+    fn next(&mut self) -> Option<PageFill> {
+        if self.front >= self.back {
+            return None;
+        }
+        let fill = self.segment.fill(self.front);
+        self.front = self.front.saturating_add(1);
+        Some(fill)
+    }
+
+    fn nth(&mut self, n: usize) -> Option<PageFill> {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        self.front = self.front.saturating_add(n).min(self.back);
+        self.next()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // A plan's pages are at most `max_bytes / PAGE_SIZE`, far below `usize::MAX`.
+        let n = usize::try_from(self.back.saturating_sub(self.front)).unwrap_or(usize::MAX);
+        (n, Some(n))
+    }
+}
+
+impl DoubleEndedIterator for PageFills {
+    fn next_back(&mut self) -> Option<PageFill> {
+        if self.front >= self.back {
+            return None;
+        }
+        self.back = self.back.saturating_sub(1);
+        Some(self.segment.fill(self.back))
+    }
+}
+
+impl ExactSizeIterator for PageFills {}
+
+impl core::iter::FusedIterator for PageFills {}
 
 /// What to map for a program, checked against the image, the user range and the limits.
 /// Only [`plan`] makes one.
@@ -618,6 +678,15 @@ mod tests {
                 src: 0x1008..0x1008,
             },
         ];
-        assert!(s.page_fills().eq(fills));
+        assert!(s.page_fills().eq(fills.clone()));
+        assert!(s.page_fills().rev().eq(fills.clone().into_iter().rev()));
+        assert_eq!(s.page_fills().len(), 3);
+        assert_eq!(s.page_fills().nth(2), Some(fills[2].clone()));
+        assert_eq!(s.page_fills().nth(3), None);
+        let mut it = s.page_fills();
+        assert_eq!(it.next_back(), Some(fills[2].clone()));
+        assert_eq!(it.nth(1), Some(fills[1].clone()));
+        assert_eq!(it.next(), None);
+        assert_eq!(it.next_back(), None);
     }
 }

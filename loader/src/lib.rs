@@ -54,5 +54,5 @@ pub mod elf;
 
 pub use archive::{entries, find, ArchiveError, Entries, Entry, Kind};
 pub use elf::{
-    plan, ElfError, Flags, Limits, LoadPlan, PageFill, Segment, MAX_SEGMENTS, PAGE_SIZE,
+    plan, ElfError, Flags, Limits, LoadPlan, PageFill, PageFills, Segment, MAX_SEGMENTS, PAGE_SIZE,
 };
