@@ -37,9 +37,12 @@
 //! starts at [`LoadPlan::entry`], which lies in file-backed bytes of an executable
 //! segment.
 //!
-//! Copying (never mapping the boot module's own frames) keeps the module read-only and
-//! lets it be freed after loading; it is also why only page congruence (`vaddr ≡ offset`
-//! mod 4096), not the ELF `p_align`, matters here.
+//! Copying into fresh frames keeps the boot module read-only and lets it be freed once
+//! programs are loaded. Page congruence (`vaddr ≡ offset` mod 4096) is still required,
+//! as every ELF loader requires it: it is what lets a kernel instead map a file page
+//! straight into a read-only segment, and it is what every linker emits. The ELF
+//! `p_align` (often 2 MiB) says nothing more that a 4 KiB-page loader needs, so it is
+//! not read.
 
 use core::fmt;
 use core::ops::Range;
@@ -74,7 +77,7 @@ const PF_X: u32 = 1;
 const PF_W: u32 = 2;
 const PF_R: u32 = 4;
 
-/// How big a program may be. The defaults fit a kernel that hands a program a few MiB.
+/// How big a program may be. The defaults: [`MAX_SEGMENTS`] segments, 64 MiB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// At most this many `PT_LOAD` segments (values above [`MAX_SEGMENTS`] count as it).

@@ -14,6 +14,30 @@
 //!    stack, and starts the program at [`LoadPlan::entry`] (the module docs of [`elf`]
 //!    say this in full).
 //!
+//! ```
+//! use loader::{Limits, PAGE_SIZE};
+//!
+//! /// The user half of an x86-64 PV guest, page 0 left out so null stays a fault.
+//! const USER: core::ops::Range<u64> = PAGE_SIZE..0x0000_8000_0000_0000;
+//!
+//! fn spawn(module: &[u8], name: &str) -> Result<u64, &'static str> {
+//!     let image = loader::find(module, name).map_err(|_| "no such program")?;
+//!     let plan = loader::plan(image, USER, Limits::default()).map_err(|_| "bad image")?;
+//!     for segment in plan.segments() {
+//!         for fill in segment.page_fills() {
+//!             let mut frame = [0u8; PAGE_SIZE as usize]; // a fresh, zeroed frame
+//!             let bytes = &image[fill.src.clone()];
+//!             frame[fill.offset_in_page..fill.offset_in_page + bytes.len()]
+//!                 .copy_from_slice(bytes);
+//!             // map `frame` at `fill.page` with `segment.flags`
+//!         }
+//!     }
+//!     Ok(plan.entry())
+//! }
+//!
+//! assert_eq!(spawn(&[], "init"), Err("no such program"));
+//! ```
+//!
 //! Both inputs are hostile: the module is whatever the domain's config named, the image
 //! whatever was put in the archive. Every malformed input is a named error
 //! ([`ArchiveError`], [`ElfError`]), never a panic and never a loop longer than the input.
