@@ -30,10 +30,12 @@ pub enum Call {
     /// `(event) -> ()`: a later completion is ignored; retiring it says
     /// [`crate::Status::Cancelled`].
     Cancel = 8,
-    /// `(name ptr, len, args ptr, len) -> (pid, exit event)`: starts a
-    /// program of the boot archive with NUL-separated arguments; the exit
+    /// `(name ptr, len, args ptr, len, rights) -> (pid, exit event)`:
+    /// starts a program of the boot archive with NUL-separated arguments
+    /// and the [`crate::rights`] given (at most the caller's); the exit
     /// event completes with its exit status (a word), or
-    /// [`crate::Status::Faulted`] with the vector in the word.
+    /// [`crate::Status::Faulted`] with the vector in the word. Needs
+    /// [`crate::rights::SPAWN`].
     Spawn = 9,
     /// `() -> (cap, revoked event)`: a zeroed page.
     PageAlloc = 10,

@@ -85,6 +85,23 @@ impl WaitElement {
     pub const SIZE: usize = 16;
 }
 
+/// What a program may do beyond the ordinary calls: given at spawn (a
+/// child gets at most its parent's), never by default. The ordinary calls
+/// (time, print, events, its own pages, reading xenstore, RPCs to the
+/// daemon) need none.
+pub mod rights {
+    /// [`crate::Call::Spawn`].
+    pub const SPAWN: u32 = 1 << 0;
+    /// Writing, removing and setting permissions in xenstore.
+    pub const XENSTORE_WRITE: u32 = 1 << 1;
+    /// Granting pages and binding event channels to other domains.
+    pub const FOREIGN: u32 = 1 << 2;
+    /// Device calls: network attach and bring-up, vchan offers.
+    pub const DEVICES: u32 = 1 << 3;
+    /// Everything: the first program (`ethos.init`) gets this.
+    pub const ALL: u32 = SPAWN | XENSTORE_WRITE | FOREIGN | DEVICES;
+}
+
 /// What [`Call::Retire`] reports in its results: result 0 is the event's
 /// own status ([`Status`] code in the low 32 bits; for [`Status::Remote`]
 /// the peer's errno in the high 32 bits), result 1 is the value: a word

@@ -70,6 +70,11 @@ pub enum Status {
     // --- deferred work ---
     /// A deferred-work source number is outside the configured range.
     UnknownSource,
+
+    // --- processes ---
+    /// The process the event watched ended by a fault (its exit event
+    /// carries the vector as its word).
+    Faulted,
 }
 
 impl Status {
@@ -104,6 +109,7 @@ impl Status {
             Status::SecondTree => "process already has a wait tree",
             Status::NotBlocked => "process has no wait tree",
             Status::UnknownSource => "unknown deferred-work source",
+            Status::Faulted => "process faulted",
         }
     }
 }

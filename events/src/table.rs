@@ -578,6 +578,24 @@ impl EventTable {
         }
     }
 
+    /// How many bytes retiring `id` would hand back (0 for a value that
+    /// is not bytes), so a caller can size its buffer first and nothing is
+    /// lost to a buffer too small.
+    ///
+    /// Errors: as [`EventTable::retire`].
+    pub fn value_len(&self, pid: Pid, id: EventId) -> Result<usize, Status> {
+        let slot = self.owned_slot(pid, id)?;
+        match &self.slots[slot as usize].state {
+            State::Complete {
+                value: Value::Bytes(b),
+                ..
+            } => Ok(b.len()),
+            State::Complete { .. } | State::Cancelled => Ok(0),
+            State::Pending => Err(Status::NotComplete),
+            State::Free => Err(Status::UnknownEvent),
+        }
+    }
+
     /// The state of `id`, for `pid`.
     ///
     /// Errors: [`Status::UnknownEvent`], [`Status::NotOwner`].

@@ -10,8 +10,8 @@ use core::fmt;
 use xen::public::{
     callback, evtchnop, gnttab, hypercall as nr, schedop, vcpuop, virq, xenver, CallbackRegister,
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq, EvtchnPort, EvtchnSend,
-    GnttabSetupTable, MmuUpdate, MulticallEntry, SchedPoll, SchedShutdown, ShutdownReason,
-    TrapInfo,
+    GnttabSetupTable, MmuUpdate, MmuextOp, MulticallEntry, SchedPoll, SchedShutdown,
+    ShutdownReason, TrapInfo,
 };
 
 extern "C" {
@@ -247,12 +247,13 @@ pub fn evtchn_bind_timer_virq() -> Result<u32, XenError> {
     Ok(arg.port)
 }
 
-/// `callback_op(CALLBACKOP_register)` for the event and failsafe callbacks;
-/// both run with event upcalls masked.
-pub(crate) fn register_callbacks(event: u64, failsafe: u64) -> Result<(), XenError> {
+/// `callback_op(CALLBACKOP_register)` for the event, failsafe and syscall
+/// callbacks; all run with event upcalls masked.
+pub(crate) fn register_callbacks(event: u64, failsafe: u64, syscall: u64) -> Result<(), XenError> {
     for (kind, address) in [
         (callback::TYPE_EVENT, event),
         (callback::TYPE_FAILSAFE, failsafe),
+        (callback::TYPE_SYSCALL, syscall),
     ] {
         let arg = CallbackRegister {
             kind,
@@ -272,6 +273,36 @@ pub(crate) fn register_callbacks(event: u64, failsafe: u64) -> Result<(), XenErr
         })?;
     }
     Ok(())
+}
+
+/// `stack_switch(ss, sp)`: the stack every entry from user mode (system
+/// call, trap, upcall) lands on; Xen writes its frame ending at `sp`.
+pub(crate) fn stack_switch(ss: u16, sp: u64) -> Result<(), XenError> {
+    // SAFETY: takes plain values; the caller passes the top of a stack that
+    // stays allocated (a static).
+    check(unsafe { hypercall5(nr::STACK_SWITCH, ss as u64, sp, 0, 0, 0) }).map(drop)
+}
+
+/// `mmuext_op(ops)` for this domain.
+///
+/// # Safety
+/// Changing roots or pins can pull memory from under live references: the
+/// caller guarantees every root it loads maps the kernel as the boot root
+/// does, and that nothing it unpins is still in use.
+pub(crate) unsafe fn mmuext(ops: &[MmuextOp]) -> Result<(), XenError> {
+    // SAFETY: the slice is live for the call; the effect is the caller's
+    // guarantee above.
+    check(unsafe {
+        hypercall5(
+            nr::MMUEXT_OP,
+            ops.as_ptr() as u64,
+            ops.len() as u64,
+            0,
+            xen::public::DOMID_SELF as u64,
+            0,
+        )
+    })
+    .map(drop)
 }
 
 /// `set_timer_op(deadline)`: one-shot VIRQ_TIMER at absolute system time

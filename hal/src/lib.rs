@@ -43,6 +43,8 @@ pub mod traps;
 #[cfg(target_os = "none")]
 pub mod upcall;
 #[cfg(target_os = "none")]
+pub mod user;
+#[cfg(target_os = "none")]
 mod vcpu;
 #[cfg(target_os = "none")]
 pub use vcpu::{map_shared_info, rdtsc, shared_info, vcpu_cr2, VIRT_BASE};

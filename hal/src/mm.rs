@@ -406,3 +406,370 @@ pub fn copy_to_user(va: u64, data: &[u8]) -> Result<(), XenError> {
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) };
     Ok(())
 }
+
+/// The user half of a process's address space: L4 slots 1 to 255. Slot 0
+/// holds the kernel (in the kernel root only); Xen owns the upper half.
+pub const USER_HALF: Range<u64> = 512 << 30..0x0000_8000_0000_0000;
+/// The part of the user half this kernel builds tables for: L4 slot 1.
+const USER_SLOT: usize = 1;
+
+/// Zeroes `frame` and copies `bytes` into it at `offset`: a page of a
+/// program's image, its arguments, a table's first entries.
+pub fn fill(frame: &Frame, offset: usize, bytes: &[u8]) -> Result<(), XenError> {
+    if offset
+        .checked_add(bytes.len())
+        .is_none_or(|end| end > PAGE_SIZE)
+    {
+        return Err(XenError(-22));
+    }
+    let va = core::ptr::addr_of_mut!(SCRATCH_SLOT) as u64;
+    // SAFETY: as `zero`: the scratch slot is used only here and in `zero`,
+    // on one vCPU, and never referenced.
+    unsafe { update_va_mapping(va, (frame.mfn << PAGE_SHIFT) | KERNEL_RW, uvmf::INVLPG)? };
+    // SAFETY: the slot maps the frame, writable, 4096 bytes; the frame is
+    // not kernel memory (a `Frame`), and no reference to it is formed:
+    // raw writes only, within the page (checked above).
+    unsafe {
+        core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE);
+        core::ptr::copy_nonoverlapping(bytes.as_ptr(), (va as *mut u8).add(offset), bytes.len());
+    }
+    // SAFETY: as above; the frame is left unmapped.
+    unsafe { update_va_mapping(va, 0, uvmf::INVLPG) }
+}
+
+/// What a user page allows besides reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perms {
+    pub writable: bool,
+    pub executable: bool,
+}
+
+/// The mfn of the root the domain builder made (the kernel's own tables).
+fn boot_root_mfn() -> Option<u64> {
+    pfn_to_mfn((start_info().pt_base - VIRT_BASE) >> PAGE_SHIFT)
+}
+
+/// The id of the address space whose roots are loaded (0: the boot root,
+/// no user root).
+static ACTIVE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+/// Whether a user root is loaded (entering user mode without one would
+/// crash the domain).
+pub(crate) fn user_root_loaded() -> bool {
+    ACTIVE.load(core::sync::atomic::Ordering::Relaxed) != 0
+}
+
+fn mmuext_op(cmd: u32, mfn: u64) -> MmuextOp {
+    MmuextOp {
+        cmd,
+        arg1: mfn,
+        arg2: 0,
+    }
+}
+
+/// Loads the boot root and clears the user root: no process's memory is
+/// reachable afterwards.
+pub fn activate_kernel_only() -> Result<(), XenError> {
+    let root = boot_root_mfn().ok_or(XenError(-22))?;
+    let ops = [
+        mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, root),
+        mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, 0),
+    ];
+    // SAFETY: the boot root maps the kernel (it is the one we booted on).
+    unsafe { crate::hypercall::mmuext(&ops)? };
+    ACTIVE.store(0, core::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Why an address space could not be built or changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpaceError {
+    /// No free frame for a table.
+    OutOfFrames,
+    /// The address is not a page of the user half this kernel maps.
+    NotUser,
+    Xen(XenError),
+}
+
+impl From<XenError> for SpaceError {
+    fn from(e: XenError) -> Self {
+        SpaceError::Xen(e)
+    }
+}
+
+/// A process's address space: its own pinned roots, a kernel root (the
+/// kernel's slot 0 plus the user tables in slot 1, so the kernel reaches
+/// the process's pages at their user addresses) and a user root (slot 1
+/// only: the kernel is simply absent from it), and the tables under slot 1.
+/// Every table is a pool [`Frame`]; [`AddressSpace::destroy`] gives them
+/// all back.
+pub struct AddressSpace {
+    id: u64,
+    kernel_l4: Frame,
+    user_l4: Frame,
+    l3: Frame,
+    l2: alloc::collections::BTreeMap<usize, Frame>,
+    l1: alloc::collections::BTreeMap<(usize, usize), Frame>,
+}
+
+const USER_TABLE: u64 = TABLE_FLAGS;
+
+impl AddressSpace {
+    /// Builds and pins the two roots over an empty L3 (3 frames).
+    pub fn new(pool: &mut FramePool) -> Result<AddressSpace, SpaceError> {
+        let root = boot_root_mfn().ok_or(SpaceError::Xen(XenError(-22)))?;
+        let mut frames = Vec::new();
+        for _ in 0..3 {
+            match pool.take() {
+                Some(f) => frames.push(f),
+                None => {
+                    frames.into_iter().for_each(|f| pool.give_back(f));
+                    return Err(SpaceError::OutOfFrames);
+                }
+            }
+        }
+        let l3 = frames.pop().expect("three frames");
+        let user_l4 = frames.pop().expect("three frames");
+        let kernel_l4 = frames.pop().expect("three frames");
+        let built = (|| {
+            // The kernel root: the boot root's lower-half entries (the
+            // kernel's slot 0), then the user L3 in slot 1. Xen adds its own
+            // upper-half slots when it validates the root.
+            let mut kernel = [0u8; PAGE_SIZE];
+            for i in 0..256 {
+                if i == USER_SLOT {
+                    continue;
+                }
+                let e = boot_table_entry(root, i).ok_or(XenError(-22))?;
+                kernel[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
+            }
+            let slot1 = (l3.mfn << PAGE_SHIFT) | USER_TABLE;
+            kernel[USER_SLOT * 8..USER_SLOT * 8 + 8].copy_from_slice(&slot1.to_le_bytes());
+            fill(&kernel_l4, 0, &kernel)?;
+            fill(&user_l4, USER_SLOT * 8, &slot1.to_le_bytes())?;
+            fill(&l3, 0, &[])?;
+            let ops = [
+                mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, kernel_l4.mfn),
+                mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn),
+            ];
+            // SAFETY: pinning types the new roots; it loads nothing and
+            // changes no mapping in use.
+            unsafe { crate::hypercall::mmuext(&ops) }
+        })();
+        if let Err(e) = built {
+            // Nothing was pinned (the pins are the last step and Xen does
+            // both or fails the call): the frames are plain pages again.
+            for f in [kernel_l4, user_l4, l3] {
+                pool.give_back(f);
+            }
+            return Err(SpaceError::Xen(e));
+        }
+        Ok(AddressSpace {
+            id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
+            kernel_l4,
+            user_l4,
+            l3,
+            l2: alloc::collections::BTreeMap::new(),
+            l1: alloc::collections::BTreeMap::new(),
+        })
+    }
+
+    fn indices(va: u64) -> Result<(usize, usize, usize), SpaceError> {
+        if !USER_HALF.contains(&va)
+            || !va.is_multiple_of(PAGE_SIZE as u64)
+            || (va >> 39) as usize & 511 != USER_SLOT
+        {
+            return Err(SpaceError::NotUser);
+        }
+        Ok((
+            (va >> 30) as usize & 511,
+            (va >> 21) as usize & 511,
+            (va >> 12) as usize & 511,
+        ))
+    }
+
+    fn entry_ptr(table: &Frame, index: usize) -> u64 {
+        ((table.mfn << PAGE_SHIFT) + index as u64 * 8) | MMU_NORMAL_PT_UPDATE
+    }
+
+    /// Maps `frame` at the user address `va` with `perms` (readable always,
+    /// user-accessible), building the L2 and L1 tables on the way from
+    /// `pool`. All entries go to Xen in one `mmu_update`.
+    pub fn map(
+        &mut self,
+        pool: &mut FramePool,
+        va: u64,
+        frame: &Frame,
+        perms: Perms,
+    ) -> Result<(), SpaceError> {
+        let (i3, i2, i1) = Self::indices(va)?;
+        let mut reqs: Vec<MmuUpdate> = Vec::with_capacity(3);
+        let mut new_l2 = None;
+        let mut new_l1 = None;
+        if !self.l2.contains_key(&i3) {
+            let t = pool.take().ok_or(SpaceError::OutOfFrames)?;
+            if let Err(e) = zero(&t) {
+                pool.give_back(t);
+                return Err(e.into());
+            }
+            reqs.push(MmuUpdate {
+                ptr: Self::entry_ptr(&self.l3, i3),
+                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
+            });
+            new_l2 = Some(t);
+        }
+        if !self.l1.contains_key(&(i3, i2)) {
+            let Some(t) = pool.take() else {
+                if let Some(t) = new_l2 {
+                    pool.give_back(t);
+                }
+                return Err(SpaceError::OutOfFrames);
+            };
+            if let Err(e) = zero(&t) {
+                pool.give_back(t);
+                if let Some(t) = new_l2 {
+                    pool.give_back(t);
+                }
+                return Err(e.into());
+            }
+            let l2 = new_l2.as_ref().or(self.l2.get(&i3)).expect("an L2 table");
+            reqs.push(MmuUpdate {
+                ptr: Self::entry_ptr(l2, i2),
+                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
+            });
+            new_l1 = Some(t);
+        }
+        let l1 = new_l1
+            .as_ref()
+            .or(self.l1.get(&(i3, i2)))
+            .expect("an L1 table");
+        let mut flags = pte::PRESENT | pte::USER | pte::ACCESSED;
+        if perms.writable {
+            flags |= pte::WRITABLE | pte::DIRTY;
+        }
+        if !perms.executable {
+            flags |= pte::NX;
+        }
+        reqs.push(MmuUpdate {
+            ptr: Self::entry_ptr(l1, i1),
+            val: (frame.mfn << PAGE_SHIFT) | flags,
+        });
+        // SAFETY: every entry is in this space's own tables (pool frames,
+        // user half only) and maps a pool frame: no kernel mapping changes.
+        // Xen validates each entry and applies them in order.
+        if let Err(e) = unsafe { mmu_update(&reqs) } {
+            // Xen stops at the first bad entry; a table it already hung
+            // stays typed, so keep it rather than reuse a typed frame.
+            if let Some(t) = new_l2 {
+                self.l2.insert(i3, t);
+            }
+            if let Some(t) = new_l1 {
+                self.l1.insert((i3, i2), t);
+            }
+            return Err(e.into());
+        }
+        if let Some(t) = new_l2 {
+            self.l2.insert(i3, t);
+        }
+        if let Some(t) = new_l1 {
+            self.l1.insert((i3, i2), t);
+        }
+        Ok(())
+    }
+
+    /// Unmaps the user pages `vas` (one `mmu_update`, then one TLB flush):
+    /// accesses fault from then on. Addresses with no table are skipped.
+    pub fn unmap(&mut self, vas: &[u64]) -> Result<(), SpaceError> {
+        let mut reqs = Vec::new();
+        for &va in vas {
+            let (i3, i2, i1) = Self::indices(va)?;
+            if let Some(l1) = self.l1.get(&(i3, i2)) {
+                reqs.push(MmuUpdate {
+                    ptr: Self::entry_ptr(l1, i1),
+                    val: 0,
+                });
+            }
+        }
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: clears entries of this space's own tables only.
+        unsafe { mmu_update(&reqs)? };
+        let flush = [mmuext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)];
+        // SAFETY: a flush changes no mapping.
+        unsafe { crate::hypercall::mmuext(&flush)? };
+        Ok(())
+    }
+
+    /// Loads this space's roots (both in one `mmuext_op`); a no-op if they
+    /// are loaded already.
+    pub fn activate(&self) -> Result<(), XenError> {
+        if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
+            return Ok(());
+        }
+        let ops = [
+            mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, self.kernel_l4.mfn),
+            mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, self.user_l4.mfn),
+        ];
+        // SAFETY: the kernel root maps the kernel exactly as the boot root
+        // does (its lower-half entries are the boot root's), so no kernel
+        // memory changes under the switch.
+        unsafe { crate::hypercall::mmuext(&ops)? };
+        ACTIVE.store(self.id, core::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Page-table frames this space holds (roots included).
+    pub fn table_frames(&self) -> usize {
+        3 + self.l2.len() + self.l1.len()
+    }
+
+    /// Unpins the roots and returns every table frame to `pool`; if the
+    /// space is loaded, the boot root is loaded first. The pages it mapped
+    /// are the caller's: they are plain frames again once the tables go.
+    pub fn destroy(self, pool: &mut FramePool) -> Result<(), XenError> {
+        if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
+            activate_kernel_only()?;
+        }
+        let ops = [
+            mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.kernel_l4.mfn),
+            mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn),
+        ];
+        // SAFETY: neither root is loaded (checked above), so unpinning
+        // removes no mapping in use; Xen drops the tables' types.
+        unsafe { crate::hypercall::mmuext(&ops)? };
+        pool.give_back(self.kernel_l4);
+        pool.give_back(self.user_l4);
+        pool.give_back(self.l3);
+        self.l2.into_values().for_each(|f| pool.give_back(f));
+        self.l1.into_values().for_each(|f| pool.give_back(f));
+        Ok(())
+    }
+}
+
+/// The boot module (the xl config's `ramdisk=`), as the domain builder
+/// loaded it into the boot mapping; `None` without one, or if start_info
+/// places it anywhere but between the image and the boot page tables.
+pub fn boot_module() -> Option<&'static [u8]> {
+    let si = start_info();
+    if si.mod_len == 0 || si.flags & xen::public::SIF_MOD_START_PFN != 0 {
+        return None;
+    }
+    let start = si.mod_start;
+    let end = start.checked_add(si.mod_len)?;
+    extern "C" {
+        static __image_end: u8;
+    }
+    let image_end = core::ptr::addr_of!(__image_end) as u64;
+    if start < image_end || end > si.pt_base {
+        return None;
+    }
+    // SAFETY: the range lies in the boot mapping between the end of the
+    // image and the boot page tables (checked): memory the builder filled
+    // with the module, which nothing else uses (the heap starts past the
+    // page tables, frames past the boot mapping) and no one writes, mapped
+    // for the kernel's life. A shared reference for the kernel's life is
+    // therefore sound.
+    Some(unsafe { core::slice::from_raw_parts(start as *const u8, si.mod_len as usize) })
+}

@@ -16,9 +16,15 @@ const STUB_SIZE: u64 = 16;
 
 core::arch::global_asm!(
     r#"
+    // Each stub pushes its vector, with bit 8 set when Xen pushed an error
+    // code (8, 10-14, 17, 21, 29, 30), so the common code finds cs.
     .macro TRAP_STUB vec
         .p2align 4
+        .if (\vec == 8) || (\vec == 10) || (\vec == 11) || (\vec == 12) || (\vec == 13) || (\vec == 14) || (\vec == 17) || (\vec == 21) || (\vec == 29) || (\vec == 30)
+        pushq $(\vec | 0x100)
+        .else
         pushq $\vec
+        .endif
         jmp ethos_trap_common
     .endm
 
@@ -31,6 +37,17 @@ core::arch::global_asm!(
     .endr
 
     ethos_trap_common:
+        // A frame from user mode (cs & 3 == 3) goes back to the kernel
+        // through `user`; the kernel's own faults are reported below.
+        testq $0x100, (%rsp)
+        jz 1f
+        testb $3, 40(%rsp)
+        jnz ethos_trap_from_user_err
+        jmp 2f
+    1:
+        testb $3, 32(%rsp)
+        jnz ethos_trap_from_user_noerr
+    2:
         pushq %rax
         pushq %rbx
         pushq %rdx
@@ -88,6 +105,9 @@ pub type FaultHandler = fn(&FaultReport) -> !;
 
 static FAULT_HANDLER: spin::Once<FaultHandler> = spin::Once::new();
 
+/// `trap_info.flags` bit 2: Xen masks event upcalls on entry.
+const TRAP_MASKS_UPCALLS: u8 = 4;
+
 /// Installs the trap table; every exception goes to `handler` (the first
 /// handler installed stays).
 pub fn install(handler: FaultHandler) -> Result<(), XenError> {
@@ -101,10 +121,12 @@ pub fn install(handler: FaultHandler) -> Result<(), XenError> {
     }; HANDLED_VECTORS.len() + 1];
     for (slot, &vector) in table.iter_mut().zip(HANDLED_VECTORS.iter()) {
         // int3 may be raised by anyone (DPL 3); the rest only by hardware.
+        // Every handler runs with upcalls masked (flag bit 2): an exit from
+        // user mode leaves the entry stack before anything else may land.
         let dpl = if vector == 3 { 3 } else { 0 };
         *slot = TrapInfo {
             vector,
-            flags: dpl,
+            flags: dpl | TRAP_MASKS_UPCALLS,
             cs: FLAT_KERNEL_CS,
             address: base + vector as u64 * STUB_SIZE,
         };
@@ -118,7 +140,7 @@ extern "C" fn ethos_fault_entry(saved: *const PushedByStub) -> ! {
     // SAFETY: the stub passes the address of the frame it just pushed on the
     // live stack; Xen's part of the frame follows it.
     let (pushed, rest) = unsafe { (&*saved, saved.add(1) as *const u64) };
-    let vector = pushed.vector as u8;
+    let vector = (pushed.vector & 0xff) as u8;
     let (error_code, frame) = if has_error_code(vector) {
         // SAFETY: for these vectors Xen pushed the error code before rip.
         (Some(unsafe { rest.read() }), unsafe { rest.add(1) })

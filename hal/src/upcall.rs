@@ -19,6 +19,10 @@ core::arch::global_asm!(
     .global ethos_event_callback
     .p2align 4
     ethos_event_callback:
+        // From user mode (cs & 3 == 3 in the frame: rcx, r11, rip, cs):
+        // back to the kernel through `user`, which records it.
+        testb $3, 24(%rsp)
+        jnz ethos_upcall_from_user
         movq (%rsp), %rcx
         movq 8(%rsp), %r11
         addq $16, %rsp
@@ -83,11 +87,19 @@ pub fn install(on_upcall: UpcallHandler, on_failsafe: FailsafeHandler) -> Result
     register_callbacks(
         ethos_event_callback as *const () as u64,
         ethos_failsafe_callback as *const () as u64,
-    )
+        crate::user::syscall_entry(),
+    )?;
+    crate::user::set_entry_stack()
 }
 
 #[no_mangle]
 extern "C" fn ethos_upcall() {
+    run_handler();
+}
+
+/// Runs the kernel's upcall handler (also for upcalls that arrived in
+/// user mode, from `user::run`).
+pub(crate) fn run_handler() {
     if let Some(handler) = UPCALL_HANDLER.get() {
         handler();
     }

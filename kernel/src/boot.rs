@@ -73,6 +73,12 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         Err(value) => warn!("ignoring unknown {}={value}", TestFault::OPTION),
     }
 
+    // A user program as the first process (`ethos.init=NAME`, its
+    // arguments after `--`) replaces the linked-in apps.
+    let init = boot.cmdline.get("ethos.init");
+    if init.is_some() {
+        app = "none";
+    }
     let Some(processes) = crate::apps::by_name(app) else {
         error!("unknown ethos.app={app} (known: {})", crate::apps::KNOWN);
         shut_down(ShutdownReason::Crash)
@@ -108,6 +114,9 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
             shut_down(ShutdownReason::Crash);
         }
     }
+    if let Some(name) = init {
+        start_init(name, boot.cmdline.as_str());
+    }
     sched::run();
     report_stats();
     info!("work done: powering off");
@@ -141,7 +150,8 @@ fn init_core(boot: &BootInfo) {
         hal::rdtsc().rotate_left(7) ^ 0x6a09_e667_f3bc_c908,
         now_ns() ^ 0xbb67_ae85_84ca_a73b,
     ];
-    if let Err(why) = crate::mm::pages::init(memory.frames, key) {
+    crate::mm::frames::init(memory.frames);
+    if let Err(why) = crate::mm::pages::init(key) {
         warn!("page binding unavailable: {why}");
     }
     match mm::store_page() {
@@ -156,6 +166,37 @@ fn init_core(boot: &BootInfo) {
     sched::init(seed, timer_port);
     register_sources();
     hal::upcall::unmask();
+}
+
+/// Starts the first user program with every right; its arguments are the
+/// command line's words after `--`.
+fn start_init(name: &str, cmdline: &str) {
+    let mut args = alloc::vec::Vec::new();
+    if let Some((_, rest)) = cmdline.split_once(" -- ") {
+        for word in rest.split_ascii_whitespace() {
+            args.extend_from_slice(word.as_bytes());
+            args.push(0);
+        }
+    }
+    let spawned = crate::proc::program::spawn(crate::proc::program::Spawn {
+        name,
+        args: &args,
+        rights: abi::rights::ALL,
+        exit_event: None,
+        runner: crate::syscall::program::run_program,
+    });
+    match spawned {
+        Ok(pid) => info!("init: program {name} started as pid {}", pid.0),
+        Err(e) => {
+            let known = crate::proc::program::names();
+            if known.is_empty() {
+                error!("ethos.init={name}: {e} (no boot archive: give the xl config a ramdisk=)");
+            } else {
+                error!("ethos.init={name}: {e} (the boot archive has: {known})");
+            }
+            shut_down(ShutdownReason::Poweroff)
+        }
+    }
 }
 
 /// The services that complete events, for the scheduler to reach through

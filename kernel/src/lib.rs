@@ -46,7 +46,6 @@ pub mod console;
 #[cfg(all(target_os = "none", feature = "net"))]
 pub mod drivers;
 pub mod event;
-#[cfg(target_os = "none")]
 pub mod mm;
 pub mod net;
 #[cfg(target_os = "none")]

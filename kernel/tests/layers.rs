@@ -33,6 +33,7 @@ const PURE: &[&str] = &[
     "net::tso",
     "net::txcsum",
     "event::timers",
+    "mm::range",
     "status",
 ];
 

@@ -16,6 +16,7 @@ use core::mem::{offset_of, size_of};
 pub mod hypercall {
     pub const SET_TRAP_TABLE: usize = 0;
     pub const MMU_UPDATE: usize = 1;
+    pub const STACK_SWITCH: usize = 3;
     pub const GRANT_TABLE_OP: usize = 20;
     pub const MULTICALL: usize = 13;
     pub const MMUEXT_OP: usize = 26;
@@ -142,6 +143,8 @@ pub mod callback {
     pub const OP_REGISTER: u32 = 0;
     pub const TYPE_EVENT: u16 = 0;
     pub const TYPE_FAILSAFE: u16 = 1;
+    /// A 64-bit user `syscall` instruction (`CALLBACKTYPE_syscall`).
+    pub const TYPE_SYSCALL: u16 = 2;
     /// Xen masks event upcalls while the callback runs.
     pub const FLAG_MASK_EVENTS: u16 = 1;
 }
@@ -169,6 +172,8 @@ pub mod pte {
     pub const USER: u64 = 1 << 2;
     pub const ACCESSED: u64 = 1 << 5;
     pub const DIRTY: u64 = 1 << 6;
+    /// No instruction fetch from the page (EFER.NXE, which Xen sets).
+    pub const NX: u64 = 1 << 63;
 }
 
 pub const PAGE_SIZE: usize = 4096;
@@ -176,6 +181,14 @@ pub const PAGE_SHIFT: u32 = 12;
 
 /// Ring-3 flat code selector; a 64-bit PV kernel runs in ring 3 (`FLAT_KERNEL_CS`).
 pub const FLAT_KERNEL_CS: u16 = 0xe033;
+/// The flat stack selector of the kernel (`FLAT_KERNEL_SS`).
+pub const FLAT_KERNEL_SS: u16 = 0xe02b;
+/// User mode's code selector: the same as the kernel's; Xen tells the two
+/// modes apart by a flag of its own, and `cs & 3 == 3` in a bounce frame
+/// means the frame interrupted user mode.
+pub const FLAT_USER_CS: u16 = 0xe033;
+/// User mode's stack selector.
+pub const FLAT_USER_SS: u16 = 0xe02b;
 
 /// Read-only machine-to-physical table Xen maps into every 64-bit PV guest.
 pub const MACH2PHYS_VIRT_START: u64 = 0xFFFF_8000_0000_0000;
@@ -208,6 +221,10 @@ pub struct StartInfo {
     pub first_p2m_pfn: u64,
     pub nr_p2m_frames: u64,
 }
+
+/// `SIF_MOD_START_PFN`: `mod_start` is a pfn, not a virtual address (only
+/// for kernels that ask for it with an ELF note; this one does not).
+pub const SIF_MOD_START_PFN: u32 = 1 << 3;
 
 /// `MAX_GUEST_CMDLINE` in `xen/xen.h`.
 pub const MAX_GUEST_CMDLINE: usize = 1024;
@@ -391,6 +408,15 @@ pub struct MmuextOp {
 
 /// `MMUEXT_TLB_FLUSH_LOCAL`: flush this vCPU's whole TLB.
 pub const MMUEXT_TLB_FLUSH_LOCAL: u32 = 6;
+/// `MMUEXT_PIN_L4_TABLE`: validate and type a root, and keep it typed.
+pub const MMUEXT_PIN_L4_TABLE: u32 = 3;
+/// `MMUEXT_UNPIN_TABLE`.
+pub const MMUEXT_UNPIN_TABLE: u32 = 4;
+/// `MMUEXT_NEW_BASEPTR`: the kernel root, loaded now.
+pub const MMUEXT_NEW_BASEPTR: u32 = 5;
+/// `MMUEXT_NEW_USER_BASEPTR`: the user root, loaded at the next entry to
+/// user mode (mfn 0 clears it).
+pub const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
 
 const _: () = {
     assert!(size_of::<MmuextOp>() == 24);

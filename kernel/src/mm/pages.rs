@@ -14,11 +14,12 @@
 //! heap owns the boot mapping's tail). Each frame is zeroed before a
 //! process or a peer domain can see it.
 
+use super::frames;
 use crate::status::{SysError, SysResult};
 use alloc::vec::Vec;
 use events::{EventId, Pid};
 use hal::grants::{GrantError, GrantTable};
-use hal::mm::{self, Frame, FramePool};
+use hal::mm::{self, Frame};
 use log::warn;
 use spin::Mutex;
 use xen::public::PAGE_SIZE;
@@ -55,7 +56,6 @@ struct Slot {
 }
 
 pub struct Pages {
-    free_frames: FramePool,
     slots: Vec<Slot>,
     key: [u64; 2],
     region_l2: Frame,
@@ -88,13 +88,10 @@ fn tag(key: [u64; 2], index: usize, generation: u16) -> u32 {
 
 /// Sets up the frame pool and the region page tables over the frames hal
 /// handed out (every frame past the boot mapping).
-pub fn init(mut free_frames: FramePool, key: [u64; 2]) -> Result<(), &'static str> {
-    let l2 = free_frames
-        .take()
-        .ok_or("no free frame for the region's L2 table")?;
-    mm::zero(&l2).map_err(|_| "cannot zero the L2 table")?;
+pub fn init(key: [u64; 2]) -> Result<(), &'static str> {
+    let l2 = frames::take_zeroed().ok_or("no free frame for the region's L2 table")?;
     if let Err(e) = mm::attach_user_l2(REGION_BASE, &l2) {
-        free_frames.give_back(l2);
+        frames::give_back(l2);
         return Err(match e {
             mm::TableError::SlotInUse => "the process region's L3 slot is already in use",
             mm::TableError::BootTables => "cannot read the boot page tables",
@@ -111,7 +108,6 @@ pub fn init(mut free_frames: FramePool, key: [u64; 2]) -> Result<(), &'static st
         None => None,
     };
     *PAGES.lock() = Some(Pages {
-        free_frames,
         slots: Vec::new(),
         key,
         region_l2: l2,
@@ -167,11 +163,9 @@ impl Pages {
         if self.region_l1[proc_slot].is_some() {
             return Ok(());
         }
-        let frame = self.free_frames.take().ok_or(SysError::OutOfMemory)?;
-        let built =
-            mm::zero(&frame).and_then(|_| mm::set_table_entry(&self.region_l2, proc_slot, &frame));
-        if let Err(e) = built {
-            self.free_frames.give_back(frame);
+        let frame = frames::take_zeroed().ok_or(SysError::OutOfMemory)?;
+        if let Err(e) = mm::set_table_entry(&self.region_l2, proc_slot, &frame) {
+            frames::give_back(frame);
             return Err(SysError::Hypervisor(e.0));
         }
         self.region_l1[proc_slot] = Some(frame);
@@ -188,14 +182,15 @@ impl Pages {
             self.entry(index).granted = None;
         }
         let page = self.entry(index);
+        let owner = page.owner;
         if let Some(va) = page.bound_at.take() {
-            if let Err(e) = mm::unmap_user(va) {
+            if let Err(e) = unmap_one(owner, va) {
                 warn!("unmapping {va:#x} failed: {e}");
             }
         }
         let page = self.slots[index].page.take().expect("checked");
         self.slots[index].generation = self.slots[index].generation.wrapping_add(1);
-        self.free_frames.give_back(page.frame);
+        frames::give_back(page.frame);
         Ok(page.revoked)
     }
 
@@ -238,7 +233,7 @@ impl Pages {
 /// event, for the caller to complete.
 pub fn alloc(pid: Pid, revoked: EventId) -> SysResult<(PageCap, Option<EventId>)> {
     with_pages(|p| {
-        let victim = if p.free_frames.is_empty() {
+        let victim = if frames::free() == 0 {
             p.revoke_for_pressure()
         } else {
             None
@@ -254,11 +249,7 @@ pub fn alloc(pid: Pid, revoked: EventId) -> SysResult<(PageCap, Option<EventId>)
             }
             None => return Err(SysError::OutOfMemory),
         };
-        let frame = p.free_frames.take().ok_or(SysError::OutOfMemory)?;
-        if let Err(e) = mm::zero(&frame) {
-            p.free_frames.give_back(frame);
-            return Err(SysError::Hypervisor(e.0));
-        }
+        let frame = frames::take_zeroed().ok_or(SysError::OutOfMemory)?;
         let seq = p.next_seq;
         p.next_seq += 1;
         p.slots[index].page = Some(PageEntry {
@@ -283,26 +274,50 @@ pub fn region_address(proc_slot: usize, n: u64) -> u64 {
 pub fn bind(pid: Pid, proc_slot: usize, cap: PageCap, va: u64) -> SysResult<()> {
     with_pages(|p| {
         let index = p.check(pid, cap)?;
-        let start = region_address(proc_slot, 0);
-        if !va.is_multiple_of(PAGE_SIZE as u64) || va < start || va >= start + REGION_SIZE {
+        // A user program binds in its own space's heap region; a kernel
+        // process in its slot's region of the shared tables.
+        let user = super::space::exists(pid);
+        let (start, end) = if user {
+            (abi::HEAP_START, abi::HEAP_END)
+        } else {
+            let start = region_address(proc_slot, 0);
+            (start, start + REGION_SIZE)
+        };
+        if !va.is_multiple_of(PAGE_SIZE as u64) || va < start || va >= end {
             return Err(SysError::BadAddress);
         }
         if p.entry(index).bound_at.is_some() {
             return Err(SysError::AlreadyBound);
         }
-        let taken = p
-            .slots
-            .iter()
-            .any(|s| s.page.as_ref().is_some_and(|e| e.bound_at == Some(va)));
+        let taken = p.slots.iter().any(|s| {
+            s.page
+                .as_ref()
+                .is_some_and(|e| e.owner == pid && e.bound_at == Some(va))
+        });
         if taken {
             return Err(SysError::BadAddress);
         }
-        p.region_l1(proc_slot)?;
-        let page = p.slots[index].page.as_ref().expect("checked");
-        mm::map_user(va, &page.frame, true).map_err(|e| SysError::Hypervisor(e.0))?;
+        if user {
+            let page = p.slots[index].page.as_ref().expect("checked");
+            super::space::map_bound(pid, va, &page.frame, true)?;
+        } else {
+            p.region_l1(proc_slot)?;
+            let page = p.slots[index].page.as_ref().expect("checked");
+            mm::map_user(va, &page.frame, true).map_err(|e| SysError::Hypervisor(e.0))?;
+        }
         p.entry(index).bound_at = Some(va);
         Ok(())
     })
+}
+
+/// Unmaps a bound page of `owner`: in its own space if it has one, else in
+/// the shared region.
+fn unmap_one(owner: Pid, va: u64) -> SysResult<()> {
+    if super::space::exists(owner) {
+        super::space::unmap_bound(owner, &[va])
+    } else {
+        mm::unmap_user(va).map_err(|e| SysError::Hypervisor(e.0))
+    }
 }
 
 /// Unbinds the page: its address is unmapped and its TLB entry flushed.
@@ -310,7 +325,7 @@ pub fn unbind(pid: Pid, cap: PageCap) -> SysResult<()> {
     with_pages(|p| {
         let index = p.check(pid, cap)?;
         let va = p.entry(index).bound_at.ok_or(SysError::NotBound)?;
-        mm::unmap_user(va).map_err(|e| SysError::Hypervisor(e.0))?;
+        unmap_one(pid, va)?;
         p.entry(index).bound_at = None;
         Ok(())
     })
@@ -429,7 +444,12 @@ pub fn release_all(pid: Pid) {
                 vas.push(va);
             }
         }
-        if let Err(e) = mm::unmap_user_pages(&vas) {
+        let unmapped = if super::space::exists(pid) {
+            super::space::unmap_bound(pid, &vas)
+        } else {
+            mm::unmap_user_pages(&vas).map_err(|e| SysError::Hypervisor(e.0))
+        };
+        if let Err(e) = unmapped {
             warn!("unmapping the pages of exited pid {} failed: {e}", pid.0);
         }
         for index in 0..p.slots.len() {
@@ -447,7 +467,7 @@ pub fn release_all(pid: Pid) {
 pub fn usage() -> (usize, usize) {
     PAGES.lock().as_ref().map_or((0, 0), |p| {
         (
-            p.free_frames.len(),
+            frames::free(),
             p.slots.iter().filter(|s| s.page.is_some()).count(),
         )
     })

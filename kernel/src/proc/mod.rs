@@ -1,3 +1,5 @@
-//! Processes: the process table, the run queue and the kernel loop.
+//! Processes: the process table, the run queue and the kernel loop
+//! (`sched`), and user programs from the boot archive (`program`).
 
+pub mod program;
 pub mod sched;

@@ -11,6 +11,7 @@
 use crate::event::timers::Timers;
 use crate::status::{SysError, SysResult};
 use crate::xen::evtchn;
+use alloc::borrow::Cow;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -28,6 +29,9 @@ pub const MAX_PROCESSES: usize = crate::mm::pages::MAX_REGIONS;
 const STACK_WORDS: usize = 16 * 1024 / 8;
 /// Timers outstanding in the whole kernel.
 const MAX_TIMERS: usize = 4096;
+/// A user program runs at most this long while others wait (Ethos's
+/// scheduling quantum): then it is preempted at its next return to user.
+pub const TIME_SLICE_NS: u64 = 10_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RunState {
@@ -38,8 +42,21 @@ enum RunState {
 
 struct Process {
     pid: Pid,
-    name: &'static str,
+    name: Cow<'static, str>,
     entry: fn(),
+    /// Whom to tell when it ends: the parent and the parent's exit event.
+    exit_event: Option<(Pid, EventId)>,
+    /// Where a user program starts (rip, rsp), until its kernel context
+    /// takes it; `None` for a kernel process.
+    user_start: Option<(u64, u64)>,
+    /// A user program: it runs in an address space of its own.
+    user: bool,
+    /// What it may do beyond the ordinary calls (`abi::rights`).
+    rights: u32,
+    /// The vector of the fault that ended it.
+    faulted: Option<u8>,
+    /// The end of its time slice (kernel ns), set when it is switched in.
+    slice_end: u64,
     /// A service process (rpc-offer): it does not keep the kernel running.
     service: bool,
     state: RunState,
@@ -54,6 +71,8 @@ struct Process {
 pub struct SchedStats {
     pub context_switches: u64,
     pub syscalls: u64,
+    /// User programs preempted at the end of a time slice.
+    pub preemptions: u64,
     pub timers_fired: u64,
     pub idle_blocks: u64,
     /// Event upcalls taken and port events handled (from `evtchn`).
@@ -108,36 +127,93 @@ pub fn init(seed: Seed, timer_port: u32) {
 
 /// Creates a process that will run `entry`; it is runnable at once.
 pub fn spawn(name: &'static str, entry: fn()) -> SysResult<Pid> {
-    spawn_process(name, entry, false)
+    spawn_process(New::kernel(name, entry, false), None)
 }
 
 /// Creates a service process: like [`spawn`], but once only service
 /// processes are left the kernel's work is done.
 pub fn spawn_service(name: &'static str, entry: fn()) -> SysResult<Pid> {
-    spawn_process(name, entry, true)
+    spawn_process(New::kernel(name, entry, true), None)
 }
 
-fn spawn_process(name: &'static str, entry: fn(), service: bool) -> SysResult<Pid> {
+/// A process to create.
+pub struct New {
+    pub name: Cow<'static, str>,
+    /// Its kernel context's first function (for a user program: the loop
+    /// that runs it, from the system-call layer).
+    pub entry: fn(),
+    pub service: bool,
+    pub exit_event: Option<(Pid, EventId)>,
+    pub user_start: Option<(u64, u64)>,
+    pub rights: u32,
+}
+
+impl New {
+    fn kernel(name: &'static str, entry: fn(), service: bool) -> New {
+        New {
+            name: Cow::Borrowed(name),
+            entry,
+            service,
+            exit_event: None,
+            user_start: None,
+            rights: abi::rights::ALL,
+        }
+    }
+}
+
+/// Whether another process fits (processes alive are bounded by the
+/// slots): `TooManyProcesses` otherwise.
+pub fn check_room() -> SysResult<()> {
+    with_kernel(|k| {
+        if k.slots.iter().any(Option::is_none) {
+            Ok(())
+        } else {
+            Err(SysError::TooManyProcesses)
+        }
+    })
+}
+
+/// A fresh pid, for a process whose memory is set up before it exists
+/// ([`spawn_process`] with `Some(pid)`).
+pub fn reserve_pid() -> Pid {
+    with_kernel(|k| {
+        let pid = Pid(k.next_pid);
+        k.next_pid += 1;
+        pid
+    })
+}
+
+/// Creates a process (with the pid given, or a new one); runnable at once.
+pub fn spawn_process(new: New, pid: Option<Pid>) -> SysResult<Pid> {
     let context = Context::new(STACK_WORDS, process_main).ok_or(SysError::OutOfMemory)?;
     with_kernel(|k| {
         let slot = k
             .slots
             .iter()
             .position(Option::is_none)
-            .ok_or(SysError::Event(Status::TableFull))?;
-        let pid = Pid(k.next_pid);
-        k.next_pid += 1;
+            .ok_or(SysError::TooManyProcesses)?;
+        let pid = pid.unwrap_or_else(|| {
+            let pid = Pid(k.next_pid);
+            k.next_pid += 1;
+            pid
+        });
+        debug!("spawned process {} ({}) in slot {slot}", pid.0, new.name);
         k.slots[slot] = Some(Process {
             pid,
-            name,
-            entry,
-            service,
+            name: new.name,
+            entry: new.entry,
+            exit_event: new.exit_event,
+            user: new.user_start.is_some(),
+            user_start: new.user_start,
+            rights: new.rights,
+            faulted: None,
+            slice_end: 0,
+            service: new.service,
             state: RunState::Runnable,
             woken_leaves: None,
             context,
         });
         k.run_queue.push_back(slot);
-        debug!("spawned process {} ({name}) in slot {slot}", pid.0);
         Ok(pid)
     })
 }
@@ -147,14 +223,25 @@ fn spawn_process(name: &'static str, entry: fn(), service: bool) -> SysResult<Pi
 pub fn run() {
     loop {
         deferred_work();
+        let now = crate::clock::now_ns();
         let next = with_kernel(|k| {
             let slot = k.run_queue.pop_front()?;
-            let context = k.slots[slot].as_ref()?.context.clone();
+            let p = k.slots[slot].as_mut()?;
+            p.slice_end = now + TIME_SLICE_NS;
+            let context = p.context.clone();
+            let space = p.user.then_some(p.pid);
             k.current = Some(slot);
             k.stats.context_switches += 1;
-            Some((slot, context))
+            Some((slot, context, space))
         });
-        if let Some((slot, context)) = next {
+        if let Some((slot, context, space)) = next {
+            // A user program's process runs with its own roots loaded, so
+            // the kernel reaches its memory at its user addresses.
+            if let Some(pid) = space {
+                if let Err(e) = crate::mm::space::activate(pid) {
+                    warn!("cannot load the address space of pid {}: {e}", pid.0);
+                }
+            }
             hal::upcall::unmask();
             if switch::resume(&context).is_err() {
                 crate::panic::die_with_message(format_args!("kernel loop entered from a process"));
@@ -192,12 +279,25 @@ fn stop_services() {
 /// switch back to the kernel loop has completed).
 fn reap_if_exited(slot: usize) {
     let mut exited = None;
+    let mut tell = None;
     with_kernel(|k| {
         k.current = None;
         if let Some(p) = &k.slots[slot] {
             if let RunState::Exited(code) = p.state {
-                info!("process {} ({}) exited with status {code}", p.pid.0, p.name);
+                match p.faulted {
+                    Some(v) => info!("process {} ({}) ended by fault {v}", p.pid.0, p.name),
+                    None => info!("process {} ({}) exited with status {code}", p.pid.0, p.name),
+                }
                 let pid = p.pid;
+                let (status, word) = match p.faulted {
+                    Some(v) => (Status::Faulted, v as u64),
+                    None => (Status::Ok, code as u32 as u64),
+                };
+                tell = p.exit_event.map(|(_, event)| Completion {
+                    event,
+                    status,
+                    value: Value::Word(word),
+                });
                 // Frees its tree and events; their counters stay in the totals.
                 k.events.exit(pid);
                 k.slots[slot] = None;
@@ -208,12 +308,18 @@ fn reap_if_exited(slot: usize) {
     if let Some(pid) = exited {
         crate::event::forget(pid);
         crate::mm::pages::release_all(pid);
+        crate::mm::space::destroy(pid);
         for port in evtchn::ports_of(pid) {
             let _ = evtchn::disown(pid, port);
             if let Err(e) = hypercall::evtchn_close(port) {
                 warn!("closing port {port} of exited pid {}: {e}", pid.0);
             }
         }
+    }
+    // The parent learns of the end through its exit event (gone if the
+    // parent exited first: nobody to tell).
+    if let Some(c) = tell {
+        apply(alloc::vec![c]);
     }
 }
 
@@ -461,4 +567,78 @@ pub fn stats() -> (SchedStats, Stats) {
             k.event_totals(),
         )
     })
+}
+
+/// Where the current user program starts (rip, rsp): given once, to its
+/// kernel context.
+pub fn take_user_start() -> Option<(u64, u64)> {
+    with_kernel(|k| {
+        k.current
+            .and_then(|s| k.slots[s].as_mut())
+            .and_then(|p| p.user_start.take())
+    })
+}
+
+/// The current process's rights (`abi::rights`).
+pub fn current_rights() -> u32 {
+    with_kernel(|k| {
+        k.current
+            .and_then(|s| k.slots[s].as_ref())
+            .map_or(0, |p| p.rights)
+    })
+}
+
+/// The current process's name.
+pub fn current_name() -> Cow<'static, str> {
+    with_kernel(|k| {
+        k.current
+            .and_then(|s| k.slots[s].as_ref())
+            .map_or(Cow::Borrowed("?"), |p| p.name.clone())
+    })
+}
+
+/// Ends the current process because of a fault with `vector`; its parent's
+/// exit event completes `Faulted` with the vector.
+pub fn exit_faulted(vector: u8) -> ! {
+    with_kernel(|k| {
+        if let Some(p) = k.current.and_then(|s| k.slots[s].as_mut()) {
+            p.faulted = Some(vector);
+        }
+    });
+    exit_current(-1)
+}
+
+/// Before entering user mode: when others are waiting, make sure the timer
+/// fires by the end of the current time slice.
+pub fn arm_time_slice() {
+    let end = with_kernel(|k| {
+        if k.run_queue.is_empty() {
+            return None;
+        }
+        let end = k.current.and_then(|s| k.slots[s].as_ref())?.slice_end;
+        let sooner = k.programmed_deadline == 0 || end < k.programmed_deadline;
+        sooner.then_some(end)
+    });
+    if let Some(end) = end {
+        program_timer(end);
+    }
+}
+
+/// At the return to user: if the time slice is over and others are
+/// waiting, queue the current process behind them and run them first.
+pub fn preempt_if_due() {
+    let now = crate::clock::now_ns();
+    let slot = with_kernel(|k| {
+        let slot = k.current?;
+        let p = k.slots[slot].as_ref()?;
+        if k.run_queue.is_empty() || now < p.slice_end {
+            return None;
+        }
+        k.run_queue.push_back(slot);
+        k.stats.preemptions += 1;
+        Some(slot)
+    });
+    if slot.is_some() {
+        switch::suspend();
+    }
 }

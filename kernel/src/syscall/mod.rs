@@ -5,6 +5,7 @@
 
 #[cfg(feature = "net")]
 pub mod net;
+pub mod program;
 
 use crate::mm::pages::{self, PageCap};
 use crate::proc::sched::{self, with_current};

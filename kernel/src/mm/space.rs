@@ -1,0 +1,226 @@
+//! Process address spaces, and the one path by which the kernel touches
+//! user memory.
+//!
+//! Each user process has its own pinned roots (`hal::mm::AddressSpace`):
+//! a user root with only its own pages, and a kernel root that adds the
+//! kernel. The kernel keeps a record of every page it mapped for the
+//! process, with its permissions, so a user pointer is checked against
+//! the process's own mappings ([`super::range::check`]) before it is
+//! copied, once, into kernel memory ([`copy_in`]) or out of it
+//! ([`copy_out`]). Nothing else in the kernel reads or writes user memory.
+
+use super::frames;
+use super::range;
+use crate::status::{SysError, SysResult};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use events::Pid;
+use hal::mm::{AddressSpace, Frame, Perms, SpaceError};
+use spin::Mutex;
+
+/// Most pages one process may have mapped (image, stack, arguments and
+/// bound pages): 16 MiB.
+pub const MAX_PAGES: usize = 4096;
+
+struct Mapping {
+    /// The frame, when this space owns it (image, stack, arguments); pages
+    /// bound from a capability are owned by `pages` and only mapped here.
+    frame: Option<Frame>,
+    writable: bool,
+}
+
+struct Space {
+    tables: AddressSpace,
+    pages: BTreeMap<u64, Mapping>,
+}
+
+static SPACES: Mutex<BTreeMap<u32, Space>> = Mutex::new(BTreeMap::new());
+
+fn space_error(e: SpaceError) -> SysError {
+    match e {
+        SpaceError::OutOfFrames => SysError::OutOfMemory,
+        SpaceError::NotUser => SysError::BadAddress,
+        SpaceError::Xen(e) => SysError::Hypervisor(e.0),
+    }
+}
+
+/// Builds an empty address space for `pid`.
+pub fn create(pid: Pid) -> SysResult<()> {
+    let mut spaces = SPACES.lock();
+    if spaces.contains_key(&pid.0) {
+        return Err(SysError::InvalidArgument);
+    }
+    let tables = frames::with_pool(AddressSpace::new)
+        .ok_or(SysError::OutOfMemory)?
+        .map_err(space_error)?;
+    spaces.insert(
+        pid.0,
+        Space {
+            tables,
+            pages: BTreeMap::new(),
+        },
+    );
+    Ok(())
+}
+
+/// Whether `pid` runs in an address space of its own (a user program).
+pub fn exists(pid: Pid) -> bool {
+    SPACES.lock().contains_key(&pid.0)
+}
+
+fn with_space<R>(pid: Pid, f: impl FnOnce(&mut Space) -> SysResult<R>) -> SysResult<R> {
+    let mut spaces = SPACES.lock();
+    f(spaces.get_mut(&pid.0).ok_or(SysError::NoProcess)?)
+}
+
+fn map_frame(space: &mut Space, va: u64, frame: &Frame, perms: Perms) -> SysResult<()> {
+    if space.pages.contains_key(&va) {
+        return Err(SysError::BadAddress);
+    }
+    if space.pages.len() >= MAX_PAGES {
+        return Err(SysError::OutOfMemory);
+    }
+    frames::with_pool(|pool| space.tables.map(pool, va, frame, perms))
+        .ok_or(SysError::OutOfMemory)?
+        .map_err(space_error)
+}
+
+/// Maps a new page at `va` holding `bytes` at `offset` (zero elsewhere).
+pub fn map_new(pid: Pid, va: u64, perms: Perms, offset: usize, bytes: &[u8]) -> SysResult<()> {
+    let frame = frames::with_pool(|p| p.take())
+        .flatten()
+        .ok_or(SysError::OutOfMemory)?;
+    if let Err(e) = hal::mm::fill(&frame, offset, bytes) {
+        frames::give_back(frame);
+        return Err(SysError::Hypervisor(e.0));
+    }
+    let r = with_space(pid, |s| {
+        map_frame(s, va, &frame, perms)?;
+        Ok(())
+    });
+    match r {
+        Ok(()) => with_space(pid, |s| {
+            s.pages.insert(
+                va,
+                Mapping {
+                    frame: Some(frame),
+                    writable: perms.writable,
+                },
+            );
+            Ok(())
+        }),
+        Err(e) => {
+            frames::give_back(frame);
+            Err(e)
+        }
+    }
+}
+
+/// Maps a page that `pages` owns (a bound capability) at `va`.
+pub fn map_bound(pid: Pid, va: u64, frame: &Frame, writable: bool) -> SysResult<()> {
+    if !(abi::HEAP_START..abi::HEAP_END).contains(&va) {
+        return Err(SysError::BadAddress);
+    }
+    with_space(pid, |s| {
+        let perms = Perms {
+            writable,
+            executable: false,
+        };
+        map_frame(s, va, frame, perms)?;
+        s.pages.insert(
+            va,
+            Mapping {
+                frame: None,
+                writable,
+            },
+        );
+        Ok(())
+    })
+}
+
+/// Unmaps pages that `pages` owns (bound capabilities); the TLB is flushed.
+pub fn unmap_bound(pid: Pid, vas: &[u64]) -> SysResult<()> {
+    with_space(pid, |s| {
+        let mine: Vec<u64> = vas
+            .iter()
+            .copied()
+            .filter(|va| s.pages.get(va).is_some_and(|m| m.frame.is_none()))
+            .collect();
+        s.tables.unmap(&mine).map_err(space_error)?;
+        for va in mine {
+            s.pages.remove(&va);
+        }
+        Ok(())
+    })
+}
+
+/// Loads `pid`'s roots; the kernel then reaches its pages at their user
+/// addresses.
+pub fn activate(pid: Pid) -> SysResult<()> {
+    with_space(pid, |s| {
+        s.tables.activate().map_err(|e| SysError::Hypervisor(e.0))
+    })
+}
+
+/// Ends `pid`'s address space: its tables and the pages it owns return to
+/// the pool. Returns how many frames came back.
+pub fn destroy(pid: Pid) -> usize {
+    let Some(space) = SPACES.lock().remove(&pid.0) else {
+        return 0;
+    };
+    let mut returned = space.tables.table_frames();
+    if let Some(Err(e)) = frames::with_pool(|pool| space.tables.destroy(pool)) {
+        // The tables stay typed with Xen: their frames are lost to the
+        // pool rather than reused as something else.
+        log::warn!("tearing down the address space of pid {}: {e}", pid.0);
+        returned = 0;
+    }
+    for m in space.pages.into_values() {
+        if let Some(frame) = m.frame {
+            frames::give_back(frame);
+            returned += 1;
+        }
+    }
+    returned
+}
+
+/// Checks a user range of `pid` against its mappings (see
+/// [`range::check`]).
+pub fn check(pid: Pid, va: u64, len: usize, write: bool) -> SysResult<()> {
+    with_space(pid, |s| {
+        range::check(va, len, write, abi::MAX_BUFFER, |page| {
+            s.pages.get(&page).map(|m| m.writable)
+        })
+        .map(drop)
+    })
+}
+
+/// Copies `len` bytes from `pid`'s memory at `va` into a kernel buffer,
+/// once: the one way in. `pid`'s space must be the one loaded (the
+/// process is the caller).
+pub fn copy_in(pid: Pid, va: u64, len: usize) -> SysResult<Vec<u8>> {
+    check(pid, va, len, false)?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|_| SysError::OutOfMemory)?;
+    buf.resize(len, 0);
+    hal::mm::copy_from_user(va, &mut buf).map_err(|_| SysError::BadAddress)?;
+    Ok(buf)
+}
+
+/// Copies `data` into `pid`'s memory at `va` (writable pages only): the
+/// one way out.
+pub fn copy_out(pid: Pid, va: u64, data: &[u8]) -> SysResult<()> {
+    check(pid, va, data.len(), true)?;
+    hal::mm::copy_to_user(va, data).map_err(|_| SysError::BadAddress)
+}
+
+/// (address spaces, page-table frames, pages mapped) over all processes.
+pub fn usage() -> (usize, usize, usize) {
+    let spaces = SPACES.lock();
+    (
+        spaces.len(),
+        spaces.values().map(|s| s.tables.table_frames()).sum(),
+        spaces.values().map(|s| s.pages.len()).sum(),
+    )
+}

@@ -1,0 +1,341 @@
+//! User programs: the loop that runs one in its process's kernel context,
+//! the trap dispatcher, and the fault report.
+//!
+//! `run_program` enters the program (`hal::user::run`) and handles what
+//! brings it back: a system call is decoded here from its registers
+//! (`abi`), its pointers are copied in once through `mm::space` and the
+//! call is made; a fault ends the process with a report; an upcall has
+//! already been recorded. Then comes the one return-to-user point:
+//! deferred work runs, and a program whose time slice is over gives way.
+
+use crate::mm::space;
+use crate::proc::{program, sched};
+use crate::status::{SysError, SysResult};
+use abi::{rights, Call};
+use alloc::string::String;
+use alloc::vec::Vec;
+use events::{Element, EventId, Pid, Value, ValueKind};
+use hal::user::{Exit, UserRegs};
+use log::error;
+
+/// The kernel-context entry of every user program's process.
+pub fn run_program() {
+    let Some((rip, rsp)) = sched::take_user_start() else {
+        error!("a user process started without its program");
+        sched::exit_current(-1)
+    };
+    let Ok(pid) = sched::with_current(|_, pid| Ok(pid)) else {
+        sched::exit_current(-1)
+    };
+    let mut regs = UserRegs::start(rip, rsp);
+    loop {
+        sched::arm_time_slice();
+        match hal::user::run(&mut regs) {
+            Exit::Syscall => dispatch(pid, &mut regs),
+            Exit::Upcall => {}
+            Exit::Fault {
+                vector,
+                error_code,
+                fault_address,
+            } => fault(pid, &regs, vector, error_code, fault_address),
+            Exit::BadState => fault(pid, &regs, 13, None, None),
+        }
+        // The return-to-user point: what the upcalls recorded runs here.
+        sched::deferred_work();
+        sched::preempt_if_due();
+    }
+}
+
+/// Ends the process with a report a person can act on.
+fn fault(
+    pid: Pid,
+    regs: &UserRegs,
+    vector: u8,
+    error_code: Option<u64>,
+    address: Option<u64>,
+) -> ! {
+    let (mnemonic, name) = xen::fault::vector_name(vector);
+    let name_of = sched::current_name();
+    let mut detail = String::new();
+    if let Some(code) = error_code {
+        detail.push_str(&alloc::format!(" error_code={code:#x}"));
+    }
+    if vector == 14 {
+        let code = error_code.unwrap_or(0);
+        let access = if code & 0x10 != 0 {
+            "fetch"
+        } else if code & 2 != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        let cause = if code & 1 != 0 {
+            "a protection violation"
+        } else {
+            "an unmapped page"
+        };
+        detail.push_str(&alloc::format!(
+            " address={:#x} ({access}: {cause})",
+            address.unwrap_or(0)
+        ));
+    }
+    error!(
+        "process {} ({name_of}) killed: {name} ({mnemonic}, vector {vector}) at rip={:#x} rsp={:#x}{detail}",
+        pid.0, regs.rip, regs.rsp
+    );
+    sched::exit_faulted(vector)
+}
+
+fn need(right: u32) -> SysResult<()> {
+    if sched::current_rights() & right == right {
+        Ok(())
+    } else {
+        Err(SysError::NotPermitted)
+    }
+}
+
+fn text(pid: Pid, ptr: u64, len: u64) -> SysResult<String> {
+    let bytes = space::copy_in(pid, ptr, len as usize)?;
+    String::from_utf8(bytes).map_err(|_| SysError::BadText)
+}
+
+fn bytes(pid: Pid, ptr: u64, len: u64) -> SysResult<Vec<u8>> {
+    space::copy_in(pid, ptr, len as usize)
+}
+
+fn event(id: SysResult<EventId>) -> SysResult<(u64, u64)> {
+    id.map(|id| (id.0, 0))
+}
+
+fn unit(r: SysResult<()>) -> SysResult<(u64, u64)> {
+    r.map(|()| (0, 0))
+}
+
+/// Decodes one system call from `regs`, makes it, and writes the status and
+/// results back (`abi`'s register convention).
+fn dispatch(pid: Pid, regs: &mut UserRegs) {
+    let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
+    let result = match Call::from_number(regs.rax) {
+        Some(call) => call_one(pid, call, a),
+        None => Err(SysError::UnknownCall),
+    };
+    match result {
+        Ok((r0, r1)) => {
+            regs.rax = 0;
+            regs.rdx = r0;
+            regs.r8 = r1;
+        }
+        Err(e) => {
+            let (status, extra) = e.to_abi();
+            regs.rax = status.code() as u64;
+            regs.rdx = 0;
+            regs.r8 = extra;
+        }
+    }
+}
+
+fn call_one(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    use super as sys;
+    match call {
+        Call::Pid => Ok((pid.0 as u64, 0)),
+        Call::Time => Ok((sys::get_time(), 0)),
+        Call::WallClock => {
+            let (s, ns) = sys::wall_clock();
+            Ok((s, ns as u64))
+        }
+        Call::Exit => sched::exit_current(a[0] as i32),
+        Call::Print => unit(sys::print(&text(pid, a[0], a[1])?)),
+        Call::Beep => event(sys::beep(a[0])),
+        Call::Block => block(pid, a),
+        Call::Retire => retire(pid, a),
+        Call::Cancel => unit(sys::cancel(EventId(a[0]))),
+        Call::Spawn => spawn(pid, a),
+        Call::PageAlloc => sys::page_alloc().map(|(cap, revoked)| (cap.0, revoked.0)),
+        Call::PageBind => unit(sys::page_bind(crate::mm::pages::PageCap(a[0]), a[1])),
+        Call::PageUnbind => unit(sys::page_unbind(crate::mm::pages::PageCap(a[0]))),
+        Call::PageFree => unit(sys::page_free(crate::mm::pages::PageCap(a[0]))),
+        Call::PageGrant => {
+            need(rights::FOREIGN)?;
+            let peer = u16::try_from(a[1]).map_err(|_| SysError::InvalidArgument)?;
+            sys::page_grant(crate::mm::pages::PageCap(a[0]), peer, a[2] != 0).map(|g| (g as u64, 0))
+        }
+        Call::PageUngrant => unit(sys::page_ungrant(crate::mm::pages::PageCap(a[0]))),
+        Call::XsRead => event(sys::xs_read(&text(pid, a[0], a[1])?, tx(a[2])?)),
+        Call::XsDirectory => event(sys::xs_directory(&text(pid, a[0], a[1])?, tx(a[2])?)),
+        Call::XsWrite => {
+            need(rights::XENSTORE_WRITE)?;
+            let path = text(pid, a[0], a[1])?;
+            let value = bytes(pid, a[2], a[3])?;
+            event(sys::xs_write(&path, &value, tx(a[4])?))
+        }
+        Call::XsRm => {
+            need(rights::XENSTORE_WRITE)?;
+            event(sys::xs_rm(&text(pid, a[0], a[1])?, tx(a[2])?))
+        }
+        Call::XsTransactionStart => event(sys::xs_transaction_start()),
+        Call::XsTransactionEnd => event(sys::xs_transaction_end(tx(a[0])?, a[1] != 0)),
+        Call::XsWatch => sys::xs_watch(&text(pid, a[0], a[1])?).map(|(w, id)| (w as u64, id.0)),
+        Call::XsWatchNext => event(sys::xs_watch_next(handle(a[0])?)),
+        Call::XsUnwatch => event(sys::xs_unwatch(handle(a[0])?)),
+        Call::EvtchnAllocUnbound => {
+            need(rights::FOREIGN)?;
+            let remote = u16::try_from(a[0]).map_err(|_| SysError::InvalidArgument)?;
+            sys::evtchn_alloc_unbound(remote).map(|p| (p as u64, 0))
+        }
+        Call::EvtchnBindInterdomain => {
+            need(rights::FOREIGN)?;
+            let remote = u16::try_from(a[0]).map_err(|_| SysError::InvalidArgument)?;
+            sys::evtchn_bind_interdomain(remote, handle(a[1])?).map(|p| (p as u64, 0))
+        }
+        Call::EvtchnNotify => unit(sys::evtchn_notify(handle(a[0])?)),
+        Call::EvtchnWait => event(sys::evtchn_wait(handle(a[0])?)),
+        Call::EvtchnClose => unit(sys::evtchn_close(handle(a[0])?)),
+        Call::Ping => event(sys::ping()),
+        Call::Random => event(sys::random(handle(a[0])?)),
+        Call::FileRead => event(sys::read_var(&text(pid, a[0], a[1])?, a[2], handle(a[3])?)),
+        Call::FileWrite => {
+            let path = text(pid, a[0], a[1])?;
+            let data = bytes(pid, a[3], a[4])?;
+            event(sys::write_var(&path, a[2], &data, a[5] != 0))
+        }
+        Call::FileInfo => event(sys::file_info(&text(pid, a[0], a[1])?)),
+        Call::DirList => event(sys::dir_list(&text(pid, a[0], a[1])?, handle(a[2])?)),
+        Call::DirCreate => event(sys::create_dir(&text(pid, a[0], a[1])?)),
+        Call::Remove => event(sys::remove(&text(pid, a[0], a[1])?)),
+        Call::KernelStats => kernel_stats(pid, a),
+        _ => Err(SysError::UnknownCall),
+    }
+}
+
+fn tx(v: u64) -> SysResult<u32> {
+    u32::try_from(v).map_err(|_| SysError::InvalidArgument)
+}
+
+fn handle(v: u64) -> SysResult<u32> {
+    u32::try_from(v).map_err(|_| SysError::InvalidArgument)
+}
+
+/// `Block(tree, elements, out, capacity)`: the tree is copied in once and
+/// validated by the event model; the output range is checked before the
+/// process sleeps, so a wake is never lost to a bad pointer.
+fn block(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    let (tree, n, out, cap) = (a[0], a[1], a[2], a[3]);
+    crate::mm::range::aligned(tree, 8)?;
+    crate::mm::range::aligned(out, 8)?;
+    let len = n
+        .checked_mul(abi::WaitElement::SIZE as u64)
+        .ok_or(SysError::BadLength)?;
+    let out_len = cap.checked_mul(8).ok_or(SysError::BadLength)?;
+    let raw = space::copy_in(
+        pid,
+        tree,
+        usize::try_from(len).map_err(|_| SysError::BadLength)?,
+    )?;
+    space::check(
+        pid,
+        out,
+        usize::try_from(out_len).map_err(|_| SysError::BadLength)?,
+        true,
+    )?;
+    let spec: Vec<Element> = raw
+        .chunks_exact(abi::WaitElement::SIZE)
+        .map(|c| Element {
+            event_id: EventId(u64::from_le_bytes(c[0..8].try_into().expect("8 bytes"))),
+            parent: u32::from_le_bytes(c[8..12].try_into().expect("4 bytes")),
+            count: u32::from_le_bytes(c[12..16].try_into().expect("4 bytes")),
+        })
+        .collect();
+    let leaves = super::block(&spec)?;
+    let written = leaves.len().min(cap as usize);
+    let ids: Vec<u8> = leaves[..written]
+        .iter()
+        .flat_map(|id| id.0.to_le_bytes())
+        .collect();
+    space::copy_out(pid, out, &ids)?;
+    Ok((leaves.len() as u64, written as u64))
+}
+
+/// `Retire(event, buf, capacity)`: the value's size is known before the
+/// event is consumed, so a buffer too small loses nothing.
+fn retire(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    let (id, buf, cap) = (EventId(a[0]), a[1], a[2] as usize);
+    let need = sched::with_current(|k, pid| Ok(k.events().value_len(pid, id)?))?;
+    if need > cap {
+        return Err(SysError::BufferTooSmall(need));
+    }
+    space::check(pid, buf, need, true)?;
+    let r = super::retire(id)?;
+    let (status, extra) = crate::status::event_status(r.status);
+    let r0 = status.code() as u64 | (extra as u64) << 32;
+    let r1 = match r.value {
+        Value::Empty => 0,
+        Value::Word(w) => w,
+        Value::Fd(fd) => fd as u64,
+        Value::Bytes(b) => {
+            space::copy_out(pid, buf, &b)?;
+            b.len() as u64
+        }
+    };
+    Ok((r0, r1))
+}
+
+/// `Spawn(name, len, args, len, rights)`: the exit event is the caller's;
+/// the child gets at most the caller's rights.
+fn spawn(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    need(rights::SPAWN)?;
+    if a[1] as usize > abi::MAX_NAME {
+        return Err(SysError::TooLarge);
+    }
+    let name = text(pid, a[0], a[1])?;
+    if a[3] as usize > abi::MAX_ARGS_BYTES {
+        return Err(SysError::TooLarge);
+    }
+    let args = bytes(pid, a[2], a[3])?;
+    let child_rights = a[4] as u32 & sched::current_rights();
+    let mut child = None;
+    let exit = super::start_event(ValueKind::Word, |parent, exit| {
+        child = Some(program::spawn(program::Spawn {
+            name: &name,
+            args: &args,
+            rights: child_rights,
+            exit_event: Some((parent, exit)),
+            runner: run_program,
+        })?);
+        Ok(())
+    })?;
+    Ok((child.map_or(0, |c| c.0 as u64), exit.0))
+}
+
+/// `KernelStats(out, len)`: the counters as little-endian u64s, in the
+/// order `ethos::stats` names them.
+fn kernel_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    let (s, e) = super::kernel_stats()?;
+    let (heap_used, heap_free) = hal::heap::usage();
+    let (spaces, tables, mapped) = space::usage();
+    let words = [
+        e.created,
+        e.completed,
+        e.retired,
+        e.cancelled,
+        e.discarded,
+        e.wakes,
+        e.coalesced,
+        s.context_switches,
+        s.syscalls,
+        s.timers_fired,
+        s.upcalls,
+        s.port_events,
+        s.idle_blocks,
+        s.preemptions,
+        s.frames_free,
+        heap_used as u64,
+        heap_free as u64,
+        spaces as u64,
+        tables as u64,
+        mapped as u64,
+    ];
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let n = bytes.len().min(a[1] as usize);
+    space::copy_out(pid, a[0], &bytes[..n])?;
+    Ok((n as u64, 0))
+}
