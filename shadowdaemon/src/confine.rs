@@ -72,6 +72,7 @@ use cap_std::fs::{
 };
 
 use crate::error::OpError;
+use crate::quota::{scan, Budget, Quota, Usage};
 
 /// Longest guest name accepted as a folder name.
 pub const MAX_GUEST_NAME: usize = 64;
@@ -272,6 +273,7 @@ impl Share {
         Ok(GuestRoot {
             name: name.clone(),
             dir,
+            quota: Quota::unlimited(),
         })
     }
 }
@@ -280,12 +282,30 @@ impl Share {
 pub struct GuestRoot {
     name: GuestName,
     dir: Dir,
+    quota: Quota,
 }
 
 impl GuestRoot {
     /// The guest's name (the folder's name).
     pub fn name(&self) -> &GuestName {
         &self.name
+    }
+
+    /// Holds the guest to `budget`, counting from a [scan](crate::quota::scan) of its
+    /// folder now (see [`crate::quota`]).
+    pub fn with_budget(mut self, budget: Budget) -> io::Result<GuestRoot> {
+        let used = if budget.is_unlimited() {
+            Usage::default()
+        } else {
+            scan(&self.dir)?
+        };
+        self.quota = Quota::new(budget, used);
+        Ok(self)
+    }
+
+    /// The guest's budget and what it holds.
+    pub fn quota(&self) -> &Quota {
+        &self.quota
     }
 
     /// Opens a file below the folder (following symlinks that stay inside).

@@ -37,6 +37,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use shadowdaemon::confine::{GuestName, Share};
 use shadowdaemon::journal::Journal;
 use shadowdaemon::pool::{Pool, PoolConfig};
+use shadowdaemon::quota::{Budget, Override};
 use shadowdaemon::serve::{Ended, Handler, Limits, Stopper};
 
 use crate::xen::connect::{connect, Offer};
@@ -59,6 +60,11 @@ pub struct Settings {
     pub guests: Vec<String>,
     /// Worker threads of the pool.
     pub workers: usize,
+    /// Each guest's storage budget, unless `quotas` names it.
+    pub budget: Budget,
+    /// Guests with budgets of their own (bytes and entries; the file-size cap is
+    /// `budget`'s).
+    pub quotas: Vec<Override>,
     /// The gntdev and evtchn devices.
     pub gntdev: PathBuf,
     /// See above.
@@ -311,13 +317,26 @@ impl Daemon {
             log::debug!("{who}: not in --guest; not served");
             return Ok(());
         }
+        let budget = self.budget_of(&name);
         let root = match self.share.guest(&name) {
-            Ok(r) => Arc::new(r),
+            Ok(r) => r,
             Err(e) => {
                 log::error!("{who}: cannot open its folder: {e}");
                 return Ok(());
             }
         };
+        let root = match root.with_budget(budget) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                log::error!("{who}: cannot count what its folder holds: {e}");
+                return Ok(());
+            }
+        };
+        let used = root.quota().usage();
+        log::info!("{who}: budget {budget}; holds {used}");
+        if used.bytes > budget.bytes || used.entries > budget.entries {
+            log::warn!("{who}: already over its budget: its writes and creates get NoSpace");
+        }
         let journal = match Journal::open(&self.journal_path(domid)) {
             Ok(j) => Arc::new(j),
             Err(e) => {
@@ -368,6 +387,21 @@ impl Daemon {
             Err(e) => log::error!("{who}: cannot start its thread: {e}"),
         }
         Ok(())
+    }
+
+    /// The budget of guest `name`: its own if `--quota` names it, else the default.
+    fn budget_of(&self, name: &GuestName) -> Budget {
+        let default = self.settings.budget;
+        self.settings
+            .quotas
+            .iter()
+            .rev() // the last one given wins, as for any repeated option
+            .find(|q| q.guest == name.as_str())
+            .map_or(default, |q| Budget {
+                bytes: q.bytes,
+                entries: q.entries,
+                ..default
+            })
     }
 
     fn stop_all(&mut self) {

@@ -60,6 +60,21 @@ struct ServeArgs {
     /// Worker threads serving requests (all guests share them).
     #[arg(long, default_value_t = 8)]
     workers: usize,
+    /// Each guest's byte budget: the sum of its files' sizes (K, M, G, T suffixes are
+    /// powers of 1024). Past it, its writes get NoSpace.
+    #[arg(long, default_value = "1G", value_parser = shadowdaemon::quota::parse_size)]
+    quota_bytes: u64,
+    /// Each guest's entry budget: files, directories and links below its folder. Past
+    /// it, its creates get NoSpace.
+    #[arg(long, default_value_t = 10_000)]
+    quota_entries: u64,
+    /// Largest file a guest may make; a write past it gets TooLarge.
+    #[arg(long, default_value = "256M", value_parser = shadowdaemon::quota::parse_size)]
+    max_file_size: u64,
+    /// One guest's own budget instead of --quota-bytes and --quota-entries, as
+    /// NAME=BYTES,ENTRIES (e.g. web=4G,50000); repeat for more guests.
+    #[arg(long = "quota", value_name = "NAME=BYTES,ENTRIES")]
+    quotas: Vec<shadowdaemon::quota::Override>,
     /// The grant-mapping device.
     #[arg(long, default_value = "/dev/xen/gntdev")]
     gntdev: PathBuf,
@@ -181,6 +196,12 @@ fn serve(args: &ServeArgs) -> ExitCode {
         state_dir: args.state_dir.clone(),
         guests: args.guests.clone(),
         workers: args.workers,
+        budget: shadowdaemon::quota::Budget {
+            bytes: args.quota_bytes,
+            entries: args.quota_entries,
+            file_bytes: args.max_file_size,
+        },
+        quotas: args.quotas.clone(),
         gntdev: args.gntdev.clone(),
         evtchn: args.evtchn.clone(),
         reply_delay: std::time::Duration::from_millis(args.test_reply_delay_ms),
@@ -222,6 +243,34 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.root, PathBuf::from("/tmp/x"));
         assert_eq!(cli.serve.guests, ["a"]);
+        // The budgets' defaults.
+        assert_eq!(cli.serve.quota_bytes, 1 << 30);
+        assert_eq!(cli.serve.quota_entries, 10_000);
+        assert_eq!(cli.serve.max_file_size, 256 << 20);
+        assert!(cli.serve.quotas.is_empty());
+    }
+
+    #[test]
+    fn budgets_parse_with_overrides() {
+        let cli = Cli::try_parse_from([
+            "shadowdaemon",
+            "serve",
+            "--quota-bytes",
+            "64M",
+            "--quota",
+            "web=2G,100",
+            "--quota",
+            "db=1T,5",
+        ])
+        .unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.quota_bytes, 64 << 20);
+        let names: Vec<_> = args.quotas.iter().map(|q| q.guest.as_str()).collect();
+        assert_eq!(names, ["web", "db"]);
+        assert!(Cli::try_parse_from(["shadowdaemon", "--quota", "web=2G"]).is_err());
+        assert!(Cli::try_parse_from(["shadowdaemon", "--quota-bytes", "lots"]).is_err());
     }
 
     #[test]

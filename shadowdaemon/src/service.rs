@@ -23,6 +23,10 @@
 //!   replays in order. A write that fails part-way (`NoSpace`) may have written a prefix;
 //!   replaying it once there is space completes it. Nothing is `fsync`ed: durability is
 //!   that of dom0's page cache, as for any local write.
+//! * `FileWrite`, `DirCreate` and `Remove` keep to the guest's budget
+//!   ([`crate::quota`]): a write or create that would pass it is refused with `NoSpace`
+//!   (a file past the file-size cap: `TooLarge`) before anything changes; in particular
+//!   a refused `TRUNCATE` write has not cut the file. Without a budget nothing is counted.
 //! * `FileInfo` describes the entry itself: a symlink is reported as a symlink.
 //! * `DirList` pages through the directory in the file system's order, skipping entries
 //!   at indices below `cursor`; a page is as many entries as fit in one reply. Names the
@@ -62,15 +66,9 @@ pub fn handle(root: &GuestRoot, request: Request) -> Result<ReplyBody, OpError> 
             data,
         } => file_write(root, path.as_str(), offset, flags, &data),
         Request::FileInfo { path } => file_info(root, path.as_str()),
-        Request::DirCreate { path } => {
-            root.create_dir(path.as_str())?;
-            Ok(ReplyBody::DirCreate)
-        }
+        Request::DirCreate { path } => dir_create(root, path.as_str()),
         Request::DirList { path, cursor } => dir_list(root, path.as_str(), cursor),
-        Request::Remove { path } => {
-            root.remove(path.as_str())?;
-            Ok(ReplyBody::Remove)
-        }
+        Request::Remove { path } => remove(root, path.as_str()),
     }
 }
 
@@ -167,19 +165,80 @@ pub fn file_write(
     {
         return Err(too_large("a write past the largest file offset"));
     }
+    let end = offset + data.len() as u64;
+    // The size the file will have, given the one it has: a write extends it to its end
+    // (an empty write does not), TRUNCATE cuts it to 0 first.
+    let size_after = |old: u64| {
+        let kept = if flags & WRITE_TRUNCATE != 0 { 0 } else { old };
+        if data.is_empty() {
+            kept
+        } else {
+            kept.max(end)
+        }
+    };
+    let mut ledger = root.quota().ledger();
     let mut options = OpenOptions::new();
-    options
-        .write(true)
-        .create(flags & WRITE_CREATE != 0)
-        .truncate(flags & WRITE_TRUNCATE != 0)
-        .custom_flags(libc::O_NONBLOCK);
-    let file = root.open(path, &options)?.into_std();
-    check_regular(&file.metadata()?)?;
-    file.write_all_at(data, offset)?;
+    options.write(true).custom_flags(libc::O_NONBLOCK);
+    // Opened without CREATE first, so that a new file is admitted to the budget before
+    // it exists, and without TRUNCATE, so that a refused write has cut nothing.
+    let (file, created) = match root.open(path, &options) {
+        Ok(file) => (file, false),
+        Err(e) if flags & WRITE_CREATE != 0 && e.status() == Status::NotFound => {
+            ledger.admit(0, size_after(0), 1)?;
+            (root.open(path, options.create(true))?, true)
+        }
+        Err(e) => return Err(e),
+    };
+    let file = file.into_std();
+    let meta = file.metadata()?;
+    check_regular(&meta)?;
+    let old = if created { 0 } else { meta.len() };
+    if !created {
+        ledger.admit(old, size_after(old), 0)?;
+    }
+    let wrote = (|| {
+        if flags & WRITE_TRUNCATE != 0 {
+            file.set_len(0)?;
+        }
+        file.write_all_at(data, offset)
+    })();
+    if ledger.counts() {
+        // What the file holds now, also after a write that failed half-way.
+        let now = file.metadata().map_or(size_after(old), |m| m.len());
+        ledger.grew(old, now, u64::from(created));
+    }
+    wrote?;
     Ok(ReplyBody::FileWrite {
         // At most MAX_IO, checked above.
         written: data.len() as u32,
     })
+}
+
+/// Creates one directory, within the guest's entry budget.
+pub fn dir_create(root: &GuestRoot, path: &str) -> Result<ReplyBody, OpError> {
+    let mut ledger = root.quota().ledger();
+    ledger.admit(0, 0, 1)?;
+    root.create_dir(path)?;
+    ledger.grew(0, 0, 1);
+    Ok(ReplyBody::DirCreate)
+}
+
+/// Removes a file, a link or an empty directory, giving its budget back.
+pub fn remove(root: &GuestRoot, path: &str) -> Result<ReplyBody, OpError> {
+    let mut ledger = root.quota().ledger();
+    let bytes = if ledger.counts() {
+        let meta = root.symlink_metadata(path)?;
+        if meta.is_file() {
+            meta.len()
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    root.remove(path)?;
+    ledger.removed(bytes);
+    Ok(ReplyBody::Remove)
 }
 
 fn kind_of(t: FileType) -> FileKind {

@@ -13,7 +13,7 @@ use std::thread;
 use common::{logs, pair, Gate, Guest};
 use rpc::{
     BrokenReason, Config, DirEntry, FileKind, Layout, Name, Path, PayloadError, Reply, ReplyBody,
-    Request, Responder, Side, Status, MAX_FRAME, WRITE_CREATE,
+    Request, Responder, Side, Status, MAX_FRAME, WRITE_CREATE, WRITE_TRUNCATE,
 };
 use shadowdaemon::confine::{GuestName, GuestRoot, Share};
 use shadowdaemon::pool::{Pool, PoolConfig};
@@ -626,4 +626,203 @@ fn warnings_per_connection_are_bounded() {
             .len()
             == 1
     );
+}
+
+/// A small file system for the budget test: a tmpfs of `size` bytes and `inodes`
+/// inodes at `dir`, or `None` (and a line saying so) where mounting is not allowed.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(dir: &std::path::Path, size: &str, inodes: u32) -> Option<SmallFs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size},nr_inodes={inodes},mode=0700"))
+            .arg("tmpfs")
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(SmallFs(dir.to_path_buf())),
+            _ => {
+                eprintln!(
+                    "cannot mount a tmpfs (not root?): the budgets are tested on the \
+                     temporary folder's file system instead"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Guest A writes and creates until its budget refuses it; guest B, on the same (small)
+/// file system, still writes and creates; A removing gives its budget back.
+#[test]
+fn storage_budgets_are_per_guest() {
+    use shadowdaemon::quota::{Budget, Usage};
+    let d = Daemon::new(PoolConfig::default());
+    // 2 MiB and 200 inodes: A's budget is well below, so B still finds room.
+    let mount_point = d.tmp.path().join("small");
+    // Declared before everything that holds the file system open: dropped after it.
+    let _small = SmallFs::mount(&mount_point, "2m", 200);
+    let share = Share::open(&mount_point.join("guests")).unwrap();
+    let budget = Budget {
+        bytes: 160 * 1024,
+        entries: 20,
+        file_bytes: 100 * 1024,
+    };
+    let root = |name: &str| {
+        let r = share.guest(&GuestName::new(name).unwrap()).unwrap();
+        Arc::new(r.with_budget(budget).unwrap())
+    };
+    // Something A had from before counts from the start.
+    std::fs::create_dir_all(mount_point.join("guests/quota-a/old")).unwrap();
+    std::fs::write(mount_point.join("guests/quota-a/old/f"), [7u8; 1000]).unwrap();
+    let (a, b) = (root("quota-a"), root("quota-b"));
+    assert_eq!(
+        a.quota().usage(),
+        Usage {
+            bytes: 1000,
+            entries: 2
+        }
+    );
+    let chunk = pattern(1, 60 * 1024);
+    let serve = |root: Arc<GuestRoot>, domid: u16, guest: &mut dyn FnMut(&mut Guest)| {
+        let (mut g, client, port) = pair(12, 12, Config::default());
+        let conn = Connection::new(
+            domid,
+            root,
+            Responder::new(client, Config::default()),
+            port,
+            Arc::new(service::handle),
+            Limits::default(),
+        );
+        thread::scope(|s| {
+            let daemon = s.spawn(|| conn.run(&d.pool));
+            let r = panic::catch_unwind(AssertUnwindSafe(|| guest(&mut g)));
+            g.close();
+            let ended = daemon.join().unwrap();
+            assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+            if let Err(p) = r {
+                panic::resume_unwind(p);
+            }
+        });
+    };
+
+    serve(a.clone(), 41, &mut |g| {
+        // Bytes: 60 KiB chunks into one file until refused.
+        let mut written = 0u64;
+        let mut id = 0;
+        let refused = loop {
+            id += 1;
+            match g.rpc(id, write("big", written, WRITE_CREATE, &chunk)) {
+                Ok(_) => written += chunk.len() as u64,
+                Err(s) => break s,
+            }
+            assert!(id < 100, "never refused");
+        };
+        // A second chunk would make the file larger than its cap.
+        assert_eq!(written, 60 * 1024);
+        assert_eq!(refused, Status::TooLarge, "the file-size cap");
+        // More files: 1000 + 2 x 60 KiB fit in 160 KiB, a third chunk does not.
+        id += 1;
+        assert!(g.rpc(id, write("second", 0, WRITE_CREATE, &chunk)).is_ok());
+        id += 1;
+        assert_eq!(
+            g.rpc(id, write("third", 0, WRITE_CREATE, &chunk)),
+            Err(Status::NoSpace)
+        );
+        assert!(
+            !a_host(&mount_point, "third").exists(),
+            "refused, not created"
+        );
+        // A refused TRUNCATE write cut nothing.
+        id += 1;
+        assert_eq!(
+            g.rpc(id, write("big", 100 * 1024, WRITE_TRUNCATE, b"x")),
+            Err(Status::TooLarge)
+        );
+        assert_eq!(
+            std::fs::metadata(a_host(&mount_point, "big"))
+                .unwrap()
+                .len(),
+            written
+        );
+        // Entries: directories until refused (2 from before, "big" and "second").
+        let mut dirs = 0;
+        loop {
+            id += 1;
+            match g.rpc(
+                id,
+                Request::DirCreate {
+                    path: p(&format!("d{dirs}")),
+                },
+            ) {
+                Ok(_) => dirs += 1,
+                Err(s) => {
+                    assert_eq!(s, Status::NoSpace);
+                    break;
+                }
+            }
+            assert!(dirs < 100, "never refused");
+        }
+        assert_eq!(dirs, 20 - 4);
+        id += 1;
+        assert_eq!(
+            g.rpc(id, write("tiny", 0, WRITE_CREATE, b"")),
+            Err(Status::NoSpace)
+        );
+        // Removing gives back: one entry, then one file's bytes.
+        id += 1;
+        g.rpc(id, Request::Remove { path: p("d0") }).unwrap();
+        id += 1;
+        assert!(g.rpc(id, write("tiny", 0, WRITE_CREATE, b"")).is_ok());
+        id += 1;
+        g.rpc(id, Request::Remove { path: p("big") }).unwrap();
+        id += 1;
+        assert!(g.rpc(id, write("tiny", 0, 0, &chunk)).is_ok());
+    });
+    assert_eq!(
+        a.quota().usage(),
+        Usage {
+            bytes: 1000 + 2 * 60 * 1024,
+            entries: 19
+        }
+    );
+
+    // B is untouched by A's budget: it writes and creates as much as its own allows.
+    serve(b.clone(), 42, &mut |g| {
+        for i in 0..2 {
+            assert_eq!(
+                g.rpc(i, write(&format!("f{i}"), 0, WRITE_CREATE, &chunk)),
+                Ok(ReplyBody::FileWrite {
+                    written: chunk.len() as u32
+                })
+            );
+        }
+        for i in 0..10 {
+            assert_eq!(
+                g.rpc(
+                    10 + i,
+                    Request::DirCreate {
+                        path: p(&format!("d{i}"))
+                    }
+                ),
+                Ok(ReplyBody::DirCreate)
+            );
+        }
+    });
+    assert_eq!(b.quota().usage().entries, 12);
+    let refused = logs().matching(&["guest quota-a (domid 41)", "WARN", "budget is used up"]);
+    assert!(!refused.is_empty(), "the refusals are logged");
+}
+
+fn a_host(mount_point: &std::path::Path, rel: &str) -> PathBuf {
+    mount_point.join("guests/quota-a").join(rel)
 }
