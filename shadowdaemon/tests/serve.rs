@@ -221,8 +221,9 @@ fn every_op_end_to_end() {
 
 #[test]
 fn a_slow_request_does_not_hold_back_pings() {
+    // Three workers: the guest's share is two, one for the slow read, one for pings.
     let d = Daemon::new(PoolConfig {
-        workers: 2,
+        workers: 3,
         queue: 8,
     });
     let gate = Arc::new(Gate::default());
@@ -341,8 +342,10 @@ fn back_pressure_reaches_the_guest(name: &'static str, pool: PoolConfig, max_in_
         outbox_bytes: 0,
         max_in_flight: 1_000_000,
     };
-    // In flight at most: the limit, or running + queued + the one the loop holds.
-    let taken = max_in_flight.min(pool.workers + pool.queue + 1);
+    // In flight at most: the limit, or the guest's share of the pool (running and
+    // queued) + the one the loop holds.
+    let share = pool.guest_share().min(pool.queue);
+    let taken = max_in_flight.min(share + 1);
     // The guest writes the right ring; its outbox holds one frame's worth.
     let ring = Layout::new(run.orders.0, run.orders.1)
         .unwrap()
@@ -362,7 +365,7 @@ fn back_pressure_reaches_the_guest(name: &'static str, pool: PoolConfig, max_in_
             );
         }
         assert!(accepted as usize >= ring_and_outbox, "{accepted} accepted");
-        gate.wait_for(pool.workers.min(taken));
+        gate.wait_for(share.min(taken));
         gate.open();
         g.collect(accepted as usize);
         let ids: BTreeSet<u64> = g.received.iter().map(|r| r.event_id).collect();
@@ -535,7 +538,8 @@ fn a_guest_that_leaves_with_requests_in_flight() {
     // The loop ended on the close although a request was still running.
     assert!(matches!(ended, Ended::PeerClosed), "{ended}");
     gate.open();
-    // The pool stays usable: the running job finishes, the queued one is skipped.
+    // The pool stays usable: the running job finishes, the one held back (past the
+    // guest's share of a one-worker pool, so still in the connection) never runs.
     drop(d.pool);
     assert!(d.share.path().join("leaver/late").exists());
     assert!(!d.share.path().join("leaver/never").exists());
@@ -825,4 +829,72 @@ fn storage_budgets_are_per_guest() {
 
 fn a_host(mount_point: &std::path::Path, rel: &str) -> PathBuf {
     mount_point.join("guests/quota-a").join(rel)
+}
+
+/// Guest A fills the pool with slow requests (held at a gate); guest B's pings are all
+/// answered while every one of A's is still held, and A's are answered once released.
+#[test]
+fn a_busy_guest_leaves_workers_for_others() {
+    const SLOW: u64 = 32;
+    let d = Daemon::new(PoolConfig {
+        workers: 4,
+        queue: 64,
+    });
+    let share = d.pool.config().guest_share();
+    let gate = Arc::new(Gate::default());
+    let _release = gate.opener();
+    let at_gate = gate.clone();
+    let slow_handler: Arc<dyn Handler> = Arc::new(move |root: &GuestRoot, req: Request| {
+        at_gate.pass();
+        service::handle(root, req)
+    });
+    let (mut a, a_client, a_port) = pair(12, 12, Config::default());
+    let (mut b, b_client, b_port) = pair(12, 12, Config::default());
+    let a_conn = Connection::new(
+        51,
+        d.root("busy-a"),
+        Responder::new(a_client, Config::default()),
+        a_port,
+        slow_handler,
+        Limits::default(),
+    );
+    let b_conn = Connection::new(
+        52,
+        d.root("calm-b"),
+        Responder::new(b_client, Config::default()),
+        b_port,
+        Arc::new(service::handle),
+        Limits::default(),
+    );
+    thread::scope(|s| {
+        let a_daemon = s.spawn(|| a_conn.run(&d.pool));
+        let b_daemon = s.spawn(|| b_conn.run(&d.pool));
+        for id in 0..SLOW {
+            a.call(id, &Request::Ping);
+        }
+        // A holds its whole share of the pool, and no more.
+        gate.wait_for(share);
+        for id in 100..120 {
+            b.call(id, &Request::Ping);
+        }
+        b.collect(20);
+        assert!(!gate.is_open());
+        let ids: Vec<u64> = b.received.iter().map(|r| r.event_id).collect();
+        assert_eq!(ids.len(), 20);
+        let all: BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(all, (100..120).collect(), "each of B's pings answered once");
+        a.pump();
+        assert!(
+            a.received.is_empty(),
+            "A's requests were all held meanwhile"
+        );
+        gate.open();
+        a.collect(SLOW as usize);
+        let ids: BTreeSet<u64> = a.received.iter().map(|r| r.event_id).collect();
+        assert_eq!(ids, (0..SLOW).collect());
+        a.close();
+        b.close();
+        assert!(matches!(a_daemon.join().unwrap(), Ended::PeerClosed));
+        assert!(matches!(b_daemon.join().unwrap(), Ended::PeerClosed));
+    });
 }
