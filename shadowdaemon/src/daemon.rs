@@ -23,18 +23,34 @@
 //!   pages and closes the port, so the dead domain does not linger as a zombie held by
 //!   our mappings. Its journal is deleted.
 //!
+//! # Who a domain is
+//!
+//! A domain is served under its xenstore `name`, which names its folder, and its
+//! journal is kept under its domid *and* its VM handle (the UUID in
+//! `/local/domain/<id>/vm`, `/vm/<uuid>`): domids are reused, handles are not, so a
+//! new domain that gets a dead one's domid starts with an empty journal instead of
+//! inheriting answers meant for another guest. Both nodes must be owned by dom0 and not
+//! writable by the guest ([`identify`]): a guest that could write its own `name` could
+//! choose whose folder it gets. A name another live domain is served under is refused
+//! (two domains named `web` would share one folder and one budget). Each refusal is
+//! logged once per domain and reason. What is still missing: a boot nonce from the
+//! guest itself, which would also tell a rebooted guest (same domid, same handle) from
+//! the one before; it needs the guest to send it.
+//!
 //! Every log line names the guest and its domid.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::fs;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use shadowdaemon::confine::{GuestName, Share};
+use shadowdaemon::confine::{GuestName, NameError, Share};
 use shadowdaemon::journal::Journal;
 use shadowdaemon::pool::{Pool, PoolConfig};
 use shadowdaemon::quota::{Budget, Override};
@@ -74,9 +90,212 @@ pub struct Settings {
 }
 
 struct Served {
-    name: GuestName,
+    identity: Identity,
     stopper: Stopper,
     thread: JoinHandle<Ended>,
+}
+
+/// Who a domain is, once [`identify`] trusts what xenstore says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Its name: its folder.
+    pub name: GuestName,
+    /// Its VM handle (the UUID of `/vm/<uuid>`): with the domid, its journal.
+    pub handle: String,
+}
+
+/// Longest VM handle accepted (a UUID is 36 characters).
+pub const MAX_HANDLE: usize = 64;
+
+/// Why a domain is not served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A node the daemon needs is missing (`name` or `vm`).
+    Missing(&'static str),
+    /// The node is not owned by dom0.
+    NotDom0s {
+        /// Which node.
+        node: &'static str,
+        /// Its owner, as xenstore says.
+        owner: Option<u32>,
+    },
+    /// The guest may write the node.
+    GuestWritable(&'static str),
+    /// The name cannot name a folder.
+    BadName(NameError),
+    /// `vm` is not `/vm/<handle>` with a handle of `[0-9A-Za-z-]`.
+    BadHandle,
+    /// Another live domain is served under this name.
+    NameInUse {
+        /// The name.
+        name: GuestName,
+        /// The domain served under it.
+        by: u16,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Missing(node) => write!(f, "it has no {node} node"),
+            Refusal::NotDom0s { node, owner } => match owner {
+                Some(o) => write!(f, "its {node} node is owned by domain {o}, not dom0"),
+                None => write!(f, "its {node} node has no owner"),
+            },
+            Refusal::GuestWritable(node) => {
+                write!(f, "its {node} node is writable by the guest itself")
+            }
+            Refusal::BadName(e) => write!(f, "its name is unusable ({e})"),
+            Refusal::BadHandle => f.write_str("its vm node is not /vm/<uuid>"),
+            Refusal::NameInUse { name, by } => {
+                write!(f, "the name {name} is already served for domid {by}")
+            }
+        }
+    }
+}
+
+/// The value of `/local/domain/<domid>/<node>`, if dom0 owns it and the guest cannot
+/// write it.
+fn trusted_node<T: Read + Write>(
+    xs: &mut Xenstore<T>,
+    domid: u16,
+    node: &'static str,
+) -> Result<Result<Vec<u8>, Refusal>, XsError> {
+    let path = format!("/local/domain/{domid}/{node}");
+    let Some(perms) = xs.get_perms(&path)? else {
+        return Ok(Err(Refusal::Missing(node)));
+    };
+    if perms.owner() != Some(0) {
+        return Ok(Err(Refusal::NotDom0s {
+            node,
+            owner: perms.owner(),
+        }));
+    }
+    if perms.writable_by(u32::from(domid)) {
+        return Ok(Err(Refusal::GuestWritable(node)));
+    }
+    // Only the owner (dom0) may change the permissions, so they still hold.
+    Ok(xs.read(&path)?.ok_or(Refusal::Missing(node)))
+}
+
+/// The handle in a `vm` value, `/vm/<handle>`, if it is safe in a file name.
+pub fn parse_handle(vm: &[u8]) -> Option<String> {
+    let handle = vm.strip_prefix(b"/vm/")?;
+    let ok = (1..=MAX_HANDLE).contains(&handle.len())
+        && handle
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+    // Only ASCII passed.
+    ok.then(|| String::from_utf8_lossy(handle).into_owned())
+}
+
+/// Reads and checks who domain `domid` is (see the module documentation).
+/// `served_as(name)` is the domid served under `name` now, if any.
+pub fn identify<T: Read + Write>(
+    xs: &mut Xenstore<T>,
+    domid: u16,
+    served_as: impl Fn(&GuestName) -> Option<u16>,
+) -> Result<Result<Identity, Refusal>, XsError> {
+    let raw = match trusted_node(xs, domid, "name")? {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let name = match GuestName::from_bytes(&raw) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(Refusal::BadName(e))),
+    };
+    let vm = match trusted_node(xs, domid, "vm")? {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let Some(handle) = parse_handle(&vm) else {
+        return Ok(Err(Refusal::BadHandle));
+    };
+    if let Some(by) = served_as(&name).filter(|&d| d != domid) {
+        return Ok(Err(Refusal::NameInUse { name, by }));
+    }
+    Ok(Ok(Identity { name, handle }))
+}
+
+/// The journal of domain `domid` with VM handle `handle`.
+pub fn journal_path(state_dir: &Path, domid: u16, handle: &str) -> PathBuf {
+    state_dir.join(format!("dom{domid}-{handle}.journal"))
+}
+
+/// The domid and handle a journal file is named for (`None` for the handle of a journal
+/// from before handles, `dom<domid>.journal`); `None` if not a journal.
+fn journal_owner(file: &str) -> Option<(u16, Option<&str>)> {
+    let stem = file.strip_prefix("dom")?.strip_suffix(".journal")?;
+    match stem.split_once('-') {
+        Some((d, handle)) => Some((d.parse().ok()?, Some(handle))),
+        None => Some((stem.parse().ok()?, None)),
+    }
+}
+
+/// The domains xenstore lists (dom0 excluded); `None` if it lists none at all (no
+/// `/local/domain`: not a dom0 worth trusting for clean-ups).
+fn list_domains<T: Read + Write>(xs: &mut Xenstore<T>) -> Result<Option<Vec<u16>>, XsError> {
+    Ok(xs.directory("/local/domain")?.map(|names| {
+        names
+            .iter()
+            .filter_map(|n| n.parse::<u16>().ok())
+            .filter(|&d| d != 0)
+            .collect()
+    }))
+}
+
+/// The handle domain `domid` has now, if readable.
+fn handle_of<T: Read + Write>(xs: &mut Xenstore<T>, domid: u16) -> Result<Option<String>, XsError> {
+    Ok(xs
+        .read(&format!("/local/domain/{domid}/vm"))?
+        .and_then(|vm| parse_handle(&vm)))
+}
+
+/// Removes the journals of domains that are gone or whose domid now belongs to another
+/// VM (the daemon was down meanwhile). Removes nothing unless xenstore answered every
+/// question: a xenstore that fails at start-up must not cost the live guests their
+/// exactly-once.
+pub fn forget_stale_journals<T: Read + Write>(
+    xs: &mut Xenstore<T>,
+    state_dir: &Path,
+) -> Result<usize, String> {
+    let Some(domains) = list_domains(xs).map_err(|e| format!("xenstore: {e}"))? else {
+        return Err("xenstore lists no /local/domain".into());
+    };
+    let mut handles = HashMap::new();
+    for domid in domains {
+        let handle = handle_of(xs, domid).map_err(|e| format!("xenstore: {e}"))?;
+        handles.insert(domid, handle);
+    }
+    let mut removed = 0;
+    let entries = fs::read_dir(state_dir).map_err(|e| e.to_string())?;
+    for entry in entries {
+        let name = entry.map_err(|e| e.to_string())?.file_name();
+        let Some((domid, handle)) = name.to_str().and_then(journal_owner) else {
+            continue;
+        };
+        let current = handles.get(&domid);
+        let why = match (current, handle) {
+            (None, _) => "the domain is gone",
+            (Some(now), Some(h)) if now.as_deref() == Some(h) => continue,
+            (Some(_), Some(_)) => "the domid belongs to another VM now",
+            (Some(_), None) => "it is not keyed by a VM handle",
+        };
+        log::info!("journal {}: {why}; removing it", name.to_string_lossy());
+        Journal::remove(&state_dir.join(&name)).map_err(|e| e.to_string())?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Logs a refusal once per domain and reason; true if it was logged now.
+fn note_refusal(logged: &mut HashMap<u16, Refusal>, domid: u16, refusal: &Refusal) -> bool {
+    if logged.get(&domid) == Some(refusal) {
+        return false;
+    }
+    log::warn!("domid {domid}: not served: {refusal}");
+    logged.insert(domid, refusal.clone());
+    true
 }
 
 struct Daemon {
@@ -91,6 +310,10 @@ struct Daemon {
     served: HashMap<u16, Served>,
     /// The last offer tried per domain (served or failed): not tried again.
     tried: HashMap<u16, Offer>,
+    /// The VM handle of each domain tried, to tell a reused domid from the domain.
+    handles: HashMap<u16, String>,
+    /// The last refusal logged per domain.
+    refused: HashMap<u16, Refusal>,
 }
 
 enum Watch {
@@ -166,14 +389,17 @@ impl Daemon {
             watch: rx,
             served: HashMap::new(),
             tried: HashMap::new(),
+            handles: HashMap::new(),
+            refused: HashMap::new(),
         };
         Ok(daemon)
     }
 
     /// Serves until xenstore fails; then stops every connection.
     fn serve(mut self) -> ExitCode {
-        if let Err(e) = self.forget_stale_journals() {
-            log::warn!("cleaning journals: {e}");
+        match forget_stale_journals(&mut self.xs, &self.settings.state_dir) {
+            Ok(n) => log::debug!("{n} stale journals removed"),
+            Err(e) => log::warn!("journals kept as they are: cannot tell which are stale: {e}"),
         }
         let why = loop {
             if let Err(e) = self.rescan() {
@@ -190,38 +416,9 @@ impl Daemon {
         ExitCode::FAILURE
     }
 
-    fn journal_path(&self, domid: u16) -> PathBuf {
-        self.settings.state_dir.join(format!("dom{domid}.journal"))
-    }
-
-    /// The domains xenstore lists (dom0, us, excluded).
+    /// The domains xenstore lists (dom0 excluded).
     fn domains(&mut self) -> Result<Vec<u16>, XsError> {
-        let names = self.xs.directory("/local/domain")?.unwrap_or_default();
-        Ok(names
-            .iter()
-            .filter_map(|n| n.parse::<u16>().ok())
-            .filter(|&d| d != 0)
-            .collect())
-    }
-
-    /// Journals of domains that no longer exist (the daemon was down when they died).
-    fn forget_stale_journals(&mut self) -> std::io::Result<()> {
-        let alive = self.domains().unwrap_or_default();
-        for entry in fs::read_dir(&self.settings.state_dir)? {
-            let name = entry?.file_name();
-            let Some(domid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("dom")?.strip_suffix(".journal"))
-                .and_then(|d| d.parse::<u16>().ok())
-            else {
-                continue;
-            };
-            if !alive.contains(&domid) {
-                log::info!("domid {domid} is gone: removing its journal");
-                Journal::remove(&self.journal_path(domid))?;
-            }
-        }
-        Ok(())
+        Ok(list_domains(&mut self.xs)?.unwrap_or_default())
     }
 
     fn read_u32(&mut self, path: &str) -> Result<Option<u32>, XsError> {
@@ -251,20 +448,37 @@ impl Daemon {
         }
         let domains = self.domains()?;
         let mut gone = Vec::new();
-        for &domid in self.served.keys().chain(self.tried.keys()) {
-            if !domains.contains(&domid) || !self.xs.is_domain_introduced(domid)? {
+        let known: Vec<u16> = self
+            .served
+            .keys()
+            .chain(self.tried.keys())
+            .chain(self.refused.keys())
+            .copied()
+            .collect();
+        for domid in known {
+            let reused = match self.handles.get(&domid) {
+                Some(h) => handle_of(&mut self.xs, domid)?.as_ref() != Some(h),
+                None => false,
+            };
+            if reused || !domains.contains(&domid) || !self.xs.is_domain_introduced(domid)? {
                 gone.push(domid);
             }
         }
+        gone.sort_unstable();
+        gone.dedup();
         for domid in gone {
             if let Some(s) = self.served.get(&domid) {
-                log::info!("guest {} (domid {domid}): domain gone", s.name);
+                log::info!("guest {} (domid {domid}): domain gone", s.identity.name);
                 s.stopper.stop();
                 self.join(domid);
             }
             self.tried.remove(&domid);
-            if let Err(e) = Journal::remove(&self.journal_path(domid)) {
-                log::warn!("domid {domid}: removing its journal: {e}");
+            self.refused.remove(&domid);
+            if let Some(handle) = self.handles.remove(&domid) {
+                let path = journal_path(&self.settings.state_dir, domid, &handle);
+                if let Err(e) = Journal::remove(&path) {
+                    log::warn!("domid {domid}: removing its journal: {e}");
+                }
             }
         }
         for domid in domains {
@@ -278,7 +492,7 @@ impl Daemon {
                 log::info!(
                     "guest {} (domid {domid}): offers the channel anew ({offer}); \
                      ending the old connection",
-                    s.name
+                    s.identity.name
                 );
                 s.stopper.stop();
                 self.join(domid);
@@ -292,31 +506,46 @@ impl Daemon {
     fn join(&mut self, domid: u16) {
         if let Some(s) = self.served.remove(&domid) {
             match s.thread.join() {
-                Ok(ended) => log::debug!("guest {} (domid {domid}): ended: {ended}", s.name),
-                Err(_) => log::error!("guest {} (domid {domid}): its thread panicked", s.name),
+                Ok(ended) => {
+                    log::debug!("guest {} (domid {domid}): ended: {ended}", s.identity.name)
+                }
+                Err(_) => log::error!(
+                    "guest {} (domid {domid}): its thread panicked",
+                    s.identity.name
+                ),
             }
         }
     }
 
     fn attach(&mut self, domid: u16, offer: Offer) -> Result<(), XsError> {
-        let raw = self
-            .xs
-            .read(&format!("/local/domain/{domid}/name"))?
-            .unwrap_or_default();
-        let name = match GuestName::from_bytes(&raw) {
-            Ok(n) => n,
-            Err(e) => {
-                log::warn!("domid {domid}: not served: its name is unusable ({e:?})");
+        let served = &self.served;
+        let served_as = |name: &GuestName| {
+            served
+                .iter()
+                .find(|(_, s)| s.identity.name == *name)
+                .map(|(&d, _)| d)
+        };
+        let identity = match identify(&mut self.xs, domid, served_as)? {
+            Ok(i) => i,
+            Err(refusal) => {
+                if matches!(refusal, Refusal::NameInUse { .. }) {
+                    // Tried again at each rescan: served once the other one is gone.
+                    self.tried.remove(&domid);
+                }
+                note_refusal(&mut self.refused, domid, &refusal);
                 return Ok(());
             }
         };
+        self.refused.remove(&domid);
+        let name = identity.name.clone();
         let who = format!("guest {name} (domid {domid})");
         if !self.settings.guests.is_empty()
             && !self.settings.guests.iter().any(|g| g == name.as_str())
         {
-            log::debug!("{who}: not in --guest; not served");
+            log::info!("{who}: not in --guest; not served");
             return Ok(());
         }
+        self.handles.insert(domid, identity.handle.clone());
         let budget = self.budget_of(&name);
         let root = match self.share.guest(&name) {
             Ok(r) => r,
@@ -337,7 +566,8 @@ impl Daemon {
         if used.bytes > budget.bytes || used.entries > budget.entries {
             log::warn!("{who}: already over its budget: its writes and creates get NoSpace");
         }
-        let journal = match Journal::open(&self.journal_path(domid)) {
+        let journal_file = journal_path(&self.settings.state_dir, domid, &identity.handle);
+        let journal = match Journal::open(&journal_file) {
             Ok(j) => Arc::new(j),
             Err(e) => {
                 log::error!("{who}: cannot open its journal: {e}");
@@ -378,7 +608,7 @@ impl Daemon {
                 self.served.insert(
                     domid,
                     Served {
-                        name,
+                        identity,
                         stopper,
                         thread,
                     },
@@ -412,5 +642,218 @@ impl Daemon {
             }
             self.join(domid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xen::fakexs::{self, Store};
+    use std::sync::{Mutex, OnceLock};
+
+    const UUID_A: &str = "0f8e2f5e-1c0d-4b1a-9d47-5a1c3b2e0001";
+    const UUID_B: &str = "0f8e2f5e-1c0d-4b1a-9d47-5a1c3b2e0002";
+
+    /// Every log line of this test binary.
+    struct Capture(Mutex<Vec<String>>);
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", r.level(), r.args()));
+        }
+        fn flush(&self) {}
+    }
+
+    fn logged(words: &[&str]) -> Vec<String> {
+        static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+        let c = CAPTURE.get_or_init(|| {
+            let c: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+            log::set_logger(c).expect("one logger per test binary");
+            log::set_max_level(log::LevelFilter::Debug);
+            c
+        });
+        c.0.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| words.iter().all(|w| l.contains(w)))
+            .cloned()
+            .collect()
+    }
+
+    fn xs_with(
+        f: impl FnOnce(&mut Store),
+    ) -> (Arc<Mutex<Store>>, Xenstore<std::os::unix::net::UnixStream>) {
+        let mut store = Store::default();
+        f(&mut store);
+        let store = Arc::new(Mutex::new(store));
+        (store.clone(), fakexs::client(store))
+    }
+
+    #[test]
+    fn a_second_domain_named_like_a_served_one_is_refused_and_logged() {
+        logged(&[]);
+        let (_store, mut xs) = xs_with(|s| {
+            s.domain(5, "web", UUID_A);
+            s.domain(6, "web", UUID_B);
+        });
+        let nobody = |_: &GuestName| None;
+        let first = identify(&mut xs, 5, nobody).unwrap().unwrap();
+        assert_eq!(first.name.as_str(), "web");
+        assert_eq!(first.handle, UUID_A);
+        let served_as = |n: &GuestName| (n == &first.name).then_some(5);
+        let second = identify(&mut xs, 6, served_as).unwrap().unwrap_err();
+        assert_eq!(
+            second,
+            Refusal::NameInUse {
+                name: GuestName::new("web").unwrap(),
+                by: 5
+            }
+        );
+        // The domain served under the name is not refused for having it.
+        assert!(identify(&mut xs, 5, served_as).unwrap().is_ok());
+        let mut refused = HashMap::new();
+        assert!(note_refusal(&mut refused, 6, &second));
+        assert!(!note_refusal(&mut refused, 6, &second), "logged once");
+        let lines = logged(&[
+            "WARN",
+            "domid 6: not served: the name web is already served for domid 5",
+        ]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+    }
+
+    #[test]
+    fn a_name_the_guest_could_write_is_refused() {
+        let (_store, mut xs) = xs_with(|s| {
+            s.domain(7, "web", UUID_A);
+            s.put_with_perms("/local/domain/7/name", "web", "n0\0b7\0");
+            s.domain(8, "db", UUID_B);
+            s.put_with_perms("/local/domain/8/name", "db", "n8\0");
+            s.domain(9, "any", UUID_A);
+            s.put_with_perms("/local/domain/9/name", "any", "w0\0");
+            s.domain(10, "vm", UUID_B);
+            s.put_with_perms("/local/domain/10/vm", "/vm/x", "n10\0");
+            s.domain(11, "odd", "not/a-uuid");
+            s.domain(12, "..", UUID_A);
+            s.introduced.insert(13);
+        });
+        let nobody = |_: &GuestName| None;
+        let mut refusal = |d| identify(&mut xs, d, nobody).unwrap().unwrap_err();
+        assert_eq!(refusal(7), Refusal::GuestWritable("name"));
+        assert_eq!(
+            refusal(8),
+            Refusal::NotDom0s {
+                node: "name",
+                owner: Some(8)
+            }
+        );
+        assert_eq!(refusal(9), Refusal::GuestWritable("name"));
+        assert_eq!(
+            refusal(10),
+            Refusal::NotDom0s {
+                node: "vm",
+                owner: Some(10)
+            }
+        );
+        assert_eq!(refusal(11), Refusal::BadHandle);
+        assert!(matches!(refusal(12), Refusal::BadName(_)));
+        assert_eq!(refusal(13), Refusal::Missing("name"));
+    }
+
+    fn journal_with_an_entry(path: &Path) {
+        let j = Journal::open(path).unwrap();
+        j.begin(1).unwrap();
+        j.finish(1, rpc::Op::DirCreate, &Ok(rpc::ReplyBody::DirCreate))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_reused_domid_starts_with_an_empty_journal() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path();
+        // Domain 5 was VM A when the daemon went down; now domid 5 is VM B. Domain 6
+        // is the same VM as before; domain 7 is gone; dom8.journal predates handles.
+        journal_with_an_entry(&journal_path(dir, 5, UUID_A));
+        journal_with_an_entry(&journal_path(dir, 6, UUID_A));
+        journal_with_an_entry(&journal_path(dir, 7, UUID_A));
+        journal_with_an_entry(&dir.join("dom8.journal"));
+        fs::write(dir.join("unrelated"), b"kept").unwrap();
+        let (_store, mut xs) = xs_with(|s| {
+            s.domain(5, "new", UUID_B);
+            s.domain(6, "same", UUID_A);
+            s.domain(8, "old", UUID_B);
+        });
+        assert_eq!(forget_stale_journals(&mut xs, dir), Ok(3));
+        assert!(!journal_path(dir, 5, UUID_A).exists());
+        assert!(Journal::open(&journal_path(dir, 5, UUID_B))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            Journal::open(&journal_path(dir, 6, UUID_A)).unwrap().len(),
+            1
+        );
+        assert!(!journal_path(dir, 7, UUID_A).exists());
+        assert!(!dir.join("dom8.journal").exists());
+        assert!(dir.join("unrelated").exists());
+    }
+
+    #[test]
+    fn a_xenstore_error_at_start_up_removes_no_journal() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path();
+        journal_with_an_entry(&journal_path(dir, 5, UUID_A));
+        journal_with_an_entry(&dir.join("dom8.journal"));
+        let (store, mut xs) = xs_with(|s| {
+            s.domain(5, "web", UUID_A);
+            s.fail_with = Some("EACCES");
+        });
+        let e = forget_stale_journals(&mut xs, dir).unwrap_err();
+        assert!(e.contains("EACCES"), "{e}");
+        // Nor when it answers but has no /local/domain at all.
+        {
+            let mut st = store.lock().unwrap();
+            st.fail_with = None;
+            st.nodes.clear();
+        }
+        assert!(
+            forget_stale_journals(&mut xs, dir).is_err(),
+            "no /local/domain"
+        );
+        assert_eq!(
+            Journal::open(&journal_path(dir, 5, UUID_A)).unwrap().len(),
+            1
+        );
+        assert_eq!(Journal::open(&dir.join("dom8.journal")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn handles_and_journal_names() {
+        assert_eq!(
+            parse_handle(format!("/vm/{UUID_A}").as_bytes()),
+            Some(UUID_A.into())
+        );
+        for bad in [
+            &b"/vm/"[..],
+            b"vm/x",
+            b"/vm/a/b",
+            b"/vm/../x",
+            b"/vm/a b",
+            b"/vm/\xff",
+        ] {
+            assert_eq!(parse_handle(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            journal_path(Path::new("/run/x"), 5, "ab-1"),
+            PathBuf::from("/run/x/dom5-ab-1.journal")
+        );
+        assert_eq!(journal_owner("dom5-ab-1.journal"), Some((5, Some("ab-1"))));
+        assert_eq!(journal_owner("dom5.journal"), Some((5, None)));
+        assert_eq!(journal_owner("dom5.journal.tmp"), None);
+        assert_eq!(journal_owner("domx-a.journal"), None);
     }
 }
