@@ -17,7 +17,8 @@
 //!   tried again: it stays in xenstore after its connection ended, and only the guest
 //!   offering anew (new keys) means it wants another connection.
 //! * A guest that offers anew while connected (it saw us close) gets the old connection
-//!   stopped first.
+//!   stopped first, and is attached anew only once that connection's jobs have
+//!   finished (its journal is not opened twice: [`shadowdaemon::journal`]).
 //! * A domain that is gone, or no longer introduced to xenstored (it is dying), has its
 //!   connection stopped and joined at once: dropping the connection unmaps the guest's
 //!   pages and closes the port, so the dead domain does not linger as a zombie held by
@@ -39,7 +40,7 @@
 //!
 //! Every log line names the guest and its domid.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
@@ -51,7 +52,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use shadowdaemon::confine::{GuestName, NameError, Share};
-use shadowdaemon::journal::Journal;
+use shadowdaemon::journal::{Journal, JournalSet};
+use shadowdaemon::lock::StateLock;
 use shadowdaemon::pool::{Pool, PoolConfig};
 use shadowdaemon::quota::{Budget, Override};
 use shadowdaemon::serve::{Ended, Handler, Limits, Stopper};
@@ -299,6 +301,10 @@ fn note_refusal(logged: &mut HashMap<u16, Refusal>, domid: u16, refusal: &Refusa
 }
 
 struct Daemon {
+    /// Held for the daemon's life (see [`shadowdaemon::lock`]).
+    _lock: StateLock,
+    /// The guests' journals, each opened once at a time.
+    journals: JournalSet,
     settings: Settings,
     share: Share,
     pool: Arc<Pool>,
@@ -314,6 +320,8 @@ struct Daemon {
     handles: HashMap<u16, String>,
     /// The last refusal logged per domain.
     refused: HashMap<u16, Refusal>,
+    /// Domains waiting for their old connection's jobs before they are attached anew.
+    waiting: HashSet<u16>,
 }
 
 enum Watch {
@@ -323,20 +331,24 @@ enum Watch {
 
 /// Runs the daemon until xenstore fails.
 pub fn run(settings: Settings) -> ExitCode {
-    log::info!(
-        "shadowdaemon {} serving: root {}, journals in {}, guests {}, {} workers",
-        env!("CARGO_PKG_VERSION"),
-        settings.root.display(),
-        settings.state_dir.display(),
-        if settings.guests.is_empty() {
-            "all".to_string()
-        } else {
-            settings.guests.join(",")
-        },
-        settings.workers
-    );
     match Daemon::start(settings) {
-        Ok(daemon) => daemon.serve(),
+        Ok(daemon) => {
+            // Only now: the lock is ours and the devices and xenstore are open.
+            let s = &daemon.settings;
+            log::info!(
+                "shadowdaemon {} serving: root {}, journals in {}, guests {}, {} workers",
+                env!("CARGO_PKG_VERSION"),
+                s.root.display(),
+                s.state_dir.display(),
+                if s.guests.is_empty() {
+                    "all".to_string()
+                } else {
+                    s.guests.join(",")
+                },
+                s.workers
+            );
+            daemon.serve()
+        }
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE
@@ -349,6 +361,8 @@ impl Daemon {
         for dir in [&settings.root, &settings.state_dir] {
             fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        // Before anything else: a second daemon must not touch the first one's journals.
+        let lock = StateLock::acquire(&settings.state_dir).map_err(|e| e.to_string())?;
         let share = Share::open(&settings.root)
             .map_err(|e| format!("cannot open {}: {e}", settings.root.display()))?;
         let pool = Pool::new(PoolConfig {
@@ -380,6 +394,8 @@ impl Daemon {
             })
             .map_err(|e| format!("cannot start the watch thread: {e}"))?;
         let daemon = Daemon {
+            _lock: lock,
+            journals: JournalSet::default(),
             settings,
             share,
             pool: Arc::new(pool),
@@ -391,6 +407,7 @@ impl Daemon {
             tried: HashMap::new(),
             handles: HashMap::new(),
             refused: HashMap::new(),
+            waiting: HashSet::new(),
         };
         Ok(daemon)
     }
@@ -453,6 +470,7 @@ impl Daemon {
             .keys()
             .chain(self.tried.keys())
             .chain(self.refused.keys())
+            .chain(self.waiting.iter())
             .copied()
             .collect();
         for domid in known {
@@ -474,6 +492,7 @@ impl Daemon {
             }
             self.tried.remove(&domid);
             self.refused.remove(&domid);
+            self.waiting.remove(&domid);
             if let Some(handle) = self.handles.remove(&domid) {
                 let path = journal_path(&self.settings.state_dir, domid, &handle);
                 if let Err(e) = Journal::remove(&path) {
@@ -567,13 +586,26 @@ impl Daemon {
             log::warn!("{who}: already over its budget: its writes and creates get NoSpace");
         }
         let journal_file = journal_path(&self.settings.state_dir, domid, &identity.handle);
-        let journal = match Journal::open(&journal_file) {
-            Ok(j) => Arc::new(j),
+        let journal = match self.journals.open(&journal_file) {
+            Ok(Ok(j)) => j,
+            Ok(Err(_busy)) => {
+                // Its old connection's jobs still hold the journal (it reconnected while
+                // they ran): attach at a later rescan, once they have finished.
+                if self.waiting.insert(domid) {
+                    log::info!(
+                        "{who}: its old connection's jobs are still running; \
+                         attaching once they have finished"
+                    );
+                }
+                self.tried.remove(&domid);
+                return Ok(());
+            }
             Err(e) => {
                 log::error!("{who}: cannot open its journal: {e}");
                 return Ok(());
             }
         };
+        self.waiting.remove(&domid);
         if !journal.is_empty() {
             log::info!(
                 "{who}: {} requests in its journal from before",

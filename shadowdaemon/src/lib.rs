@@ -7,6 +7,7 @@
 //! * [`error`]: why an operation failed, and the named status the guest gets.
 //! * [`quota`]: each guest's storage budget (bytes, entries, file size), counted.
 //! * [`journal`]: exactly-once for changing requests sent again after a restart.
+//! * [`lock`]: one daemon per state folder.
 //! * [`pool`]: a fixed set of worker threads behind a bounded queue.
 //! * [`serve`]: one guest's connection loop over an [`rpc::Responder`], generic over the
 //!   shared memory and the event channel, so that host tests drive it over heap memory
@@ -21,6 +22,7 @@
 pub mod confine;
 pub mod error;
 pub mod journal;
+pub mod lock;
 pub mod pool;
 pub mod quota;
 pub mod serve;

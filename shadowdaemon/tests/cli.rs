@@ -146,3 +146,42 @@ fn default_is_serve_and_names_what_it_cannot_open() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_second_daemon_on_one_state_folder_is_refused_with_the_holders_pid() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // This test process plays the first daemon.
+    let held = shadowdaemon::lock::StateLock::acquire(&state).unwrap();
+    let args = |state: &std::path::Path| {
+        vec![
+            "serve".to_string(),
+            "--root".into(),
+            root.path().join("guests").to_str().unwrap().into(),
+            "--state-dir".into(),
+            state.to_str().unwrap().into(),
+            "--gntdev".into(),
+            "/nonexistent/gntdev".into(),
+        ]
+    };
+    let a = args(&state);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "another shadowdaemon (pid {}) holds {}",
+            std::process::id(),
+            state.join("shadowdaemon.lock").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("gntdev"), "went on past the lock: {err}");
+    assert!(!err.contains("serving"), "{err}");
+    // Once the first is gone the next one gets past the lock (to the missing device).
+    drop(held);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/gntdev"), "{}", stderr(&o));
+}

@@ -898,3 +898,84 @@ fn a_busy_guest_leaves_workers_for_others() {
         assert!(matches!(b_daemon.join().unwrap(), Ended::PeerClosed));
     });
 }
+
+/// A guest reconnects while a changing request of its old connection still runs, and
+/// sends that request again: the journal is not reopened until the old job finished,
+/// and then the request is answered from it, having run once.
+#[test]
+fn exactly_once_across_a_reconnect_with_jobs_in_flight() {
+    use shadowdaemon::journal::JournalSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let d = Daemon::new(PoolConfig::default());
+    let journals = JournalSet::default();
+    let path = d.tmp.path().join("dom61-handle.journal");
+    let gate = Arc::new(Gate::default());
+    let _release = gate.opener();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (at_gate, counted) = (gate.clone(), runs.clone());
+    let handler: Arc<dyn Handler> = Arc::new(move |root: &GuestRoot, req: Request| {
+        if matches!(req, Request::DirCreate { .. }) {
+            counted.fetch_add(1, Ordering::SeqCst);
+            at_gate.pass();
+        }
+        service::handle(root, req)
+    });
+    let mkdir = Request::DirCreate { path: p("once") };
+
+    // The first connection: the request starts, the guest goes away meanwhile.
+    let first = journals.open(&path).unwrap().unwrap();
+    let (mut g, client, port) = pair(12, 12, Config::default());
+    let conn = Connection::new(
+        61,
+        d.root("recon"),
+        Responder::new(client, Config::default()),
+        port,
+        Arc::clone(&handler),
+        Limits::default(),
+    )
+    .with_journal(first);
+    thread::scope(|s| {
+        let daemon = s.spawn(|| conn.run(&d.pool));
+        g.call(7, &mkdir);
+        gate.wait_for(1);
+        g.close();
+        assert!(matches!(daemon.join().unwrap(), Ended::PeerClosed));
+    });
+    // Its job still runs, holding the journal: not opened again.
+    assert!(journals.open(&path).unwrap().is_err(), "opened twice");
+    gate.open();
+    let mut second = None;
+    for _ in 0..30_000 {
+        if let Ok(j) = journals.open(&path).unwrap() {
+            second = Some(j);
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let second = second.expect("the old job never let go of the journal");
+
+    // The second connection: the same request again, answered from the journal.
+    let (mut g, client, port) = pair(12, 12, Config::default());
+    let conn = Connection::new(
+        61,
+        d.root("recon"),
+        Responder::new(client, Config::default()),
+        port,
+        handler,
+        Limits::default(),
+    )
+    .with_journal(second);
+    thread::scope(|s| {
+        let daemon = s.spawn(|| conn.run(&d.pool));
+        assert_eq!(g.rpc(7, mkdir.clone()), Ok(ReplyBody::DirCreate));
+        g.close();
+        assert!(matches!(daemon.join().unwrap(), Ended::PeerClosed));
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the request ran twice");
+    assert!(d.host("recon", "once").is_dir());
+    let replayed = logs().matching(&[
+        "guest recon (domid 61)",
+        "sent again: answered from the journal",
+    ]);
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+}
