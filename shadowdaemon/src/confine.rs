@@ -243,6 +243,17 @@ impl Share {
         })
     }
 
+    /// Checks that files can be made in the folder (a read-only mount, a folder made
+    /// read-only by the service manager), by making and removing one. Its name holds a
+    /// `~`, which no guest name does, so it can never be a guest's folder.
+    pub fn check_writable(&self) -> io::Result<()> {
+        let probe = format!(".shadowdaemon~probe-{}", std::process::id());
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        drop(self.dir.open_with(&probe, &options)?);
+        self.dir.remove_file(&probe)
+    }
+
     /// The folder's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path

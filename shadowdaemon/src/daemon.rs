@@ -59,7 +59,7 @@ use shadowdaemon::quota::{Budget, Override};
 use shadowdaemon::serve::{Ended, Handler, Limits, Stopper};
 
 use crate::xen::connect::{connect, Offer};
-use crate::xen::gntdev::Gntdev;
+use crate::xen::gntdev::{Gntdev, GntdevError};
 use crate::xen::xenstore::{parse_u32_decimal, Transport, Xenstore, XsError};
 
 /// The longest the main thread sleeps without a watch event.
@@ -290,6 +290,31 @@ pub fn forget_stale_journals<T: Read + Write>(
     Ok(removed)
 }
 
+/// A device error with what usually causes it.
+fn with_device_hint(message: String, kind: Option<std::io::ErrorKind>) -> String {
+    match kind {
+        Some(std::io::ErrorKind::NotFound) => format!(
+            "{message} (not a Xen dom0, or the xen-gntdev / xen-evtchn modules are not \
+             loaded: modprobe xen-gntdev xen-evtchn)"
+        ),
+        Some(std::io::ErrorKind::PermissionDenied) => {
+            format!("{message} (the Xen devices need root)")
+        }
+        _ => message,
+    }
+}
+
+/// A xenstore error at start-up, with what usually causes it.
+fn xenstore_hint(e: XsError) -> String {
+    match e {
+        XsError::Unavailable(_) => format!(
+            "xenstore: {e} (is xenstored running? On Debian it comes with the xen \
+             init script of xen-utils; elsewhere with xenstored.service)"
+        ),
+        e => format!("xenstore: {e}"),
+    }
+}
+
 /// Logs a refusal once per domain and reason; true if it was logged now.
 fn note_refusal(logged: &mut HashMap<u16, Refusal>, domid: u16, refusal: &Refusal) -> bool {
     if logged.get(&domid) == Some(refusal) {
@@ -347,6 +372,7 @@ pub fn run(settings: Settings) -> ExitCode {
                 },
                 s.workers
             );
+            crate::notify::notify("READY=1");
             daemon.serve()
         }
         Err(e) => {
@@ -365,14 +391,39 @@ impl Daemon {
         let lock = StateLock::acquire(&settings.state_dir).map_err(|e| e.to_string())?;
         let share = Share::open(&settings.root)
             .map_err(|e| format!("cannot open {}: {e}", settings.root.display()))?;
+        // Refused now rather than at each guest's first write.
+        share.check_writable().map_err(|e| {
+            format!(
+                "--root {} is not writable ({e}): guests' files could not be kept",
+                settings.root.display()
+            )
+        })?;
         let pool = Pool::new(PoolConfig {
             workers: settings.workers.max(1),
             ..PoolConfig::default()
         })
         .map_err(|e| format!("cannot start the worker pool: {e}"))?;
-        let gntdev = Gntdev::open(&settings.gntdev).map_err(|e| e.to_string())?;
-        let xs = Xenstore::open_default().map_err(|e| format!("xenstore: {e}"))?;
-        let mut watcher = Xenstore::open_default().map_err(|e| format!("xenstore: {e}"))?;
+        let gntdev = Gntdev::open(&settings.gntdev).map_err(|e| {
+            let kind = match &e {
+                GntdevError::Os { source, .. } => Some(source.kind()),
+                _ => None,
+            };
+            with_device_hint(e.to_string(), kind)
+        })?;
+        // Each connection opens its own evtchn file; open one now so that a missing
+        // device is said at start, not at the first guest.
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&settings.evtchn)
+            .map_err(|e| {
+                with_device_hint(
+                    format!("open failed ({}): {e}", settings.evtchn.display()),
+                    Some(e.kind()),
+                )
+            })?;
+        let xs = Xenstore::open_default().map_err(xenstore_hint)?;
+        let mut watcher = Xenstore::open_default().map_err(xenstore_hint)?;
         watcher
             .watch("/local/domain", "domains")
             .and_then(|()| watcher.watch("@releaseDomain", "released"))
@@ -429,6 +480,7 @@ impl Daemon {
             }
         };
         log::error!("{why}; stopping");
+        crate::notify::notify("STOPPING=1");
         self.stop_all();
         ExitCode::FAILURE
     }

@@ -9,6 +9,7 @@
 
 mod daemon;
 mod debug;
+mod notify;
 mod xen;
 
 use clap::{Args, Parser, Subcommand};
@@ -57,9 +58,10 @@ struct ServeArgs {
     /// exactly-once across restarts (keep it on a tmpfs such as /run).
     #[arg(long, default_value = "/run/ethos-shadow")]
     state_dir: PathBuf,
-    /// Worker threads serving requests (all guests share them).
-    #[arg(long, default_value_t = 8)]
-    workers: usize,
+    /// Worker threads serving requests (all guests share them; one guest gets at most
+    /// three quarters of them), 1 to 256.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
     /// Each guest's byte budget: the sum of its files' sizes (K, M, G, T suffixes are
     /// powers of 1024). Past it, its writes get NoSpace.
     #[arg(long, default_value = "1G", value_parser = shadowdaemon::quota::parse_size)]
@@ -195,7 +197,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         root: args.root.clone(),
         state_dir: args.state_dir.clone(),
         guests: args.guests.clone(),
-        workers: args.workers,
+        workers: usize::from(args.workers),
         budget: shadowdaemon::quota::Budget {
             bytes: args.quota_bytes,
             entries: args.quota_entries,
@@ -231,6 +233,38 @@ mod tests {
         assert!(unit.contains("RuntimeDirectoryPreserve=yes"));
     }
 
+    /// What Debian 12's Xen packages need: no hard dependency on units they do not
+    /// ship, optional paths marked optional, and a notify type the daemon implements.
+    #[test]
+    fn the_systemd_unit_fits_debian() {
+        let unit = include_str!("../../xen-config/shadowdaemon.service");
+        let settings: Vec<(&str, &str)> = unit
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        let all = |key: &str| -> Vec<&str> {
+            settings
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        assert!(all("Requires").is_empty() && all("BindsTo").is_empty());
+        assert!(all("After").concat().contains("xen.service"));
+        for path in all("ReadWritePaths")
+            .iter()
+            .flat_map(|v| v.split_whitespace())
+        {
+            assert!(
+                path.starts_with('-'),
+                "{path} may be missing: prefix it with -"
+            );
+        }
+        assert_eq!(all("Type"), ["notify"]);
+        assert!(include_str!("notify.rs").contains("READY=1"));
+    }
+
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
@@ -248,6 +282,19 @@ mod tests {
         assert_eq!(cli.serve.quota_entries, 10_000);
         assert_eq!(cli.serve.max_file_size, 256 << 20);
         assert!(cli.serve.quotas.is_empty());
+    }
+
+    #[test]
+    fn workers_are_bounded() {
+        for ok in ["1", "8", "256"] {
+            assert!(Cli::try_parse_from(["shadowdaemon", "--workers", ok]).is_ok());
+        }
+        for bad in ["0", "257", "100000000", "-1", "many"] {
+            assert!(
+                Cli::try_parse_from(["shadowdaemon", "--workers", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
