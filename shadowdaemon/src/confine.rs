@@ -316,7 +316,7 @@ impl GuestRoot {
         &self.name
     }
 
-    /// Holds the guest to `budget`, counting from a [scan](crate::quota::scan) of its
+    /// Holds the guest to `budget`, counting from a [`scan`] of its
     /// folder now (see [`crate::quota`]).
     pub fn with_budget(mut self, budget: Budget) -> io::Result<GuestRoot> {
         let used = if budget.is_unlimited() {
