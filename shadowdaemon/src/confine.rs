@@ -62,9 +62,12 @@
 //! * The guest's folder is created (mode 0700) on first use; if `<root>/<name>` exists
 //!   but is a symlink or not a directory, the guest is refused rather than served there.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{
@@ -72,6 +75,8 @@ use cap_std::fs::{
 };
 
 use crate::error::OpError;
+use crate::quota::{scan, Budget, Quota, Usage};
+use crate::service::Paused;
 
 /// Longest guest name accepted as a folder name.
 pub const MAX_GUEST_NAME: usize = 64;
@@ -238,6 +243,17 @@ impl Share {
         })
     }
 
+    /// Checks that files can be made in the folder (a read-only mount, a folder made
+    /// read-only by the service manager), by making and removing one. Its name holds a
+    /// `~`, which no guest name does, so it can never be a guest's folder.
+    pub fn check_writable(&self) -> io::Result<()> {
+        let probe = format!(".shadowdaemon~probe-{}", std::process::id());
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        drop(self.dir.open_with(&probe, &options)?);
+        self.dir.remove_file(&probe)
+    }
+
     /// The folder's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path
@@ -272,20 +288,49 @@ impl Share {
         Ok(GuestRoot {
             name: name.clone(),
             dir,
+            quota: Quota::unlimited(),
+            listings: Mutex::default(),
+            dir_entries_read: AtomicU64::new(0),
         })
     }
 }
+
+/// Directory listings paused between pages, per guest: the most kept.
+pub const MAX_PAUSED_LISTINGS: usize = 4;
 
 /// One guest's folder, held open; every operation is confined to it.
 pub struct GuestRoot {
     name: GuestName,
     dir: Dir,
+    quota: Quota,
+    /// Listings paused between pages, oldest first, at most [`MAX_PAUSED_LISTINGS`]
+    /// (see [`crate::service`]'s `DirList`).
+    listings: Mutex<VecDeque<Paused>>,
+    /// Directory entries read from the file system, for tests and benchmarks.
+    dir_entries_read: AtomicU64,
 }
 
 impl GuestRoot {
     /// The guest's name (the folder's name).
     pub fn name(&self) -> &GuestName {
         &self.name
+    }
+
+    /// Holds the guest to `budget`, counting from a [`scan`] of its
+    /// folder now (see [`crate::quota`]).
+    pub fn with_budget(mut self, budget: Budget) -> io::Result<GuestRoot> {
+        let used = if budget.is_unlimited() {
+            Usage::default()
+        } else {
+            scan(&self.dir)?
+        };
+        self.quota = Quota::new(budget, used);
+        Ok(self)
+    }
+
+    /// The guest's budget and what it holds.
+    pub fn quota(&self) -> &Quota {
+        &self.quota
     }
 
     /// Opens a file below the folder (following symlinks that stay inside).
@@ -295,6 +340,73 @@ impl GuestRoot {
             Target::Root => Err(errno(libc::EISDIR)),
             Target::Below(p) => Ok(self.dir.open_with(p, options)?),
         }
+    }
+
+    /// Opens a directory to list it (following symlinks that stay inside): its identity
+    /// (device, inode) and a stream of its entries of its own.
+    pub fn open_listing(&self, path: &str) -> Result<((u64, u64), ReadDir), OpError> {
+        let dir = match target(path)? {
+            Target::Root => self.dir.open_dir(".")?,
+            Target::Below(p) => self.dir.open_dir(p)?,
+        };
+        let meta = dir.dir_metadata()?;
+        Ok(((meta.dev(), meta.ino()), dir.entries()?))
+    }
+
+    /// The identity (device, inode) of what `path` names now, following symlinks that
+    /// stay inside.
+    pub fn identity(&self, path: &str) -> Result<(u64, u64), OpError> {
+        let meta = match target(path)? {
+            Target::Root => self.dir.dir_metadata()?,
+            Target::Below(p) => self.dir.metadata(p)?,
+        };
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    /// Keeps a listing paused between pages, dropping the oldest beyond
+    /// [`MAX_PAUSED_LISTINGS`].
+    pub(crate) fn pause_listing(&self, paused: Paused) {
+        let mut list = self.listings.lock().unwrap_or_else(PoisonError::into_inner);
+        list.push_back(paused);
+        while list.len() > MAX_PAUSED_LISTINGS {
+            list.pop_front();
+        }
+    }
+
+    /// Takes the listing of `path` paused where a page ended at `cursor`, if kept.
+    pub(crate) fn resume_listing(&self, path: &str, cursor: u32) -> Option<Paused> {
+        let mut list = self.listings.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = list
+            .iter()
+            .position(|p| p.path == path && p.next == cursor)?;
+        list.remove(at)
+    }
+
+    /// Drops every paused listing: the next page of each is read from the start, as a
+    /// listing the cache no longer holds is (tests compare the two).
+    pub fn forget_listings(&self) {
+        self.listings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Listings paused now (at most [`MAX_PAUSED_LISTINGS`]).
+    pub fn paused_listings(&self) -> usize {
+        self.listings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Counts `n` directory entries read from the file system.
+    pub(crate) fn count_dir_entries(&self, n: u64) {
+        self.dir_entries_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Directory entries read from the file system so far, by every `DirList`.
+    pub fn dir_entries_read(&self) -> u64 {
+        self.dir_entries_read.load(Ordering::Relaxed)
     }
 
     /// Lists a directory (following symlinks that stay inside).

@@ -17,30 +17,49 @@
 //!   tried again: it stays in xenstore after its connection ended, and only the guest
 //!   offering anew (new keys) means it wants another connection.
 //! * A guest that offers anew while connected (it saw us close) gets the old connection
-//!   stopped first.
+//!   stopped first, and is attached anew only once that connection's jobs have
+//!   finished (its journal is not opened twice: [`shadowdaemon::journal`]).
 //! * A domain that is gone, or no longer introduced to xenstored (it is dying), has its
 //!   connection stopped and joined at once: dropping the connection unmaps the guest's
 //!   pages and closes the port, so the dead domain does not linger as a zombie held by
 //!   our mappings. Its journal is deleted.
 //!
+//! # Who a domain is
+//!
+//! A domain is served under its xenstore `name`, which names its folder, and its
+//! journal is kept under its domid *and* its VM handle (the UUID in
+//! `/local/domain/<id>/vm`, `/vm/<uuid>`): domids are reused, handles are not, so a
+//! new domain that gets a dead one's domid starts with an empty journal instead of
+//! inheriting answers meant for another guest. Both nodes must be owned by dom0 and not
+//! writable by the guest ([`identify`]): a guest that could write its own `name` could
+//! choose whose folder it gets. A name another live domain is served under is refused
+//! (two domains named `web` would share one folder and one budget). Each refusal is
+//! logged once per domain and reason. What is still missing: a boot nonce from the
+//! guest itself, which would also tell a rebooted guest (same domid, same handle) from
+//! the one before; it needs the guest to send it.
+//!
 //! Every log line names the guest and its domid.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::fs;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use shadowdaemon::confine::{GuestName, Share};
-use shadowdaemon::journal::Journal;
+use shadowdaemon::confine::{GuestName, NameError, Share};
+use shadowdaemon::journal::{Journal, JournalSet};
+use shadowdaemon::lock::StateLock;
 use shadowdaemon::pool::{Pool, PoolConfig};
+use shadowdaemon::quota::{Budget, Override};
 use shadowdaemon::serve::{Ended, Handler, Limits, Stopper};
 
 use crate::xen::connect::{connect, Offer};
-use crate::xen::gntdev::Gntdev;
+use crate::xen::gntdev::{Gntdev, GntdevError};
 use crate::xen::xenstore::{parse_u32_decimal, Transport, Xenstore, XsError};
 
 /// The longest the main thread sleeps without a watch event.
@@ -59,6 +78,11 @@ pub struct Settings {
     pub guests: Vec<String>,
     /// Worker threads of the pool.
     pub workers: usize,
+    /// Each guest's storage budget, unless `quotas` names it.
+    pub budget: Budget,
+    /// Guests with budgets of their own (bytes and entries; the file-size cap is
+    /// `budget`'s).
+    pub quotas: Vec<Override>,
     /// The gntdev and evtchn devices.
     pub gntdev: PathBuf,
     /// See above.
@@ -68,12 +92,244 @@ pub struct Settings {
 }
 
 struct Served {
-    name: GuestName,
+    identity: Identity,
     stopper: Stopper,
     thread: JoinHandle<Ended>,
 }
 
+/// Who a domain is, once [`identify`] trusts what xenstore says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Its name: its folder.
+    pub name: GuestName,
+    /// Its VM handle (the UUID of `/vm/<uuid>`): with the domid, its journal.
+    pub handle: String,
+}
+
+/// Longest VM handle accepted (a UUID is 36 characters).
+pub const MAX_HANDLE: usize = 64;
+
+/// Why a domain is not served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A node the daemon needs is missing (`name` or `vm`).
+    Missing(&'static str),
+    /// The node is not owned by dom0.
+    NotDom0s {
+        /// Which node.
+        node: &'static str,
+        /// Its owner, as xenstore says.
+        owner: Option<u32>,
+    },
+    /// The guest may write the node.
+    GuestWritable(&'static str),
+    /// The name cannot name a folder.
+    BadName(NameError),
+    /// `vm` is not `/vm/<handle>` with a handle of `[0-9A-Za-z-]`.
+    BadHandle,
+    /// Another live domain is served under this name.
+    NameInUse {
+        /// The name.
+        name: GuestName,
+        /// The domain served under it.
+        by: u16,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Missing(node) => write!(f, "it has no {node} node"),
+            Refusal::NotDom0s { node, owner } => match owner {
+                Some(o) => write!(f, "its {node} node is owned by domain {o}, not dom0"),
+                None => write!(f, "its {node} node has no owner"),
+            },
+            Refusal::GuestWritable(node) => {
+                write!(f, "its {node} node is writable by the guest itself")
+            }
+            Refusal::BadName(e) => write!(f, "its name is unusable ({e})"),
+            Refusal::BadHandle => f.write_str("its vm node is not /vm/<uuid>"),
+            Refusal::NameInUse { name, by } => {
+                write!(f, "the name {name} is already served for domid {by}")
+            }
+        }
+    }
+}
+
+/// The value of `/local/domain/<domid>/<node>`, if dom0 owns it and the guest cannot
+/// write it.
+fn trusted_node<T: Read + Write>(
+    xs: &mut Xenstore<T>,
+    domid: u16,
+    node: &'static str,
+) -> Result<Result<Vec<u8>, Refusal>, XsError> {
+    let path = format!("/local/domain/{domid}/{node}");
+    let Some(perms) = xs.get_perms(&path)? else {
+        return Ok(Err(Refusal::Missing(node)));
+    };
+    if perms.owner() != Some(0) {
+        return Ok(Err(Refusal::NotDom0s {
+            node,
+            owner: perms.owner(),
+        }));
+    }
+    if perms.writable_by(u32::from(domid)) {
+        return Ok(Err(Refusal::GuestWritable(node)));
+    }
+    // Only the owner (dom0) may change the permissions, so they still hold.
+    Ok(xs.read(&path)?.ok_or(Refusal::Missing(node)))
+}
+
+/// The handle in a `vm` value, `/vm/<handle>`, if it is safe in a file name.
+pub fn parse_handle(vm: &[u8]) -> Option<String> {
+    let handle = vm.strip_prefix(b"/vm/")?;
+    let ok = (1..=MAX_HANDLE).contains(&handle.len())
+        && handle
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+    // Only ASCII passed.
+    ok.then(|| String::from_utf8_lossy(handle).into_owned())
+}
+
+/// Reads and checks who domain `domid` is (see the module documentation).
+/// `served_as(name)` is the domid served under `name` now, if any.
+pub fn identify<T: Read + Write>(
+    xs: &mut Xenstore<T>,
+    domid: u16,
+    served_as: impl Fn(&GuestName) -> Option<u16>,
+) -> Result<Result<Identity, Refusal>, XsError> {
+    let raw = match trusted_node(xs, domid, "name")? {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let name = match GuestName::from_bytes(&raw) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(Refusal::BadName(e))),
+    };
+    let vm = match trusted_node(xs, domid, "vm")? {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(r)),
+    };
+    let Some(handle) = parse_handle(&vm) else {
+        return Ok(Err(Refusal::BadHandle));
+    };
+    if let Some(by) = served_as(&name).filter(|&d| d != domid) {
+        return Ok(Err(Refusal::NameInUse { name, by }));
+    }
+    Ok(Ok(Identity { name, handle }))
+}
+
+/// The journal of domain `domid` with VM handle `handle`.
+pub fn journal_path(state_dir: &Path, domid: u16, handle: &str) -> PathBuf {
+    state_dir.join(format!("dom{domid}-{handle}.journal"))
+}
+
+/// The domid and handle a journal file is named for (`None` for the handle of a journal
+/// from before handles, `dom<domid>.journal`); `None` if not a journal.
+fn journal_owner(file: &str) -> Option<(u16, Option<&str>)> {
+    let stem = file.strip_prefix("dom")?.strip_suffix(".journal")?;
+    match stem.split_once('-') {
+        Some((d, handle)) => Some((d.parse().ok()?, Some(handle))),
+        None => Some((stem.parse().ok()?, None)),
+    }
+}
+
+/// The domains xenstore lists (dom0 excluded); `None` if it lists none at all (no
+/// `/local/domain`: not a dom0 worth trusting for clean-ups).
+fn list_domains<T: Read + Write>(xs: &mut Xenstore<T>) -> Result<Option<Vec<u16>>, XsError> {
+    Ok(xs.directory("/local/domain")?.map(|names| {
+        names
+            .iter()
+            .filter_map(|n| n.parse::<u16>().ok())
+            .filter(|&d| d != 0)
+            .collect()
+    }))
+}
+
+/// The handle domain `domid` has now, if readable.
+fn handle_of<T: Read + Write>(xs: &mut Xenstore<T>, domid: u16) -> Result<Option<String>, XsError> {
+    Ok(xs
+        .read(&format!("/local/domain/{domid}/vm"))?
+        .and_then(|vm| parse_handle(&vm)))
+}
+
+/// Removes the journals of domains that are gone or whose domid now belongs to another
+/// VM (the daemon was down meanwhile). Removes nothing unless xenstore answered every
+/// question: a xenstore that fails at start-up must not cost the live guests their
+/// exactly-once.
+pub fn forget_stale_journals<T: Read + Write>(
+    xs: &mut Xenstore<T>,
+    state_dir: &Path,
+) -> Result<usize, String> {
+    let Some(domains) = list_domains(xs).map_err(|e| format!("xenstore: {e}"))? else {
+        return Err("xenstore lists no /local/domain".into());
+    };
+    let mut handles = HashMap::new();
+    for domid in domains {
+        let handle = handle_of(xs, domid).map_err(|e| format!("xenstore: {e}"))?;
+        handles.insert(domid, handle);
+    }
+    let mut removed = 0;
+    let entries = fs::read_dir(state_dir).map_err(|e| e.to_string())?;
+    for entry in entries {
+        let name = entry.map_err(|e| e.to_string())?.file_name();
+        let Some((domid, handle)) = name.to_str().and_then(journal_owner) else {
+            continue;
+        };
+        let current = handles.get(&domid);
+        let why = match (current, handle) {
+            (None, _) => "the domain is gone",
+            (Some(now), Some(h)) if now.as_deref() == Some(h) => continue,
+            (Some(_), Some(_)) => "the domid belongs to another VM now",
+            (Some(_), None) => "it is not keyed by a VM handle",
+        };
+        log::info!("journal {}: {why}; removing it", name.to_string_lossy());
+        Journal::remove(&state_dir.join(&name)).map_err(|e| e.to_string())?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// A device error with what usually causes it.
+fn with_device_hint(message: String, kind: Option<std::io::ErrorKind>) -> String {
+    match kind {
+        Some(std::io::ErrorKind::NotFound) => format!(
+            "{message} (not a Xen dom0, or the xen-gntdev / xen-evtchn modules are not \
+             loaded: modprobe xen-gntdev xen-evtchn)"
+        ),
+        Some(std::io::ErrorKind::PermissionDenied) => {
+            format!("{message} (the Xen devices need root)")
+        }
+        _ => message,
+    }
+}
+
+/// A xenstore error at start-up, with what usually causes it.
+fn xenstore_hint(e: XsError) -> String {
+    match e {
+        XsError::Unavailable(_) => format!(
+            "xenstore: {e} (is xenstored running? On Debian it comes with the xen \
+             init script of xen-utils; elsewhere with xenstored.service)"
+        ),
+        e => format!("xenstore: {e}"),
+    }
+}
+
+/// Logs a refusal once per domain and reason; true if it was logged now.
+fn note_refusal(logged: &mut HashMap<u16, Refusal>, domid: u16, refusal: &Refusal) -> bool {
+    if logged.get(&domid) == Some(refusal) {
+        return false;
+    }
+    log::warn!("domid {domid}: not served: {refusal}");
+    logged.insert(domid, refusal.clone());
+    true
+}
+
 struct Daemon {
+    /// Held for the daemon's life (see [`shadowdaemon::lock`]).
+    _lock: StateLock,
+    /// The guests' journals, each opened once at a time.
+    journals: JournalSet,
     settings: Settings,
     share: Share,
     pool: Arc<Pool>,
@@ -85,6 +341,12 @@ struct Daemon {
     served: HashMap<u16, Served>,
     /// The last offer tried per domain (served or failed): not tried again.
     tried: HashMap<u16, Offer>,
+    /// The VM handle of each domain tried, to tell a reused domid from the domain.
+    handles: HashMap<u16, String>,
+    /// The last refusal logged per domain.
+    refused: HashMap<u16, Refusal>,
+    /// Domains waiting for their old connection's jobs before they are attached anew.
+    waiting: HashSet<u16>,
 }
 
 enum Watch {
@@ -94,20 +356,25 @@ enum Watch {
 
 /// Runs the daemon until xenstore fails.
 pub fn run(settings: Settings) -> ExitCode {
-    log::info!(
-        "shadowdaemon {} serving: root {}, journals in {}, guests {}, {} workers",
-        env!("CARGO_PKG_VERSION"),
-        settings.root.display(),
-        settings.state_dir.display(),
-        if settings.guests.is_empty() {
-            "all".to_string()
-        } else {
-            settings.guests.join(",")
-        },
-        settings.workers
-    );
     match Daemon::start(settings) {
-        Ok(daemon) => daemon.serve(),
+        Ok(daemon) => {
+            // Only now: the lock is ours and the devices and xenstore are open.
+            let s = &daemon.settings;
+            log::info!(
+                "shadowdaemon {} serving: root {}, journals in {}, guests {}, {} workers",
+                env!("CARGO_PKG_VERSION"),
+                s.root.display(),
+                s.state_dir.display(),
+                if s.guests.is_empty() {
+                    "all".to_string()
+                } else {
+                    s.guests.join(",")
+                },
+                s.workers
+            );
+            crate::notify::notify("READY=1");
+            daemon.serve()
+        }
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE
@@ -120,16 +387,43 @@ impl Daemon {
         for dir in [&settings.root, &settings.state_dir] {
             fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        // Before anything else: a second daemon must not touch the first one's journals.
+        let lock = StateLock::acquire(&settings.state_dir).map_err(|e| e.to_string())?;
         let share = Share::open(&settings.root)
             .map_err(|e| format!("cannot open {}: {e}", settings.root.display()))?;
+        // Refused now rather than at each guest's first write.
+        share.check_writable().map_err(|e| {
+            format!(
+                "--root {} is not writable ({e}): guests' files could not be kept",
+                settings.root.display()
+            )
+        })?;
         let pool = Pool::new(PoolConfig {
             workers: settings.workers.max(1),
             ..PoolConfig::default()
         })
         .map_err(|e| format!("cannot start the worker pool: {e}"))?;
-        let gntdev = Gntdev::open(&settings.gntdev).map_err(|e| e.to_string())?;
-        let xs = Xenstore::open_default().map_err(|e| format!("xenstore: {e}"))?;
-        let mut watcher = Xenstore::open_default().map_err(|e| format!("xenstore: {e}"))?;
+        let gntdev = Gntdev::open(&settings.gntdev).map_err(|e| {
+            let kind = match &e {
+                GntdevError::Os { source, .. } => Some(source.kind()),
+                _ => None,
+            };
+            with_device_hint(e.to_string(), kind)
+        })?;
+        // Each connection opens its own evtchn file; open one now so that a missing
+        // device is said at start, not at the first guest.
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&settings.evtchn)
+            .map_err(|e| {
+                with_device_hint(
+                    format!("open failed ({}): {e}", settings.evtchn.display()),
+                    Some(e.kind()),
+                )
+            })?;
+        let xs = Xenstore::open_default().map_err(xenstore_hint)?;
+        let mut watcher = Xenstore::open_default().map_err(xenstore_hint)?;
         watcher
             .watch("/local/domain", "domains")
             .and_then(|()| watcher.watch("@releaseDomain", "released"))
@@ -151,6 +445,8 @@ impl Daemon {
             })
             .map_err(|e| format!("cannot start the watch thread: {e}"))?;
         let daemon = Daemon {
+            _lock: lock,
+            journals: JournalSet::default(),
             settings,
             share,
             pool: Arc::new(pool),
@@ -160,14 +456,18 @@ impl Daemon {
             watch: rx,
             served: HashMap::new(),
             tried: HashMap::new(),
+            handles: HashMap::new(),
+            refused: HashMap::new(),
+            waiting: HashSet::new(),
         };
         Ok(daemon)
     }
 
     /// Serves until xenstore fails; then stops every connection.
     fn serve(mut self) -> ExitCode {
-        if let Err(e) = self.forget_stale_journals() {
-            log::warn!("cleaning journals: {e}");
+        match forget_stale_journals(&mut self.xs, &self.settings.state_dir) {
+            Ok(n) => log::debug!("{n} stale journals removed"),
+            Err(e) => log::warn!("journals kept as they are: cannot tell which are stale: {e}"),
         }
         let why = loop {
             if let Err(e) = self.rescan() {
@@ -180,42 +480,14 @@ impl Daemon {
             }
         };
         log::error!("{why}; stopping");
+        crate::notify::notify("STOPPING=1");
         self.stop_all();
         ExitCode::FAILURE
     }
 
-    fn journal_path(&self, domid: u16) -> PathBuf {
-        self.settings.state_dir.join(format!("dom{domid}.journal"))
-    }
-
-    /// The domains xenstore lists (dom0, us, excluded).
+    /// The domains xenstore lists (dom0 excluded).
     fn domains(&mut self) -> Result<Vec<u16>, XsError> {
-        let names = self.xs.directory("/local/domain")?.unwrap_or_default();
-        Ok(names
-            .iter()
-            .filter_map(|n| n.parse::<u16>().ok())
-            .filter(|&d| d != 0)
-            .collect())
-    }
-
-    /// Journals of domains that no longer exist (the daemon was down when they died).
-    fn forget_stale_journals(&mut self) -> std::io::Result<()> {
-        let alive = self.domains().unwrap_or_default();
-        for entry in fs::read_dir(&self.settings.state_dir)? {
-            let name = entry?.file_name();
-            let Some(domid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("dom")?.strip_suffix(".journal"))
-                .and_then(|d| d.parse::<u16>().ok())
-            else {
-                continue;
-            };
-            if !alive.contains(&domid) {
-                log::info!("domid {domid} is gone: removing its journal");
-                Journal::remove(&self.journal_path(domid))?;
-            }
-        }
-        Ok(())
+        Ok(list_domains(&mut self.xs)?.unwrap_or_default())
     }
 
     fn read_u32(&mut self, path: &str) -> Result<Option<u32>, XsError> {
@@ -245,20 +517,39 @@ impl Daemon {
         }
         let domains = self.domains()?;
         let mut gone = Vec::new();
-        for &domid in self.served.keys().chain(self.tried.keys()) {
-            if !domains.contains(&domid) || !self.xs.is_domain_introduced(domid)? {
+        let known: Vec<u16> = self
+            .served
+            .keys()
+            .chain(self.tried.keys())
+            .chain(self.refused.keys())
+            .chain(self.waiting.iter())
+            .copied()
+            .collect();
+        for domid in known {
+            let reused = match self.handles.get(&domid) {
+                Some(h) => handle_of(&mut self.xs, domid)?.as_ref() != Some(h),
+                None => false,
+            };
+            if reused || !domains.contains(&domid) || !self.xs.is_domain_introduced(domid)? {
                 gone.push(domid);
             }
         }
+        gone.sort_unstable();
+        gone.dedup();
         for domid in gone {
             if let Some(s) = self.served.get(&domid) {
-                log::info!("guest {} (domid {domid}): domain gone", s.name);
+                log::info!("guest {} (domid {domid}): domain gone", s.identity.name);
                 s.stopper.stop();
                 self.join(domid);
             }
             self.tried.remove(&domid);
-            if let Err(e) = Journal::remove(&self.journal_path(domid)) {
-                log::warn!("domid {domid}: removing its journal: {e}");
+            self.refused.remove(&domid);
+            self.waiting.remove(&domid);
+            if let Some(handle) = self.handles.remove(&domid) {
+                let path = journal_path(&self.settings.state_dir, domid, &handle);
+                if let Err(e) = Journal::remove(&path) {
+                    log::warn!("domid {domid}: removing its journal: {e}");
+                }
             }
         }
         for domid in domains {
@@ -272,7 +563,7 @@ impl Daemon {
                 log::info!(
                     "guest {} (domid {domid}): offers the channel anew ({offer}); \
                      ending the old connection",
-                    s.name
+                    s.identity.name
                 );
                 s.stopper.stop();
                 self.join(domid);
@@ -286,45 +577,87 @@ impl Daemon {
     fn join(&mut self, domid: u16) {
         if let Some(s) = self.served.remove(&domid) {
             match s.thread.join() {
-                Ok(ended) => log::debug!("guest {} (domid {domid}): ended: {ended}", s.name),
-                Err(_) => log::error!("guest {} (domid {domid}): its thread panicked", s.name),
+                Ok(ended) => {
+                    log::debug!("guest {} (domid {domid}): ended: {ended}", s.identity.name)
+                }
+                Err(_) => log::error!(
+                    "guest {} (domid {domid}): its thread panicked",
+                    s.identity.name
+                ),
             }
         }
     }
 
     fn attach(&mut self, domid: u16, offer: Offer) -> Result<(), XsError> {
-        let raw = self
-            .xs
-            .read(&format!("/local/domain/{domid}/name"))?
-            .unwrap_or_default();
-        let name = match GuestName::from_bytes(&raw) {
-            Ok(n) => n,
-            Err(e) => {
-                log::warn!("domid {domid}: not served: its name is unusable ({e:?})");
+        let served = &self.served;
+        let served_as = |name: &GuestName| {
+            served
+                .iter()
+                .find(|(_, s)| s.identity.name == *name)
+                .map(|(&d, _)| d)
+        };
+        let identity = match identify(&mut self.xs, domid, served_as)? {
+            Ok(i) => i,
+            Err(refusal) => {
+                if matches!(refusal, Refusal::NameInUse { .. }) {
+                    // Tried again at each rescan: served once the other one is gone.
+                    self.tried.remove(&domid);
+                }
+                note_refusal(&mut self.refused, domid, &refusal);
                 return Ok(());
             }
         };
+        self.refused.remove(&domid);
+        let name = identity.name.clone();
         let who = format!("guest {name} (domid {domid})");
         if !self.settings.guests.is_empty()
             && !self.settings.guests.iter().any(|g| g == name.as_str())
         {
-            log::debug!("{who}: not in --guest; not served");
+            log::info!("{who}: not in --guest; not served");
             return Ok(());
         }
+        self.handles.insert(domid, identity.handle.clone());
+        let budget = self.budget_of(&name);
         let root = match self.share.guest(&name) {
-            Ok(r) => Arc::new(r),
+            Ok(r) => r,
             Err(e) => {
                 log::error!("{who}: cannot open its folder: {e}");
                 return Ok(());
             }
         };
-        let journal = match Journal::open(&self.journal_path(domid)) {
-            Ok(j) => Arc::new(j),
+        let root = match root.with_budget(budget) {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                log::error!("{who}: cannot count what its folder holds: {e}");
+                return Ok(());
+            }
+        };
+        let used = root.quota().usage();
+        log::info!("{who}: budget {budget}; holds {used}");
+        if used.bytes > budget.bytes || used.entries > budget.entries {
+            log::warn!("{who}: already over its budget: its writes and creates get NoSpace");
+        }
+        let journal_file = journal_path(&self.settings.state_dir, domid, &identity.handle);
+        let journal = match self.journals.open(&journal_file) {
+            Ok(Ok(j)) => j,
+            Ok(Err(_busy)) => {
+                // Its old connection's jobs still hold the journal (it reconnected while
+                // they ran): attach at a later rescan, once they have finished.
+                if self.waiting.insert(domid) {
+                    log::info!(
+                        "{who}: its old connection's jobs are still running; \
+                         attaching once they have finished"
+                    );
+                }
+                self.tried.remove(&domid);
+                return Ok(());
+            }
             Err(e) => {
                 log::error!("{who}: cannot open its journal: {e}");
                 return Ok(());
             }
         };
+        self.waiting.remove(&domid);
         if !journal.is_empty() {
             log::info!(
                 "{who}: {} requests in its journal from before",
@@ -359,7 +692,7 @@ impl Daemon {
                 self.served.insert(
                     domid,
                     Served {
-                        name,
+                        identity,
                         stopper,
                         thread,
                     },
@@ -370,6 +703,21 @@ impl Daemon {
         Ok(())
     }
 
+    /// The budget of guest `name`: its own if `--quota` names it, else the default.
+    fn budget_of(&self, name: &GuestName) -> Budget {
+        let default = self.settings.budget;
+        self.settings
+            .quotas
+            .iter()
+            .rev() // the last one given wins, as for any repeated option
+            .find(|q| q.guest == name.as_str())
+            .map_or(default, |q| Budget {
+                bytes: q.bytes,
+                entries: q.entries,
+                ..default
+            })
+    }
+
     fn stop_all(&mut self) {
         let domids: Vec<u16> = self.served.keys().copied().collect();
         for domid in domids {
@@ -378,5 +726,218 @@ impl Daemon {
             }
             self.join(domid);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xen::fakexs::{self, Store};
+    use std::sync::{Mutex, OnceLock};
+
+    const UUID_A: &str = "0f8e2f5e-1c0d-4b1a-9d47-5a1c3b2e0001";
+    const UUID_B: &str = "0f8e2f5e-1c0d-4b1a-9d47-5a1c3b2e0002";
+
+    /// Every log line of this test binary.
+    struct Capture(Mutex<Vec<String>>);
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} {}", r.level(), r.args()));
+        }
+        fn flush(&self) {}
+    }
+
+    fn logged(words: &[&str]) -> Vec<String> {
+        static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+        let c = CAPTURE.get_or_init(|| {
+            let c: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+            log::set_logger(c).expect("one logger per test binary");
+            log::set_max_level(log::LevelFilter::Debug);
+            c
+        });
+        c.0.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| words.iter().all(|w| l.contains(w)))
+            .cloned()
+            .collect()
+    }
+
+    fn xs_with(
+        f: impl FnOnce(&mut Store),
+    ) -> (Arc<Mutex<Store>>, Xenstore<std::os::unix::net::UnixStream>) {
+        let mut store = Store::default();
+        f(&mut store);
+        let store = Arc::new(Mutex::new(store));
+        (store.clone(), fakexs::client(store))
+    }
+
+    #[test]
+    fn a_second_domain_named_like_a_served_one_is_refused_and_logged() {
+        logged(&[]);
+        let (_store, mut xs) = xs_with(|s| {
+            s.domain(5, "web", UUID_A);
+            s.domain(6, "web", UUID_B);
+        });
+        let nobody = |_: &GuestName| None;
+        let first = identify(&mut xs, 5, nobody).unwrap().unwrap();
+        assert_eq!(first.name.as_str(), "web");
+        assert_eq!(first.handle, UUID_A);
+        let served_as = |n: &GuestName| (n == &first.name).then_some(5);
+        let second = identify(&mut xs, 6, served_as).unwrap().unwrap_err();
+        assert_eq!(
+            second,
+            Refusal::NameInUse {
+                name: GuestName::new("web").unwrap(),
+                by: 5
+            }
+        );
+        // The domain served under the name is not refused for having it.
+        assert!(identify(&mut xs, 5, served_as).unwrap().is_ok());
+        let mut refused = HashMap::new();
+        assert!(note_refusal(&mut refused, 6, &second));
+        assert!(!note_refusal(&mut refused, 6, &second), "logged once");
+        let lines = logged(&[
+            "WARN",
+            "domid 6: not served: the name web is already served for domid 5",
+        ]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+    }
+
+    #[test]
+    fn a_name_the_guest_could_write_is_refused() {
+        let (_store, mut xs) = xs_with(|s| {
+            s.domain(7, "web", UUID_A);
+            s.put_with_perms("/local/domain/7/name", "web", "n0\0b7\0");
+            s.domain(8, "db", UUID_B);
+            s.put_with_perms("/local/domain/8/name", "db", "n8\0");
+            s.domain(9, "any", UUID_A);
+            s.put_with_perms("/local/domain/9/name", "any", "w0\0");
+            s.domain(10, "vm", UUID_B);
+            s.put_with_perms("/local/domain/10/vm", "/vm/x", "n10\0");
+            s.domain(11, "odd", "not/a-uuid");
+            s.domain(12, "..", UUID_A);
+            s.introduced.insert(13);
+        });
+        let nobody = |_: &GuestName| None;
+        let mut refusal = |d| identify(&mut xs, d, nobody).unwrap().unwrap_err();
+        assert_eq!(refusal(7), Refusal::GuestWritable("name"));
+        assert_eq!(
+            refusal(8),
+            Refusal::NotDom0s {
+                node: "name",
+                owner: Some(8)
+            }
+        );
+        assert_eq!(refusal(9), Refusal::GuestWritable("name"));
+        assert_eq!(
+            refusal(10),
+            Refusal::NotDom0s {
+                node: "vm",
+                owner: Some(10)
+            }
+        );
+        assert_eq!(refusal(11), Refusal::BadHandle);
+        assert!(matches!(refusal(12), Refusal::BadName(_)));
+        assert_eq!(refusal(13), Refusal::Missing("name"));
+    }
+
+    fn journal_with_an_entry(path: &Path) {
+        let j = Journal::open(path).unwrap();
+        j.begin(1).unwrap();
+        j.finish(1, rpc::Op::DirCreate, &Ok(rpc::ReplyBody::DirCreate))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_reused_domid_starts_with_an_empty_journal() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path();
+        // Domain 5 was VM A when the daemon went down; now domid 5 is VM B. Domain 6
+        // is the same VM as before; domain 7 is gone; dom8.journal predates handles.
+        journal_with_an_entry(&journal_path(dir, 5, UUID_A));
+        journal_with_an_entry(&journal_path(dir, 6, UUID_A));
+        journal_with_an_entry(&journal_path(dir, 7, UUID_A));
+        journal_with_an_entry(&dir.join("dom8.journal"));
+        fs::write(dir.join("unrelated"), b"kept").unwrap();
+        let (_store, mut xs) = xs_with(|s| {
+            s.domain(5, "new", UUID_B);
+            s.domain(6, "same", UUID_A);
+            s.domain(8, "old", UUID_B);
+        });
+        assert_eq!(forget_stale_journals(&mut xs, dir), Ok(3));
+        assert!(!journal_path(dir, 5, UUID_A).exists());
+        assert!(Journal::open(&journal_path(dir, 5, UUID_B))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            Journal::open(&journal_path(dir, 6, UUID_A)).unwrap().len(),
+            1
+        );
+        assert!(!journal_path(dir, 7, UUID_A).exists());
+        assert!(!dir.join("dom8.journal").exists());
+        assert!(dir.join("unrelated").exists());
+    }
+
+    #[test]
+    fn a_xenstore_error_at_start_up_removes_no_journal() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path();
+        journal_with_an_entry(&journal_path(dir, 5, UUID_A));
+        journal_with_an_entry(&dir.join("dom8.journal"));
+        let (store, mut xs) = xs_with(|s| {
+            s.domain(5, "web", UUID_A);
+            s.fail_with = Some("EACCES");
+        });
+        let e = forget_stale_journals(&mut xs, dir).unwrap_err();
+        assert!(e.contains("EACCES"), "{e}");
+        // Nor when it answers but has no /local/domain at all.
+        {
+            let mut st = store.lock().unwrap();
+            st.fail_with = None;
+            st.nodes.clear();
+        }
+        assert!(
+            forget_stale_journals(&mut xs, dir).is_err(),
+            "no /local/domain"
+        );
+        assert_eq!(
+            Journal::open(&journal_path(dir, 5, UUID_A)).unwrap().len(),
+            1
+        );
+        assert_eq!(Journal::open(&dir.join("dom8.journal")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn handles_and_journal_names() {
+        assert_eq!(
+            parse_handle(format!("/vm/{UUID_A}").as_bytes()),
+            Some(UUID_A.into())
+        );
+        for bad in [
+            &b"/vm/"[..],
+            b"vm/x",
+            b"/vm/a/b",
+            b"/vm/../x",
+            b"/vm/a b",
+            b"/vm/\xff",
+        ] {
+            assert_eq!(parse_handle(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            journal_path(Path::new("/run/x"), 5, "ab-1"),
+            PathBuf::from("/run/x/dom5-ab-1.journal")
+        );
+        assert_eq!(journal_owner("dom5-ab-1.journal"), Some((5, Some("ab-1"))));
+        assert_eq!(journal_owner("dom5.journal"), Some((5, None)));
+        assert_eq!(journal_owner("dom5.journal.tmp"), None);
+        assert_eq!(journal_owner("domx-a.journal"), None);
     }
 }

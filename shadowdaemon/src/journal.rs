@@ -33,6 +33,17 @@
 //! a torn last line, which loading skips. Writes go to the page cache (no `fsync`): the
 //! journal guards against the daemon dying, not dom0 crashing.
 //!
+//! # Reconnecting
+//!
+//! A guest that offers its channel anew gets its old connection stopped, but that
+//! connection's jobs may still be running on the pool, each holding the journal. A
+//! journal opened again meanwhile would read their `B` records as unfinished, run
+//! their requests a second time as recoveries, and compact the file under the old
+//! handle, whose later records would then go to a file that is no longer there. So the
+//! daemon opens journals through a [`JournalSet`], which refuses ([`Busy`]) to open one
+//! that anything still holds; the daemon tries again at its next rescan, by when the
+//! old jobs have usually finished.
+//!
 //! # Bounds
 //!
 //! Live entries are at most the requests in flight plus what an earlier incarnation left
@@ -43,7 +54,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use rpc::{Op, ReplyBody, Status};
 
@@ -266,6 +277,41 @@ impl Journal {
     }
 }
 
+/// A journal is still held by an earlier connection's jobs.
+#[derive(Debug)]
+pub struct Busy;
+
+/// The journals open now, so that none is opened twice (see the
+/// [module documentation](self)). Holds no journal itself: an entry lives only as long
+/// as something else holds its journal.
+#[derive(Default)]
+pub struct JournalSet {
+    open: Mutex<HashMap<PathBuf, Weak<Journal>>>,
+}
+
+impl JournalSet {
+    /// Opens the journal at `path`, unless something still holds it: `Ok(Err(Busy))`.
+    pub fn open(&self, path: &Path) -> io::Result<Result<Arc<Journal>, Busy>> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.retain(|_, j| j.strong_count() > 0);
+        if open.contains_key(path) {
+            return Ok(Err(Busy));
+        }
+        let journal = Arc::new(Journal::open(path)?);
+        open.insert(path.to_path_buf(), Arc::downgrade(&journal));
+        Ok(Ok(journal))
+    }
+
+    /// Whether the journal at `path` is held now.
+    pub fn is_held(&self, path: &Path) -> bool {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+            .is_some_and(|j| j.strong_count() > 0)
+    }
+}
+
 /// One line: `Some((id, Some(entry)))` for B/D, `Some((id, None))` for F, `None` if
 /// unreadable.
 fn parse_line(line: &str) -> Option<(u64, Option<Entry>)> {
@@ -378,6 +424,21 @@ mod tests {
         }
         let lines = fs::read_to_string(path(&dir)).unwrap().lines().count();
         assert!(lines <= COMPACT_LINES, "{lines} lines");
+    }
+
+    #[test]
+    fn a_held_journal_is_not_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = JournalSet::default();
+        let j = set.open(&path(&dir)).unwrap().unwrap();
+        j.begin(3).unwrap();
+        let held = Arc::clone(&j); // a job still running
+        drop(j);
+        assert!(set.open(&path(&dir)).unwrap().is_err());
+        assert!(set.is_held(&path(&dir)));
+        drop(held);
+        let again = set.open(&path(&dir)).unwrap().unwrap();
+        assert_eq!(again.lookup(3), Lookup::Begun);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! * [`service`]: the operations (`Ping`, `Random`, file and directory ops), each a
 //!   function of the guest's folder and the request.
 //! * [`error`]: why an operation failed, and the named status the guest gets.
+//! * [`quota`]: each guest's storage budget (bytes, entries, file size), counted.
 //! * [`journal`]: exactly-once for changing requests sent again after a restart.
+//! * [`lock`]: one daemon per state folder.
 //! * [`pool`]: a fixed set of worker threads behind a bounded queue.
 //! * [`serve`]: one guest's connection loop over an [`rpc::Responder`], generic over the
 //!   shared memory and the event channel, so that host tests drive it over heap memory
@@ -20,7 +22,9 @@
 pub mod confine;
 pub mod error;
 pub mod journal;
+pub mod lock;
 pub mod pool;
+pub mod quota;
 pub mod serve;
 pub mod service;
 pub mod stream;

@@ -9,6 +9,7 @@
 
 mod daemon;
 mod debug;
+mod notify;
 mod xen;
 
 use clap::{Args, Parser, Subcommand};
@@ -57,9 +58,25 @@ struct ServeArgs {
     /// exactly-once across restarts (keep it on a tmpfs such as /run).
     #[arg(long, default_value = "/run/ethos-shadow")]
     state_dir: PathBuf,
-    /// Worker threads serving requests (all guests share them).
-    #[arg(long, default_value_t = 8)]
-    workers: usize,
+    /// Worker threads serving requests (all guests share them; one guest gets at most
+    /// three quarters of them), 1 to 256.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Each guest's byte budget: the sum of its files' sizes (K, M, G, T suffixes are
+    /// powers of 1024). Past it, its writes get NoSpace.
+    #[arg(long, default_value = "1G", value_parser = shadowdaemon::quota::parse_size)]
+    quota_bytes: u64,
+    /// Each guest's entry budget: files, directories and links below its folder. Past
+    /// it, its creates get NoSpace.
+    #[arg(long, default_value_t = 10_000)]
+    quota_entries: u64,
+    /// Largest file a guest may make; a write past it gets TooLarge.
+    #[arg(long, default_value = "256M", value_parser = shadowdaemon::quota::parse_size)]
+    max_file_size: u64,
+    /// One guest's own budget instead of --quota-bytes and --quota-entries, as
+    /// NAME=BYTES,ENTRIES (e.g. web=4G,50000); repeat for more guests.
+    #[arg(long = "quota", value_name = "NAME=BYTES,ENTRIES")]
+    quotas: Vec<shadowdaemon::quota::Override>,
     /// The grant-mapping device.
     #[arg(long, default_value = "/dev/xen/gntdev")]
     gntdev: PathBuf,
@@ -180,7 +197,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
         root: args.root.clone(),
         state_dir: args.state_dir.clone(),
         guests: args.guests.clone(),
-        workers: args.workers,
+        workers: usize::from(args.workers),
+        budget: shadowdaemon::quota::Budget {
+            bytes: args.quota_bytes,
+            entries: args.quota_entries,
+            file_bytes: args.max_file_size,
+        },
+        quotas: args.quotas.clone(),
         gntdev: args.gntdev.clone(),
         evtchn: args.evtchn.clone(),
         reply_delay: std::time::Duration::from_millis(args.test_reply_delay_ms),
@@ -210,6 +233,38 @@ mod tests {
         assert!(unit.contains("RuntimeDirectoryPreserve=yes"));
     }
 
+    /// What Debian 12's Xen packages need: no hard dependency on units they do not
+    /// ship, optional paths marked optional, and a notify type the daemon implements.
+    #[test]
+    fn the_systemd_unit_fits_debian() {
+        let unit = include_str!("../../xen-config/shadowdaemon.service");
+        let settings: Vec<(&str, &str)> = unit
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        let all = |key: &str| -> Vec<&str> {
+            settings
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        assert!(all("Requires").is_empty() && all("BindsTo").is_empty());
+        assert!(all("After").concat().contains("xen.service"));
+        for path in all("ReadWritePaths")
+            .iter()
+            .flat_map(|v| v.split_whitespace())
+        {
+            assert!(
+                path.starts_with('-'),
+                "{path} may be missing: prefix it with -"
+            );
+        }
+        assert_eq!(all("Type"), ["notify"]);
+        assert!(include_str!("notify.rs").contains("READY=1"));
+    }
+
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
@@ -222,6 +277,47 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.root, PathBuf::from("/tmp/x"));
         assert_eq!(cli.serve.guests, ["a"]);
+        // The budgets' defaults.
+        assert_eq!(cli.serve.quota_bytes, 1 << 30);
+        assert_eq!(cli.serve.quota_entries, 10_000);
+        assert_eq!(cli.serve.max_file_size, 256 << 20);
+        assert!(cli.serve.quotas.is_empty());
+    }
+
+    #[test]
+    fn workers_are_bounded() {
+        for ok in ["1", "8", "256"] {
+            assert!(Cli::try_parse_from(["shadowdaemon", "--workers", ok]).is_ok());
+        }
+        for bad in ["0", "257", "100000000", "-1", "many"] {
+            assert!(
+                Cli::try_parse_from(["shadowdaemon", "--workers", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn budgets_parse_with_overrides() {
+        let cli = Cli::try_parse_from([
+            "shadowdaemon",
+            "serve",
+            "--quota-bytes",
+            "64M",
+            "--quota",
+            "web=2G,100",
+            "--quota",
+            "db=1T,5",
+        ])
+        .unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.quota_bytes, 64 << 20);
+        let names: Vec<_> = args.quotas.iter().map(|q| q.guest.as_str()).collect();
+        assert_eq!(names, ["web", "db"]);
+        assert!(Cli::try_parse_from(["shadowdaemon", "--quota", "web=2G"]).is_err());
+        assert!(Cli::try_parse_from(["shadowdaemon", "--quota-bytes", "lots"]).is_err());
     }
 
     #[test]

@@ -36,10 +36,11 @@
 //! A connection has at most [`Limits::max_in_flight`] requests taken from the ring and
 //! not yet answered (queued in the pool, running, or with a reply waiting for ring
 //! space). It stops reading the ring when that many are in flight, when a reply does not
-//! fit (the rpc outbox is full because the guest is not reading), or when the pool's
-//! queue is full (the one request already taken waits in the connection). The guest's
-//! requests then stay in the ring, and the guest feels the back-pressure there. Memory
-//! per connection is therefore at most `max_in_flight` requests and replies (≤ 64 KiB
+//! fit (the rpc outbox is full because the guest is not reading), or when the pool
+//! refuses the job (its queue is full, or this guest has its share of the pool queued
+//! and running: see [`crate::pool`]; the one request already taken waits in the
+//! connection). The guest's requests then stay in the ring, and the guest feels the
+//! back-pressure there. Memory per connection is therefore at most `max_in_flight` requests and replies (≤ 64 KiB
 //! each) plus the responder's outbox.
 //!
 //! # Logging
@@ -66,7 +67,7 @@ use rpc::{
 use crate::confine::{GuestName, GuestRoot};
 use crate::error::OpError;
 use crate::journal::{is_journaled, Journal, Lookup};
-use crate::pool::{Job, Pool, Wake};
+use crate::pool::{Job, Pool, Tenant, Wake};
 
 /// Warnings a connection may log about its requests; further ones go to debug level.
 pub const WARN_BUDGET: u32 = 16;
@@ -359,12 +360,12 @@ fn run_journaled(
 
 /// Queues a job, or registers for a slot and tries once more; gives the job back if the
 /// pool is still full (the caller holds it and is woken when a slot frees).
-fn submit(pool: &Pool, job: Job, waker: &Arc<dyn Wake>) -> Option<Job> {
-    match pool.try_submit(job) {
+fn submit(pool: &Pool, tenant: &Tenant, job: Job, waker: &Arc<dyn Wake>) -> Option<Job> {
+    match pool.try_submit(tenant, job) {
         Ok(()) => None,
         Err(job) => {
             pool.wake_when_space(waker);
-            pool.try_submit(job).err()
+            pool.try_submit(tenant, job).err()
         }
     }
 }
@@ -497,6 +498,8 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
         let mut pending: VecDeque<Reply> = VecDeque::with_capacity(self.max_in_flight);
         let mut stalled: Option<Job> = None;
         let mut in_flight = 0usize;
+        // This guest's share of the pool (see crate::pool: fairness between guests).
+        let tenant = pool.tenant();
         // Replies handed to the responder whose bytes may still wait in its outbox
         // (daemon memory, lost if it dies): the journal forgets them only once the
         // outbox is empty, i.e. they are in the guest's ring.
@@ -547,11 +550,23 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
 
             // The request the pool had no room for goes first.
             if let Some(job) = stalled.take() {
-                stalled = submit(pool, job, &self.shared.waker);
+                stalled = submit(pool, &tenant, job, &self.shared.waker);
                 progress |= stalled.is_none();
             }
 
             // New requests, while nothing holds them back.
+            let held_back =
+                !pending.is_empty() || stalled.is_some() || in_flight >= self.max_in_flight;
+            if held_back {
+                // The ring is not read now, so its end would not say the guest left:
+                // ask its liveness byte, or a guest that closes while its share of the
+                // pool is held by slow jobs would keep this loop asleep.
+                match self.responder.vchan_mut().peer_state() {
+                    Ok(rpc::PeerState::Closed) => return Ended::PeerClosed,
+                    Ok(_) => {}
+                    Err(e) => return e.into(),
+                }
+            }
             while pending.is_empty() && stalled.is_none() && in_flight < self.max_in_flight {
                 match self.responder.poll() {
                     Ok(Some(incoming)) => {
@@ -571,7 +586,7 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
                             done_tx.clone(),
                             incoming,
                         );
-                        stalled = submit(pool, job, &self.shared.waker);
+                        stalled = submit(pool, &tenant, job, &self.shared.waker);
                     }
                     Ok(None) => break,
                     Err(e) => return e.into(),

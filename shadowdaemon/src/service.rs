@@ -23,12 +23,28 @@
 //!   replays in order. A write that fails part-way (`NoSpace`) may have written a prefix;
 //!   replaying it once there is space completes it. Nothing is `fsync`ed: durability is
 //!   that of dom0's page cache, as for any local write.
+//! * `FileWrite`, `DirCreate` and `Remove` keep to the guest's budget
+//!   ([`crate::quota`]): a write or create that would pass it is refused with `NoSpace`
+//!   (a file past the file-size cap: `TooLarge`) before anything changes; in particular
+//!   a refused `TRUNCATE` write has not cut the file. Without a budget nothing is counted.
 //! * `FileInfo` describes the entry itself: a symlink is reported as a symlink.
-//! * `DirList` pages through the directory in the file system's order, skipping entries
-//!   at indices below `cursor`; a page is as many entries as fit in one reply. Names the
-//!   guest could not send back in a path (not UTF-8) are not listed and not counted. If
-//!   the directory changes between pages, an entry may be missed or repeated, as with
-//!   `readdir`/`telldir`; the listing never fails because of it.
+//! * `DirList` pages through the directory in the file system's order from index
+//!   `cursor`; a page is as many entries as fit in one reply. Names the guest could not
+//!   send back in a path (not UTF-8) are not listed and not counted.
+//!   **Resuming:** the wire carries only the index, and skipping `cursor` entries from
+//!   the start for every page costs O(N²) reads for N entries. So when a page ends the
+//!   daemon keeps the open directory stream, the entry that did not fit, and the cookie
+//!   the guest will send next, `(path, cursor + entries listed)`; the next page with
+//!   that cookie goes on from the stream, and paging through N entries reads the
+//!   directory once, O(N). The cookie stays inside the daemon (the wire format is
+//!   unchanged); a guest keeps at most
+//!   [`MAX_PAUSED_LISTINGS`](crate::confine::MAX_PAUSED_LISTINGS) paused listings (each an
+//!   open descriptor), oldest dropped first, and one whose path now names another
+//!   directory is not resumed. Any page the cache does not hold (dropped, another
+//!   cursor, the daemon restarted) is read the old way, by skipping from the start, so
+//!   every cursor still works. If the directory changes between pages, an entry may be
+//!   missed or repeated, as with `readdir`/`telldir`; the listing never fails because
+//!   of it.
 //! * `Remove` removes a file, a symlink (not its target) or an empty directory; a
 //!   non-empty one gives `NotEmpty`.
 //! * `Random` returns exactly `len` bytes from the kernel's CSPRNG (`getrandom(2)`);
@@ -37,7 +53,7 @@
 use std::io;
 use std::os::unix::fs::FileExt as _;
 
-use cap_std::fs::{FileType, MetadataExt as _, OpenOptions, OpenOptionsExt as _};
+use cap_std::fs::{FileType, MetadataExt as _, OpenOptions, OpenOptionsExt as _, ReadDir};
 use rpc::{
     DirEntry, DirListBuilder, FileInfo, FileKind, Name, ReplyBody, Request, Status, MAX_IO,
     WRITE_CREATE, WRITE_TRUNCATE,
@@ -62,15 +78,9 @@ pub fn handle(root: &GuestRoot, request: Request) -> Result<ReplyBody, OpError> 
             data,
         } => file_write(root, path.as_str(), offset, flags, &data),
         Request::FileInfo { path } => file_info(root, path.as_str()),
-        Request::DirCreate { path } => {
-            root.create_dir(path.as_str())?;
-            Ok(ReplyBody::DirCreate)
-        }
+        Request::DirCreate { path } => dir_create(root, path.as_str()),
         Request::DirList { path, cursor } => dir_list(root, path.as_str(), cursor),
-        Request::Remove { path } => {
-            root.remove(path.as_str())?;
-            Ok(ReplyBody::Remove)
-        }
+        Request::Remove { path } => remove(root, path.as_str()),
     }
 }
 
@@ -167,19 +177,80 @@ pub fn file_write(
     {
         return Err(too_large("a write past the largest file offset"));
     }
+    let end = offset + data.len() as u64;
+    // The size the file will have, given the one it has: a write extends it to its end
+    // (an empty write does not), TRUNCATE cuts it to 0 first.
+    let size_after = |old: u64| {
+        let kept = if flags & WRITE_TRUNCATE != 0 { 0 } else { old };
+        if data.is_empty() {
+            kept
+        } else {
+            kept.max(end)
+        }
+    };
+    let mut ledger = root.quota().ledger();
     let mut options = OpenOptions::new();
-    options
-        .write(true)
-        .create(flags & WRITE_CREATE != 0)
-        .truncate(flags & WRITE_TRUNCATE != 0)
-        .custom_flags(libc::O_NONBLOCK);
-    let file = root.open(path, &options)?.into_std();
-    check_regular(&file.metadata()?)?;
-    file.write_all_at(data, offset)?;
+    options.write(true).custom_flags(libc::O_NONBLOCK);
+    // Opened without CREATE first, so that a new file is admitted to the budget before
+    // it exists, and without TRUNCATE, so that a refused write has cut nothing.
+    let (file, created) = match root.open(path, &options) {
+        Ok(file) => (file, false),
+        Err(e) if flags & WRITE_CREATE != 0 && e.status() == Status::NotFound => {
+            ledger.admit(0, size_after(0), 1)?;
+            (root.open(path, options.create(true))?, true)
+        }
+        Err(e) => return Err(e),
+    };
+    let file = file.into_std();
+    let meta = file.metadata()?;
+    check_regular(&meta)?;
+    let old = if created { 0 } else { meta.len() };
+    if !created {
+        ledger.admit(old, size_after(old), 0)?;
+    }
+    let wrote = (|| {
+        if flags & WRITE_TRUNCATE != 0 {
+            file.set_len(0)?;
+        }
+        file.write_all_at(data, offset)
+    })();
+    if ledger.counts() {
+        // What the file holds now, also after a write that failed half-way.
+        let now = file.metadata().map_or(size_after(old), |m| m.len());
+        ledger.grew(old, now, u64::from(created));
+    }
+    wrote?;
     Ok(ReplyBody::FileWrite {
         // At most MAX_IO, checked above.
         written: data.len() as u32,
     })
+}
+
+/// Creates one directory, within the guest's entry budget.
+pub fn dir_create(root: &GuestRoot, path: &str) -> Result<ReplyBody, OpError> {
+    let mut ledger = root.quota().ledger();
+    ledger.admit(0, 0, 1)?;
+    root.create_dir(path)?;
+    ledger.grew(0, 0, 1);
+    Ok(ReplyBody::DirCreate)
+}
+
+/// Removes a file, a link or an empty directory, giving its budget back.
+pub fn remove(root: &GuestRoot, path: &str) -> Result<ReplyBody, OpError> {
+    let mut ledger = root.quota().ledger();
+    let bytes = if ledger.counts() {
+        let meta = root.symlink_metadata(path)?;
+        if meta.is_file() {
+            meta.len()
+        } else {
+            0
+        }
+    } else {
+        0
+    };
+    root.remove(path)?;
+    ledger.removed(bytes);
+    Ok(ReplyBody::Remove)
 }
 
 fn kind_of(t: FileType) -> FileKind {
@@ -208,31 +279,96 @@ pub fn file_info(root: &GuestRoot, path: &str) -> Result<ReplyBody, OpError> {
     }))
 }
 
+/// A directory listing paused after a page, to go on from where it stopped when the
+/// guest asks for the next one (see the module documentation).
+pub struct Paused {
+    /// The guest's path, as it sent it.
+    pub(crate) path: String,
+    /// The cursor the next page's request carries: the entries listed so far.
+    pub(crate) next: u32,
+    /// The directory's device and inode when the listing began.
+    identity: (u64, u64),
+    /// The open stream, just past `held`.
+    stream: ReadDir,
+    /// The entry read that did not fit the last page.
+    held: Option<DirEntry>,
+}
+
 /// One page of a directory listing from index `cursor` (see the module documentation).
 pub fn dir_list(root: &GuestRoot, path: &str, cursor: u32) -> Result<ReplyBody, OpError> {
-    let mut page = DirListBuilder::new();
-    let mut index: u64 = 0;
-    for entry in root.read_dir(path)? {
-        let entry = entry?;
-        let Some(name) = entry.file_name().to_str().and_then(|s| Name::new(s).ok()) else {
-            continue;
-        };
-        index += 1;
-        if index <= u64::from(cursor) {
-            continue;
+    let resumed = match root.resume_listing(path, cursor) {
+        // The same directory still: go on from the paused stream.
+        Some(p) if root.identity(path).ok() == Some(p.identity) => Some(p),
+        _ => None,
+    };
+    let (identity, mut stream, mut held, skip) = match resumed {
+        Some(p) => (p.identity, p.stream, p.held, 0),
+        None => {
+            let (identity, stream) = root.open_listing(path)?;
+            (identity, stream, None, u64::from(cursor))
         }
-        let kind = kind_of(entry.file_type()?);
-        if page.try_push(DirEntry { kind, name }).is_err() {
-            return Ok(page.finish(false));
+    };
+    let mut page = DirListBuilder::new();
+    let mut listed: u32 = 0;
+    let mut skipped: u64 = 0;
+    let mut read: u64 = 0;
+    let done = loop {
+        let entry = match held.take() {
+            Some(e) => e,
+            None => {
+                let Some(entry) = stream.next() else {
+                    break true;
+                };
+                read += 1;
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        root.count_dir_entries(read);
+                        return Err(e.into());
+                    }
+                };
+                let Some(name) = entry.file_name().to_str().and_then(|s| Name::new(s).ok()) else {
+                    continue;
+                };
+                if skipped < skip {
+                    skipped += 1;
+                    continue;
+                }
+                let kind = match entry.file_type() {
+                    Ok(t) => kind_of(t),
+                    Err(e) => {
+                        root.count_dir_entries(read);
+                        return Err(e.into());
+                    }
+                };
+                DirEntry { kind, name }
+            }
+        };
+        if let Err(entry) = page.try_push(entry) {
+            held = Some(entry);
+            break false;
+        }
+        listed += 1;
+    };
+    root.count_dir_entries(read);
+    if !done {
+        if let Some(next) = cursor.checked_add(listed) {
+            root.pause_listing(Paused {
+                path: path.to_string(),
+                next,
+                identity,
+                stream,
+                held,
+            });
         }
     }
-    Ok(page.finish(true))
+    Ok(page.finish(done))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::confine::{GuestName, Share};
+    use crate::confine::{GuestName, Share, MAX_PAUSED_LISTINGS};
     use rpc::{Path, MAX_DIR_ENTRIES};
     use std::collections::BTreeSet;
     use std::os::unix::fs::MetadataExt as _;
@@ -553,6 +689,96 @@ mod tests {
         assert!(pages >= 2, "{pages} pages");
         let names: BTreeSet<_> = got.into_iter().map(|(n, _)| n).collect();
         assert_eq!(names.len(), 300);
+    }
+
+    /// Paging through N entries reads the directory once when each page goes on from
+    /// the last; read from the start for every page (what a page the cache does not
+    /// hold costs, and what every page cost before), it is quadratic.
+    #[test]
+    fn paging_through_a_directory_reads_it_once() {
+        let f = Fixture::new();
+        f.run(Request::DirCreate { path: p("big") }).unwrap();
+        let n = 4 * MAX_DIR_ENTRIES;
+        for i in 0..n {
+            std::fs::write(f.host(&format!("big/{i}")), b"").unwrap();
+        }
+        let before = f.root.dir_entries_read();
+        let (got, pages) = list_all(&f, "big");
+        let resumed = f.root.dir_entries_read() - before;
+        let names: BTreeSet<_> = got.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!((names.len(), pages), (n, 4), "every entry once, in 4 pages");
+        // Every entry read once (the end of the stream costs nothing more).
+        assert_eq!(resumed as usize, n);
+
+        // The same listing with every paused stream dropped between pages.
+        let (mut all, mut cursor, before) = (BTreeSet::new(), 0u32, f.root.dir_entries_read());
+        loop {
+            f.root.forget_listings();
+            let Ok(ReplyBody::DirList { entries, done }) = f.run(Request::DirList {
+                path: p("big"),
+                cursor,
+            }) else {
+                panic!("list");
+            };
+            cursor += entries.len() as u32;
+            all.extend(entries.into_iter().map(|e| e.name.as_str().to_owned()));
+            if done {
+                break;
+            }
+        }
+        let from_start = f.root.dir_entries_read() - before;
+        assert_eq!(all, names, "the same entries either way");
+        eprintln!(
+            "{n} entries in {pages} pages: {resumed} reads resumed, {from_start} from the start"
+        );
+        // Page k = 1..=4 reads k x 1024 entries (+1 that did not fit): 10 x 1024 in all.
+        assert!(from_start as usize >= 10 * MAX_DIR_ENTRIES, "{from_start}");
+    }
+
+    #[test]
+    fn a_resumed_listing_survives_changes_and_never_follows_another_directory() {
+        let f = Fixture::new();
+        f.run(Request::DirCreate { path: p("d") }).unwrap();
+        let n = MAX_DIR_ENTRIES + 10;
+        for i in 0..n {
+            std::fs::write(f.host(&format!("d/{i}")), b"").unwrap();
+        }
+        let page = |cursor| match f.run(Request::DirList {
+            path: p("d"),
+            cursor,
+        }) {
+            Ok(ReplyBody::DirList { entries, done }) => (entries, done),
+            other => panic!("{other:?}"),
+        };
+        let (first, done) = page(0);
+        assert!(!done);
+        // The directory is replaced by another between pages: the paused stream is not
+        // used; the new directory is listed from the cursor as usual.
+        std::fs::rename(f.host("d"), f.host("old")).unwrap();
+        std::fs::create_dir(f.host("d")).unwrap();
+        std::fs::write(f.host("d/new"), b"").unwrap();
+        let (rest, done) = page(first.len() as u32);
+        assert!(done);
+        assert!(rest.is_empty(), "{rest:?}");
+        // A cursor nobody paused at still works (read from the start).
+        assert_eq!(page(0).0.len(), 1);
+        // Paused listings are bounded per guest (long names fill a page by its bytes).
+        for i in 0..(MAX_PAUSED_LISTINGS + 3) {
+            let dir = format!("many{i}");
+            f.run(Request::DirCreate { path: p(&dir) }).unwrap();
+            for k in 0..300 {
+                let name = format!("{k:03}{}", "n".repeat(252));
+                std::fs::write(f.host(&format!("{dir}/{name}")), b"").unwrap();
+            }
+            assert!(matches!(
+                f.run(Request::DirList {
+                    path: p(&dir),
+                    cursor: 0
+                }),
+                Ok(ReplyBody::DirList { done: false, .. })
+            ));
+        }
+        assert_eq!(f.root.paused_listings(), MAX_PAUSED_LISTINGS);
     }
 
     #[test]

@@ -138,11 +138,109 @@ fn default_is_serve_and_names_what_it_cannot_open() {
         ]);
         let o = run(&all);
         assert_eq!(o.status.code(), Some(1));
-        assert!(
-            stderr(&o).contains("open failed (/nonexistent/gntdev)"),
-            "{}",
-            stderr(&o)
-        );
+        let err = stderr(&o);
+        assert!(err.contains("open failed (/nonexistent/gntdev)"), "{err}");
+        assert!(err.contains("not a Xen dom0, or the xen-gntdev"), "{err}");
+        assert!(!err.contains("serving"), "said serving without Xen: {err}");
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_second_daemon_on_one_state_folder_is_refused_with_the_holders_pid() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // This test process plays the first daemon.
+    let held = shadowdaemon::lock::StateLock::acquire(&state).unwrap();
+    let args = |state: &std::path::Path| {
+        vec![
+            "serve".to_string(),
+            "--root".into(),
+            root.path().join("guests").to_str().unwrap().into(),
+            "--state-dir".into(),
+            state.to_str().unwrap().into(),
+            "--gntdev".into(),
+            "/nonexistent/gntdev".into(),
+        ]
+    };
+    let a = args(&state);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "another shadowdaemon (pid {}) holds {}",
+            std::process::id(),
+            state.join("shadowdaemon.lock").display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("gntdev"), "went on past the lock: {err}");
+    assert!(!err.contains("serving"), "{err}");
+    // Once the first is gone the next one gets past the lock (to the missing device).
+    drop(held);
+    let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/gntdev"), "{}", stderr(&o));
+}
+
+/// `serve` with these options and a fresh state folder; what it printed.
+fn serve_with(extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("guests");
+    let state = dir.path().join("state");
+    let mut args = vec!["serve", "--state-dir", state.to_str().unwrap()];
+    if !extra.contains(&"--root") {
+        args.extend(["--root", root.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    run(&args)
+}
+
+#[test]
+fn an_unwritable_root_is_refused_at_start() {
+    // /proc exists and opens as a folder, but nothing can be made in it, root or not.
+    let o = serve_with(&["--root", "/proc", "--gntdev", "/nonexistent/gntdev"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("--root /proc is not writable"), "{err}");
+    assert!(!err.contains("gntdev"), "checked the devices first: {err}");
+}
+
+#[test]
+fn each_missing_xen_piece_is_named_with_a_hint_before_serving() {
+    let o = serve_with(&["--gntdev", "/dev/null", "--evtchn", "/nonexistent/evtchn"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("open failed (/nonexistent/evtchn)"), "{err}");
+    assert!(err.contains("modprobe xen-gntdev xen-evtchn"), "{err}");
+    let has_xenstore = [
+        "/run/xenstored/socket",
+        "/var/run/xenstored/socket",
+        "/dev/xen/xenbus",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists());
+    if has_xenstore {
+        eprintln!("this host has xenstore: its missing-xenstore hint is not tested");
+        return;
+    }
+    let o = serve_with(&["--gntdev", "/dev/null", "--evtchn", "/dev/null"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no xenstore") && err.contains("is xenstored running?"),
+        "{err}"
+    );
+    assert!(!err.contains("serving"), "{err}");
+}
+
+#[test]
+fn workers_out_of_range_are_refused_by_the_parser() {
+    for bad in ["0", "257", "100000000"] {
+        let o = run(&["serve", "--workers", bad]);
+        assert_eq!(o.status.code(), Some(2), "--workers {bad}");
+        assert!(stderr(&o).contains("--workers"), "{}", stderr(&o));
+    }
 }

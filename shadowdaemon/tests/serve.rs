@@ -13,7 +13,7 @@ use std::thread;
 use common::{logs, pair, Gate, Guest};
 use rpc::{
     BrokenReason, Config, DirEntry, FileKind, Layout, Name, Path, PayloadError, Reply, ReplyBody,
-    Request, Responder, Side, Status, MAX_FRAME, WRITE_CREATE,
+    Request, Responder, Side, Status, MAX_FRAME, WRITE_CREATE, WRITE_TRUNCATE,
 };
 use shadowdaemon::confine::{GuestName, GuestRoot, Share};
 use shadowdaemon::pool::{Pool, PoolConfig};
@@ -221,8 +221,9 @@ fn every_op_end_to_end() {
 
 #[test]
 fn a_slow_request_does_not_hold_back_pings() {
+    // Three workers: the guest's share is two, one for the slow read, one for pings.
     let d = Daemon::new(PoolConfig {
-        workers: 2,
+        workers: 3,
         queue: 8,
     });
     let gate = Arc::new(Gate::default());
@@ -341,8 +342,10 @@ fn back_pressure_reaches_the_guest(name: &'static str, pool: PoolConfig, max_in_
         outbox_bytes: 0,
         max_in_flight: 1_000_000,
     };
-    // In flight at most: the limit, or running + queued + the one the loop holds.
-    let taken = max_in_flight.min(pool.workers + pool.queue + 1);
+    // In flight at most: the limit, or the guest's share of the pool (running and
+    // queued) + the one the loop holds.
+    let share = pool.guest_share().min(pool.queue);
+    let taken = max_in_flight.min(share + 1);
     // The guest writes the right ring; its outbox holds one frame's worth.
     let ring = Layout::new(run.orders.0, run.orders.1)
         .unwrap()
@@ -362,7 +365,7 @@ fn back_pressure_reaches_the_guest(name: &'static str, pool: PoolConfig, max_in_
             );
         }
         assert!(accepted as usize >= ring_and_outbox, "{accepted} accepted");
-        gate.wait_for(pool.workers.min(taken));
+        gate.wait_for(share.min(taken));
         gate.open();
         g.collect(accepted as usize);
         let ids: BTreeSet<u64> = g.received.iter().map(|r| r.event_id).collect();
@@ -535,7 +538,8 @@ fn a_guest_that_leaves_with_requests_in_flight() {
     // The loop ended on the close although a request was still running.
     assert!(matches!(ended, Ended::PeerClosed), "{ended}");
     gate.open();
-    // The pool stays usable: the running job finishes, the queued one is skipped.
+    // The pool stays usable: the running job finishes, the one held back (past the
+    // guest's share of a one-worker pool, so still in the connection) never runs.
     drop(d.pool);
     assert!(d.share.path().join("leaver/late").exists());
     assert!(!d.share.path().join("leaver/never").exists());
@@ -626,4 +630,352 @@ fn warnings_per_connection_are_bounded() {
             .len()
             == 1
     );
+}
+
+/// A small file system for the budget test: a tmpfs of `size` bytes and `inodes`
+/// inodes at `dir`, or `None` (and a line saying so) where mounting is not allowed.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(dir: &std::path::Path, size: &str, inodes: u32) -> Option<SmallFs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size},nr_inodes={inodes},mode=0700"))
+            .arg("tmpfs")
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(SmallFs(dir.to_path_buf())),
+            _ => {
+                eprintln!(
+                    "cannot mount a tmpfs (not root?): the budgets are tested on the \
+                     temporary folder's file system instead"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Guest A writes and creates until its budget refuses it; guest B, on the same (small)
+/// file system, still writes and creates; A removing gives its budget back.
+#[test]
+fn storage_budgets_are_per_guest() {
+    use shadowdaemon::quota::{Budget, Usage};
+    let d = Daemon::new(PoolConfig::default());
+    // 2 MiB and 200 inodes: A's budget is well below, so B still finds room.
+    let mount_point = d.tmp.path().join("small");
+    // Declared before everything that holds the file system open: dropped after it.
+    let _small = SmallFs::mount(&mount_point, "2m", 200);
+    let share = Share::open(&mount_point.join("guests")).unwrap();
+    let budget = Budget {
+        bytes: 160 * 1024,
+        entries: 20,
+        file_bytes: 100 * 1024,
+    };
+    let root = |name: &str| {
+        let r = share.guest(&GuestName::new(name).unwrap()).unwrap();
+        Arc::new(r.with_budget(budget).unwrap())
+    };
+    // Something A had from before counts from the start.
+    std::fs::create_dir_all(mount_point.join("guests/quota-a/old")).unwrap();
+    std::fs::write(mount_point.join("guests/quota-a/old/f"), [7u8; 1000]).unwrap();
+    let (a, b) = (root("quota-a"), root("quota-b"));
+    assert_eq!(
+        a.quota().usage(),
+        Usage {
+            bytes: 1000,
+            entries: 2
+        }
+    );
+    let chunk = pattern(1, 60 * 1024);
+    let serve = |root: Arc<GuestRoot>, domid: u16, guest: &mut dyn FnMut(&mut Guest)| {
+        let (mut g, client, port) = pair(12, 12, Config::default());
+        let conn = Connection::new(
+            domid,
+            root,
+            Responder::new(client, Config::default()),
+            port,
+            Arc::new(service::handle),
+            Limits::default(),
+        );
+        thread::scope(|s| {
+            let daemon = s.spawn(|| conn.run(&d.pool));
+            let r = panic::catch_unwind(AssertUnwindSafe(|| guest(&mut g)));
+            g.close();
+            let ended = daemon.join().unwrap();
+            assert!(matches!(ended, Ended::PeerClosed), "{ended}");
+            if let Err(p) = r {
+                panic::resume_unwind(p);
+            }
+        });
+    };
+
+    serve(a.clone(), 41, &mut |g| {
+        // Bytes: 60 KiB chunks into one file until refused.
+        let mut written = 0u64;
+        let mut id = 0;
+        let refused = loop {
+            id += 1;
+            match g.rpc(id, write("big", written, WRITE_CREATE, &chunk)) {
+                Ok(_) => written += chunk.len() as u64,
+                Err(s) => break s,
+            }
+            assert!(id < 100, "never refused");
+        };
+        // A second chunk would make the file larger than its cap.
+        assert_eq!(written, 60 * 1024);
+        assert_eq!(refused, Status::TooLarge, "the file-size cap");
+        // More files: 1000 + 2 x 60 KiB fit in 160 KiB, a third chunk does not.
+        id += 1;
+        assert!(g.rpc(id, write("second", 0, WRITE_CREATE, &chunk)).is_ok());
+        id += 1;
+        assert_eq!(
+            g.rpc(id, write("third", 0, WRITE_CREATE, &chunk)),
+            Err(Status::NoSpace)
+        );
+        assert!(
+            !a_host(&mount_point, "third").exists(),
+            "refused, not created"
+        );
+        // A refused TRUNCATE write cut nothing.
+        id += 1;
+        assert_eq!(
+            g.rpc(id, write("big", 100 * 1024, WRITE_TRUNCATE, b"x")),
+            Err(Status::TooLarge)
+        );
+        assert_eq!(
+            std::fs::metadata(a_host(&mount_point, "big"))
+                .unwrap()
+                .len(),
+            written
+        );
+        // Entries: directories until refused (2 from before, "big" and "second").
+        let mut dirs = 0;
+        loop {
+            id += 1;
+            match g.rpc(
+                id,
+                Request::DirCreate {
+                    path: p(&format!("d{dirs}")),
+                },
+            ) {
+                Ok(_) => dirs += 1,
+                Err(s) => {
+                    assert_eq!(s, Status::NoSpace);
+                    break;
+                }
+            }
+            assert!(dirs < 100, "never refused");
+        }
+        assert_eq!(dirs, 20 - 4);
+        id += 1;
+        assert_eq!(
+            g.rpc(id, write("tiny", 0, WRITE_CREATE, b"")),
+            Err(Status::NoSpace)
+        );
+        // Removing gives back: one entry, then one file's bytes.
+        id += 1;
+        g.rpc(id, Request::Remove { path: p("d0") }).unwrap();
+        id += 1;
+        assert!(g.rpc(id, write("tiny", 0, WRITE_CREATE, b"")).is_ok());
+        id += 1;
+        g.rpc(id, Request::Remove { path: p("big") }).unwrap();
+        id += 1;
+        assert!(g.rpc(id, write("tiny", 0, 0, &chunk)).is_ok());
+    });
+    assert_eq!(
+        a.quota().usage(),
+        Usage {
+            bytes: 1000 + 2 * 60 * 1024,
+            entries: 19
+        }
+    );
+
+    // B is untouched by A's budget: it writes and creates as much as its own allows.
+    serve(b.clone(), 42, &mut |g| {
+        for i in 0..2 {
+            assert_eq!(
+                g.rpc(i, write(&format!("f{i}"), 0, WRITE_CREATE, &chunk)),
+                Ok(ReplyBody::FileWrite {
+                    written: chunk.len() as u32
+                })
+            );
+        }
+        for i in 0..10 {
+            assert_eq!(
+                g.rpc(
+                    10 + i,
+                    Request::DirCreate {
+                        path: p(&format!("d{i}"))
+                    }
+                ),
+                Ok(ReplyBody::DirCreate)
+            );
+        }
+    });
+    assert_eq!(b.quota().usage().entries, 12);
+    let refused = logs().matching(&["guest quota-a (domid 41)", "WARN", "budget is used up"]);
+    assert!(!refused.is_empty(), "the refusals are logged");
+}
+
+fn a_host(mount_point: &std::path::Path, rel: &str) -> PathBuf {
+    mount_point.join("guests/quota-a").join(rel)
+}
+
+/// Guest A fills the pool with slow requests (held at a gate); guest B's pings are all
+/// answered while every one of A's is still held, and A's are answered once released.
+#[test]
+fn a_busy_guest_leaves_workers_for_others() {
+    const SLOW: u64 = 32;
+    let d = Daemon::new(PoolConfig {
+        workers: 4,
+        queue: 64,
+    });
+    let share = d.pool.config().guest_share();
+    let gate = Arc::new(Gate::default());
+    let _release = gate.opener();
+    let at_gate = gate.clone();
+    let slow_handler: Arc<dyn Handler> = Arc::new(move |root: &GuestRoot, req: Request| {
+        at_gate.pass();
+        service::handle(root, req)
+    });
+    let (mut a, a_client, a_port) = pair(12, 12, Config::default());
+    let (mut b, b_client, b_port) = pair(12, 12, Config::default());
+    let a_conn = Connection::new(
+        51,
+        d.root("busy-a"),
+        Responder::new(a_client, Config::default()),
+        a_port,
+        slow_handler,
+        Limits::default(),
+    );
+    let b_conn = Connection::new(
+        52,
+        d.root("calm-b"),
+        Responder::new(b_client, Config::default()),
+        b_port,
+        Arc::new(service::handle),
+        Limits::default(),
+    );
+    thread::scope(|s| {
+        let a_daemon = s.spawn(|| a_conn.run(&d.pool));
+        let b_daemon = s.spawn(|| b_conn.run(&d.pool));
+        for id in 0..SLOW {
+            a.call(id, &Request::Ping);
+        }
+        // A holds its whole share of the pool, and no more.
+        gate.wait_for(share);
+        for id in 100..120 {
+            b.call(id, &Request::Ping);
+        }
+        b.collect(20);
+        assert!(!gate.is_open());
+        let ids: Vec<u64> = b.received.iter().map(|r| r.event_id).collect();
+        assert_eq!(ids.len(), 20);
+        let all: BTreeSet<u64> = ids.iter().copied().collect();
+        assert_eq!(all, (100..120).collect(), "each of B's pings answered once");
+        a.pump();
+        assert!(
+            a.received.is_empty(),
+            "A's requests were all held meanwhile"
+        );
+        gate.open();
+        a.collect(SLOW as usize);
+        let ids: BTreeSet<u64> = a.received.iter().map(|r| r.event_id).collect();
+        assert_eq!(ids, (0..SLOW).collect());
+        a.close();
+        b.close();
+        assert!(matches!(a_daemon.join().unwrap(), Ended::PeerClosed));
+        assert!(matches!(b_daemon.join().unwrap(), Ended::PeerClosed));
+    });
+}
+
+/// A guest reconnects while a changing request of its old connection still runs, and
+/// sends that request again: the journal is not reopened until the old job finished,
+/// and then the request is answered from it, having run once.
+#[test]
+fn exactly_once_across_a_reconnect_with_jobs_in_flight() {
+    use shadowdaemon::journal::JournalSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let d = Daemon::new(PoolConfig::default());
+    let journals = JournalSet::default();
+    let path = d.tmp.path().join("dom61-handle.journal");
+    let gate = Arc::new(Gate::default());
+    let _release = gate.opener();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (at_gate, counted) = (gate.clone(), runs.clone());
+    let handler: Arc<dyn Handler> = Arc::new(move |root: &GuestRoot, req: Request| {
+        if matches!(req, Request::DirCreate { .. }) {
+            counted.fetch_add(1, Ordering::SeqCst);
+            at_gate.pass();
+        }
+        service::handle(root, req)
+    });
+    let mkdir = Request::DirCreate { path: p("once") };
+
+    // The first connection: the request starts, the guest goes away meanwhile.
+    let first = journals.open(&path).unwrap().unwrap();
+    let (mut g, client, port) = pair(12, 12, Config::default());
+    let conn = Connection::new(
+        61,
+        d.root("recon"),
+        Responder::new(client, Config::default()),
+        port,
+        Arc::clone(&handler),
+        Limits::default(),
+    )
+    .with_journal(first);
+    thread::scope(|s| {
+        let daemon = s.spawn(|| conn.run(&d.pool));
+        g.call(7, &mkdir);
+        gate.wait_for(1);
+        g.close();
+        assert!(matches!(daemon.join().unwrap(), Ended::PeerClosed));
+    });
+    // Its job still runs, holding the journal: not opened again.
+    assert!(journals.open(&path).unwrap().is_err(), "opened twice");
+    gate.open();
+    let mut second = None;
+    for _ in 0..30_000 {
+        if let Ok(j) = journals.open(&path).unwrap() {
+            second = Some(j);
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let second = second.expect("the old job never let go of the journal");
+
+    // The second connection: the same request again, answered from the journal.
+    let (mut g, client, port) = pair(12, 12, Config::default());
+    let conn = Connection::new(
+        61,
+        d.root("recon"),
+        Responder::new(client, Config::default()),
+        port,
+        handler,
+        Limits::default(),
+    )
+    .with_journal(second);
+    thread::scope(|s| {
+        let daemon = s.spawn(|| conn.run(&d.pool));
+        assert_eq!(g.rpc(7, mkdir.clone()), Ok(ReplyBody::DirCreate));
+        g.close();
+        assert!(matches!(daemon.join().unwrap(), Ended::PeerClosed));
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the request ran twice");
+    assert!(d.host("recon", "once").is_dir());
+    let replayed = logs().matching(&[
+        "guest recon (domid 61)",
+        "sent again: answered from the journal",
+    ]);
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
 }

@@ -1,6 +1,7 @@
 //! xenstored (or whatever answers on its socket) writes every byte the client
 //! reads: arbitrary bytes are the whole of the transport's input, and the client
-//! makes a fuzzer-chosen sequence of calls over it.
+//! makes a fuzzer-chosen sequence of calls over it (reads, directories,
+//! permission lists, domain checks, watches).
 //!
 //! Asserts: no panic; whatever a call returns is well formed (values within the
 //! payload limit, names non-empty without `/` or NUL, error names short and
@@ -62,9 +63,17 @@ fuzz_target!(|data: &[u8]| {
             0 => xs.read("/local/domain/1/name").map(|value| {
                 assert!(value.is_none_or(|v| v.len() <= PAYLOAD_MAX));
             }),
-            1 => xs.read("/local/domain/1/data/ring-ref").map(|value| {
+            1 if turn % 2 == 0 => xs.read("/local/domain/1/data/ring-ref").map(|value| {
                 if let Some(n) = value.as_deref().and_then(parse_u32_decimal) {
                     assert_eq!(parse_u32_decimal(n.to_string().as_bytes()), Some(n));
+                }
+            }),
+            // On odd turns: the permission list that decides whether a name is trusted.
+            1 => xs.get_perms("/local/domain/1/name").map(|perms| {
+                if let Some(perms) = perms {
+                    assert!(perms.owner().is_some(), "an empty permission list");
+                    // The owner may always write.
+                    assert!(perms.owner().is_some_and(|o| perms.writable_by(o)));
                 }
             }),
             2 => xs.directory("/local/domain").map(|names| {

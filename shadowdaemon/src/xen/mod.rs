@@ -3,6 +3,8 @@
 pub mod connect;
 #[allow(unsafe_code)]
 pub mod evtchn;
+#[cfg(test)]
+pub mod fakexs;
 #[allow(unsafe_code)]
 pub mod gntdev;
 pub mod xenstore;

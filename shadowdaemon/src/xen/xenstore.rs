@@ -1,6 +1,7 @@
 //! A small xenstore client for dom0: enough to find guests and their rings
-//! (`read`, `directory`, `is_domain_introduced`) and to hear when they come and
-//! go (`watch`, `unwatch`, watch events).
+//! (`read`, `directory`, `is_domain_introduced`), to tell who may write a node
+//! (`get_perms`), and to hear when they come and go (`watch`, `unwatch`, watch
+//! events).
 //!
 //! It speaks the wire protocol of Xen's `xen/include/public/io/xs_wire.h`: every
 //! message is a 16-byte little-endian header `{type, req_id, tx_id, len}`
@@ -52,6 +53,8 @@ pub enum MsgType {
     Directory = 1,
     /// `XS_READ`: `path\0` → the value's raw bytes (no NUL).
     Read = 2,
+    /// `XS_GET_PERMS`: `path\0` → permission entries, each followed by a NUL.
+    GetPerms = 3,
     /// `XS_WATCH`: `path\0token\0` → `OK\0`.
     Watch = 4,
     // Not needed by the daemon today; kept whole for the tests and the fuzz target.
@@ -172,6 +175,63 @@ pub struct WatchEvent {
     pub token: String,
 }
 
+/// What one permission entry grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `n`: nothing.
+    None,
+    /// `r`: read.
+    Read,
+    /// `w`: write.
+    Write,
+    /// `b`: read and write.
+    Both,
+}
+
+impl Access {
+    /// Whether it lets the domain write.
+    pub fn writes(self) -> bool {
+        matches!(self, Access::Write | Access::Both)
+    }
+}
+
+/// One entry of a node's permissions, as `XS_GET_PERMS` lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perm {
+    /// The domain it names.
+    pub domid: u32,
+    /// What it grants.
+    pub access: Access,
+}
+
+/// A node's permissions: the first entry names the owner (who may do anything)
+/// and what every domain not listed may do; the others grant named domains more
+/// or less than that.
+/// Never empty (the parser refuses an empty list).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Perms(Vec<Perm>);
+
+impl Perms {
+    /// The owning domain.
+    pub fn owner(&self) -> Option<u32> {
+        self.0.first().map(|p| p.domid)
+    }
+
+    /// Whether domain `domid` may write the node (dom0's own privilege aside).
+    pub fn writable_by(&self, domid: u32) -> bool {
+        let [first, rest @ ..] = self.0.as_slice() else {
+            return false;
+        };
+        if first.domid == domid {
+            return true;
+        }
+        match rest.iter().rev().find(|p| p.domid == domid) {
+            Some(p) => p.access.writes(),
+            None => first.access.writes(),
+        }
+    }
+}
+
 /// Why a path or token was refused before anything was sent; the client stays
 /// usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,6 +303,9 @@ pub enum BrokenReason {
     BadAck,
     /// An `IS_DOMAIN_INTRODUCED` reply was neither `T\0` nor `F\0`.
     BadBool,
+    /// A `GET_PERMS` reply was not a non-empty list of NUL-terminated entries,
+    /// each one of `n r w b` and a domain id.
+    BadPerms,
     /// A name, path or token was not UTF-8.
     NotUtf8,
 }
@@ -273,6 +336,7 @@ impl fmt::Display for BrokenReason {
             BrokenReason::BadErrorName => f.write_str("malformed error name"),
             BrokenReason::BadAck => f.write_str("watch reply is not OK"),
             BrokenReason::BadBool => f.write_str("domain-introduced reply is neither T nor F"),
+            BrokenReason::BadPerms => f.write_str("malformed permission list"),
             BrokenReason::NotUtf8 => f.write_str("name is not UTF-8"),
         }
     }
@@ -451,6 +515,16 @@ impl<T: Read + Write> Xenstore<T> {
                 b"F\0" => Ok(false),
                 _ => Err(BrokenReason::BadBool),
             }),
+            Reply::Refused(name) => Err(XsError::Remote(name)),
+        }
+    }
+
+    /// The permissions of `path`; `None` if the node does not exist.
+    pub fn get_perms(&mut self, path: &str) -> Result<Option<Perms>, XsError> {
+        let payload = strings_payload(&[path])?;
+        match self.call(MsgType::GetPerms, &payload)? {
+            Reply::Done(list) => self.check(parse_perms(&list)).map(Some),
+            Reply::Refused(name) if name == "ENOENT" => Ok(None),
             Reply::Refused(name) => Err(XsError::Remote(name)),
         }
     }
@@ -650,6 +724,28 @@ fn parse_directory(payload: &[u8]) -> Result<Vec<String>, BrokenReason> {
         .collect()
 }
 
+/// `n0\0r5\0`: at least one entry, each a letter of `n r w b` and a decimal
+/// domain id, each followed by a NUL.
+fn parse_perms(payload: &[u8]) -> Result<Perms, BrokenReason> {
+    let entries = nul_terminated(payload).ok_or(BrokenReason::BadPerms)?;
+    let perms = entries
+        .into_iter()
+        .map(|e| {
+            let (&letter, id) = e.split_first().ok_or(BrokenReason::BadPerms)?;
+            let access = match letter {
+                b'n' => Access::None,
+                b'r' => Access::Read,
+                b'w' => Access::Write,
+                b'b' => Access::Both,
+                _ => return Err(BrokenReason::BadPerms),
+            };
+            let domid = parse_u32_decimal(id).ok_or(BrokenReason::BadPerms)?;
+            Ok(Perm { domid, access })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Perms(perms))
+}
+
 /// `path\0token\0`, both non-empty UTF-8, nothing else.
 fn parse_watch_event(payload: &[u8]) -> Result<WatchEvent, BrokenReason> {
     match nul_terminated(payload).as_deref() {
@@ -724,6 +820,7 @@ mod tests {
         let numbers = [
             (MsgType::Directory, 1),
             (MsgType::Read, 2),
+            (MsgType::GetPerms, 3),
             (MsgType::Watch, 4),
             (MsgType::Unwatch, 5),
             (MsgType::WatchEvent, 15),
@@ -733,6 +830,46 @@ mod tests {
         for (kind, value) in numbers {
             assert_eq!(kind as u32, value, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn perms_parse_and_say_who_writes() {
+        let p = parse_perms(b"n0\0r5\0").unwrap();
+        assert_eq!(p.owner(), Some(0));
+        assert!(!p.writable_by(5) && !p.writable_by(6));
+        let p = parse_perms(b"r0\0b5\0").unwrap();
+        assert!(p.writable_by(5) && !p.writable_by(6));
+        assert!(
+            parse_perms(b"w0\0").unwrap().writable_by(9),
+            "anyone writes"
+        );
+        assert!(parse_perms(b"n5\0").unwrap().writable_by(5), "the owner");
+        assert!(!parse_perms(b"b0\0n5\0").unwrap().writable_by(5));
+        for bad in [
+            &b""[..],
+            b"n0",
+            b"x0\0",
+            b"n\0",
+            b"n-1\0",
+            b"n0\0\0",
+            b"nA\0",
+        ] {
+            assert_eq!(parse_perms(bad), Err(BrokenReason::BadPerms), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn get_perms_of_a_node() {
+        let (mut xs, server) = fake(|s| {
+            let id = expect(s, MsgType::GetPerms, b"/local/domain/5/name\0");
+            send(s, MsgType::GetPerms, id, b"n0\0r5\0");
+            let id = expect(s, MsgType::GetPerms, b"/nope\0");
+            send(s, MsgType::Error, id, b"ENOENT\0");
+        });
+        let perms = xs.get_perms("/local/domain/5/name").unwrap().unwrap();
+        assert_eq!(perms.owner(), Some(0));
+        assert_eq!(xs.get_perms("/nope").unwrap(), None);
+        server.join().unwrap();
     }
 
     #[test]

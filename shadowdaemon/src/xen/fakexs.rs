@@ -1,0 +1,110 @@
+//! Tests only: a xenstored on the far end of a socket pair, over an in-memory
+//! tree, answering what the daemon asks (read, directory, permissions, whether a
+//! domain is introduced, watches), so the daemon's decisions about domains can be
+//! tested without Xen.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use super::xenstore::{encode, read_message, MsgType, Xenstore};
+
+/// The tree: each node's value and permissions (`n0\0r5\0` as on the wire).
+#[derive(Default)]
+pub struct Store {
+    /// Nodes by full path.
+    pub nodes: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    /// Domains xenstored knows.
+    pub introduced: BTreeSet<u16>,
+    /// Answer every request with this error instead (e.g. `EACCES`).
+    pub fail_with: Option<&'static str>,
+}
+
+impl Store {
+    /// Sets a node owned by dom0, readable by `reader`.
+    pub fn put(&mut self, path: &str, value: &str, reader: u16) {
+        self.put_with_perms(path, value, &format!("n0\0r{reader}\0"));
+    }
+
+    /// Sets a node with the given permissions.
+    pub fn put_with_perms(&mut self, path: &str, value: &str, perms: &str) {
+        self.nodes.insert(
+            path.to_string(),
+            (value.as_bytes().to_vec(), perms.as_bytes().to_vec()),
+        );
+    }
+
+    /// A domain as `xl create` leaves it: introduced, with a dom0-owned `name`
+    /// and `vm`.
+    pub fn domain(&mut self, domid: u16, name: &str, uuid: &str) {
+        self.introduced.insert(domid);
+        self.put(&format!("/local/domain/{domid}/name"), name, domid);
+        self.put(
+            &format!("/local/domain/{domid}/vm"),
+            &format!("/vm/{uuid}"),
+            domid,
+        );
+    }
+
+    fn children(&self, path: &str) -> Option<Vec<String>> {
+        let prefix = format!("{path}/");
+        let names: BTreeSet<String> = self
+            .nodes
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split('/').next())
+            .map(str::to_string)
+            .collect();
+        (!names.is_empty() || self.nodes.contains_key(path)).then(|| names.into_iter().collect())
+    }
+}
+
+fn reply(s: &mut UnixStream, kind: MsgType, req_id: u32, payload: &[u8]) {
+    let _ = s.write_all(&encode(kind, req_id, 0, payload).unwrap());
+}
+
+/// A client of a fake xenstored serving `store` on a thread of its own.
+pub fn client(store: Arc<Mutex<Store>>) -> Xenstore<UnixStream> {
+    let (client, mut server) = UnixStream::pair().unwrap();
+    thread::spawn(move || {
+        while let Ok(msg) = read_message(&mut server) {
+            let (kind, id) = (msg.header.kind, msg.header.req_id);
+            let arg = String::from_utf8_lossy(msg.payload.split(|&b| b == 0).next().unwrap())
+                .into_owned();
+            let st = store.lock().unwrap();
+            if let Some(e) = st.fail_with {
+                reply(&mut server, MsgType::Error, id, format!("{e}\0").as_bytes());
+                continue;
+            }
+            let enoent = |s: &mut UnixStream| reply(s, MsgType::Error, id, b"ENOENT\0");
+            match kind {
+                k if k == MsgType::Read as u32 => match st.nodes.get(&arg) {
+                    Some((v, _)) => reply(&mut server, MsgType::Read, id, v),
+                    None => enoent(&mut server),
+                },
+                k if k == MsgType::GetPerms as u32 => match st.nodes.get(&arg) {
+                    Some((_, p)) => reply(&mut server, MsgType::GetPerms, id, p),
+                    None => enoent(&mut server),
+                },
+                k if k == MsgType::Directory as u32 => match st.children(&arg) {
+                    Some(names) => {
+                        let list: Vec<u8> =
+                            names.iter().flat_map(|n| n.bytes().chain([0])).collect();
+                        reply(&mut server, MsgType::Directory, id, &list)
+                    }
+                    None => enoent(&mut server),
+                },
+                k if k == MsgType::IsDomainIntroduced as u32 => {
+                    let known = arg.parse().is_ok_and(|d| st.introduced.contains(&d));
+                    let answer: &[u8] = if known { b"T\0" } else { b"F\0" };
+                    reply(&mut server, MsgType::IsDomainIntroduced, id, answer)
+                }
+                k if k == MsgType::Watch as u32 => reply(&mut server, MsgType::Watch, id, b"OK\0"),
+                _ => reply(&mut server, MsgType::Error, id, b"EINVAL\0"),
+            }
+        }
+    });
+    Xenstore::new(client)
+}
