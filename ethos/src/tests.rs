@@ -159,6 +159,7 @@ fn print_splits_lines_and_long_output_at_char_boundaries() {
     assert!(console::print("plain").is_ok());
 }
 
+#[cfg(feature = "log")]
 #[test]
 fn the_logger_prints_level_target_and_message() {
     // rt::start (another test) may have installed it already: same logger.
