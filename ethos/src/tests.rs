@@ -1,0 +1,288 @@
+//! The library against the fake kernel.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use abi::{Call, Status};
+
+use crate::fake::{self, Value};
+use crate::{console, event, pages, process, rpc, rt, stats, time, xenstore, Event, Tree};
+
+const MS: u64 = time::MS;
+
+#[test]
+fn two_beeps_and_an_and_tree() {
+    let start = time::now().unwrap();
+    assert_eq!(start, fake::START_NS);
+    let a = event::beep(start + 20 * MS).unwrap();
+    let b = event::beep(start + 10 * MS).unwrap();
+    let done = event::wait(&Tree::all([a, b])).unwrap();
+    assert_eq!(done.len(), 2);
+    assert!(done.contains(&a) && done.contains(&b));
+    assert_eq!(time::now().unwrap(), start + 20 * MS);
+    let ra = event::retire_word(a).unwrap();
+    assert!(ra.is_ok());
+    assert_eq!(ra.value, start + 20 * MS);
+    assert_eq!(
+        event::retire_word(b).unwrap().into_result(),
+        Ok(start + 10 * MS)
+    );
+    // Retired ids are dead.
+    assert_eq!(event::retire_word(a), Err(Status::UnknownEvent));
+    assert_eq!(fake::live_events(), 0);
+}
+
+#[test]
+fn an_or_tree_wakes_at_the_first_and_a_cancel_is_reported() {
+    let start = time::now().unwrap();
+    let slow = event::beep(start + 50 * MS).unwrap();
+    let fast = event::beep(start + 15 * MS).unwrap();
+    let mut out = [Event::from_raw(0); 2];
+    let flat = Tree::any([slow, fast]).flatten().unwrap();
+    assert_eq!(event::block(&flat, &mut out), Ok(1));
+    assert_eq!(out[0], fast);
+    assert_eq!(time::now().unwrap(), start + 15 * MS);
+    assert_eq!(event::retire_word(slow), Err(Status::NotComplete));
+    event::cancel(slow).unwrap();
+    assert_eq!(event::cancel(slow), Err(Status::Cancelled));
+    let r = event::retire_word(slow).unwrap();
+    assert_eq!(r.status, Status::Cancelled);
+    assert_eq!(r.into_result(), Err(Status::Cancelled));
+    assert_eq!(event::cancel(fast), Err(Status::AlreadyComplete));
+    assert!(event::retire_empty(fast).unwrap().is_ok());
+}
+
+#[test]
+fn nested_trees_reach_the_kernel_in_the_abi_order() {
+    let t0 = time::now().unwrap();
+    let e: Vec<Event> = [5, 40, 25, 30]
+        .iter()
+        .map(|d| event::beep(t0 + d * MS).unwrap())
+        .collect();
+    // (5 AND 40) OR at_least(2, [25, 30]): satisfied at +30.
+    let tree = Tree::any([Tree::all([e[0], e[1]]), Tree::at_least(2, [e[2], e[3]])]);
+    let done = event::wait(&tree).unwrap();
+    assert_eq!(time::now().unwrap(), t0 + 30 * MS);
+    assert_eq!(done.len(), 3);
+    // A tree that could never complete would block forever; one with a
+    // bad count is refused by the kernel's own check too.
+    let bad = [
+        abi::WaitElement {
+            event: e[1].id(),
+            parent: 1,
+            count: 0,
+        },
+        abi::WaitElement {
+            event: 0,
+            parent: abi::WaitElement::NO_PARENT,
+            count: 2,
+        },
+    ];
+    assert_eq!(event::block(&bad, &mut []), Err(Status::BadTree));
+    assert_eq!(event::block(&[], &mut []), Err(Status::EmptyTree));
+    assert_eq!(event::block_and_retire(e[1]).unwrap().value, t0 + 40 * MS);
+}
+
+#[test]
+fn bytes_events_retire_into_buffers_and_report_sizes() {
+    let ev = rpc::file_read("/etc/motd", 4, 100).unwrap();
+    let s = &fake::started()[0];
+    assert_eq!(s.call, Call::FileRead);
+    assert_eq!(s.bufs[0], b"/etc/motd");
+    assert_eq!((s.args[2], s.args[3]), (4, 100));
+    assert_eq!(s.event, ev);
+    fake::complete(ev, Status::Ok, 0, Value::Bytes(b"hello".to_vec()));
+    // Too small: the event stays.
+    let mut small = [0u8; 3];
+    assert_eq!(
+        event::retire_bytes(ev, &mut small),
+        Err(Status::BufferTooSmall)
+    );
+    assert_eq!(event::retire_word(ev), Err(Status::BufferTooSmall));
+    let mut buf = [0u8; 8];
+    let r = event::retire_bytes(ev, &mut buf).unwrap();
+    assert_eq!((r.status, r.value), (Status::Ok, 5));
+    assert_eq!(&buf[..5], b"hello");
+
+    let ev = xenstore::read("domid", xenstore::Tx::NONE).unwrap();
+    fake::complete(ev, Status::Ok, 0, Value::Bytes(b"3".to_vec()));
+    let r = event::retire_vec(ev).unwrap();
+    assert_eq!(r.value, b"3");
+    let ev = rpc::ping().unwrap();
+    fake::complete(ev, Status::Ok, 0, Value::Empty);
+    assert_eq!(event::retire_vec(ev).unwrap().value, b"");
+}
+
+#[test]
+fn remote_errors_carry_the_peers_errno() {
+    let ev = rpc::remove("/nope").unwrap();
+    fake::complete(ev, Status::Remote, 2, Value::Empty);
+    let r = event::retire_empty(ev).unwrap();
+    assert_eq!((r.status, r.errno), (Status::Remote, 2));
+    assert_eq!(
+        event::decode_event_status(1 | (13 << 32)),
+        (Status::Remote, 13)
+    );
+    // A code the library does not know is not success.
+    assert_eq!(event::decode_event_status(9999).0, Status::InvalidArgument);
+}
+
+#[test]
+fn writes_pass_both_buffers() {
+    let ev = rpc::file_write("/tmp/x", 8, b"data", true).unwrap();
+    let s = fake::started().pop().unwrap();
+    assert_eq!(s.bufs, [b"/tmp/x".to_vec(), b"data".to_vec()]);
+    assert_eq!((s.args[2], s.args[5]), (8, 1));
+    fake::complete(ev, Status::Ok, 0, Value::Word(4));
+    assert_eq!(event::retire_word(ev).unwrap().value, 4);
+    let _ = xenstore::write("a/b", b"v", xenstore::Tx(9)).unwrap();
+    let s = fake::started().pop().unwrap();
+    assert_eq!(s.bufs, [b"a/b".to_vec(), b"v".to_vec()]);
+    assert_eq!(s.args[4], 9);
+}
+
+#[test]
+fn print_splits_lines_and_long_output_at_char_boundaries() {
+    crate::println!("pid {} says hi", 7);
+    crate::print!("a\nb\n\nc");
+    crate::println!();
+    assert_eq!(fake::printed(), ["pid 7 says hi", "a", "b", "", "c", ""]);
+
+    // 3-byte characters never split across two Print calls.
+    let long: String = "é€".repeat(100); // 500 bytes
+    crate::println!("{long}");
+    let lines: Vec<String> = fake::printed().split_off(6);
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert!(lines.iter().all(|l| l.len() <= console::LINE));
+    assert_eq!(lines.concat(), long);
+    assert!(console::print("plain").is_ok());
+}
+
+#[cfg(feature = "log")]
+#[test]
+fn the_logger_prints_level_target_and_message() {
+    // rt::start (another test) may have installed it already: same logger.
+    let _ = crate::logger::init(log::LevelFilter::Info);
+    log::info!(target: "demo", "{} beeps", 2);
+    log::debug!("hidden");
+    assert_eq!(fake::printed(), ["INFO demo: 2 beeps"]);
+}
+
+fn exits(f: impl FnOnce()) -> (i32, String) {
+    let err = panic::catch_unwind(AssertUnwindSafe(f)).unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    (fake::exit_code().unwrap(), msg)
+}
+
+#[test]
+fn start_runs_main_with_checked_arguments_and_exits_with_its_code() {
+    static PAGE: &[u8] = b"hello\0world\0";
+    let record = abi::Args {
+        pid: 9,
+        argc: 2,
+        len: PAGE.len() as u32,
+        reserved: 0,
+    };
+    let (code, msg) = exits(|| {
+        rt::start(record, PAGE, |args| {
+            assert_eq!(args.pid(), 9);
+            assert_eq!(args.iter().collect::<Vec<_>>(), ["hello", "world"]);
+            -3
+        })
+    });
+    assert_eq!(code, -3);
+    assert!(msg.starts_with(fake::EXIT_PANIC), "{msg}");
+
+    let bad = abi::Args { argc: 5, ..record };
+    let (code, _) = exits(|| rt::start(bad, PAGE, |_| 0));
+    assert_eq!(code, rt::EXIT_BAD_ARGS);
+    assert!(fake::printed()
+        .iter()
+        .any(|l| l.contains("argument record refused")));
+}
+
+#[test]
+fn spawn_passes_name_and_args_and_wait_decodes_the_exit() {
+    let (pid, exit) = process::spawn("hello", &["a", "bc"]).unwrap();
+    assert_eq!(pid, fake::PID + 1);
+    let s = fake::started().pop().unwrap();
+    assert_eq!(s.bufs, [b"hello".to_vec(), b"a\0bc".to_vec()]);
+    fake::complete(exit, Status::Faulted, 0, Value::Word(14));
+    assert_eq!(process::wait(exit), Ok(process::ExitStatus::Faulted(14)));
+    assert_eq!(process::spawn("missing", &[]), Err(Status::NoSuchProgram));
+    assert_eq!(
+        process::spawn(&"x".repeat(abi::MAX_NAME + 1), &[]),
+        Err(Status::TooLarge)
+    );
+    assert_eq!(process::pid(), Ok(fake::PID));
+}
+
+#[test]
+fn the_heap_grows_page_by_page_and_stops_cleanly() {
+    let start = rt::heap::REGION.start;
+    let got = rt::heap::grow(start, 1);
+    assert_eq!(got as u64, rt::heap::MIN_GROW);
+    let pages = fake::bound_pages();
+    assert_eq!(pages.len() as u64, rt::heap::MIN_GROW / abi::PAGE_SIZE);
+    assert_eq!(pages[0], start);
+    assert!(pages.windows(2).all(|w| w[1] == w[0] + abi::PAGE_SIZE));
+    // The revoked events were let go of: no quota held.
+    assert_eq!(fake::live_events(), 0);
+
+    // Out of pages part way: what was bound is reported, then nothing.
+    fake::set_page_limit(pages.len() + 3);
+    let top = start + got as u64;
+    assert_eq!(rt::heap::grow(top, 100 * 4096), 3 * 4096);
+    assert_eq!(rt::heap::grow(top + 3 * 4096, 1), 0);
+    // Outside the region or misaligned: nothing.
+    assert_eq!(rt::heap::grow(rt::heap::REGION.end, 1), 0);
+    assert_eq!(rt::heap::grow(start + 1, 1), 0);
+    assert_eq!(fake::live_events(), 0);
+}
+
+#[test]
+fn programs_bind_only_outside_the_heap() {
+    let (page, revoked) = pages::alloc().unwrap();
+    assert_eq!(
+        pages::bind(page, rt::heap::REGION.start),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        pages::bind(page, pages::USER_REGION.start + 1),
+        Err(Status::BadAlignment)
+    );
+    pages::bind(page, pages::USER_REGION.start).unwrap();
+    assert_eq!(
+        pages::bind(page, pages::USER_REGION.start),
+        Err(Status::AlreadyBound)
+    );
+    pages::unbind(page).unwrap();
+    assert_eq!(pages::unbind(page), Err(Status::NotBound));
+    pages::free(page).unwrap();
+    assert!(event::retire_empty(revoked).unwrap().is_ok());
+    assert_eq!(pages::free(page), Err(Status::ForgedCapability));
+    assert_eq!(pages::grant(pages::Page::from_raw(1), 0, true), Ok(42));
+}
+
+#[test]
+fn kernel_stats_are_read_as_words() {
+    crate::println!("one line");
+    let mut out = [0u64; 8];
+    assert_eq!(stats::read(&mut out), Ok(3));
+    assert_eq!(out[1], 1);
+    assert_eq!(out[2], fake::START_NS);
+    let mut two = [0u64; 2];
+    assert_eq!(stats::read(&mut two), Ok(2));
+}
+
+#[test]
+fn a_tree_that_cannot_wake_is_a_fake_kernel_panic_not_a_hang() {
+    let ev = rpc::ping().unwrap();
+    let r = panic::catch_unwind(|| event::block_one(ev));
+    assert!(r.is_err());
+}
