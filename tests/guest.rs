@@ -2,13 +2,20 @@
 //! normal boot, a deliberate page fault, a deliberate panic and the in-guest
 //! test suite, all in one rig run (scenario `scripts/scenarios/guests.sh`).
 
-use rig_tests::{build_guest, build_net_guest, build_test_guest, fields_after, run_rig, RigRun};
+use rig_tests::{
+    build_guest, build_net_guest, build_programs, build_test_guest, fields_after, run_rig, RigRun,
+};
 use std::sync::OnceLock;
 
 fn rig() -> &'static RigRun {
     static RUN: OnceLock<RigRun> = OnceLock::new();
     RUN.get_or_init(|| {
-        let images = [build_guest(), build_net_guest(), build_test_guest()];
+        let images = [
+            build_guest(),
+            build_net_guest(),
+            build_test_guest(),
+            build_programs(),
+        ];
         run_rig("guests", &images, &[])
     })
 }
@@ -740,5 +747,100 @@ fn detaching_and_attaching_again_and_again_costs_no_memory() {
             .matches("old device(s) released, 0 still held")
             .count(),
         3
+    );
+}
+
+/// The user-mode suite (programs/src/bin/usertest.rs), from user mode
+/// under real Xen: bad pointers, read-only output, capabilities, unknown
+/// calls and events, crashing children, 16 processes and the spawn quota,
+/// preemption of a spinner, and frames after spawn/exit cycles.
+#[test]
+fn user_mode_suite_passes_under_xen() {
+    let guest = rig().guest("usertest");
+    let last = guest
+        .line_with("usertest: ")
+        .and_then(|_| guest.lines().filter(|l| l.contains(" passed, ")).last())
+        .unwrap_or_else(|| panic!("no closing line:\n{}", guest.log));
+    assert!(
+        last.contains("usertest: 9 passed, 0 failed"),
+        "{}",
+        guest.log
+    );
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    // The kernel ran on after every child it killed, and said why.
+    for (program, what) in [
+        ("fault-null", "(read: an unmapped page)"),
+        (
+            "fault-read-kernel",
+            "address=0x400000 (read: an unmapped page)",
+        ),
+        ("fault-write-text", "(write: a protection violation)"),
+        ("fault-exec-stack", "(fetch: a protection violation)"),
+    ] {
+        let report = guest
+            .lines()
+            .find(|l| l.contains(&format!("({program}) killed: page fault (#PF, vector 14)")))
+            .unwrap_or_else(|| panic!("no fault report for {program}:\n{}", guest.log));
+        assert!(report.contains(what), "{report}");
+        assert!(
+            report.contains("rip=0x8000"),
+            "the report names rip: {report}"
+        );
+    }
+    assert!(guest.line_with("PANIC").is_none(), "{}", guest.log);
+}
+
+/// The demo as a user program: its trees wake it as the linked-in demo's did.
+#[test]
+fn the_demo_runs_as_a_user_program() {
+    let guest = rig().guest("userdemo");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(
+        guest
+            .line_with("init: program demo started as pid 1")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("process 1 (demo) exited with status 0")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(guest.line_with("killed").is_none(), "{}", guest.log);
+}
+
+/// `ethos.init=hello -- one two`: the words after `--` are its arguments.
+#[test]
+fn the_first_program_gets_the_command_line_arguments() {
+    let guest = rig().guest("userargs");
+    assert!(
+        guest.line_with("args: [hello one two]").is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("process 1 (hello) exited with status 0")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+}
+
+/// An unknown program ends the domain with a clean power-off and a line
+/// naming what the archive holds.
+#[test]
+fn an_unknown_first_program_is_named_and_the_domain_powers_off() {
+    let guest = rig().guest("usernone");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let line = guest
+        .line_with("ethos.init=no-such-program: no such program")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    assert!(
+        line.contains("usertest"),
+        "the archive's programs are listed: {line}"
     );
 }

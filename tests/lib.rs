@@ -85,6 +85,12 @@ pub fn build_test_guest() -> PathBuf {
     run_build_guest(&["--test-apps"])
 }
 
+/// Builds the user programs and returns the path of their boot archive
+/// (`programs.cpio`, the xl config's `ramdisk=`).
+pub fn build_programs() -> PathBuf {
+    run_build_guest(&["--programs"])
+}
+
 fn run_build_guest(args: &[&str]) -> PathBuf {
     let out = Command::new(repo_root().join("scripts/build-guest"))
         .args(args)

@@ -18,9 +18,11 @@ pub enum Call {
     Print = 4,
     /// `(deadline ns) -> event`: completes at the deadline with the time.
     Beep = 5,
-    /// `(tree ptr, elements, out ptr, out capacity) -> completed leaves`:
-    /// waits until the tree's root completes; the ids of the leaves that
-    /// had completed are written to `out` (up to its capacity).
+    /// `(tree ptr, elements, out ptr, out capacity) -> (ids written,
+    /// leaves complete)`: waits until the tree's root completes; the ids of
+    /// the leaves that had completed (or been cancelled) by then are written
+    /// to `out`, as u64s, up to its capacity (in ids). Both pointers are
+    /// 8-byte aligned. A tree already satisfied returns at once.
     Block = 6,
     /// `(event, buf ptr, buf len) -> (event status, value)`: see
     /// [`crate::retire`]. A buffer too small for the bytes is

@@ -64,9 +64,12 @@ pub type EventId = u64;
 /// The null event id (inner nodes of a wait tree carry it).
 pub const NULL_EVENT: EventId = 0;
 
-/// One element of a flat wait tree, as [`Call::Block`] reads it: leaves
-/// first (sorted by event id, no duplicates), then inner nodes; the last
-/// element is the root. 16 bytes, little-endian.
+/// One element of a flat wait tree, as [`Call::Block`] reads it (Ethos's
+/// flat spec): leaves first (sorted by event id, no duplicates, count 0,
+/// parent an inner node), then the root (parent [`WaitElement::NO_PARENT`]),
+/// then the other inner nodes in any order, each reaching the root through
+/// its parents. An inner node with `c` children has `1 <= count <= c`.
+/// 16 bytes, little-endian.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitElement {

@@ -459,52 +459,24 @@ impl Kernel {
     }
 }
 
-/// The ABI's rules for a flat tree: leaves first, sorted, no repeats,
-/// count 0, parent an inner node; inner nodes after, the last one the root
-/// (parent NO_PARENT), every other parent an inner node, no cycle; each
-/// count in 1..=children.
+/// The ABI's rules for a flat tree, checked by the kernel's own validator
+/// (`events::validate`): leaves first, sorted, then the root, then the
+/// other inner nodes.
 fn check_tree(t: &[WaitElement]) -> Result<(), Status> {
-    let n = t.len();
-    let l = t.iter().take_while(|w| w.event != 0).count();
-    if l == 0 {
-        return Err(Status::EmptyTree);
+    let spec: Vec<events::Element> = t
+        .iter()
+        .map(|w| events::Element {
+            event_id: events::EventId(w.event),
+            parent: w.parent,
+            count: w.count,
+        })
+        .collect();
+    match events::validate(&spec, 4096) {
+        Ok(_) => Ok(()),
+        Err(events::Status::EmptyTree) => Err(Status::EmptyTree),
+        Err(events::Status::TreeTooLarge) => Err(Status::TreeTooLarge),
+        Err(_) => Err(Status::BadTree),
     }
-    if l == n {
-        return Err(Status::BadTree);
-    }
-    let inner = |p: u32| (l..n).contains(&(p as usize));
-    let leaves_ok = t[..l].windows(2).all(|w| w[0].event < w[1].event)
-        && t[..l].iter().all(|w| w.count == 0 && inner(w.parent));
-    let nodes_ok = t[l..].iter().enumerate().all(|(j, w)| {
-        w.event == 0
-            && if l + j == n - 1 {
-                w.parent == WaitElement::NO_PARENT
-            } else {
-                inner(w.parent)
-            }
-    });
-    if !leaves_ok || !nodes_ok {
-        return Err(Status::BadTree);
-    }
-    for i in l..n - 1 {
-        let mut x = i;
-        for _ in 0..n {
-            if x == n - 1 {
-                break;
-            }
-            x = t[x].parent as usize;
-        }
-        if x != n - 1 {
-            return Err(Status::BadTree);
-        }
-    }
-    for i in l..n {
-        let children = t.iter().filter(|w| w.parent as usize == i).count() as u32;
-        if t[i].count == 0 || t[i].count > children {
-            return Err(Status::BadTree);
-        }
-    }
-    Ok(())
 }
 
 /// Whether the root is satisfied, given which leaves are done.
@@ -521,5 +493,6 @@ fn satisfied(t: &[WaitElement], done: &[bool]) -> bool {
             complete[i] |= got >= t[i].count;
         }
     }
-    complete[t.len() - 1]
+    // The root is the first inner node, right after the leaves.
+    complete[l]
 }

@@ -16,11 +16,13 @@ pub fn exit(code: i32) -> ! {
     crate::raw::exit(i64::from(code) as u64)
 }
 
-/// `Spawn(name, args)`: starts program `name` of the boot archive. `args`
-/// go to it NUL-separated; the kernel makes `name` its argument 0 (see
+/// `Spawn(name, args, rights)`: starts program `name` of the boot archive
+/// with none of the [`abi::rights`] (see [`spawn_with`]). `args` go to it
+/// NUL-separated; the kernel makes `name` its argument 0 (see
 /// [`crate::Args`]), so `args` are the ones after the name. Returns its pid
 /// and its exit event, which completes when it ends: retire it with
-/// [`wait`] (or [`crate::event::retire_word`]).
+/// [`wait`] (or [`crate::event::retire_word`]). Needs
+/// [`abi::rights::SPAWN`].
 ///
 /// Errors: [`Status::NoSuchProgram`], [`Status::BadProgram`],
 /// [`Status::TooManyProcesses`], [`Status::NotPermitted`],
@@ -28,6 +30,12 @@ pub fn exit(code: i32) -> ! {
 /// [`MAX_ARGS_BYTES`] joined, checked here before the call),
 /// [`Status::InvalidArgument`] (an argument containing a NUL).
 pub fn spawn(name: &str, argv: &[&str]) -> Result<(u32, Event), Status> {
+    spawn_with(name, argv, 0)
+}
+
+/// [`spawn`], giving the child `rights` (`abi::rights`; the kernel keeps
+/// only those the caller has).
+pub fn spawn_with(name: &str, argv: &[&str], rights: u32) -> Result<(u32, Event), Status> {
     if name.len() > MAX_NAME {
         return Err(Status::TooLarge);
     }
@@ -35,7 +43,7 @@ pub fn spawn(name: &str, argv: &[&str]) -> Result<(u32, Event), Status> {
     let len = join_args(argv, &mut joined)?;
     let (np, nl) = buf(name.as_bytes());
     let (ap, al) = buf(&joined[..len]);
-    let (pid, exit) = sys::call(Call::Spawn, args([np, nl, ap, al]))?;
+    let (pid, exit) = sys::call(Call::Spawn, args([np, nl, ap, al, u64::from(rights)]))?;
     Ok((pid as u32, Event::from_raw(exit)))
 }
 

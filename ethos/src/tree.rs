@@ -7,17 +7,17 @@
 //! // a AND (b OR c)
 //! let flat = Tree::all([Tree::from(a), Tree::any([b, c])]).flatten().unwrap();
 //! assert_eq!(flat.len(), 5); // three leaves, two inner nodes
-//! assert_eq!(flat[4].parent, ethos::WaitElement::NO_PARENT); // the root is last
+//! assert_eq!(flat[3].parent, ethos::WaitElement::NO_PARENT); // the root follows the leaves
 //! ```
 //!
 //! # The flat form (the ABI's)
 //!
 //! Leaves first, sorted by event id, no id twice, `count` 0, `parent` the
 //! index of an inner node; then the inner nodes, `event` 0, each with a
-//! `count` in `1..=children`; the root is the **last** element and its
-//! parent is [`WaitElement::NO_PARENT`]. This builder places the inner
-//! nodes in reverse breadth-first order, so every inner node comes before
-//! its parent. A bare event is flattened as `any([event])`.
+//! `count` in `1..=children`; the **root comes first**, right after the
+//! leaves, with parent [`WaitElement::NO_PARENT`], then the other inner
+//! nodes (this builder puts them in breadth-first order). A bare event is
+//! flattened as `any([event])`.
 //!
 //! # Duplicates
 //!
@@ -209,15 +209,17 @@ impl Tree {
             return Err(TreeError::TooLarge);
         }
         let (l, i) = (leaves.len() as u32, inner.len() as u32);
-        // Inner node k sits at l + (i - 1 - k): the root (k = 0) last.
-        let at = |k: u32| l + (i - 1 - k);
+        // Inner node k (breadth-first) sits at l + k: the root (k = 0)
+        // right after the leaves.
+        let _ = i;
+        let at = |k: u32| l + k;
         let mut flat = Vec::with_capacity(total);
         flat.extend(leaves.iter().map(|&(e, k)| WaitElement {
             event: e.id(),
             parent: at(k),
             count: 0,
         }));
-        flat.extend(inner.iter().rev().map(|&(parent, count)| WaitElement {
+        flat.extend(inner.iter().map(|&(parent, count)| WaitElement {
             event: NULL_EVENT,
             parent: if parent == WaitElement::NO_PARENT {
                 parent
@@ -373,31 +375,17 @@ mod tests {
     }
 
     /// The ABI's rules, checked independently of how the builder works.
+    /// The kernel's own validator accepts it.
     fn abi_valid(flat: &[WaitElement]) -> bool {
-        let n = flat.len();
-        let l = flat.iter().take_while(|w| w.event != 0).count();
-        if l == 0 || l == n {
-            return false;
-        }
-        let leaves_ok = flat[..l].windows(2).all(|w| w[0].event < w[1].event)
-            && flat[..l]
-                .iter()
-                .all(|w| w.count == 0 && (l..n).contains(&(w.parent as usize)));
-        let inner_ok = flat[l..].iter().enumerate().all(|(j, w)| {
-            let i = l + j;
-            w.event == 0
-                && if i == n - 1 {
-                    w.parent == WaitElement::NO_PARENT
-                } else {
-                    // parents lie above, so every walk reaches the root
-                    (i + 1..n).contains(&(w.parent as usize))
-                }
-        });
-        let counts_ok = (l..n).all(|i| {
-            let children = flat.iter().filter(|w| w.parent as usize == i).count() as u32;
-            (1..=children).contains(&flat[i].count)
-        });
-        leaves_ok && inner_ok && counts_ok
+        let spec: Vec<events::Element> = flat
+            .iter()
+            .map(|w| events::Element {
+                event_id: events::EventId(w.event),
+                parent: w.parent,
+                count: w.count,
+            })
+            .collect();
+        events::validate(&spec, 4096).is_ok()
     }
 
     #[test]
@@ -415,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn nested_trees_put_children_before_parents_and_the_root_last() {
+    fn nested_trees_put_the_root_after_the_leaves_then_the_rest_breadth_first() {
         // all(9, at_least(2, [5, 7, 1]), any([3, all([2, 8])]))
         let t = Tree::all([
             Tree::from(e(9)),
@@ -424,21 +412,21 @@ mod tests {
         ]);
         let flat = t.flatten().unwrap();
         assert!(abi_valid(&flat), "{flat:?}");
-        // BFS: root k0, at_least k1, any k2, inner all k3: positions 10, 9, 8, 7.
+        // BFS: root k0, at_least k1, any k2, inner all k3: positions 7, 8, 9, 10.
         assert_eq!(
             flat,
             vec![
-                leaf(1, 9),
-                leaf(2, 7),
-                leaf(3, 8),
-                leaf(5, 9),
-                leaf(7, 9),
-                leaf(8, 7),
-                leaf(9, 10),
-                node(8, 2),
-                node(10, 1),
-                node(10, 2),
+                leaf(1, 8),
+                leaf(2, 10),
+                leaf(3, 9),
+                leaf(5, 8),
+                leaf(7, 8),
+                leaf(8, 10),
+                leaf(9, 7),
                 node(u32::MAX, 3),
+                node(7, 2),
+                node(7, 1),
+                node(9, 2),
             ]
         );
     }
@@ -540,6 +528,7 @@ mod tests {
         }
         let flat = t.flatten().unwrap();
         assert_eq!(flat.len(), 1999 + 1998);
-        assert_eq!(flat.last().unwrap().parent, WaitElement::NO_PARENT);
+        assert_eq!(flat[1999].parent, WaitElement::NO_PARENT);
+        assert!(abi_valid(&flat));
     }
 }

@@ -75,7 +75,12 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
 
     // A user program as the first process (`ethos.init=NAME`, its
     // arguments after `--`) replaces the linked-in apps.
-    let init = boot.cmdline.get("ethos.init");
+    // With a boot archive and no app asked for, the demo program is the
+    // sensible first process.
+    let init = boot.cmdline.get("ethos.init").or_else(|| {
+        let default = boot.cmdline.get("ethos.app").is_none() && hal::mm::boot_module().is_some();
+        default.then_some("demo")
+    });
     if init.is_some() {
         app = "none";
     }

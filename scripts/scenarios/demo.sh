@@ -1,5 +1,8 @@
-# The main job: boot the guest once and show what it prints.
-rig_start demo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' && rig_wait demo 120 shutdown
+# The main job: boot the guest once and show what it prints: with the
+# programs' boot archive, the first process is the demo program, in user
+# mode.
+rig_start demo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/programs.cpio"' &&
+    rig_wait demo 120 shutdown
 # And RPCs through the shadowdaemon in dom0 (files, random bytes, a tree of
 # RPCs), started as a user would start it.
 rig_daemon_start

@@ -30,6 +30,13 @@ rig_start boot $cfg "$image" 'extra="ethos.app=none"' && rig_wait boot 120 shutd
 rig_start fault $cfg "$test_image" 'extra="ethos.test_fault=pagefault"' && rig_wait fault 120 crashed
 rig_start panic $cfg "$image" 'extra="ethos.test_fault=panic"' && rig_wait panic 120 crashed
 rig_start stale $cfg "$test_image" 'extra="ethos.test_fault=stale-page"' && rig_wait stale 120 crashed
+# User programs from the boot archive (scripts/build-programs): the
+# user-mode suite, the demo, and a program ending by each kind of fault.
+programs='ramdisk="/rig/guests/programs.cpio"'
+rig_start usertest $cfg "$image" "$programs" 'extra="ethos.init=usertest ethos.rpc=off"' && rig_wait usertest 300 shutdown
+rig_start userdemo $cfg "$image" "$programs" 'extra="ethos.init=demo ethos.rpc=off"' && rig_wait userdemo 120 shutdown
+rig_start userargs $cfg "$image" "$programs" 'extra="ethos.init=hello ethos.rpc=off -- one two"' && rig_wait userargs 120 shutdown
+rig_start usernone $cfg "$image" "$programs" 'extra="ethos.init=no-such-program ethos.rpc=off"' && rig_wait usernone 120 shutdown
 # An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
 # steps) across 3 s of its 6 s sleep.
 cpu_seconds() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }

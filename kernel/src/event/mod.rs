@@ -44,10 +44,13 @@ static SOURCES: spin::Mutex<Vec<&'static dyn Source>> = spin::Mutex::new(Vec::ne
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RegistryFull;
 
-/// Adds a source; registering the same one twice is harmless.
+/// Adds a source; registering one of the same name again is harmless.
+///
+/// Sources are told apart by name, not by address: they are mostly
+/// zero-sized statics, and two of those may share one address.
 pub fn register(source: &'static dyn Source) -> Result<(), RegistryFull> {
     let mut sources = SOURCES.lock();
-    if sources.iter().any(|s| core::ptr::addr_eq(*s, source)) {
+    if sources.iter().any(|s| s.name() == source.name()) {
         return Ok(());
     }
     if sources.len() >= MAX_SOURCES {
@@ -71,5 +74,50 @@ pub fn next_deadline() -> Option<u64> {
 pub fn forget(pid: Pid) {
     for s in sources() {
         s.forget(pid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct A;
+    struct B;
+    impl Source for A {
+        fn name(&self) -> &'static str {
+            "a"
+        }
+        fn port(&self) -> Option<u32> {
+            Some(1)
+        }
+        fn on_port(&self) -> Vec<Completion> {
+            Vec::new()
+        }
+    }
+    impl Source for B {
+        fn name(&self) -> &'static str {
+            "b"
+        }
+        fn port(&self) -> Option<u32> {
+            Some(2)
+        }
+        fn on_port(&self) -> Vec<Completion> {
+            Vec::new()
+        }
+        fn next_deadline(&self) -> Option<u64> {
+            Some(7)
+        }
+    }
+
+    #[test]
+    fn zero_sized_sources_are_all_registered_once() {
+        static SA: A = A;
+        static SB: B = B;
+        register(&SA).unwrap();
+        register(&SB).unwrap();
+        register(&SA).unwrap();
+        let names: Vec<&str> = sources().iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(next_deadline(), Some(7));
     }
 }

@@ -252,7 +252,7 @@ fn block(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
         .flat_map(|id| id.0.to_le_bytes())
         .collect();
     space::copy_out(pid, out, &ids)?;
-    Ok((leaves.len() as u64, written as u64))
+    Ok((written as u64, leaves.len() as u64))
 }
 
 /// `Retire(event, buf, capacity)`: the value's size is known before the

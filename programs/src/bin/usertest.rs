@@ -1,0 +1,316 @@
+//! The user-mode test suite: what a hostile or broken program can and
+//! cannot do, checked from user mode under real Xen. One line per test,
+//! then `usertest: N passed, M failed` (the rig reads it).
+//!
+//! The bad-pointer tests call the kernel through `ethos::raw` with
+//! addresses no safe wrapper would pass; that is this program's only
+//! unsafe code, and none of those calls lets the kernel write anywhere the
+//! program uses (each is refused before anything is touched).
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+use abi::{Call, Status};
+use alloc::vec::Vec;
+use ethos::process::{self, ExitStatus};
+use ethos::{event, pages, println, stats, time, Event};
+
+ethos::main!(main);
+
+/// A kernel address (the image), one in the user half with nothing
+/// mapped, and a range that wraps around the address space.
+const KERNEL: u64 = 0x40_0000;
+const UNMAPPED: u64 = abi::USER_START + (200 << 30);
+const WRAPS: u64 = u64::MAX - 3;
+
+/// Where KernelStats puts the free frame count (`kernel/src/syscall/program.rs`).
+const FRAMES_FREE: usize = 14;
+
+fn status(rax: u64) -> Option<Status> {
+    Status::from_code(rax as u32)
+}
+
+/// A raw call, for the addresses the safe wrappers would never pass.
+#[allow(unsafe_code)]
+fn raw4(call: Call, a: u64, b: u64, c: u64, d: u64) -> Option<Status> {
+    // SAFETY: every call below hands the kernel an address it must refuse
+    // (a kernel address, an unmapped one, a wrapping range, a read-only
+    // page, a misaligned tree): nothing this program uses is written.
+    let (rax, _, _) = unsafe { ethos::raw::syscall4(call as u64, a, b, c, d) };
+    status(rax)
+}
+
+struct Suite {
+    passed: u32,
+    failed: u32,
+}
+
+impl Suite {
+    fn check(&mut self, name: &str, r: Result<(), alloc::string::String>) {
+        match r {
+            Ok(()) => {
+                self.passed += 1;
+                println!("usertest: {name} ... ok");
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("usertest: {name} ... FAILED: {why}");
+            }
+        }
+    }
+}
+
+fn expect(what: &str, got: Option<Status>, want: Status) -> Result<(), alloc::string::String> {
+    if got == Some(want) {
+        Ok(())
+    } else {
+        Err(alloc::format!("{what}: {got:?}, want {want:?}"))
+    }
+}
+
+fn main(_: ethos::Args) -> i32 {
+    let mut s = Suite {
+        passed: 0,
+        failed: 0,
+    };
+    s.check(
+        "kernel, unmapped and wrapping pointers are refused",
+        bad_inputs(),
+    );
+    s.check(
+        "output into a read-only page is refused",
+        read_only_output(),
+    );
+    s.check("misaligned and oversized arguments are named", shapes());
+    s.check(
+        "forged and stale page capabilities are refused",
+        capabilities(),
+    );
+    s.check(
+        "unknown call numbers and unknown events are named",
+        unknowns(),
+    );
+    s.check(
+        "a crashing child's exit event carries the fault",
+        crashing_children(),
+    );
+    s.check("16 processes alive, the 17th spawn refused", sixteen());
+    s.check("a spinning process does not hold off a beep", preemption());
+    s.check("spawn and exit cycles give every frame back", no_leak());
+    println!("usertest: {} passed, {} failed", s.passed, s.failed);
+    i32::from(s.failed != 0)
+}
+
+fn bad_inputs() -> Result<(), alloc::string::String> {
+    expect(
+        "print from the kernel image",
+        raw4(Call::Print, KERNEL, 16, 0, 0),
+        Status::BadAddress,
+    )?;
+    expect(
+        "print from an unmapped page",
+        raw4(Call::Print, UNMAPPED, 16, 0, 0),
+        Status::BadAddress,
+    )?;
+    expect(
+        "print of a wrapping range",
+        raw4(Call::Print, WRAPS, 16, 0, 0),
+        Status::BadAddress,
+    )?;
+    expect(
+        "xenstore path from the kernel",
+        raw4(Call::XsRead, KERNEL, 8, 0, 0),
+        Status::BadAddress,
+    )?;
+    expect(
+        "stats into the kernel",
+        raw4(Call::KernelStats, KERNEL, 64, 0, 0),
+        Status::BadAddress,
+    )?;
+    expect(
+        "stats into an unmapped page",
+        raw4(Call::KernelStats, UNMAPPED, 64, 0, 0),
+        Status::BadAddress,
+    )?;
+    expect(
+        "file path wrapping",
+        raw4(Call::FileInfo, WRAPS, 8, 0, 0),
+        Status::BadAddress,
+    )?;
+    Ok(())
+}
+
+fn read_only_output() -> Result<(), alloc::string::String> {
+    // This function's own code: mapped, readable, not writable.
+    let text = read_only_output as *const () as u64 & !7;
+    expect(
+        "stats into text",
+        raw4(Call::KernelStats, text, 64, 0, 0),
+        Status::BadAddress,
+    )?;
+    let e = event::beep(time::now().map_err(|e| alloc::format!("{e}"))?)
+        .map_err(|e| alloc::format!("beep: {e}"))?;
+    let tree = ethos::tree::single(e).map_err(|e| alloc::format!("{e:?}"))?;
+    // A tree the kernel accepts, with its output into text: refused before
+    // the process sleeps, so the wake is not lost.
+    expect(
+        "block output into text",
+        raw4(Call::Block, tree.as_ptr() as u64, 2, text, 1),
+        Status::BadAddress,
+    )?;
+    process_block_and_retire(e)
+}
+
+fn process_block_and_retire(e: Event) -> Result<(), alloc::string::String> {
+    let r = event::block_and_retire(e).map_err(|e| alloc::format!("block: {e}"))?;
+    if r.status == Status::Ok {
+        Ok(())
+    } else {
+        Err(alloc::format!("beep retired {:?}", r.status))
+    }
+}
+
+fn shapes() -> Result<(), alloc::string::String> {
+    let tree = [0u64; 4];
+    let odd = tree.as_ptr() as u64 + 4;
+    expect(
+        "misaligned tree",
+        raw4(Call::Block, odd, 1, 0, 0),
+        Status::BadAlignment,
+    )?;
+    let buf = [0u8; 16];
+    expect(
+        "a print longer than a call copies",
+        raw4(Call::Print, buf.as_ptr() as u64, 1 << 20, 0, 0),
+        Status::BadLength,
+    )?;
+    expect(
+        "a tree of u64::MAX elements",
+        raw4(Call::Block, tree.as_ptr() as u64, u64::MAX, 0, 0),
+        Status::BadLength,
+    )?;
+    Ok(())
+}
+
+fn capabilities() -> Result<(), alloc::string::String> {
+    let forged = pages::Page::from_raw(0x0000_0001_dead_beef);
+    let r = pages::bind(forged, pages::USER_REGION.start);
+    if r != Err(Status::ForgedCapability) {
+        return Err(alloc::format!("forged bind: {r:?}"));
+    }
+    let (page, revoked) = pages::alloc().map_err(|e| alloc::format!("alloc: {e}"))?;
+    pages::free(page).map_err(|e| alloc::format!("free: {e}"))?;
+    let _ = event::retire_empty(revoked);
+    let r = pages::bind(page, pages::USER_REGION.start);
+    if r != Err(Status::StaleCapability) {
+        return Err(alloc::format!("stale bind: {r:?}"));
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn unknowns() -> Result<(), alloc::string::String> {
+    // SAFETY: an unknown call number touches nothing.
+    let (rax, _, _) = unsafe { ethos::raw::syscall0(9999) };
+    expect("call 9999", status(rax), Status::UnknownCall)?;
+    let r = event::retire_word(Event::from_raw(0x1234_5678_9abc_def0));
+    if r.is_ok() || r.err() != Some(Status::UnknownEvent) {
+        return Err(alloc::format!("retire of a made-up id: {r:?}"));
+    }
+    Ok(())
+}
+
+fn crashing_children() -> Result<(), alloc::string::String> {
+    for name in [
+        "fault-null",
+        "fault-read-kernel",
+        "fault-write-text",
+        "fault-exec-stack",
+    ] {
+        let (_, exit) =
+            process::spawn(name, &[]).map_err(|e| alloc::format!("spawn {name}: {e}"))?;
+        match process::wait(exit) {
+            Ok(ExitStatus::Faulted(14)) => {}
+            other => return Err(alloc::format!("{name} ended {other:?}, want a page fault")),
+        }
+    }
+    Ok(())
+}
+
+fn sixteen() -> Result<(), alloc::string::String> {
+    // Fifteen children and this process: the kernel's whole table.
+    let mut exits = Vec::new();
+    for _ in 0..15 {
+        let (_, exit) =
+            process::spawn("sleep", &["3000"]).map_err(|e| alloc::format!("spawn: {e}"))?;
+        exits.push(exit);
+    }
+    let refused = process::spawn("sleep", &["1"]);
+    let storm = match refused {
+        Err(Status::TooManyProcesses) => Ok(()),
+        other => Err(alloc::format!("17th spawn: {other:?}")),
+    };
+    for exit in exits {
+        match process::wait(exit) {
+            Ok(ExitStatus::Code(0)) => {}
+            other => return Err(alloc::format!("a child ended {other:?}")),
+        }
+    }
+    storm
+}
+
+fn preemption() -> Result<(), alloc::string::String> {
+    let (_, spinner) =
+        process::spawn("spin", &["400"]).map_err(|e| alloc::format!("spawn spin: {e}"))?;
+    let now = time::now().map_err(|e| alloc::format!("{e}"))?;
+    let beep = event::beep(now + 20 * time::MS).map_err(|e| alloc::format!("beep: {e}"))?;
+    let r = event::block_and_retire(beep).map_err(|e| alloc::format!("block: {e}"))?;
+    if r.status != Status::Ok {
+        return Err(alloc::format!("beep: {:?}", r.status));
+    }
+    // The order, not the time: the beep woke us while the spinner, which
+    // never makes a system call, had not finished.
+    let still_running = event::retire_word(spinner) == Err(Status::NotComplete);
+    match process::wait(spinner) {
+        Ok(ExitStatus::Code(0)) => {}
+        other => return Err(alloc::format!("spin ended {other:?}")),
+    }
+    if still_running {
+        Ok(())
+    } else {
+        Err("the spinner finished before the beep woke us".into())
+    }
+}
+
+fn frames_free() -> Result<u64, alloc::string::String> {
+    let mut counters = [0u64; 20];
+    let n = stats::read(&mut counters).map_err(|e| alloc::format!("stats: {e}"))?;
+    if n <= FRAMES_FREE {
+        return Err(alloc::format!("only {n} counters"));
+    }
+    Ok(counters[FRAMES_FREE])
+}
+
+fn no_leak() -> Result<(), alloc::string::String> {
+    let before = frames_free()?;
+    for _ in 0..10 {
+        let (_, exit) =
+            process::spawn("hello", &["cycle"]).map_err(|e| alloc::format!("spawn: {e}"))?;
+        match process::wait(exit) {
+            Ok(ExitStatus::Code(0)) => {}
+            other => return Err(alloc::format!("hello ended {other:?}")),
+        }
+    }
+    let after = frames_free()?;
+    if before == after {
+        println!(
+            "usertest: frames free before and after 10 spawn/exit cycles: {before} and {after}"
+        );
+        Ok(())
+    } else {
+        Err(alloc::format!("frames free {before} before, {after} after"))
+    }
+}
