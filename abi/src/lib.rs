@@ -47,13 +47,14 @@ pub const PAGE_SIZE: u64 = 4096;
 /// Where programs are linked: text starts here (`programs/link.ld`).
 pub const PROGRAM_BASE: u64 = USER_START + (1 << 20);
 /// The top of a program's stack (exclusive); the guard page lies below
-/// its lowest page.
-pub const STACK_TOP: u64 = USER_START + (64 << 30);
+/// its lowest page. Image, arguments and stack share the first GiB of the
+/// user half, so they cost the kernel one L2 table, not three.
+pub const STACK_TOP: u64 = USER_START + (1 << 30);
 /// Pages of a program's stack.
 pub const STACK_PAGES: u64 = 16;
 /// Where a program's arguments are placed: one read-only page, the
 /// [`Args`] record, then the NUL-separated argument bytes.
-pub const ARGS_ADDRESS: u64 = USER_START + (32 << 30);
+pub const ARGS_ADDRESS: u64 = USER_START + (512 << 20);
 /// Where pages bound with [`Call::PageBind`] may go: the heap region.
 pub const HEAP_START: u64 = USER_START + (128 << 30);
 /// One past the last bindable address.
