@@ -81,7 +81,7 @@ fn run() -> Result<(), Status> {
 
     let before = counters()?;
     for _ in 0..64 {
-        event::block_and_retire(event::beep(time::now()? + 2 * time::MS)?)?;
+        event::block_and_retire(event::beep(time::now()? + 5 * time::MS)?)?;
     }
     let after = counters()?;
     println!(
