@@ -64,26 +64,28 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         boot.memory_mib()
     );
 
-    let mut app = boot.cmdline.get("ethos.app").unwrap_or("demo");
+    let mut app = boot.cmdline.get("ethos.app");
     match TestFault::from_cmdline(&boot.cmdline) {
         Ok(None) => {}
         // Needs a process with a bound page: the app commits it.
-        Ok(Some(TestFault::StalePage)) => app = "stale-page",
+        Ok(Some(TestFault::StalePage)) => app = Some("stale-page"),
         Ok(Some(fault)) => commit_test_fault(fault),
         Err(value) => warn!("ignoring unknown {}={value}", TestFault::OPTION),
     }
-
     // A user program as the first process (`ethos.init=NAME`, its
-    // arguments after `--`) replaces the linked-in apps.
-    // With a boot archive and no app asked for, the demo program is the
-    // sensible first process.
-    let init = boot.cmdline.get("ethos.init").or_else(|| {
-        let default = boot.cmdline.get("ethos.app").is_none() && hal::mm::boot_module().is_some();
-        default.then_some("demo")
-    });
-    if init.is_some() {
-        app = "none";
-    }
+    // arguments after `--`) replaces the linked-in apps. With neither
+    // asked for, the demo program is the sensible first process (an image
+    // booted without a boot archive says that it needs one).
+    let init = match (boot.cmdline.get("ethos.init"), app) {
+        (Some(name), _) => Some(name),
+        (None, None) => Some("demo"),
+        (None, Some(_)) => None,
+    };
+    let app = if init.is_some() {
+        "none"
+    } else {
+        app.unwrap_or("none")
+    };
     let Some(processes) = crate::apps::by_name(app) else {
         error!("unknown ethos.app={app} (known: {})", crate::apps::KNOWN);
         shut_down(ShutdownReason::Crash)

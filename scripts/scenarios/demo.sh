@@ -6,7 +6,7 @@ rig_start demo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/gu
 # And RPCs through the shadowdaemon in dom0 (files, random bytes, a tree of
 # RPCs), started as a user would start it.
 rig_daemon_start
-rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'extra="ethos.app=rpc-demo"' &&
+rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=rpc-demo"' &&
     rig_wait rpcdemo 200 shutdown
 rig_daemon_stop
 rig_daemon_report

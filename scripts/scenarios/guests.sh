@@ -120,7 +120,7 @@ rig_start hostile $cfg "$test_image" 'extra="ethos.app=rpc-hostile ethos.rpc=off
     rig_wait hostile 300 shutdown
 
 # RPC end to end through the shadowdaemon (after the faults: it still serves).
-rig_start rpcdemo $cfg "$image" 'extra="ethos.app=rpc-demo"' && rig_wait rpcdemo 200 shutdown
+rig_start rpcdemo $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo"' && rig_wait rpcdemo 200 shutdown
 
 . /rig/scenarios/net.sh
 

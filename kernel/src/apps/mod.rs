@@ -1,12 +1,10 @@
 //! Linked-in applications, run as kernel-scheduled processes. They use only
 //! the system calls in [`crate::syscall`].
 
-pub mod demo;
 #[cfg(feature = "net")]
 pub mod net_demo;
 #[cfg(feature = "net")]
 pub mod net_setup;
-pub mod rpc_demo;
 pub mod rpc_offer;
 
 // Apps for tests and benchmarks only (feature `test-apps`, the `guest-test` image).
@@ -31,8 +29,6 @@ pub type ProcessSpec = (&'static str, fn());
 /// The apps a command line can ask for (`ethos.app=`).
 pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
-        "demo" => Some(demo::PROCESSES),
-        "rpc-demo" => Some(rpc_demo::PROCESSES),
         #[cfg(feature = "net")]
         "net-demo" => Some(net_demo::PROCESSES),
         "none" => Some(&[]),
@@ -42,9 +38,9 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "demo, rpc-demo, net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+    "net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
 } else {
-    "demo, rpc-demo, none, net-demo (guest-net), and the test apps (guest-test)"
+    "none, net-demo (guest-net), and the test apps (guest-test); demo and rpc-demo are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]
