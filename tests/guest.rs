@@ -752,8 +752,10 @@ fn detaching_and_attaching_again_and_again_costs_no_memory() {
 
 /// The user-mode suite (programs/src/bin/usertest.rs), from user mode
 /// under real Xen: bad pointers, read-only output, capabilities, unknown
-/// calls and events, crashing children, 16 processes and the spawn quota,
-/// preemption of a spinner, and frames after spawn/exit cycles.
+/// calls and events, another process's events and pages (their ids passed
+/// through the shadowdaemon), crashing children, 16 processes and the
+/// spawn quota, preemption of a spinner, and frames after spawn/exit
+/// cycles.
 #[test]
 fn user_mode_suite_passes_under_xen() {
     let guest = rig().guest("usertest");

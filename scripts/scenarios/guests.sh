@@ -33,7 +33,7 @@ rig_start stale $cfg "$test_image" 'extra="ethos.test_fault=stale-page"' && rig_
 # User programs from the boot archive (scripts/build-programs): the
 # user-mode suite, the demo, and a program ending by each kind of fault.
 programs='ramdisk="/rig/guests/programs.cpio"'
-rig_start usertest $cfg "$image" "$programs" 'extra="ethos.init=usertest ethos.rpc=off"' && rig_wait usertest 300 shutdown
+rig_start usertest $cfg "$image" "$programs" 'extra="ethos.init=usertest"' && rig_wait usertest 300 shutdown
 rig_start userdemo $cfg "$image" "$programs" 'extra="ethos.init=demo ethos.rpc=off"' && rig_wait userdemo 120 shutdown
 rig_start userargs $cfg "$image" "$programs" 'extra="ethos.init=hello ethos.rpc=off -- one two"' && rig_wait userargs 120 shutdown
 rig_start usernone $cfg "$image" "$programs" 'extra="ethos.init=no-such-program ethos.rpc=off"' && rig_wait usernone 120 shutdown

@@ -16,7 +16,7 @@ extern crate alloc;
 use abi::{Call, Status};
 use alloc::vec::Vec;
 use ethos::process::{self, ExitStatus};
-use ethos::{event, pages, println, stats, time, Event};
+use ethos::{event, pages, println, rpc, stats, time, Event, Tree};
 
 ethos::main!(main);
 
@@ -71,7 +71,10 @@ fn expect(what: &str, got: Option<Status>, want: Status) -> Result<(), alloc::st
     }
 }
 
-fn main(_: ethos::Args) -> i32 {
+fn main(args: ethos::Args) -> i32 {
+    if args.get(1) == Some("peer") {
+        return peer();
+    }
     let mut s = Suite {
         passed: 0,
         failed: 0,
@@ -93,14 +96,16 @@ fn main(_: ethos::Args) -> i32 {
         "unknown call numbers and unknown events are named",
         unknowns(),
     );
+    s.check("another process's events and pages are refused", foreign());
     s.check(
         "a crashing child's exit event carries the fault",
         crashing_children(),
     );
-    s.check("16 processes alive, the 17th spawn refused", sixteen());
+    s.check("16 processes alive, the next spawn refused", sixteen());
     s.check("a spinning process does not hold off a beep", preemption());
     s.check("spawn and exit cycles give every frame back", no_leak());
     println!("usertest: {} passed, {} failed", s.passed, s.failed);
+    let _ = retire_any(rpc::remove(PEER_FILE));
     i32::from(s.failed != 0)
 }
 
@@ -240,18 +245,34 @@ fn crashing_children() -> Result<(), alloc::string::String> {
     Ok(())
 }
 
+/// User address spaces alive, from `KernelStats`.
+const SPACES: usize = 17;
+
 fn sixteen() -> Result<(), alloc::string::String> {
-    // Fifteen children and this process: the kernel's whole table.
+    // Children until the table is full: 16 processes in all, counting this
+    // one and the kernel's own service process (rpc-offer) when it runs.
     let mut exits = Vec::new();
-    for _ in 0..15 {
-        let (_, exit) =
-            process::spawn("sleep", &["3000"]).map_err(|e| alloc::format!("spawn: {e}"))?;
-        exits.push(exit);
-    }
-    let refused = process::spawn("sleep", &["1"]);
+    let refused = loop {
+        if exits.len() >= 16 {
+            break None;
+        }
+        match process::spawn("sleep", &["3000"]) {
+            Ok((_, exit)) => exits.push(exit),
+            Err(e) => break Some(e),
+        }
+    };
+    let mut counters = [0u64; 20];
+    stats::read(&mut counters).map_err(|e| alloc::format!("stats: {e}"))?;
+    let alive = counters[SPACES];
+    println!("usertest: {alive} programs alive when a spawn was refused with {refused:?}");
     let storm = match refused {
-        Err(Status::TooManyProcesses) => Ok(()),
-        other => Err(alloc::format!("17th spawn: {other:?}")),
+        Some(Status::TooManyProcesses) if exits.len() >= 14 && alive == exits.len() as u64 + 1 => {
+            Ok(())
+        }
+        other => Err(alloc::format!(
+            "after {} spawns: {other:?}, {alive} programs alive",
+            exits.len()
+        )),
     };
     for exit in exits {
         match process::wait(exit) {
@@ -312,5 +333,86 @@ fn no_leak() -> Result<(), alloc::string::String> {
         Ok(())
     } else {
         Err(alloc::format!("frames free {before} before, {after} after"))
+    }
+}
+
+/// Where the peer leaves its event id and page capability (in this
+/// guest's folder in dom0, through the shadowdaemon).
+const PEER_FILE: &str = "usertest-peer.txt";
+
+/// Waits for an RPC event (at most 10 s) and retires it, with its bytes.
+fn retire_any(id: Result<Event, Status>) -> Result<Vec<u8>, Status> {
+    let id = id?;
+    let timeout = event::beep(time::now()? + 10_000 * time::MS)?;
+    let woke = event::wait(&Tree::any([id, timeout]))?;
+    let _ = event::cancel(timeout);
+    let _ = event::retire_empty(timeout);
+    if !woke.contains(&id) {
+        let _ = event::cancel(id);
+        let _ = event::retire_empty(id);
+        return Err(Status::Busy);
+    }
+    let r = event::retire_vec(id)?;
+    if r.status == Status::Ok {
+        Ok(r.value)
+    } else {
+        Err(r.status)
+    }
+}
+
+/// `usertest peer`: holds a pending event and a page, tells their ids
+/// through a file, and lives for three seconds.
+fn peer() -> i32 {
+    let Ok((page, _revoked)) = pages::alloc() else {
+        return 2;
+    };
+    let Ok(beep) = time::now().and_then(|now| event::beep(now + 3000 * time::MS)) else {
+        return 2;
+    };
+    let text = alloc::format!("{} {}", beep.id(), page.raw());
+    if retire_any(rpc::file_write(PEER_FILE, 0, text.as_bytes(), true)).is_err() {
+        return 3;
+    }
+    match event::block_and_retire(beep) {
+        Ok(_) => 0,
+        Err(_) => 4,
+    }
+}
+
+fn foreign() -> Result<(), alloc::string::String> {
+    let _ = retire_any(rpc::remove(PEER_FILE));
+    let (_, exit) =
+        process::spawn("usertest", &["peer"]).map_err(|e| alloc::format!("spawn peer: {e}"))?;
+    let mut told = None;
+    for _ in 0..100 {
+        if let Ok(bytes) = retire_any(rpc::file_read(PEER_FILE, 0, 64)) {
+            let text = core::str::from_utf8(&bytes).unwrap_or("");
+            let mut words = text.split(' ').filter_map(|w| w.parse::<u64>().ok());
+            if let (Some(e), Some(c)) = (words.next(), words.next()) {
+                told = Some((e, c));
+                break;
+            }
+        }
+        let _ = time::now()
+            .and_then(|now| event::beep(now + 50 * time::MS))
+            .and_then(event::block_and_retire);
+    }
+    let (theirs, cap) = told.ok_or("the peer never told its ids (is the shadowdaemon there?)")?;
+    // Another process's live event reads like an unknown one.
+    let r = event::retire_word(Event::from_raw(theirs));
+    if r.as_ref().err() != Some(&Status::UnknownEvent) {
+        return Err(alloc::format!("retire of the peer's event: {r:?}"));
+    }
+    let c = event::cancel(Event::from_raw(theirs));
+    if c != Err(Status::UnknownEvent) {
+        return Err(alloc::format!("cancel of the peer's event: {c:?}"));
+    }
+    let b = pages::bind(pages::Page::from_raw(cap), pages::USER_REGION.start);
+    if b != Err(Status::ForeignCapability) {
+        return Err(alloc::format!("bind of the peer's page: {b:?}"));
+    }
+    match process::wait(exit) {
+        Ok(ExitStatus::Code(0)) => Ok(()),
+        other => Err(alloc::format!("the peer ended {other:?}")),
     }
 }
