@@ -463,6 +463,16 @@ impl Kernel {
 /// (`events::validate`): leaves first, sorted, then the root, then the
 /// other inner nodes.
 fn check_tree(t: &[WaitElement]) -> Result<(), Status> {
+    match kernel_validate(t) {
+        Ok(()) => Ok(()),
+        Err(events::Status::EmptyTree) => Err(Status::EmptyTree),
+        Err(events::Status::TreeTooLarge) => Err(Status::TreeTooLarge),
+        Err(_) => Err(Status::BadTree),
+    }
+}
+
+/// `events::validate`, the kernel's own check, on a flat tree of ours.
+pub(crate) fn kernel_validate(t: &[WaitElement]) -> Result<(), events::Status> {
     let spec: Vec<events::Element> = t
         .iter()
         .map(|w| events::Element {
@@ -471,12 +481,7 @@ fn check_tree(t: &[WaitElement]) -> Result<(), Status> {
             count: w.count,
         })
         .collect();
-    match events::validate(&spec, 4096) {
-        Ok(_) => Ok(()),
-        Err(events::Status::EmptyTree) => Err(Status::EmptyTree),
-        Err(events::Status::TreeTooLarge) => Err(Status::TreeTooLarge),
-        Err(_) => Err(Status::BadTree),
-    }
+    events::validate(&spec, 4096).map(drop)
 }
 
 /// Whether the root is satisfied, given which leaves are done.
