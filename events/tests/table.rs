@@ -466,3 +466,21 @@ fn an_outstanding_event_costs_at_most_128_bytes() {
     let per_event = t.heap_bytes() / t.len();
     assert!(per_event <= 128, "{per_event} bytes per event");
 }
+
+#[test]
+fn value_len_sizes_a_buffer_before_the_event_is_consumed() {
+    let mut t = table();
+    let bytes = t.create(A, ValueKind::Bytes).unwrap();
+    let word = t.create(A, ValueKind::Word).unwrap();
+    assert_eq!(t.value_len(A, bytes), Err(Status::NotComplete));
+    t.complete(bytes, Status::Ok, Value::Bytes(vec![7; 300]))
+        .unwrap();
+    t.complete(word, Status::Ok, Value::Word(9)).unwrap();
+    // Asking twice consumes nothing; another process is refused.
+    assert_eq!(t.value_len(A, bytes), Ok(300));
+    assert_eq!(t.value_len(A, bytes), Ok(300));
+    assert_eq!(t.value_len(A, word), Ok(0));
+    assert_eq!(t.value_len(B, bytes), Err(Status::NotOwner));
+    assert!(t.retire(A, bytes).is_ok());
+    assert_eq!(t.value_len(A, bytes), Err(Status::UnknownEvent));
+}
