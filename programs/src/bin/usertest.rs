@@ -232,6 +232,7 @@ fn crashing_children() -> Result<(), alloc::string::String> {
     for name in [
         "fault-null",
         "fault-read-kernel",
+        "fault-write-kernel",
         "fault-write-text",
         "fault-exec-stack",
     ] {
