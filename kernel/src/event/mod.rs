@@ -38,7 +38,25 @@ pub trait Source: Sync {
 /// Sources there can be: xenstore, the RPC channel, the network, and room.
 const MAX_SOURCES: usize = 8;
 
-static SOURCES: spin::Mutex<Vec<&'static dyn Source>> = spin::Mutex::new(Vec::new());
+/// The registered sources: a fixed array, so that copying it out (on every
+/// pass of deferred work, i.e. every return to user) allocates nothing.
+#[derive(Clone, Copy)]
+pub struct Sources {
+    list: [Option<&'static dyn Source>; MAX_SOURCES],
+}
+
+impl Sources {
+    const EMPTY: Sources = Sources {
+        list: [None; MAX_SOURCES],
+    };
+
+    /// The sources, in the order they were registered.
+    pub fn iter(&self) -> impl Iterator<Item = &'static dyn Source> + '_ {
+        self.list.iter().map_while(|s| *s)
+    }
+}
+
+static SOURCES: spin::Mutex<Sources> = spin::Mutex::new(Sources::EMPTY);
 
 /// Why a source could not be registered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,16 +71,18 @@ pub fn register(source: &'static dyn Source) -> Result<(), RegistryFull> {
     if sources.iter().any(|s| s.name() == source.name()) {
         return Ok(());
     }
-    if sources.len() >= MAX_SOURCES {
-        return Err(RegistryFull);
-    }
-    sources.push(source);
+    let free = sources
+        .list
+        .iter_mut()
+        .find(|s| s.is_none())
+        .ok_or(RegistryFull)?;
+    *free = Some(source);
     Ok(())
 }
 
 /// The registered sources, copied out so that none runs under the lock.
-pub fn sources() -> Vec<&'static dyn Source> {
-    SOURCES.lock().clone()
+pub fn sources() -> Sources {
+    *SOURCES.lock()
 }
 
 /// The earliest deadline any source asked for.
@@ -72,7 +92,7 @@ pub fn next_deadline() -> Option<u64> {
 
 /// Tells every source that `pid` exited.
 pub fn forget(pid: Pid) {
-    for s in sources() {
+    for s in sources().iter() {
         s.forget(pid);
     }
 }

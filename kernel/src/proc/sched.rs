@@ -388,7 +388,7 @@ pub fn deferred_work() {
             debug!("event on port {port} with no handler");
         }
     });
-    for source in &sources {
+    for source in sources.iter() {
         apply(source.poll());
     }
     fire_timers();
