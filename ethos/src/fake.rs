@@ -14,7 +14,10 @@
 //!   that could never be satisfied panics instead of hanging), `Retire`
 //!   (with `BufferTooSmall` leaving the event), `Cancel`;
 //! * `PageAlloc`, `PageBind`, `PageUnbind`, `PageFree` (bookkeeping only:
-//!   no memory is mapped), with a page limit ([`set_page_limit`]);
+//!   each page holds its bytes, which [`crate::pages::write_at`] and
+//!   [`crate::pages::read_at`] reach at the address it is bound at; an
+//!   unbound address panics with `ethos-fake: page fault`, where the guest
+//!   would fault), with a page limit ([`set_page_limit`]);
 //! * `Spawn` and every call that starts work elsewhere (xenstore, RPC,
 //!   event-channel waits): the call is recorded ([`started`]) and its event
 //!   stays pending until a test completes it ([`complete`]);
@@ -79,6 +82,7 @@ enum State {
 struct Page {
     bound: Option<u64>,
     revoked: u64,
+    bytes: Vec<u8>,
 }
 
 struct Kernel {
@@ -173,6 +177,29 @@ pub fn live_events() -> usize {
 /// The code of the `Exit` call, if one was made.
 pub fn exit_code() -> Option<i32> {
     with(|k| k.exit)
+}
+
+/// The bytes of the page bound at `va`'s page, at `va`'s offset.
+fn with_byte<R>(va: u64, f: impl FnOnce(&mut u8) -> R) -> R {
+    with(|k| {
+        let page = va - va % PAGE_SIZE;
+        let Some(p) = k.pages.values_mut().find(|p| p.bound == Some(page)) else {
+            panic!("ethos-fake: page fault at {va:#x} (no page bound there)");
+        };
+        f(&mut p.bytes[(va % PAGE_SIZE) as usize])
+    })
+}
+
+pub(crate) fn region_write(va: u64, data: &[u8]) {
+    for (i, &b) in data.iter().enumerate() {
+        with_byte(va + i as u64, |x| *x = b);
+    }
+}
+
+pub(crate) fn region_read(va: u64, out: &mut [u8]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = with_byte(va + i as u64, |x| *x);
+    }
 }
 
 // ----- the kernel -----
@@ -304,6 +331,7 @@ impl Kernel {
                     Page {
                         bound: None,
                         revoked,
+                        bytes: vec![0; PAGE_SIZE as usize],
                     },
                 );
                 ok(cap, revoked)

@@ -58,6 +58,35 @@ pub fn bind(page: Page, va: u64) -> Result<(), Status> {
     sys::check(raw::page_call(Call::PageBind, page.0, va)).map(|_| ())
 }
 
+/// Copies `data` to `va`..`va + data.len()`, which must lie inside
+/// [`USER_REGION`] (else [`Status::InvalidArgument`], nothing copied):
+/// where this program binds its own pages, so the copy never touches
+/// memory Rust is using. Each page of the range must be bound: an address
+/// whose page is not (never bound, unbound, freed, revoked) faults like any
+/// access, and the kernel ends the program (vector 14).
+pub fn write_at(va: u64, data: &[u8]) -> Result<(), Status> {
+    in_user_region(va, data.len())?;
+    raw::region_write(va, data);
+    Ok(())
+}
+
+/// Copies `va`..`va + out.len()` into `out`; the range's rules are
+/// [`write_at`]'s.
+pub fn read_at(va: u64, out: &mut [u8]) -> Result<(), Status> {
+    in_user_region(va, out.len())?;
+    raw::region_read(va, out);
+    Ok(())
+}
+
+/// Whether `va`..`va + len` lies inside [`USER_REGION`].
+fn in_user_region(va: u64, len: usize) -> Result<(), Status> {
+    let end = va.checked_add(len as u64).ok_or(Status::InvalidArgument)?;
+    if va < USER_REGION.start || end > USER_REGION.end {
+        return Err(Status::InvalidArgument);
+    }
+    Ok(())
+}
+
 /// The runtime heap's bind: any page-aligned address of the heap region.
 pub(crate) fn bind_heap(page: Page, va: u64) -> Result<(), Status> {
     sys::check(raw::page_call(Call::PageBind, page.0, va)).map(|_| ())

@@ -286,3 +286,46 @@ fn a_tree_that_cannot_wake_is_a_fake_kernel_panic_not_a_hang() {
     let r = panic::catch_unwind(|| event::block_one(ev));
     assert!(r.is_err());
 }
+
+#[test]
+fn bound_pages_are_read_and_written_where_they_are_bound() {
+    let (page, revoked) = pages::alloc().unwrap();
+    let va = pages::USER_REGION.start + 3 * 4096;
+    pages::bind(page, va).unwrap();
+    let mut fresh = [0xffu8; 16];
+    pages::read_at(va + 4000, &mut fresh).unwrap();
+    assert_eq!(fresh, [0; 16], "a new page reads as zeroes");
+    pages::write_at(va + 100, b"ethos page").unwrap();
+    let mut back = [0u8; 10];
+    pages::read_at(va + 100, &mut back).unwrap();
+    assert_eq!(&back, b"ethos page");
+    // Bound elsewhere, the same page holds the same bytes.
+    pages::unbind(page).unwrap();
+    let elsewhere = pages::USER_REGION.start + 9 * 4096;
+    pages::bind(page, elsewhere).unwrap();
+    pages::read_at(elsewhere + 100, &mut back).unwrap();
+    assert_eq!(&back, b"ethos page");
+    // Outside the program's own region (the heap's, past the end, a range
+    // that wraps): refused before any byte is touched.
+    assert_eq!(
+        pages::write_at(rt::heap::REGION.start, b"x"),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        pages::read_at(pages::USER_REGION.end - 4, &mut back),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        pages::write_at(pages::USER_REGION.start - 1, b"xy"),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        pages::write_at(u64::MAX - 2, b"xyz"),
+        Err(Status::InvalidArgument)
+    );
+    // An address no page is bound at is a fault, as on the guest.
+    let unbound = panic::catch_unwind(|| pages::read_at(va, &mut [0u8; 1]));
+    assert!(unbound.is_err());
+    pages::free(page).unwrap();
+    assert!(event::retire_empty(revoked).unwrap().is_ok());
+}

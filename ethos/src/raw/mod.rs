@@ -270,6 +270,46 @@ pub(crate) fn page_call(call: Call, cap: u64, va: u64) -> Ret {
     unsafe { syscall2(call as u64, cap, va) }
 }
 
+/// Copies `data` to `va`.. of [`crate::pages::USER_REGION`] (the caller
+/// checked the range is inside it).
+///
+/// Sound because nothing of Rust's lives in that region: the heap, stack,
+/// image and argument page are elsewhere, and the library never makes a
+/// reference into it, so these bytes alias no Rust object; the program has
+/// one thread. The bytes are written one by one, volatile, since the memory
+/// is outside what the compiler knows (a peer domain may map it too). An
+/// unbound page faults and the kernel ends the program: the copy never
+/// returns half done.
+#[cfg(target_os = "none")]
+pub(crate) fn region_write(va: u64, data: &[u8]) {
+    for (i, &b) in data.iter().enumerate() {
+        // SAFETY: see above; `va + i` is inside the user region.
+        unsafe { core::ptr::write_volatile((va + i as u64) as *mut u8, b) };
+    }
+}
+
+/// Copies `va`.. of [`crate::pages::USER_REGION`] into `out`; see
+/// [`region_write`].
+#[cfg(target_os = "none")]
+pub(crate) fn region_read(va: u64, out: &mut [u8]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        // SAFETY: as region_write; `va + i` is inside the user region.
+        *o = unsafe { core::ptr::read_volatile((va + i as u64) as *const u8) };
+    }
+}
+
+/// On the host the fake kernel holds the bound pages' bytes.
+#[cfg(not(target_os = "none"))]
+pub(crate) fn region_write(va: u64, data: &[u8]) {
+    crate::fake::region_write(va, data)
+}
+
+/// On the host the fake kernel holds the bound pages' bytes.
+#[cfg(not(target_os = "none"))]
+pub(crate) fn region_read(va: u64, out: &mut [u8]) {
+    crate::fake::region_read(va, out)
+}
+
 /// `Exit(code)`: does not return.
 pub(crate) fn exit(code: u64) -> ! {
     // SAFETY: Exit takes no pointer; the kernel ends the program.
