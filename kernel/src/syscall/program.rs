@@ -225,6 +225,12 @@ fn block(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
     let len = n
         .checked_mul(abi::WaitElement::SIZE as u64)
         .ok_or(SysError::BadLength)?;
+    // A tree longer than one call copies (4096 elements) is over every
+    // process's tree quota: it gets the tree's own status, as it would
+    // from the event model, not a bad length.
+    if len > abi::MAX_BUFFER as u64 {
+        return Err(SysError::Event(events::Status::TreeTooLarge));
+    }
     let out_len = cap.checked_mul(8).ok_or(SysError::BadLength)?;
     let raw = space::copy_in(
         pid,
