@@ -126,7 +126,8 @@ rig_start rpcdemo $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo"' && rig
 
 grant_responder selftest &
 responder=$!
-rig_start selftest $cfg "$test_image" 'extra="ethos.app=selftest"' && rig_wait selftest 300 shutdown
+# The in-guest test suite, a program (programs/src/bin/selftest.rs).
+rig_start selftest $cfg "$image" "$programs" 'extra="ethos.init=selftest"' && rig_wait selftest 300 shutdown
 kill $responder 2>/dev/null
 rig_daemon_stop
 rig_daemon_report

@@ -17,8 +17,6 @@ pub mod rpc_bench;
 #[cfg(feature = "test-apps")]
 pub mod rpc_faults;
 #[cfg(feature = "test-apps")]
-pub mod selftest;
-#[cfg(feature = "test-apps")]
 pub mod stale_page;
 #[cfg(feature = "test-apps")]
 pub mod vchan_echo;
@@ -38,15 +36,14 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+    "net-demo, none, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
 } else {
-    "none, net-demo (guest-net), and the test apps (guest-test); demo and rpc-demo are programs now (ethos.init=)"
+    "none, net-demo (guest-net), and the test apps (guest-test); demo, rpc-demo and selftest are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]
 fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
-        "selftest" => Some(selftest::PROCESSES),
         "bench" => Some(bench::PROCESSES),
         "idle" => Some(idle::PROCESSES),
         "vchan-echo" => Some(vchan_echo::PROCESSES),
