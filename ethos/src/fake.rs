@@ -15,6 +15,7 @@
 //!   (with `BufferTooSmall` leaving the event), `Cancel`;
 //! * `PageAlloc`, `PageBind`, `PageUnbind`, `PageFree` (bookkeeping only:
 //!   no memory is mapped), with a page limit ([`set_page_limit`]);
+//!   `PageGrant` (grant references 42, 43, ...);
 //! * `Spawn` and every call that starts work elsewhere (xenstore, RPC,
 //!   event-channel waits): the call is recorded ([`started`]) and its event
 //!   stays pending until a test completes it ([`complete`]);
@@ -91,6 +92,7 @@ struct Kernel {
     made_pages: u64,
     page_limit: usize,
     next_pid: u32,
+    grants: u64,
     exit: Option<i32>,
 }
 
@@ -105,6 +107,7 @@ std::thread_local! {
         made_pages: 0,
         page_limit: 1024,
         next_pid: PID + 1,
+        grants: 0,
         exit: None,
     }) };
 }
@@ -345,7 +348,11 @@ impl Kernel {
                     ok(0, 0)
                 }
             },
-            PageGrant => ok(42, 0),
+            // Grant references count up from 42.
+            PageGrant => {
+                self.grants += 1;
+                ok(41 + self.grants, 0)
+            }
             PageUngrant | EvtchnNotify | EvtchnClose => ok(0, 0),
             EvtchnAllocUnbound | EvtchnBindInterdomain => ok(5, 0),
             KernelStats => {
