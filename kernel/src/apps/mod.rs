@@ -9,19 +9,11 @@ pub mod rpc_offer;
 
 // Apps for tests and benchmarks only (feature `test-apps`, the `guest-test` image).
 #[cfg(feature = "test-apps")]
-pub mod bench;
-#[cfg(feature = "test-apps")]
-pub mod idle;
-#[cfg(feature = "test-apps")]
-pub mod rpc_bench;
-#[cfg(feature = "test-apps")]
 pub mod rpc_faults;
 #[cfg(feature = "test-apps")]
 pub mod selftest;
 #[cfg(feature = "test-apps")]
 pub mod stale_page;
-#[cfg(feature = "test-apps")]
-pub mod vchan_echo;
 
 /// A process to start: its name and entry point.
 pub type ProcessSpec = (&'static str, fn());
@@ -38,20 +30,16 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+    "net-demo, none, selftest, stale-page, rpc-restart, rpc-flood, rpc-hostile; demo, rpc-demo, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
 } else {
-    "none, net-demo (guest-net), and the test apps (guest-test); demo and rpc-demo are programs now (ethos.init=)"
+    "none, net-demo (guest-net), and the test apps (guest-test); demo, rpc-demo, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]
 fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "selftest" => Some(selftest::PROCESSES),
-        "bench" => Some(bench::PROCESSES),
-        "idle" => Some(idle::PROCESSES),
-        "vchan-echo" => Some(vchan_echo::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
-        "rpc-bench" => Some(rpc_bench::PROCESSES),
         "rpc-restart" => Some(rpc_faults::RESTART),
         "rpc-flood" => Some(rpc_faults::FLOOD),
         "rpc-hostile" => Some(rpc_faults::HOSTILE),
@@ -117,17 +105,6 @@ pub fn publish_vchan(
         }
     }
     Err(alloc::string::String::from("ten commits met EAGAIN"))
-}
-
-/// A duration in ns shown as milliseconds with one decimal ("12.3"), with
-/// integer arithmetic: float formatting would add ~10 KiB to the kernel.
-pub struct Millis(pub u64);
-
-impl core::fmt::Display for Millis {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let tenths = self.0 / 100_000;
-        write!(f, "{}.{}", tenths / 10, tenths % 10)
-    }
 }
 
 /// Blocks until `id` completes or `ms` milliseconds pass (an OR tree of the
