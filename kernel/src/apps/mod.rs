@@ -7,7 +7,8 @@ pub mod net_demo;
 pub mod net_setup;
 pub mod rpc_offer;
 
-// Apps for tests and benchmarks only (feature `test-apps`, the `guest-test` image).
+// Apps for tests only (feature `test-apps`, the `guest-test` image); the
+// benchmarks are programs (programs/src/bin/bench.rs, rpc-bench.rs).
 #[cfg(feature = "test-apps")]
 pub mod rpc_faults;
 #[cfg(feature = "test-apps")]
