@@ -18,6 +18,7 @@
 //!   [`crate::pages::read_at`] reach at the address it is bound at; an
 //!   unbound address panics with `ethos-fake: page fault`, where the guest
 //!   would fault), with a page limit ([`set_page_limit`]);
+//!   `PageGrant` (grant references 42, 43, ...);
 //! * `Spawn` and every call that starts work elsewhere (xenstore, RPC,
 //!   event-channel waits): the call is recorded ([`started`]) and its event
 //!   stays pending until a test completes it ([`complete`]);
@@ -95,6 +96,7 @@ struct Kernel {
     made_pages: u64,
     page_limit: usize,
     next_pid: u32,
+    grants: u64,
     exit: Option<i32>,
 }
 
@@ -109,6 +111,7 @@ std::thread_local! {
         made_pages: 0,
         page_limit: 1024,
         next_pid: PID + 1,
+        grants: 0,
         exit: None,
     }) };
 }
@@ -373,7 +376,11 @@ impl Kernel {
                     ok(0, 0)
                 }
             },
-            PageGrant => ok(42, 0),
+            // Grant references count up from 42.
+            PageGrant => {
+                self.grants += 1;
+                ok(41 + self.grants, 0)
+            }
             PageUngrant | EvtchnNotify | EvtchnClose => ok(0, 0),
             EvtchnAllocUnbound | EvtchnBindInterdomain => ok(5, 0),
             KernelStats => {

@@ -2,7 +2,8 @@
 //!
 //! Every system call of the [`abi`] has a typed wrapper here, one module per
 //! family ([`time`], [`process`], [`event`], [`console`], [`pages`],
-//! [`xenstore`], [`evtchn`], [`rpc`], [`stats`]). Each returns
+//! [`xenstore`], [`evtchn`], [`rpc`], [`stats`]), and [`vchan`] builds a
+//! libxenvchan-compatible server from the page, grant and port calls. Each returns
 //! `Result<_, abi::Status>`: the call's own status is the error, so `?`
 //! works everywhere, and a call that starts work returns the [`Event`] that
 //! its outcome is read from, by retiring it ([`event::retire_word`],
@@ -65,6 +66,7 @@ pub mod rt;
 pub mod stats;
 pub mod time;
 pub mod tree;
+pub mod vchan;
 pub mod xenstore;
 
 pub use abi::{Status, WaitElement};

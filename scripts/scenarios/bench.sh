@@ -30,19 +30,22 @@ while [ $i -le $runs ]; do
     i=$((i + 1))
 done
 
-# User mode: the null system call, spawn to exit, trees and the cost of a
+# User mode: the null system call, spawn to exit and the cost of a
 # process, from a program (programs/src/bin/ubench.rs); and the same from a
 # static program in the Linux PV domU (scripts/lib/lbench.c).
 rig_start ubench $guest_cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=ubench ethos.rpc=off"' &&
     rig_wait ubench 300 shutdown
 rig_start lbench /rig/cfg/linux-domu.cfg 'extra="console=hvc0 quiet lbench"' && rig_wait lbench 300 shutdown
 
-# In-guest benchmarks of the event system calls.
-rig_start bench $guest_cfg 'kernel="/rig/guests/guest-test"' 'extra="ethos.app=bench"' && rig_wait bench 300 shutdown
+# The event system calls, from a program (programs/src/bin/bench.rs).
+rig_start bench $guest_cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=bench ethos.rpc=off"' &&
+    rig_wait bench 300 shutdown
 
-# RPC benchmarks against the real shadowdaemon (kernel/src/apps/rpc_bench.rs).
+# RPC benchmarks against the real shadowdaemon, from a program
+# (programs/src/bin/rpc-bench.rs).
 rig_daemon_start
-rig_start rpcbench $guest_cfg 'kernel="/rig/guests/guest-test"' 'extra="ethos.app=rpc-bench"' && rig_wait rpcbench 600 shutdown
+rig_start rpcbench $guest_cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=rpc-bench"' &&
+    rig_wait rpcbench 600 shutdown
 rig_daemon_stop
 rig_daemon_report
 

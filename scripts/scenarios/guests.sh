@@ -38,9 +38,9 @@ rig_start userdemo $cfg "$image" "$programs" 'extra="ethos.init=demo ethos.rpc=o
 rig_start userargs $cfg "$image" "$programs" 'extra="ethos.init=hello ethos.rpc=off -- one two"' && rig_wait userargs 120 shutdown
 rig_start usernone $cfg "$image" "$programs" 'extra="ethos.init=no-such-program ethos.rpc=off"' && rig_wait usernone 120 shutdown
 # An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
-# steps) across 3 s of its 6 s sleep.
+# steps) across 3 s of its 6 s sleep (programs/src/bin/idle.rs).
 cpu_seconds() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }
-if rig_start idle $cfg "$test_image" 'extra="ethos.app=idle"'; then
+if rig_start idle $cfg "$image" "$programs" 'extra="ethos.init=idle"'; then
     sleep 2
     t0=$(cpu_seconds idle)
     sleep 3
@@ -52,7 +52,7 @@ if rig_start idle $cfg "$test_image" 'extra="ethos.app=idle"'; then
 fi
 
 # Wire compatibility: Debian's vchan-socket-proxy (libxenvchan) connects as
-# the client of the guest's vchan server, hands us what the guest sent on
+# the client of the vchan server of a program (programs/src/bin/vchan-echo.rs), hands us what the guest sent on
 # its stdout, and we write it back on its stdin: the guest checks the echo.
 vchan_echo_peer() {
     name=$1
@@ -80,7 +80,7 @@ vchan_echo_peer() {
 }
 vchan_echo_peer vchan &
 peer=$!
-rig_start vchan $cfg "$test_image" 'extra="ethos.app=vchan-echo"' && rig_wait vchan 200 shutdown
+rig_start vchan $cfg "$image" "$programs" 'extra="ethos.init=vchan-echo"' && rig_wait vchan 200 shutdown
 kill $peer 2>/dev/null
 
 # RPC faults (kernel/src/apps/rpc_faults.rs).

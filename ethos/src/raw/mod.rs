@@ -21,6 +21,7 @@ use abi::{Call, Status, WaitElement};
 mod entry;
 #[cfg(target_os = "none")]
 pub(crate) mod heap;
+pub mod shared;
 
 /// What a call returned: `(rax, rdx, r8)`.
 pub type Ret = (u64, u64, u64);

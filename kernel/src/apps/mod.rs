@@ -7,19 +7,12 @@ pub mod net_demo;
 pub mod net_setup;
 pub mod rpc_offer;
 
-// Apps for tests and benchmarks only (feature `test-apps`, the `guest-test` image).
-#[cfg(feature = "test-apps")]
-pub mod bench;
-#[cfg(feature = "test-apps")]
-pub mod idle;
-#[cfg(feature = "test-apps")]
-pub mod rpc_bench;
+// Apps for tests only (feature `test-apps`, the `guest-test` image); the
+// benchmarks are programs (programs/src/bin/bench.rs, rpc-bench.rs).
 #[cfg(feature = "test-apps")]
 pub mod rpc_faults;
 #[cfg(feature = "test-apps")]
 pub mod stale_page;
-#[cfg(feature = "test-apps")]
-pub mod vchan_echo;
 
 /// A process to start: its name and entry point.
 pub type ProcessSpec = (&'static str, fn());
@@ -36,19 +29,15 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "net-demo, none, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+    "net-demo, none, stale-page, rpc-restart, rpc-flood, rpc-hostile; demo, rpc-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
 } else {
-    "none, net-demo (guest-net), and the test apps (guest-test); demo, rpc-demo and selftest are programs now (ethos.init=)"
+    "none, net-demo (guest-net), and the test apps (guest-test); demo, rpc-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]
 fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
-        "bench" => Some(bench::PROCESSES),
-        "idle" => Some(idle::PROCESSES),
-        "vchan-echo" => Some(vchan_echo::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
-        "rpc-bench" => Some(rpc_bench::PROCESSES),
         "rpc-restart" => Some(rpc_faults::RESTART),
         "rpc-flood" => Some(rpc_faults::FLOOD),
         "rpc-hostile" => Some(rpc_faults::HOSTILE),
@@ -114,17 +103,6 @@ pub fn publish_vchan(
         }
     }
     Err(alloc::string::String::from("ten commits met EAGAIN"))
-}
-
-/// A duration in ns shown as milliseconds with one decimal ("12.3"), with
-/// integer arithmetic: float formatting would add ~10 KiB to the kernel.
-pub struct Millis(pub u64);
-
-impl core::fmt::Display for Millis {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let tenths = self.0 / 100_000;
-        write!(f, "{}.{}", tenths / 10, tenths % 10)
-    }
 }
 
 /// Blocks until `id` completes or `ms` milliseconds pass (an OR tree of the

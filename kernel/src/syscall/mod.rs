@@ -582,13 +582,3 @@ pub fn remove(path: &str) -> SysResult<EventId> {
         },
     )
 }
-
-/// The RPC channel's counters (benchmarks): the channel's own, whose
-/// `kicks` are the notifications the guest sent the daemon, and the
-/// notifications the guest took on the RPC port.
-pub fn rpc_stats() -> SysResult<(rpc::ChannelStats, u64)> {
-    with_current(|_, _| Ok(()))?;
-    let r = crate::rpc::client::stats().ok_or(SysError::ServiceBroken);
-    syscall_return();
-    r
-}

@@ -318,6 +318,10 @@ fn kernel_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
     let (s, e) = super::kernel_stats()?;
     let (heap_used, heap_free) = hal::heap::usage();
     let (spaces, tables, mapped) = space::usage();
+    // The RPC channel's: notifications sent to the daemon and taken from
+    // it (0 while there is no channel), for rpc-bench's per-RPC figures.
+    let (rpc_kicks, rpc_port_events) =
+        crate::rpc::client::stats().map_or((0, 0), |(c, events)| (c.kicks, events));
     let words = [
         e.created,
         e.completed,
@@ -339,6 +343,8 @@ fn kernel_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
         spaces as u64,
         tables as u64,
         mapped as u64,
+        rpc_kicks,
+        rpc_port_events,
     ];
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let n = bytes.len().min(a[1] as usize);

@@ -1,8 +1,9 @@
-//! The user-mode benchmarks (scripts/bench), from a program under Xen: the
-//! null system call round trip, spawning a program to its exit event,
-//! wakes and context switches for 64 beeps under one AND tree and one by
-//! one, and what a process costs the kernel. One `ubench:` line each; the
-//! Linux side is scripts/lib/lbench.c in the same rig run.
+//! What a program costs (scripts/bench), from a program under Xen: the
+//! null system call round trip, spawning a program to its exit event, and
+//! what a process holds of the kernel. One `ubench:` line each; the Linux
+//! side is scripts/lib/lbench.c in the same rig run. The event system's
+//! benchmarks (wakes and switches of trees, wake latency, timer storms) are
+//! the `bench` program's.
 
 #![no_std]
 #![no_main]
@@ -10,15 +11,12 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
 use ethos::process::{self, ExitStatus};
-use ethos::{event, println, stats, time, Status, Tree};
+use ethos::{println, stats, time, Status};
 
 ethos::main!(main);
 
 // Indexes of `KernelStats` (kernel/src/syscall/program.rs).
-const WAKES: usize = 5;
-const SWITCHES: usize = 7;
 const FRAMES_FREE: usize = 14;
 const HEAP_USED: usize = 15;
 const TABLES: usize = 18;
@@ -59,36 +57,6 @@ fn run() -> Result<(), Status> {
     }
     let t1 = time::now()?;
     println!("ubench: spawn_exit_us={}", (t1 - t0) / SPAWNS / 1000);
-
-    // Far enough ahead that none has fired before the block: 64 calls
-    // take a few ms under emulation.
-    let before = counters()?;
-    let now = time::now()?;
-    let mut beeps = Vec::new();
-    for i in 0..64 {
-        beeps.push(event::beep(now + 50 * time::MS + i * 100_000)?);
-    }
-    event::wait(&Tree::all(beeps.iter().copied()))?;
-    for b in beeps {
-        event::retire_word(b)?;
-    }
-    let after = counters()?;
-    println!(
-        "ubench: and_tree_64 wakes={} switches={}",
-        after[WAKES] - before[WAKES],
-        after[SWITCHES] - before[SWITCHES]
-    );
-
-    let before = counters()?;
-    for _ in 0..64 {
-        event::block_and_retire(event::beep(time::now()? + 5 * time::MS)?)?;
-    }
-    let after = counters()?;
-    println!(
-        "ubench: one_by_one_64 wakes={} switches={}",
-        after[WAKES] - before[WAKES],
-        after[SWITCHES] - before[SWITCHES]
-    );
 
     // A child alive and asleep: what it holds of the kernel's frames (its
     // page tables and its own pages) and heap (process, kernel stack,

@@ -1,23 +1,31 @@
-//! RPC benchmarks against the dom0 shadowdaemon (run by `scripts/bench`,
-//! never by the tests): ping round trip; ping throughput with 1, 16 and 256
-//! in flight with the event-channel notifications per RPC; FileWrite and
-//! FileRead throughput on a 1 MiB file. Each result is one line
-//! `rpc-bench: name key=value ...`, the last one `rpc-bench: done`. Times are
-//! Xen system time under QEMU/TCG: compare runs, not hardware.
+//! RPC benchmarks against the dom0 shadowdaemon (scripts/bench, never the
+//! tests), from user mode: ping round trip; ping throughput with 1, 16 and
+//! 256 in flight with the event-channel notifications per RPC; FileWrite
+//! and FileRead throughput on a 1 MiB file. Each result is one line
+//! `rpc-bench: name key=value ...`, the last one `rpc-bench: done`. Times
+//! are Xen system time under QEMU/TCG: compare runs, not hardware.
 //!
-//! "In flight" is a sliding window: as soon as any RPC completes (an OR tree
-//! over those in flight) it is retired and the window is filled again. The
-//! `batch` lines instead send D, wait for all of them under one AND tree
-//! (one wake), and repeat.
+//! "In flight" is a sliding window: as soon as any RPC completes (an OR
+//! tree over those in flight) it is retired and the window is filled
+//! again. The `batch` lines instead send D, wait for all of them under one
+//! AND tree (one wake), and repeat.
+//!
+//! The notification counts are the kernel's (its RPC channel is the
+//! kernel's): `KernelStats` words 20 and 21.
 
-use crate::status::{SysError, SysResult};
-use crate::syscall as sys;
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
-use events::{EventId, Status, Tree, Value};
+use ethos::{event, println, rpc, stats, time, Event, Status, Tree};
 
-pub const PROCESSES: &[super::ProcessSpec] = &[("rpc-bench", rpc_bench)];
+ethos::main!(main);
 
 /// Sequential pings timed one by one.
 const PINGS: usize = 500;
@@ -28,17 +36,34 @@ const FILE: &str = "rpc-bench.dat";
 const FILE_BYTES: u64 = 1 << 20;
 /// Times the file is read in one FileRead run.
 const READ_PASSES: usize = 4;
-const CHUNK: u64 = rpc::MAX_IO as u64;
+/// The largest FileRead/FileWrite the daemon takes (the `rpc` crate's
+/// `MAX_IO`): 60 KiB.
+const CHUNK: u64 = 60 * 1024;
+const CHUNKS: usize = FILE_BYTES.div_ceil(CHUNK) as usize;
+
+// Indexes of `KernelStats` (kernel/src/syscall/program.rs).
+const WAKES: usize = 5;
+const RPC_KICKS: usize = 20;
+const RPC_PORT_EVENTS: usize = 21;
 
 fn report(line: &str) {
-    let _ = sys::print(&format!("rpc-bench: {line}"));
+    println!("rpc-bench: {line}");
 }
 
-fn rpc_bench() {
-    if let Err(e) = run() {
-        report(&format!("FAILED: {e}"));
-    }
+fn err(what: &str) -> impl Fn(Status) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+fn main(_: ethos::Args) -> i32 {
+    let code = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            report(&format!("FAILED: {e}"));
+            1
+        }
+    };
     report("done");
+    code
 }
 
 fn run() -> Result<(), String> {
@@ -52,24 +77,53 @@ fn run() -> Result<(), String> {
     }
     write_file()?;
     let read = read_file(1).and_then(|()| read_file(16));
-    let removed = super::wait_ok(sys::remove(FILE), "remove");
+    let removed = wait_ok(rpc::remove(FILE), "remove");
     read?;
-    removed.map(|_| ())
+    removed
+}
+
+/// A duration in ns as milliseconds with one decimal ("12.3").
+struct Millis(u64);
+
+impl core::fmt::Display for Millis {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let tenths = self.0 / 100_000;
+        write!(f, "{}.{}", tenths / 10, tenths % 10)
+    }
+}
+
+fn now() -> Result<u64, String> {
+    time::now().map_err(err("time"))
+}
+
+/// Blocks until `id` completes and retires it; `Ok` only for a success.
+fn wait_ok(id: Result<Event, Status>, what: &str) -> Result<(), String> {
+    let r = event::block_and_retire(id.map_err(err(what))?).map_err(err(what))?;
+    match r.status {
+        Status::Ok => Ok(()),
+        Status::Remote => Err(format!("{what}: remote error {}", r.errno)),
+        s => Err(format!("{what}: {s}")),
+    }
 }
 
 /// The first ping: queued in the ring until the daemon has found the
 /// channel in xenstore and connected.
 fn connect() -> Result<(), String> {
-    let start = sys::get_time();
-    let id = sys::ping().map_err(|e| format!("ping: {e}"))?;
-    if !super::wait_or_timeout(id, 60_000)? {
-        let _ = sys::cancel(id).and_then(|_| sys::retire(id));
+    let start = now()?;
+    let id = rpc::ping().map_err(err("ping"))?;
+    let timeout = time::beep_in(60_000 * time::MS).map_err(err("beep"))?;
+    let woke = event::wait(&Tree::any([id, timeout])).map_err(err("block"))?;
+    let _ = event::cancel(timeout);
+    let _ = event::retire_empty(timeout);
+    if !woke.contains(&id) {
+        let _ = event::cancel(id);
+        let _ = event::retire_empty(id);
         return Err(String::from("no answer from the shadowdaemon in 60 s"));
     }
-    super::wait_ok(Ok(id), "first ping")?;
+    wait_ok(Ok(id), "first ping")?;
     report(&format!(
         "first ping answered after {} ms (the daemon connecting)",
-        super::Millis(sys::get_time() - start)
+        Millis(now()? - start)
     ));
     Ok(())
 }
@@ -83,9 +137,9 @@ fn percentile(sorted: &[u64], p: usize) -> u64 {
 fn ping_round_trip() -> Result<(), String> {
     let mut samples = Vec::with_capacity(PINGS);
     for _ in 0..PINGS {
-        let start = sys::get_time();
-        super::wait_ok(sys::ping(), "ping")?;
-        samples.push(sys::get_time() - start);
+        let start = now()?;
+        wait_ok(rpc::ping(), "ping")?;
+        samples.push(now()? - start);
     }
     samples.sort_unstable();
     let us = |ns: u64| ns / 1000;
@@ -110,17 +164,21 @@ struct Counters {
 }
 
 fn counters() -> Result<Counters, String> {
-    let (channel, port_events) = sys::rpc_stats().map_err(|e| format!("rpc_stats: {e}"))?;
-    let (_, events) = sys::kernel_stats().map_err(|e| format!("kernel_stats: {e}"))?;
+    let mut c = [0u64; RPC_PORT_EVENTS + 1];
+    let n = stats::read(&mut c).map_err(err("kernel stats"))?;
+    if n < c.len() {
+        return Err(format!(
+            "kernel stats: {n} counters, no RPC counters (a kernel without words 20 and 21)"
+        ));
+    }
     Ok(Counters {
-        kicks: channel.kicks,
-        port_events,
-        wakes: events.wakes,
+        kicks: c[RPC_KICKS],
+        port_events: c[RPC_PORT_EVENTS],
+        wakes: c[WAKES],
     })
 }
 
-/// `num / den` with four decimals, in integers (float formatting would
-/// grow the kernel).
+/// `num / den` with four decimals, in integers.
 fn ratio(num: u64, den: u64) -> String {
     let x = num * 10_000 / den.max(1);
     format!("{}.{:04}", x / 10_000, x % 10_000)
@@ -167,28 +225,29 @@ impl Run {
 }
 
 /// Cancels and retires what is still in flight after a failure.
-fn abandon(flight: &[(EventId, usize)]) {
+fn abandon(flight: &[(Event, usize)]) {
     for &(id, _) in flight {
-        let _ = sys::cancel(id);
-        let _ = sys::retire(id);
+        let _ = event::cancel(id);
+        let _ = event::retire_empty(id);
     }
 }
 
 /// Makes `total` RPCs with up to `depth` in flight: `start(i)` sends the
-/// i-th, `finish(i, value)` takes its reply. With `batch`, the window is
-/// refilled only once all have completed (one AND tree per batch);
-/// otherwise whenever any has (an OR tree over those in flight).
+/// i-th, `finish(i, event)` retires its completed event and checks the
+/// reply. With `batch`, the window is refilled only once all have
+/// completed (one AND tree per batch); otherwise whenever any has (an OR
+/// tree over those in flight).
 fn rpcs(
     depth: usize,
     total: usize,
     batch: bool,
-    mut start: impl FnMut(usize) -> SysResult<EventId>,
-    mut finish: impl FnMut(usize, Value) -> Result<(), String>,
+    mut start: impl FnMut(usize) -> Result<Event, Status>,
+    mut finish: impl FnMut(usize, Event) -> Result<(), String>,
 ) -> Result<Run, String> {
-    let mut flight: Vec<(EventId, usize)> = Vec::with_capacity(depth);
+    let mut flight: Vec<(Event, usize)> = Vec::with_capacity(depth);
     let (mut next, mut done, mut peak, mut busy) = (0, 0, 0, 0);
     let before = counters()?;
-    let t0 = sys::get_time();
+    let t0 = now()?;
     while done < total {
         if !batch || flight.is_empty() {
             while next < total && flight.len() < depth {
@@ -197,7 +256,7 @@ fn rpcs(
                         flight.push((id, next));
                         next += 1;
                     }
-                    Err(SysError::Busy) if !flight.is_empty() => {
+                    Err(Status::Busy) if !flight.is_empty() => {
                         busy += 1;
                         break;
                     }
@@ -215,8 +274,7 @@ fn rpcs(
         } else {
             Tree::any(ids)
         };
-        let spec = tree.to_spec().map_err(|e| format!("tree: {e}"))?;
-        let mut completed = match sys::block(&spec) {
+        let mut completed = match event::wait(&tree) {
             Ok(c) => c,
             Err(e) => {
                 abandon(&flight);
@@ -232,19 +290,14 @@ fn rpcs(
                 continue;
             }
             flight.swap_remove(k);
-            let r = sys::retire(id).map_err(|e| format!("retire: {e}"));
-            let r = r.and_then(|r| match r.status {
-                Status::Ok => finish(i, r.value),
-                s => Err(format!("request {i}: {s}")),
-            });
-            if let Err(e) = r {
+            if let Err(e) = finish(i, id) {
                 abandon(&flight);
                 return Err(e);
             }
             done += 1;
         }
     }
-    let ns = sys::get_time() - t0;
+    let ns = now()? - t0;
     Ok(Run {
         rpcs: total,
         ns,
@@ -255,14 +308,29 @@ fn rpcs(
     })
 }
 
+/// The event's own status as an error, for request `i`.
+fn outcome<T>(r: ethos::Retired<T>, i: usize) -> Result<T, String> {
+    match r.status {
+        Status::Ok => Ok(r.value),
+        Status::Remote => Err(format!("request {i}: remote error {}", r.errno)),
+        s => Err(format!("request {i}: {s}")),
+    }
+}
+
 fn ping_throughput(depth: usize, batch: bool) -> Result<(), String> {
-    let run = rpcs(depth, RPCS, batch, |_| sys::ping(), |_, _| Ok(()))?;
+    let run = rpcs(
+        depth,
+        RPCS,
+        batch,
+        |_| rpc::ping(),
+        |i, id| outcome(event::retire_empty(id).map_err(err("retire"))?, i),
+    )?;
     report(&format!(
         "ping {} depth={depth} rpcs={} rpcs_per_s={} ms={} {}",
         if batch { "batch" } else { "window" },
         run.rpcs,
         run.rpcs as u64 * 1_000_000_000 / run.ns.max(1),
-        super::Millis(run.ns),
+        Millis(run.ns),
         run.per_rpc(),
     ));
     Ok(())
@@ -279,8 +347,6 @@ fn chunk(i: usize) -> (u64, u64) {
     let offset = i as u64 * CHUNK;
     (offset, CHUNK.min(FILE_BYTES - offset))
 }
-
-const CHUNKS: usize = FILE_BYTES.div_ceil(CHUNK) as usize;
 
 /// MiB per second with one decimal.
 fn mib_per_s(bytes: u64, ns: u64) -> String {
@@ -299,52 +365,51 @@ fn write_file() -> Result<(), String> {
         |i| {
             let (offset, len) = chunk(i);
             let data: Vec<u8> = (offset..offset + len).map(expected).collect();
-            sys::write_var(FILE, offset, &data, i == 0)
+            rpc::file_write(FILE, offset, &data, i == 0)
         },
-        |i, value| match value {
-            Value::Word(n) if n == chunk(i).1 => Ok(()),
-            other => Err(format!("write of chunk {i}: {other:?}")),
+        |i, id| match outcome(event::retire_word(id).map_err(err("retire"))?, i)? {
+            n if n == chunk(i).1 => Ok(()),
+            n => Err(format!("write of chunk {i}: {n} bytes written")),
         },
     )?;
     report(&format!(
         "file_write bytes={FILE_BYTES} chunk={CHUNK} depth=1 MiB_per_s={} ms={} {}",
         mib_per_s(FILE_BYTES, run.ns),
-        super::Millis(run.ns),
+        Millis(run.ns),
         run.per_rpc(),
     ));
     Ok(())
 }
 
 /// Reads the file `READ_PASSES` times in chunks with up to `depth` in
-/// flight, checking every byte as it arrives (never holding the file).
+/// flight, checking every byte as it arrives (never holding the file: one
+/// chunk's buffer, reused).
 fn read_file(depth: usize) -> Result<(), String> {
     let mut verify_ns = 0;
+    let mut buf = vec![0u8; CHUNK as usize];
     let run = rpcs(
         depth,
         CHUNKS * READ_PASSES,
         false,
         |i| {
             let (offset, len) = chunk(i % CHUNKS);
-            sys::read_var(FILE, offset, len as u32)
+            rpc::file_read(FILE, offset, len as usize)
         },
-        |i, value| {
-            let t = sys::get_time();
+        |i, id| {
+            let got = outcome(event::retire_bytes(id, &mut buf).map_err(err("retire"))?, i)?;
+            let t = now()?;
             let (offset, len) = chunk(i % CHUNKS);
-            let bytes = match value {
-                Value::Bytes(bytes) => bytes,
-                other => return Err(format!("read of chunk {i}: {other:?}")),
-            };
-            if bytes.len() as u64 != len {
-                return Err(format!("chunk {i}: {} bytes, not {len}", bytes.len()));
+            if got as u64 != len {
+                return Err(format!("chunk {i}: {got} bytes, not {len}"));
             }
-            if let Some(k) = bytes
+            if let Some(k) = buf[..got]
                 .iter()
                 .zip(offset..)
                 .position(|(&b, o)| b != expected(o))
             {
                 return Err(format!("byte {} differs", offset + k as u64));
             }
-            verify_ns += sys::get_time() - t;
+            verify_ns += now()? - t;
             Ok(())
         },
     )?;
@@ -353,8 +418,8 @@ fn read_file(depth: usize) -> Result<(), String> {
         "file_read bytes={bytes} (1 MiB file x{READ_PASSES}) chunk={CHUNK} depth={depth} \
          MiB_per_s={} ms={} verify_ms={} {}",
         mib_per_s(bytes, run.ns),
-        super::Millis(run.ns),
-        super::Millis(verify_ns),
+        Millis(run.ns),
+        Millis(verify_ns),
         run.per_rpc(),
     ));
     Ok(())
