@@ -2,8 +2,6 @@
 //! the system calls in [`crate::syscall`].
 
 #[cfg(feature = "net")]
-pub mod net_demo;
-#[cfg(feature = "net")]
 pub mod net_setup;
 pub mod rpc_offer;
 
@@ -29,8 +27,6 @@ pub type ProcessSpec = (&'static str, fn());
 /// The apps a command line can ask for (`ethos.app=`).
 pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
-        #[cfg(feature = "net")]
-        "net-demo" => Some(net_demo::PROCESSES),
         "none" => Some(&[]),
         _ => test_app(name),
     }
@@ -38,9 +34,9 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+    "none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
 } else {
-    "none, net-demo (guest-net), and the test apps (guest-test); demo and rpc-demo are programs now (ethos.init=)"
+    "none, and the test apps (guest-test); demo, rpc-demo and net-demo are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]
