@@ -237,7 +237,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         ["cksum", file] => {
             let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
-            let mut sum = kernel::net::cksum::Cksum::new();
+            let mut sum = ethos::cksum::Cksum::new();
             sum.update(&data);
             println!("{} {}", sum.value(), sum.len());
             Ok(())

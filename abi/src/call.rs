@@ -99,13 +99,60 @@ pub enum Call {
     /// `(out ptr, len) -> bytes written`: the kernel's counters, as
     /// little-endian u64s (see `ethos::stats`).
     KernelStats = 38,
+    /// `(port, backlog, large) -> handle`: listens on TCP `port` (1..=65535)
+    /// with `backlog` (1..=[`crate::net::MAX_BACKLOG`]) sockets kept ready
+    /// for connections; `large` (0 or 1) gives each 128 KiB buffers each
+    /// way instead of 4 KiB (for bulk transfers). Needs
+    /// [`crate::rights::NETWORK`]. The errors of every socket call are
+    /// listed in [`crate::net`].
+    TcpListen = 39,
+    /// `(listener) -> event`: completes with the handle (a word) of the
+    /// next connection. Needs [`crate::rights::NETWORK`].
+    TcpAccept = 40,
+    /// `(ipv4, port) -> (handle, event)`: connects to `ipv4:port` (the
+    /// address in the low 32 bits, its first octet most significant, see
+    /// [`crate::net::ipv4_word`]). The handle is valid at once; the event
+    /// completes empty once connected, or [`crate::Status::Remote`] with
+    /// [`crate::net::REFUSED`]. Needs [`crate::rights::NETWORK`].
+    TcpConnect = 41,
+    /// `(handle, max) -> event`: completes with up to `max`
+    /// (1..=[`crate::MAX_BUFFER`]) received bytes; none at the end of the
+    /// stream. Needs [`crate::rights::NETWORK`].
+    SockRecv = 42,
+    /// `(handle, data ptr, len) -> event`: `len` 1..=[`crate::MAX_BUFFER`];
+    /// completes with how many of the bytes the socket took (a word, at
+    /// least 1; the caller sends the rest again): back-pressure. Needs
+    /// [`crate::rights::NETWORK`].
+    SockSend = 43,
+    /// `(handle) -> ()`: closes a socket (TCP: a FIN); its waiting events
+    /// complete [`crate::Status::Cancelled`]. Needs
+    /// [`crate::rights::NETWORK`].
+    SockClose = 44,
+    /// `(port) -> handle`: a UDP socket bound to `port` (1..=65535). Needs
+    /// [`crate::rights::NETWORK`].
+    UdpBind = 45,
+    /// `(handle) -> event`: completes with the next datagram, as bytes: the
+    /// sender's IPv4 address (4 bytes, first octet first), its port (2
+    /// bytes, little-endian), then the payload
+    /// ([`crate::net::UDP_HEADER`] bytes before it). Needs
+    /// [`crate::rights::NETWORK`].
+    UdpRecv = 46,
+    /// `(handle, ipv4, port, data ptr, len) -> ()`: sends a datagram at
+    /// once (`len` up to [`crate::MAX_BUFFER`]; [`crate::Status::Busy`]
+    /// while the send buffer is full). Needs [`crate::rights::NETWORK`].
+    UdpSend = 47,
+    /// `(out ptr, len) -> bytes written`: the stack's and the device's
+    /// counters as little-endian u64s, in the order of
+    /// [`crate::net::STATS`]; [`crate::Status::NetDown`] while the stack
+    /// is not up. Needs no right (like [`Call::KernelStats`]).
+    NetStats = 48,
 }
 
 impl Call {
     /// The call with number `n`, if there is one.
     pub fn from_number(n: u64) -> Option<Call> {
         use Call::*;
-        const ALL: [Call; 39] = [
+        const ALL: [Call; 49] = [
             Pid,
             Time,
             WallClock,
@@ -145,6 +192,16 @@ impl Call {
             DirCreate,
             Remove,
             KernelStats,
+            TcpListen,
+            TcpAccept,
+            TcpConnect,
+            SockRecv,
+            SockSend,
+            SockClose,
+            UdpBind,
+            UdpRecv,
+            UdpSend,
+            NetStats,
         ];
         ALL.get(usize::try_from(n).ok()?).copied()
     }
@@ -156,11 +213,11 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_and_unknown_ones_are_none() {
-        for n in 0..39u64 {
+        for n in 0..49u64 {
             let call = Call::from_number(n).expect("known");
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Call::from_number(39), None);
+        assert_eq!(Call::from_number(49), None);
         assert_eq!(Call::from_number(u64::MAX), None);
     }
 }

@@ -100,10 +100,101 @@ pub mod rights {
     pub const XENSTORE_WRITE: u32 = 1 << 1;
     /// Granting pages and binding event channels to other domains.
     pub const FOREIGN: u32 = 1 << 2;
-    /// Device calls: network attach and bring-up, vchan offers.
-    pub const DEVICES: u32 = 1 << 3;
+    // Bit 3 was `DEVICES` (network attach and bring-up, vchan offers);
+    // no call ever checked it. The network device's handshake is the
+    // kernel's own (`net-setup`), with no trap at all, so no right
+    // describes it; the bit stays unused so that an old rights word means
+    // nothing new.
+    /// The socket calls ([`crate::Call::TcpListen`] ..
+    /// [`crate::Call::UdpSend`]): listening on the guest's ports and
+    /// talking to other hosts. [`crate::Call::NetStats`] needs none.
+    pub const NETWORK: u32 = 1 << 4;
     /// Everything: the first program (`ethos.init`) gets this.
-    pub const ALL: u32 = SPAWN | XENSTORE_WRITE | FOREIGN | DEVICES;
+    pub const ALL: u32 = SPAWN | XENSTORE_WRITE | FOREIGN | NETWORK;
+}
+
+/// The socket calls' shared terms ([`Call::TcpListen`] .. [`Call::NetStats`]).
+///
+/// Sockets are the caller's: a handle is a small number, meaningful only to
+/// the process that made it (another's answers [`Status::BadHandle`]), and
+/// every socket of a process is aborted when it exits or faults.
+///
+/// Errors every socket call may return: [`Status::NoNetwork`] (an image
+/// built without networking), [`Status::NotPermitted`] (no
+/// [`rights::NETWORK`]), [`Status::NetDown`] (the stack is not up: the
+/// kernel's `net-setup` has not finished the handshake with the backend,
+/// or the backend went away; try again later), [`Status::BadHandle`] (no
+/// such socket of the caller's, or not of the call's kind),
+/// [`Status::InvalidArgument`] (a port, backlog, flag or address out of
+/// range), [`Status::BadLength`] (a length of 0 where bytes are needed, or
+/// over [`MAX_BUFFER`]), [`Status::BadAddress`], [`Status::Busy`] (16
+/// events already wait on the socket; a full UDP send buffer),
+/// [`Status::OutOfMemory`] (no room for more sockets), and the event
+/// table's [`Status::QuotaExceeded`], [`Status::TableFull`].
+///
+/// A socket event ends with [`Status::Remote`] and one of the codes below
+/// as its errno when the connection or the network ends under it.
+pub mod net {
+    /// Remote code: the peer closed or reset the connection.
+    pub const CLOSED: u32 = 1;
+    /// Remote code: the connection was refused or timed out.
+    pub const REFUSED: u32 = 2;
+    /// Remote code: the network went away (the backend detached); every
+    /// socket of every process has ended, and the handles are gone.
+    pub const NET_DOWN: u32 = 3;
+    /// The largest backlog of [`crate::Call::TcpListen`].
+    pub const MAX_BACKLOG: usize = 128;
+    /// Bytes before the payload in a [`crate::Call::UdpRecv`] datagram:
+    /// the sender's address (4) and port (2, little-endian).
+    pub const UDP_HEADER: usize = 6;
+    /// The counters [`crate::Call::NetStats`] writes, in order: sockets
+    /// in use, connections accepted, stack polls, then the device's
+    /// frames received and sent, of those sent the GSO packets, frames
+    /// dropped for want of room, receive errors, malformed frames, frames
+    /// of protocols not spoken, transmit errors, notifications sent, port
+    /// events.
+    pub const STATS: [&str; 13] = [
+        "sockets",
+        "accepted",
+        "polls",
+        "rx_frames",
+        "tx_frames",
+        "tx_gso",
+        "rx_dropped",
+        "rx_errors",
+        "rx_malformed",
+        "rx_not_ours",
+        "tx_errors",
+        "notifies",
+        "port_events",
+    ];
+
+    /// An IPv4 address as a call's argument word: `a.b.c.d` is
+    /// `0xaabbccdd`.
+    pub const fn ipv4_word(octets: [u8; 4]) -> u64 {
+        u32::from_be_bytes(octets) as u64
+    }
+
+    /// The address of an argument word; `None` above 32 bits.
+    pub const fn ipv4_octets(word: u64) -> Option<[u8; 4]> {
+        if word > u32::MAX as u64 {
+            None
+        } else {
+            Some((word as u32).to_be_bytes())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn addresses_round_trip_and_wide_words_are_refused() {
+            assert_eq!(ipv4_word([192, 0, 2, 1]), 0xc000_0201);
+            assert_eq!(ipv4_octets(0xc000_0201), Some([192, 0, 2, 1]));
+            assert_eq!(ipv4_octets(1 << 32), None);
+        }
+    }
 }
 
 /// What [`Call::Retire`] reports in its results: result 0 is the event's

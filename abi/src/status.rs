@@ -123,6 +123,9 @@ statuses! {
     NotBlocked = 39, "process has no wait tree";
     /// The network is not up.
     NetDown = 40, "network down";
+    /// The image was built without networking (the kernel's `net`
+    /// feature): no socket call can ever succeed here.
+    NoNetwork = 41, "this image has no networking";
 }
 
 impl Status {

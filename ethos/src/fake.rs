@@ -22,7 +22,13 @@
 //! * `Spawn` and every call that starts work elsewhere (xenstore, RPC,
 //!   event-channel waits): the call is recorded ([`started`]) and its event
 //!   stays pending until a test completes it ([`complete`]);
-//! * `KernelStats`: three counters (live events, lines printed, the clock).
+//! * `KernelStats`: three counters (live events, lines printed, the clock);
+//! * the socket calls, validated as the kernel's dispatcher does (ports,
+//!   flags, lengths, handles and their kinds) over a table of sockets
+//!   ([`sockets`]), with the network up, down or absent
+//!   ([`set_network`]); the calls that start work are recorded like the
+//!   others, and `UdpSend` (which starts none) with the null event;
+//!   `NetStats` reports the socket count, the other counters 0.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -86,8 +92,33 @@ struct Page {
     bytes: Vec<u8>,
 }
 
+/// What the fake's network is like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// Up: sockets work.
+    Up,
+    /// Not up (yet, or any more): `NetDown`.
+    Down,
+    /// An image without networking: `NoNetwork`.
+    Absent,
+}
+
+/// A socket of the fake's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// A TCP listener on this port.
+    Listener(u16),
+    /// A TCP connection.
+    Tcp,
+    /// A UDP socket on this port.
+    Udp(u16),
+}
+
 struct Kernel {
     clock: u64,
+    network: Network,
+    sockets: BTreeMap<u32, SocketKind>,
+    next_socket: u32,
     made: u64,
     events: BTreeMap<u64, State>,
     printed: Vec<String>,
@@ -103,6 +134,9 @@ struct Kernel {
 std::thread_local! {
     static KERNEL: RefCell<Kernel> = const { RefCell::new(Kernel {
         clock: START_NS,
+        network: Network::Up,
+        sockets: BTreeMap::new(),
+        next_socket: 1,
         made: 0,
         events: BTreeMap::new(),
         printed: Vec::new(),
@@ -170,6 +204,45 @@ pub fn bound_pages() -> Vec<u64> {
         v.sort_unstable();
         v
     })
+}
+
+/// Makes the network up, down or absent. Taking it down ends the sockets
+/// (their handles are gone) and completes their recorded events as the
+/// kernel does: `Remote` with errno `NET_DOWN`.
+pub fn set_network(n: Network) {
+    with(|k| {
+        if n != Network::Up {
+            k.sockets.clear();
+            let socket_calls: Vec<u64> = k
+                .started
+                .iter()
+                .filter(|s| is_socket_call(s.call))
+                .map(|s| s.event.id())
+                .collect();
+            for id in socket_calls {
+                if let Some(s @ State::Pending { .. }) = k.events.get_mut(&id) {
+                    *s = State::Done {
+                        status: Status::Remote.code(),
+                        errno: abi::net::NET_DOWN,
+                        value: Value::Empty,
+                    };
+                }
+            }
+        }
+        k.network = n;
+    })
+}
+
+/// The open sockets: handle and kind, by handle.
+pub fn sockets() -> Vec<(u32, SocketKind)> {
+    with(|k| k.sockets.iter().map(|(h, s)| (*h, *s)).collect())
+}
+
+fn is_socket_call(c: Call) -> bool {
+    matches!(
+        c,
+        Call::TcpAccept | Call::TcpConnect | Call::SockRecv | Call::SockSend | Call::UdpRecv
+    )
 }
 
 /// Events not yet retired.
@@ -405,8 +478,135 @@ impl Kernel {
             }
             XsTransactionStart | XsTransactionEnd | XsWatchNext | XsUnwatch | EvtchnWait | Ping
             | Random => ok(self.started(mem, call, a, &[]), 0),
+            TcpListen | TcpAccept | TcpConnect | SockRecv | SockSend | SockClose | UdpBind
+            | UdpRecv | UdpSend | NetStats => match self.net(mem, call, a) {
+                Ok(r) => r,
+                Err(s) => ret(s),
+            },
             _ => ret(Status::UnknownCall),
         }
+    }
+
+    /// The socket calls, checked in the kernel's order: the network, then
+    /// each word, then the handle and its kind.
+    fn net(&mut self, mem: &mut UserMemory, call: Call, a: [u64; 6]) -> Result<Ret, Status> {
+        use Call::*;
+        match self.network {
+            Network::Absent => return Err(Status::NoNetwork),
+            Network::Down => return Err(Status::NetDown),
+            Network::Up => {}
+        }
+        let port = |v: u64| match u16::try_from(v) {
+            Ok(p) if p != 0 => Ok(p),
+            _ => Err(Status::InvalidArgument),
+        };
+        let len = |v: u64| {
+            if (1..=MAX_BUFFER as u64).contains(&v) {
+                Ok(v)
+            } else {
+                Err(Status::BadLength)
+            }
+        };
+        let ip = |v: u64| abi::net::ipv4_octets(v).ok_or(Status::InvalidArgument);
+        let kind = |k: &Kernel, h: u64| {
+            u32::try_from(h)
+                .ok()
+                .and_then(|h| k.sockets.get(&h).copied())
+                .ok_or(Status::BadHandle)
+        };
+        Ok(match call {
+            NetStats => {
+                let mut counters = [0u64; abi::net::STATS.len()];
+                counters[0] = self.sockets.len() as u64;
+                let bytes: Vec<u8> = counters.iter().flat_map(|c| c.to_le_bytes()).collect();
+                let n = bytes.len().min(a[1] as usize / 8 * 8);
+                mem.write(a[0], &bytes[..n]);
+                ok(n as u64, 0)
+            }
+            TcpListen => {
+                let p = port(a[0])?;
+                if a[1] == 0 || a[1] > abi::net::MAX_BACKLOG as u64 || a[2] > 1 {
+                    return Err(Status::InvalidArgument);
+                }
+                ok(u64::from(self.socket(SocketKind::Listener(p))), 0)
+            }
+            UdpBind => {
+                let p = port(a[0])?;
+                ok(u64::from(self.socket(SocketKind::Udp(p))), 0)
+            }
+            TcpConnect => {
+                ip(a[0])?;
+                port(a[1])?;
+                let h = self.socket(SocketKind::Tcp);
+                let id = self.started(mem, call, a, &[]);
+                ok(u64::from(h), id)
+            }
+            TcpAccept | SockRecv | SockSend | UdpRecv => {
+                if call == SockRecv {
+                    len(a[1])?;
+                }
+                if call == SockSend {
+                    len(a[2])?;
+                }
+                let fits = matches!(
+                    (call, kind(self, a[0])?),
+                    (TcpAccept, SocketKind::Listener(_))
+                        | (SockRecv | SockSend, SocketKind::Tcp)
+                        | (UdpRecv, SocketKind::Udp(_))
+                );
+                if !fits {
+                    return Err(Status::BadHandle);
+                }
+                let bufs: &[(usize, usize)] = if call == SockSend { &[(1, 2)] } else { &[] };
+                ok(self.started(mem, call, a, bufs), 0)
+            }
+            UdpSend => {
+                ip(a[1])?;
+                port(a[2])?;
+                if a[4] > MAX_BUFFER as u64 {
+                    return Err(Status::BadLength);
+                }
+                if !matches!(kind(self, a[0])?, SocketKind::Udp(_)) {
+                    return Err(Status::BadHandle);
+                }
+                let payload = mem.read(a[3], a[4]);
+                self.started.push(Started {
+                    call,
+                    args: a,
+                    bufs: vec![payload],
+                    event: Event::from_raw(0),
+                });
+                ok(0, 0)
+            }
+            SockClose => {
+                kind(self, a[0])?;
+                self.sockets.remove(&(a[0] as u32));
+                // Its waiting events end as the kernel ends them.
+                let waiting: Vec<u64> = self
+                    .started
+                    .iter()
+                    .filter(|s| {
+                        matches!(s.call, TcpAccept | SockRecv | SockSend | UdpRecv)
+                            && s.args[0] == a[0]
+                    })
+                    .map(|s| s.event.id())
+                    .collect();
+                for id in waiting {
+                    if let Some(s @ State::Pending { .. }) = self.events.get_mut(&id) {
+                        *s = State::Cancelled;
+                    }
+                }
+                ok(0, 0)
+            }
+            _ => return Err(Status::UnknownCall),
+        })
+    }
+
+    fn socket(&mut self, kind: SocketKind) -> u32 {
+        let h = self.next_socket;
+        self.next_socket += 1;
+        self.sockets.insert(h, kind);
+        h
     }
 
     fn retire(&mut self, mem: &mut UserMemory, id: u64, buf: u64, len: u64) -> Ret {

@@ -2,7 +2,7 @@
 //!
 //! Every system call of the [`abi`] has a typed wrapper here, one module per
 //! family ([`time`], [`process`], [`event`], [`console`], [`pages`],
-//! [`xenstore`], [`evtchn`], [`rpc`], [`stats`]), and [`vchan`] builds a
+//! [`xenstore`], [`evtchn`], [`rpc`], [`net`], [`stats`]), and [`vchan`] builds a
 //! libxenvchan-compatible server from the page, grant and port calls. Each returns
 //! `Result<_, abi::Status>`: the call's own status is the error, so `?`
 //! works everywhere, and a call that starts work returns the [`Event`] that
@@ -54,11 +54,13 @@ pub mod fake;
 mod sys;
 
 pub mod args;
+pub mod cksum;
 pub mod console;
 pub mod event;
 pub mod evtchn;
 #[cfg(feature = "log")]
 pub mod logger;
+pub mod net;
 pub mod pages;
 pub mod process;
 pub mod rpc;

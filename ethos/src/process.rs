@@ -17,7 +17,10 @@ pub fn exit(code: i32) -> ! {
 }
 
 /// `Spawn(name, args, rights)`: starts program `name` of the boot archive
-/// with none of the [`abi::rights`] (see [`spawn_with`]). `args` go to it
+/// with none of the [`abi::rights`] (see [`spawn_with`]): it cannot spawn,
+/// write xenstore, reach other domains or open sockets (a network program
+/// needs [`abi::rights::NETWORK`], which `ethos.init` has as part of
+/// [`abi::rights::ALL`]). `args` go to it
 /// NUL-separated; the kernel makes `name` its argument 0 (see
 /// [`crate::Args`]), so `args` are the ones after the name. Returns its pid
 /// and its exit event, which completes when it ends: retire it with
@@ -34,7 +37,12 @@ pub fn spawn(name: &str, argv: &[&str]) -> Result<(u32, Event), Status> {
 }
 
 /// [`spawn`], giving the child `rights` (`abi::rights`; the kernel keeps
-/// only those the caller has).
+/// only those the caller has): [`abi::rights::SPAWN`] to start programs
+/// itself, [`abi::rights::XENSTORE_WRITE`], [`abi::rights::FOREIGN`]
+/// (grants and event channels to other domains), [`abi::rights::NETWORK`]
+/// for the sockets of [`crate::net`]. The first program (`ethos.init`)
+/// has [`abi::rights::ALL`]; a child spawned with [`spawn`] has none, so
+/// it cannot open a socket.
 pub fn spawn_with(name: &str, argv: &[&str], rights: u32) -> Result<(u32, Event), Status> {
     if name.len() > MAX_NAME {
         return Err(Status::TooLarge);

@@ -329,3 +329,145 @@ fn bound_pages_are_read_and_written_where_they_are_bound() {
     pages::free(page).unwrap();
     assert!(event::retire_empty(revoked).unwrap().is_ok());
 }
+
+#[test]
+fn sockets_pass_their_words_as_the_abi_says() {
+    use crate::net::{self, Buffers, Conn, Listener, Udp};
+    let l = Listener::listen(80, 100, Buffers::Small).unwrap();
+    let big = Listener::listen(8080, 2, Buffers::Large).unwrap();
+    let u = Udp::bind(7).unwrap();
+    assert_ne!(l, big);
+    assert_eq!(
+        fake::sockets(),
+        [
+            (l.raw(), fake::SocketKind::Listener(80)),
+            (big.raw(), fake::SocketKind::Listener(8080)),
+            (u.raw(), fake::SocketKind::Udp(7)),
+        ]
+    );
+    let accept = l.accept().unwrap();
+    let (c, connected) = Conn::connect([192, 0, 2, 1], 9999).unwrap();
+    let recv = c.recv(4096).unwrap();
+    let send = c.send(b"hello").unwrap();
+    u.send([10, 1, 2, 3], 53, b"datagram").unwrap();
+    let s = fake::started();
+    assert_eq!(s[0].call, Call::TcpAccept);
+    assert_eq!(s[0].args[0], u64::from(l.raw()));
+    assert_eq!(s[0].event, accept);
+    assert_eq!(s[1].call, Call::TcpConnect);
+    // The address's first octet is the word's most significant byte.
+    assert_eq!(s[1].args[..2], [0xc000_0201, 9999]);
+    assert_eq!(s[1].event, connected);
+    assert_eq!(
+        (s[2].call, s[2].args[1], s[2].event),
+        (Call::SockRecv, 4096, recv)
+    );
+    assert_eq!((s[3].call, s[3].event), (Call::SockSend, send));
+    assert_eq!(s[3].bufs, [b"hello".to_vec()]);
+    assert_eq!(s[4].call, Call::UdpSend);
+    assert_eq!(s[4].args[..3], [u64::from(u.raw()), 0x0a01_0203, 53]);
+    assert_eq!(s[4].bufs, [b"datagram".to_vec()]);
+    // An accept completes with the connection's handle.
+    fake::complete(accept, Status::Ok, 0, Value::Word(9));
+    let conn = net::accepted(event::retire_word(accept).unwrap()).unwrap();
+    assert_eq!(conn.raw(), 9);
+    // Closing cancels what waits on the socket, and the handle is gone.
+    c.close().unwrap();
+    assert_eq!(event::retire_vec(recv).unwrap().status, Status::Cancelled);
+    assert_eq!(c.recv(1), Err(Status::BadHandle));
+    assert_eq!(c.close(), Err(Status::BadHandle));
+    assert_eq!(net::stats().unwrap().sockets, 3);
+}
+
+#[test]
+fn socket_calls_refuse_bad_words_by_name() {
+    use crate::net::{Buffers, Conn, Listener, Udp};
+    assert_eq!(
+        Listener::listen(0, 1, Buffers::Small),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        Listener::listen(80, 0, Buffers::Small),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        Listener::listen(80, crate::net::MAX_BACKLOG + 1, Buffers::Small),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(Udp::bind(0), Err(Status::InvalidArgument));
+    let l = Listener::listen(80, 1, Buffers::Small).unwrap();
+    let u = Udp::bind(7).unwrap();
+    let (c, _) = Conn::connect([192, 0, 2, 1], 1).unwrap();
+    assert_eq!(
+        Conn::connect([192, 0, 2, 1], 0).err(),
+        Some(Status::InvalidArgument)
+    );
+    assert_eq!(c.recv(0), Err(Status::BadLength));
+    assert_eq!(c.recv(abi::MAX_BUFFER + 1), Err(Status::BadLength));
+    assert_eq!(c.send(&[]), Err(Status::BadLength));
+    let too_big = std::vec![0u8; abi::MAX_BUFFER + 1];
+    assert_eq!(c.send(&too_big), Err(Status::BadLength));
+    assert_eq!(u.send([1, 2, 3, 4], 5, &too_big), Err(Status::BadLength));
+    assert_eq!(u.send([1, 2, 3, 4], 0, b"x"), Err(Status::InvalidArgument));
+    // A handle of the wrong kind is no handle for the call.
+    assert_eq!(Conn::from_raw(l.raw()).recv(1), Err(Status::BadHandle));
+    assert_eq!(
+        Udp::from_raw(l.raw()).send([1, 2, 3, 4], 5, b"x"),
+        Err(Status::BadHandle)
+    );
+    // Raw words the typed wrappers cannot make: a listen flag other than
+    // 0 or 1, an address wider than 32 bits, a handle wider than 32 bits.
+    let raw = |c: Call, a: [u64; 6]| crate::sys::call(c, a).map(|_| ());
+    assert_eq!(
+        raw(Call::TcpListen, [81, 1, 2, 0, 0, 0]),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        raw(Call::TcpConnect, [1 << 32, 80, 0, 0, 0, 0]),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(
+        raw(Call::SockClose, [1 << 32, 0, 0, 0, 0, 0]),
+        Err(Status::BadHandle)
+    );
+}
+
+#[test]
+fn the_network_going_away_ends_sockets_with_net_down_and_an_image_without_it_says_so() {
+    use crate::net::{self, Buffers, Listener};
+    let l = Listener::listen(80, 4, Buffers::Small).unwrap();
+    let accept = l.accept().unwrap();
+    fake::set_network(fake::Network::Down);
+    let r = event::retire_word(accept).unwrap();
+    assert!(net::is_net_down(&r));
+    assert_eq!(net::accepted(r), Err(Status::Remote));
+    assert_eq!(l.accept(), Err(Status::NetDown));
+    assert_eq!(
+        Listener::listen(80, 4, Buffers::Small),
+        Err(Status::NetDown)
+    );
+    assert_eq!(net::stats(), Err(Status::NetDown));
+    fake::set_network(fake::Network::Up);
+    assert_eq!(l.accept(), Err(Status::BadHandle), "the old handle is gone");
+    fake::set_network(fake::Network::Absent);
+    assert_eq!(
+        Listener::listen(80, 4, Buffers::Small),
+        Err(Status::NoNetwork)
+    );
+    assert_eq!(net::stats(), Err(Status::NoNetwork));
+    assert_eq!(Status::NoNetwork.text(), "this image has no networking");
+}
+
+#[test]
+fn datagrams_and_counters_decode() {
+    use crate::net::{Datagram, Stats};
+    let d = Datagram::parse(&[192, 0, 2, 1, 0x39, 0x30, b'h', b'i']).unwrap();
+    assert_eq!(
+        (d.ip, d.port, d.payload),
+        ([192, 0, 2, 1], 12345, &b"hi"[..])
+    );
+    assert_eq!(Datagram::parse(&[1, 2, 3, 4, 5]), None);
+    let s = Stats::from_counters(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    assert_eq!((s.sockets, s.tx_gso, s.port_events), (1, 6, 13));
+    assert_eq!(Stats::from_counters(&[5]).polls, 0);
+}

@@ -63,6 +63,8 @@ pub enum SysError {
     BadText,
     /// The network is not up.
     NetDown,
+    /// The image was built without networking (feature `net`).
+    NoNetwork,
 }
 
 impl From<events::Status> for SysError {
@@ -103,6 +105,7 @@ impl fmt::Display for SysError {
             SysError::TooManyProcesses => f.write_str("too many processes"),
             SysError::BadText => f.write_str("text not valid UTF-8"),
             SysError::NetDown => f.write_str("network down"),
+            SysError::NoNetwork => f.write_str("this image has no networking"),
         }
     }
 }
@@ -185,6 +188,7 @@ impl SysError {
             SysError::TooManyProcesses => A::TooManyProcesses,
             SysError::BadText => A::BadText,
             SysError::NetDown => A::NetDown,
+            SysError::NoNetwork => A::NoNetwork,
         };
         (a, 0)
     }

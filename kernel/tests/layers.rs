@@ -28,7 +28,6 @@ const LAYERS: &[&[&str]] = &[
 /// joining; timers; statuses).
 const PURE: &[&str] = &[
     "net::inetsum",
-    "net::cksum",
     "net::netcheck",
     "net::tso",
     "net::txcsum",

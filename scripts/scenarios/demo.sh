@@ -12,9 +12,9 @@ rig_daemon_stop
 rig_daemon_report
 # And the network: the guest-net image on dom0's bridge, serving HTTP and UDP
 # echo from one event-driven process; dom0 is the client.
-if rig_start netdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' \
+if rig_start netdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/programs.cpio"' \
         'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
-        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"' &&
+        'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"' &&
         rig_wait_line netdemo "net-demo: serving" 120; then
     {
         echo "\$ ping -c 2 192.0.2.2"

@@ -1,12 +1,13 @@
-# Networking (sourced by guests.sh; also runnable alone with scripts/rig):
-# the guest on dom0's bridge br0 as 192.0.2.2, Linux netback as its peer,
-# serving kernel/src/apps/net_demo.rs; dom0 is the client (/rig/bin/rig-net,
+# Networking (sourced by guests.sh; also runnable alone with scripts/rig,
+# given the guest-net image and the programs' archive): the guest on dom0's
+# bridge br0 as 192.0.2.2, Linux netback as its peer, its first process the
+# program programs/src/bin/net-demo.rs; dom0 is the client (/rig/bin/rig-net,
 # tests/rig_net.rs). Every figure lands in a fact for tests/guest.rs.
 net_vif='vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]'
 net_ip=192.0.2.2
 net=/rig/bin/rig-net
-if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' "$net_vif" \
-        'extra="ethos.app=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 ${NET_GUEST_EXTRA:-}"'; then
+if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/programs.cpio"' "$net_vif" \
+        'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 ${NET_GUEST_EXTRA:-}"'; then
     if rig_wait_line net "net-demo: serving" 120; then
         rig fact "net_ping_replies=$(ping -c 3 -W 5 $net_ip 2>/dev/null | grep -c 'bytes from')"
         $net get $net_ip:80 / /tmp/net-stats >/tmp/net-out 2>&1

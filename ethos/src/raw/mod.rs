@@ -199,6 +199,15 @@ fn reads_only(call: Call) -> bool {
             | DirList
             | DirCreate
             | Remove
+            | TcpListen
+            | TcpAccept
+            | TcpConnect
+            | SockRecv
+            | SockSend
+            | SockClose
+            | UdpBind
+            | UdpRecv
+            | UdpSend
     )
 }
 
@@ -234,6 +243,18 @@ pub(crate) fn kernel_stats(out: &mut [u8]) -> Ret {
     unsafe {
         syscall2(
             Call::KernelStats as u64,
+            out.as_mut_ptr() as u64,
+            out.len() as u64,
+        )
+    }
+}
+
+/// `NetStats(out, len)`: the kernel writes at most `out.len()` bytes.
+pub(crate) fn net_stats(out: &mut [u8]) -> Ret {
+    // SAFETY: `out` is writable for its length and borrowed exclusively.
+    unsafe {
+        syscall2(
+            Call::NetStats as u64,
             out.as_mut_ptr() as u64,
             out.len() as u64,
         )

@@ -2,8 +2,6 @@
 //! the system calls in [`crate::syscall`].
 
 #[cfg(feature = "net")]
-pub mod net_demo;
-#[cfg(feature = "net")]
 pub mod net_setup;
 pub mod rpc_offer;
 
@@ -20,8 +18,6 @@ pub type ProcessSpec = (&'static str, fn());
 /// The apps a command line can ask for (`ethos.app=`).
 pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
-        #[cfg(feature = "net")]
-        "net-demo" => Some(net_demo::PROCESSES),
         "none" => Some(&[]),
         _ => test_app(name),
     }
@@ -29,9 +25,9 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "net-demo, none, stale-page, rpc-restart, rpc-flood, rpc-hostile; demo, rpc-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
+    "none, stale-page, rpc-restart, rpc-flood, rpc-hostile; demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
 } else {
-    "none, net-demo (guest-net), and the test apps (guest-test); demo, rpc-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
+    "none, and the test apps (guest-test); demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]

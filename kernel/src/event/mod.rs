@@ -127,7 +127,14 @@ mod tests {
         fn next_deadline(&self) -> Option<u64> {
             Some(7)
         }
+        fn forget(&self, pid: Pid) {
+            FORGOTTEN.lock().push(pid);
+        }
     }
+
+    /// The pids `B` was told to forget (the network stack's sockets and
+    /// xenstore's watches go this way when a process exits or faults).
+    static FORGOTTEN: spin::Mutex<Vec<Pid>> = spin::Mutex::new(Vec::new());
 
     #[test]
     fn zero_sized_sources_are_all_registered_once() {
@@ -139,5 +146,9 @@ mod tests {
         let names: Vec<&str> = sources().iter().map(|s| s.name()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(next_deadline(), Some(7));
+        // The reaper's one call reaches every source that holds per-process
+        // state (A keeps the default, which holds none).
+        forget(Pid(5));
+        assert_eq!(*FORGOTTEN.lock(), [Pid(5)]);
     }
 }

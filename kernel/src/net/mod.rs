@@ -1,9 +1,8 @@
 //! The network: the smoltcp stack over netfront with sockets as event
 //! sources (`stack`), and the pure parts it is built from, host-tested:
 //! received-frame checks, the Internet checksum, segment joining (TSO),
-//! transmit checksum offload, the POSIX `cksum` of the demo.
+//! transmit checksum offload.
 
-pub mod cksum;
 pub mod inetsum;
 pub mod netcheck;
 #[cfg(all(target_os = "none", feature = "net"))]

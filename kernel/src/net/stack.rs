@@ -35,8 +35,8 @@ use xen::cmdline::NetConfig;
 
 /// smoltcp sockets at once, all processes together.
 pub const MAX_SOCKETS: usize = 192;
-/// Listening sockets per listener.
-pub const MAX_BACKLOG: usize = 128;
+/// Listening sockets per listener (the ABI's figure).
+pub const MAX_BACKLOG: usize = abi::net::MAX_BACKLOG;
 /// Buffer sizes each way: small for the many, large for bulk transfers.
 pub const SMALL_BUFFER: usize = 4 * 1024;
 pub const LARGE_BUFFER: usize = 128 * 1024;
@@ -44,11 +44,11 @@ pub const LARGE_BUFFER: usize = 128 * 1024;
 /// `Status::Remote` codes of network events.
 pub mod code {
     /// The peer closed or reset the connection.
-    pub const CLOSED: u32 = 1;
+    pub const CLOSED: u32 = abi::net::CLOSED;
     /// The connection was refused or timed out.
-    pub const REFUSED: u32 = 2;
+    pub const REFUSED: u32 = abi::net::REFUSED;
     /// The network interface went away (backend detached).
-    pub const NET_DOWN: u32 = 3;
+    pub const NET_DOWN: u32 = abi::net::NET_DOWN;
 }
 
 enum Kind {
@@ -621,7 +621,9 @@ fn send_room(sock: &tcp::Socket) -> usize {
 
 fn with_net<R>(f: impl FnOnce(&mut Net) -> SysResult<R>) -> SysResult<R> {
     let mut guard = NET.lock();
-    let n = guard.as_mut().ok_or(SysError::ServiceBroken)?;
+    // Not up yet (net-setup is still talking to netback) or gone (the
+    // backend detached): the caller may try again later.
+    let n = guard.as_mut().ok_or(SysError::NetDown)?;
     f(n)
 }
 

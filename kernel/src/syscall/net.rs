@@ -1,11 +1,15 @@
 //! The networking system calls (feature `net`): sockets whose operations
-//! return event ids, and the calls the `net-setup` process uses to hand the
-//! device over. See `netstack` for the semantics.
+//! return event ids (user programs reach them through the traps of
+//! `program.rs`, `abi::Call::TcpListen` ..), and the calls the `net-setup`
+//! kernel process uses to hand the device over, which have no trap: the
+//! device's handshake is the kernel's own. See `net::stack` for the
+//! semantics.
 
 use crate::proc::sched;
 use crate::proc::sched::with_current;
 use crate::status::SysResult;
 use crate::syscall::{start_event, syscall_return};
+use alloc::vec::Vec;
 use events::{EventId, Pid, ValueKind};
 
 /// The `net-setup` process: allocates the device for backend domain
@@ -52,7 +56,7 @@ fn net_op<R>(f: impl FnOnce(Pid) -> SysResult<R>) -> SysResult<R> {
 }
 
 /// Listens on TCP `port` with `backlog` sockets ready for connections
-/// (`large`: 64 KiB buffers each way instead of 4 KiB). Returns a handle.
+/// (`large`: 128 KiB buffers each way instead of 4 KiB). Returns a handle.
 pub fn tcp_listen(port: u16, backlog: usize, large: bool) -> SysResult<u32> {
     net_op(|pid| crate::net::stack::tcp_listen(pid, port, backlog, large))
 }
@@ -85,8 +89,8 @@ pub fn sock_recv(handle: u32, max: usize) -> SysResult<EventId> {
 
 /// An event that completes with how many of `data`'s bytes the socket
 /// took (at least 1; the caller sends the rest again): back-pressure.
-pub fn sock_send(handle: u32, data: &[u8]) -> SysResult<EventId> {
-    let data = data.to_vec();
+/// `data` is the caller's copy, handed on without another.
+pub fn sock_send(handle: u32, data: Vec<u8>) -> SysResult<EventId> {
     start_event(ValueKind::Word, |pid, id| {
         crate::net::stack::send(pid, handle, data, id)
     })
@@ -118,10 +122,10 @@ pub fn udp_send(handle: u32, ip: [u8; 4], port: u16, data: &[u8]) -> SysResult<(
     net_op(|pid| crate::net::stack::udp_send(pid, handle, ip, port, data))
 }
 
-/// The stack's and the device's counters (`BadHandle` while the network is down).
+/// The stack's and the device's counters (`NetDown` while the network is down).
 pub fn net_stats() -> SysResult<(
     crate::net::stack::NetStats,
     crate::drivers::netfront::DevStats,
 )> {
-    net_op(|_| crate::net::stack::stats().ok_or(crate::status::SysError::BadHandle))
+    net_op(|_| crate::net::stack::stats().ok_or(crate::status::SysError::NetDown))
 }

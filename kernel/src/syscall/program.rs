@@ -203,6 +203,16 @@ fn call_one(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
         Call::DirCreate => event(sys::create_dir(&text(pid, a[0], a[1])?)),
         Call::Remove => event(sys::remove(&text(pid, a[0], a[1])?)),
         Call::KernelStats => kernel_stats(pid, a),
+        Call::TcpListen
+        | Call::TcpAccept
+        | Call::TcpConnect
+        | Call::SockRecv
+        | Call::SockSend
+        | Call::SockClose
+        | Call::UdpBind
+        | Call::UdpRecv
+        | Call::UdpSend
+        | Call::NetStats => net_call(pid, call, a),
         _ => Err(SysError::UnknownCall),
     }
 }
@@ -348,6 +358,121 @@ fn kernel_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
     ];
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let n = bytes.len().min(a[1] as usize);
+    space::copy_out(pid, a[0], &bytes[..n])?;
+    Ok((n as u64, 0))
+}
+
+/// The socket calls on an image without networking: a name for the
+/// refusal, so a program can tell "no network here" from a bad call.
+#[cfg(not(feature = "net"))]
+fn net_call(_pid: Pid, _call: Call, _a: [u64; 6]) -> SysResult<(u64, u64)> {
+    Err(SysError::NoNetwork)
+}
+
+/// The socket calls (`abi::net`): every word is checked before the stack
+/// sees it, and a buffer is bounded by `abi::MAX_BUFFER` before it is
+/// copied in. The stack itself keeps sockets per pid, so a handle of
+/// another process answers `BadHandle` there.
+#[cfg(feature = "net")]
+fn net_call(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    use super::net as sn;
+    if call == Call::NetStats {
+        return net_stats(pid, a);
+    }
+    need(rights::NETWORK)?;
+    match call {
+        Call::TcpListen => {
+            let backlog = usize::try_from(a[1]).map_err(|_| SysError::InvalidArgument)?;
+            sn::tcp_listen(port(a[0])?, backlog, flag(a[2])?).map(|h| (h as u64, 0))
+        }
+        Call::TcpAccept => event(sn::tcp_accept(socket(a[0])?)),
+        Call::TcpConnect => {
+            let ip = abi::net::ipv4_octets(a[0]).ok_or(SysError::InvalidArgument)?;
+            sn::tcp_connect(ip, port(a[1])?).map(|(h, id)| (h as u64, id.0))
+        }
+        Call::SockRecv => {
+            let max = net_len(a[1])?;
+            event(sn::sock_recv(socket(a[0])?, max))
+        }
+        Call::SockSend => {
+            let h = socket(a[0])?;
+            let data = bytes(pid, a[1], net_len(a[2])? as u64)?;
+            event(sn::sock_send(h, data))
+        }
+        Call::SockClose => unit(sn::sock_close(socket(a[0])?)),
+        Call::UdpBind => sn::udp_bind(port(a[0])?).map(|h| (h as u64, 0)),
+        Call::UdpRecv => event(sn::udp_recv(socket(a[0])?)),
+        Call::UdpSend => {
+            let h = socket(a[0])?;
+            let ip = abi::net::ipv4_octets(a[1]).ok_or(SysError::InvalidArgument)?;
+            let port = port(a[2])?;
+            if a[4] > abi::MAX_BUFFER as u64 {
+                return Err(SysError::BadLength);
+            }
+            let data = bytes(pid, a[3], a[4])?;
+            unit(sn::udp_send(h, ip, port, &data))
+        }
+        _ => Err(SysError::UnknownCall),
+    }
+}
+
+/// A port word: 1..=65535 (0 is no port to listen on or reach).
+#[cfg(feature = "net")]
+fn port(v: u64) -> SysResult<u16> {
+    match u16::try_from(v) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(SysError::InvalidArgument),
+    }
+}
+
+/// A flag word: 0 or 1, nothing else (a stray value is a caller's bug).
+#[cfg(feature = "net")]
+fn flag(v: u64) -> SysResult<bool> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(SysError::InvalidArgument),
+    }
+}
+
+/// A socket handle: the stack's are u32s, so a wider word names none.
+#[cfg(feature = "net")]
+fn socket(v: u64) -> SysResult<u32> {
+    u32::try_from(v).map_err(|_| SysError::BadHandle)
+}
+
+/// A receive or send length: 1..=`abi::MAX_BUFFER`.
+#[cfg(feature = "net")]
+fn net_len(v: u64) -> SysResult<usize> {
+    match usize::try_from(v) {
+        Ok(n) if (1..=abi::MAX_BUFFER).contains(&n) => Ok(n),
+        _ => Err(SysError::BadLength),
+    }
+}
+
+/// `NetStats(out, len)`: the counters as little-endian u64s, in the order
+/// `abi::net::STATS` names them.
+#[cfg(feature = "net")]
+fn net_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    let (n, d) = super::net::net_stats()?;
+    let words: [u64; abi::net::STATS.len()] = [
+        n.sockets as u64,
+        n.accepted,
+        n.polls,
+        d.rx_frames,
+        d.tx_frames,
+        d.tx_gso,
+        d.rx_dropped,
+        d.rx_errors,
+        d.rx_malformed,
+        d.rx_not_ours,
+        d.tx_errors,
+        d.notifies,
+        d.port_events,
+    ];
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    // Whole counters only: a short buffer gets the first ones.
+    let n = bytes.len().min(usize::try_from(a[1]).unwrap_or(usize::MAX)) / 8 * 8;
     space::copy_out(pid, a[0], &bytes[..n])?;
     Ok((n as u64, 0))
 }

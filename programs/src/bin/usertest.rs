@@ -93,7 +93,7 @@ fn main(args: ethos::Args) -> i32 {
         capabilities(),
     );
     s.check(
-        "unknown call numbers and unknown events are named",
+        "unknown call numbers and unknown events are named, sockets without networking too",
         unknowns(),
     );
     s.check("another process's events and pages are refused", foreign());
@@ -221,6 +221,20 @@ fn unknowns() -> Result<(), alloc::string::String> {
     // SAFETY: an unknown call number touches nothing.
     let (rax, _, _) = unsafe { ethos::raw::syscall0(9999) };
     expect("call 9999", status(rax), Status::UnknownCall)?;
+    // SAFETY: as above: the first number past the socket calls.
+    let (rax, _, _) = unsafe { ethos::raw::syscall0(Call::NetStats as u64 + 1) };
+    expect("the call after NetStats", status(rax), Status::UnknownCall)?;
+    // This image has no networking: the socket calls exist, and say so.
+    expect(
+        "listen without networking",
+        ethos::net::Listener::listen(80, 1, ethos::net::Buffers::Small).err(),
+        Status::NoNetwork,
+    )?;
+    expect(
+        "net stats without networking",
+        ethos::net::stats().err(),
+        Status::NoNetwork,
+    )?;
     let r = event::retire_word(Event::from_raw(0x1234_5678_9abc_def0));
     if r.is_ok() || r.err() != Some(Status::UnknownEvent) {
         return Err(alloc::format!("retire of a made-up id: {r:?}"));

@@ -1,6 +1,7 @@
 //! POSIX `cksum` (CRC-32 with polynomial 0x04C11DB7, the length appended,
-//! complemented): the checksum busybox in dom0 prints, so the rig can compare
-//! what the guest received or sent with a file in dom0.
+//! complemented): the checksum busybox in dom0 prints, so a program (the
+//! `net-demo` program's blob and uploads) and the rig can compare what the
+//! guest received or sent with a file in dom0.
 
 /// A running `cksum`.
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,31 +1,42 @@
-//! A small network service on the event system calls, one process, no
-//! threads: every accept, receive and send is an event, and the process
-//! blocks on one OR tree of all of them.
+//! A small network service on the socket calls, one program, no threads:
+//! every accept, receive and send is an event, and the program blocks on
+//! one OR tree of all of them. It was a kernel-linked app; it is a user
+//! program now, with the same lines on the console and the same answers.
 //!
 //! * TCP port 80: HTTP/1.1 `GET /` answers the kernel's event statistics
 //!   (4 KiB buffers, a backlog of 100: many small clients at once).
-//! * TCP port 8080 (64 KiB buffers): `GET /blob` sends 10 MiB of a fixed
+//! * TCP port 8080 (large buffers): `GET /blob` sends 10 MiB of a fixed
 //!   pattern and logs its POSIX cksum; `POST /upload` reads the body and
 //!   answers the cksum of what arrived. The rig compares both with dom0's
 //!   `cksum`.
 //!   For throughput alone (what scripts/bench compares with Linux's httpd
 //!   and nc, which checksum nothing): `GET /zero` sends 10 MiB of zeros and
-//!   `POST /sink` reads the body and answers its length.
+//!   `POST /sink` reads the body and answers `received`.
 //! * UDP port 7: echo.
 //! * `GET /connect-back` connects to dom0 (192.0.2.1:9999) and sends a line:
-//!   the outgoing direction (`tcp_connect`).
+//!   the outgoing direction.
 //!
-//! Runs until `GET /quit` (the rig asks at the end).
+//! When the backend goes away every socket event ends with `NET_DOWN`; the
+//! program says so, waits for the network and serves again. Runs until
+//! `GET /quit` (the rig asks at the end). Needs `abi::rights::NETWORK`
+//! (as `ethos.init` it has every right).
 
-use crate::net::cksum::Cksum;
-use crate::syscall::{self as sys, net as sysnet};
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
-use events::{EventId, Status, Tree, Value};
+use ethos::cksum::Cksum;
+use ethos::net::{self, Buffers, Conn, Datagram, Listener, Udp};
+use ethos::{event, println, stats, time, Event, Retired, Status, Tree};
 
-pub const PROCESSES: &[super::ProcessSpec] = &[("net-demo", net_demo)];
+ethos::main!(main);
 
 /// Bytes `GET /blob` sends.
 const BLOB: u64 = 10 * 1024 * 1024;
@@ -33,9 +44,11 @@ const BLOB: u64 = 10 * 1024 * 1024;
 const MAX_HEAD: usize = 4096;
 /// Bytes per receive and send call.
 const CHUNK: usize = 32 * 1024;
+/// Where `GET /connect-back` connects to (dom0 on the rig's bridge).
+const CONNECT_BACK: ([u8; 4], u16) = ([192, 0, 2, 1], 9999);
 
 fn say(text: &str) {
-    let _ = sys::print(&format!("net-demo: {text}"));
+    println!("net-demo: {text}");
 }
 
 /// The pattern byte at `offset` of the blob.
@@ -73,23 +86,30 @@ impl Phase {
             pattern,
         }
     }
+
+    /// Whether the connection's outstanding event is a receive (its value
+    /// is bytes) rather than a send (a word).
+    fn receiving(&self) -> bool {
+        !matches!(self, Phase::Reply { .. })
+    }
 }
 
-/// A connection with its one outstanding event (a receive or a send).
-struct Conn {
-    phase: Phase,
-}
-
+/// What an event is for.
 enum Source {
-    Accept(u32),
-    Conn(u32),
+    Accept(Listener),
+    /// The one outstanding receive or send of a connection.
+    Conn(Conn),
     /// An outgoing connection being set up.
-    Connect(u32),
+    Connect(Conn),
     Udp,
 }
 
-/// Where `GET /connect-back` connects to (dom0 on the rig's bridge).
-const CONNECT_BACK: ([u8; 4], u16) = ([192, 0, 2, 1], 9999);
+/// A retired event's value, as its source's call defines it.
+enum Value {
+    Empty,
+    Word(u64),
+    Bytes(Vec<u8>),
+}
 
 fn http(status: &str, body: &str) -> Vec<u8> {
     format!(
@@ -99,76 +119,95 @@ fn http(status: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Indices of `ethos::stats::read`'s counters (the kernel's order).
+mod counter {
+    pub const CREATED: usize = 0;
+    pub const COMPLETED: usize = 1;
+    pub const RETIRED: usize = 2;
+    pub const CANCELLED: usize = 3;
+    pub const WAKES: usize = 5;
+    pub const CONTEXT_SWITCHES: usize = 7;
+    pub const SYSCALLS: usize = 8;
+    pub const UPCALLS: usize = 10;
+    pub const PORT_EVENTS: usize = 11;
+    pub const HEAP_USED: usize = 15;
+    pub const HEAP_FREE: usize = 16;
+    pub const COUNT: usize = 17;
+}
+
 fn stats_page() -> String {
-    let mut page = match sys::kernel_stats() {
-        Ok((k, e)) => format!(
+    use counter::*;
+    let mut c = [0u64; COUNT];
+    let mut page = match stats::read(&mut c) {
+        Ok(n) if n >= COUNT => format!(
             "Ethos-Xen event statistics\nevents created={} completed={} retired={} cancelled={} wakes={}\n\
-             syscalls={} context_switches={} upcalls={} port_events={}\n",
-            e.created, e.completed, e.retired, e.cancelled, e.wakes, k.syscalls,
-            k.context_switches, k.upcalls, k.port_events
+             syscalls={} context_switches={} upcalls={} port_events={}\n\
+             memory heap_used={} heap_free={}\n",
+            c[CREATED], c[COMPLETED], c[RETIRED], c[CANCELLED], c[WAKES], c[SYSCALLS],
+            c[CONTEXT_SWITCHES], c[UPCALLS], c[PORT_EVENTS], c[HEAP_USED], c[HEAP_FREE]
         ),
+        Ok(n) => format!("no statistics: only {n} counters\n"),
         Err(e) => format!("no statistics: {e}\n"),
     };
-    if let Ok((used, free)) = sys::heap_usage() {
-        page.push_str(&format!("memory heap_used={used} heap_free={free}\n"));
-    }
-    if let Ok((n, d)) = sysnet::net_stats() {
+    if let Ok(n) = net::stats() {
         page.push_str(&format!(
             "net sockets={} accepted={} polls={} rx_frames={} tx_frames={} tx_gso={} rx_dropped={} \
              rx_errors={} rx_malformed={} rx_not_ours={} notifies={} port_events={}\n",
             n.sockets,
             n.accepted,
             n.polls,
-            d.rx_frames,
-            d.tx_frames,
-            d.tx_gso,
-            d.rx_dropped,
-            d.rx_errors,
-            d.rx_malformed,
-            d.rx_not_ours,
-            d.notifies,
-            d.port_events
+            n.rx_frames,
+            n.tx_frames,
+            n.tx_gso,
+            n.rx_dropped,
+            n.rx_errors,
+            n.rx_malformed,
+            n.rx_not_ours,
+            n.notifies,
+            n.port_events
         ));
     }
     page
 }
 
 struct Server {
-    events: BTreeMap<EventId, Source>,
-    conns: BTreeMap<u32, Conn>,
-    udp: u32,
+    events: BTreeMap<Event, Source>,
+    conns: BTreeMap<Conn, Phase>,
+    udp: Udp,
     quit: bool,
     served: u64,
+    /// Where receives are retired to: one call, no allocation.
+    scratch: Vec<u8>,
 }
 
 impl Server {
-    fn watch_accept(&mut self, listener: u32) -> Result<(), String> {
-        let id = sysnet::tcp_accept(listener).map_err(|e| format!("accept: {e}"))?;
+    fn watch_accept(&mut self, listener: Listener) -> Result<(), String> {
+        let id = listener.accept().map_err(|e| format!("accept: {e}"))?;
         self.events.insert(id, Source::Accept(listener));
         Ok(())
     }
 
     fn watch_udp(&mut self) -> Result<(), String> {
-        let id = sysnet::udp_recv(self.udp).map_err(|e| format!("udp recv: {e}"))?;
+        let id = self.udp.recv().map_err(|e| format!("udp recv: {e}"))?;
         self.events.insert(id, Source::Udp);
         Ok(())
     }
 
-    fn recv(&mut self, h: u32, phase: Phase) {
-        match sysnet::sock_recv(h, CHUNK) {
+    fn recv(&mut self, h: Conn, phase: Phase) {
+        match h.recv(CHUNK) {
             Ok(id) => {
                 self.events.insert(id, Source::Conn(h));
-                self.conns.insert(h, Conn { phase });
+                self.conns.insert(h, phase);
             }
             Err(e) => {
-                say(&format!("recv on {h}: {e}"));
-                let _ = sysnet::sock_close(h);
+                say(&format!("recv on {}: {e}", h.raw()));
+                let _ = h.close();
             }
         }
     }
 
     /// Sends the next piece of a reply, or closes when it is all out.
-    fn send_more(&mut self, h: u32, mut phase: Phase) {
+    fn send_more(&mut self, h: Conn, mut phase: Phase) {
         let Phase::Reply {
             out,
             sent,
@@ -187,30 +226,30 @@ impl Server {
             if *pattern {
                 (0..n).map(|i| blob_byte(*blob_at + i)).collect()
             } else {
-                alloc::vec![0; n as usize]
+                vec![0; n as usize]
             }
         } else {
-            let _ = sysnet::sock_close(h);
+            let _ = h.close();
             self.served += 1;
             if *blob_at > 0 && *pattern {
                 say(&format!("blob sent: cksum {} {}", sum.value(), sum.len()));
             }
             return;
         };
-        match sysnet::sock_send(h, &piece) {
+        match h.send(&piece) {
             Ok(id) => {
                 self.events.insert(id, Source::Conn(h));
-                self.conns.insert(h, Conn { phase });
+                self.conns.insert(h, phase);
             }
             Err(e) => {
-                say(&format!("send on {h}: {e}"));
-                let _ = sysnet::sock_close(h);
+                say(&format!("send on {}: {e}", h.raw()));
+                let _ = h.close();
             }
         }
     }
 
     /// A request head is complete: choose the reply.
-    fn respond(&mut self, h: u32, head: &[u8], rest: &[u8]) {
+    fn respond(&mut self, h: Conn, head: &[u8], rest: &[u8]) {
         let text = String::from_utf8_lossy(head);
         let first = text.lines().next().unwrap_or("");
         let length: u64 = text
@@ -249,7 +288,7 @@ impl Server {
             )
         } else if first.starts_with("GET /connect-back ") {
             let (ip, port) = CONNECT_BACK;
-            match sysnet::tcp_connect(ip, port) {
+            match Conn::connect(ip, port) {
                 Ok((conn, id)) => {
                     self.events.insert(id, Source::Connect(conn));
                     reply(http("200 OK", "connecting\n"), 0)
@@ -265,18 +304,15 @@ impl Server {
         self.send_more(h, phase);
     }
 
-    fn on_conn(&mut self, h: u32, status: Status, value: Value) {
-        let Some(conn) = self.conns.remove(&h) else {
-            return;
-        };
+    fn on_conn(&mut self, h: Conn, phase: Phase, status: Status, value: Value) {
         if status != Status::Ok {
-            let _ = sysnet::sock_close(h);
+            let _ = h.close();
             return;
         }
-        match (conn.phase, value) {
+        match (phase, value) {
             (Phase::Head(mut head), Value::Bytes(b)) => {
                 if b.is_empty() {
-                    let _ = sysnet::sock_close(h);
+                    let _ = h.close();
                     return;
                 }
                 head.extend_from_slice(&b);
@@ -305,7 +341,7 @@ impl Server {
                 Value::Bytes(b),
             ) => {
                 if b.is_empty() {
-                    let _ = sysnet::sock_close(h);
+                    let _ = h.close();
                     return;
                 }
                 let take = b.len().min(left as usize);
@@ -368,51 +404,72 @@ impl Server {
                 self.send_more(h, phase);
             }
             _ => {
-                let _ = sysnet::sock_close(h);
+                let _ = h.close();
             }
         }
     }
 
     fn on_udp(&mut self, status: Status, value: Value) -> Result<(), String> {
         if let (Status::Ok, Value::Bytes(d)) = (status, value) {
-            if d.len() >= 6 {
-                let ip = [d[0], d[1], d[2], d[3]];
-                let port = u16::from_le_bytes([d[4], d[5]]);
-                if let Err(e) = sysnet::udp_send(self.udp, ip, port, &d[6..]) {
+            if let Some(d) = Datagram::parse(&d) {
+                if let Err(e) = self.udp.send(d.ip, d.port, d.payload) {
                     say(&format!("udp echo: {e}"));
                 }
             }
         }
         self.watch_udp()
     }
+
+    /// Retires `id` as its source's call defines its value: a handle word
+    /// for an accept, bytes for a receive or a datagram, a word for a
+    /// send, nothing for a connect.
+    fn retire(&mut self, id: Event, source: &Source) -> Result<Retired<Value>, Status> {
+        let receiving = match source {
+            Source::Conn(h) => self.conns.get(h).is_some_and(Phase::receiving),
+            Source::Udp => true,
+            Source::Accept(_) | Source::Connect(_) => false,
+        };
+        match source {
+            Source::Connect(_) => event::retire_empty(id).map(|r| r.map(|()| Value::Empty)),
+            _ if receiving => {
+                let r = event::retire_bytes(id, &mut self.scratch)?;
+                let scratch = &self.scratch;
+                Ok(r.map(|n| Value::Bytes(scratch[..n].to_vec())))
+            }
+            _ => event::retire_word(id).map(|r| r.map(Value::Word)),
+        }
+    }
 }
 
-/// `Remote` code of events ended because the network went away.
-const NET_DOWN: u32 = 3;
-
 /// Listens on the demo's ports once the stack is up (waits for it).
-fn listen_when_up() -> Result<(u32, u32, u32), String> {
+fn listen_when_up() -> Result<(Listener, Listener, Udp), String> {
     let mut waited = false;
     let small = loop {
-        match sysnet::tcp_listen(80, 100, false) {
+        match Listener::listen(80, 100, Buffers::Small) {
             Ok(h) => break h,
             Err(e) => {
                 if !waited {
                     // No stack yet (net-setup is still talking to netback).
                     let why = match e {
-                        crate::status::SysError::ServiceBroken => String::from("not up yet"),
+                        Status::NetDown => String::from("not up yet"),
                         other => format!("{other}"),
                     };
                     say(&format!("waiting for the network ({why})"));
                     waited = true;
                 }
-                let beep = sys::beep(sys::get_time() + 100_000_000).map_err(|e| format!("{e}"))?;
-                let _ = sys::block_and_retire(beep);
+                if e == Status::NoNetwork || e == Status::NotPermitted {
+                    // Waiting would never help.
+                    return Err(format!("listen 80: {e}"));
+                }
+                let now = time::now().map_err(|e| format!("time: {e}"))?;
+                let beep = event::beep(now + 100 * time::MS).map_err(|e| format!("beep: {e}"))?;
+                let _ = event::block_and_retire(beep);
             }
         }
     };
-    let large = sysnet::tcp_listen(8080, 2, true).map_err(|e| format!("listen 8080: {e}"))?;
-    let udp = sysnet::udp_bind(7).map_err(|e| format!("udp bind: {e}"))?;
+    let large =
+        Listener::listen(8080, 2, Buffers::Large).map_err(|e| format!("listen 8080: {e}"))?;
+    let udp = Udp::bind(7).map_err(|e| format!("udp bind: {e}"))?;
     Ok((small, large, udp))
 }
 
@@ -426,6 +483,7 @@ fn run() -> Result<(), String> {
             udp,
             quit: false,
             served: 0,
+            scratch: vec![0; CHUNK],
         };
         s.watch_accept(small)?;
         s.watch_accept(large)?;
@@ -452,22 +510,22 @@ fn run() -> Result<(), String> {
 /// ended with NET_DOWN)`; every outstanding event is retired then).
 fn serve(s: &mut Server) -> Result<Option<usize>, String> {
     while !s.quit || !s.conns.is_empty() {
-        let ids: Vec<EventId> = s.events.keys().copied().collect();
-        let spec = Tree::any(ids.iter().copied())
-            .to_spec()
-            .map_err(|e| format!("tree: {e}"))?;
-        let woken = sys::block(&spec).map_err(|e| format!("block: {e}"))?;
+        let woken =
+            event::wait(&Tree::any(s.events.keys().copied())).map_err(|e| format!("block: {e}"))?;
         for id in woken {
             let Some(source) = s.events.remove(&id) else {
                 continue;
             };
-            let r = sys::retire(id).map_err(|e| format!("retire: {e}"))?;
-            if r.status == Status::Remote(NET_DOWN) {
+            let r = s.retire(id, &source).map_err(|e| format!("retire: {e}"))?;
+            if net::is_net_down(&r) {
                 // The stack ended every socket: retire what is left and start over.
                 let mut ended = 1;
                 for (id, _) in core::mem::take(&mut s.events) {
-                    if let Ok(r) = sys::block_and_retire(id) {
-                        ended += usize::from(r.status == Status::Remote(NET_DOWN));
+                    if event::block_one(id).is_ok() {
+                        // Whatever its kind: an empty buffer first, then the bytes.
+                        if let Ok(r) = event::retire_vec(id) {
+                            ended += usize::from(net::is_net_down(&r));
+                        }
                     }
                 }
                 s.conns.clear();
@@ -476,13 +534,17 @@ fn serve(s: &mut Server) -> Result<Option<usize>, String> {
             match source {
                 Source::Accept(listener) => {
                     if let (Status::Ok, Value::Word(h)) = (r.status, r.value) {
-                        s.recv(h as u32, Phase::Head(Vec::new()));
+                        s.recv(Conn::from_raw(h as u32), Phase::Head(Vec::new()));
                     }
                     if !s.quit {
                         s.watch_accept(listener)?;
                     }
                 }
-                Source::Conn(h) => s.on_conn(h, r.status, r.value),
+                Source::Conn(h) => {
+                    if let Some(phase) = s.conns.remove(&h) {
+                        s.on_conn(h, phase, r.status, r.value);
+                    }
+                }
                 Source::Connect(h) => {
                     if r.status == Status::Ok {
                         say("connected to dom0");
@@ -492,7 +554,7 @@ fn serve(s: &mut Server) -> Result<Option<usize>, String> {
                         );
                     } else {
                         say(&format!("connect-back failed: {}", r.status));
-                        let _ = sysnet::sock_close(h);
+                        let _ = h.close();
                     }
                 }
                 Source::Udp => s.on_udp(r.status, r.value)?,
@@ -502,8 +564,12 @@ fn serve(s: &mut Server) -> Result<Option<usize>, String> {
     Ok(None)
 }
 
-fn net_demo() {
-    if let Err(e) = run() {
-        say(&format!("FAILED: {e}"));
+fn main(_: ethos::Args) -> i32 {
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            say(&format!("FAILED: {e}"));
+            1
+        }
     }
 }
