@@ -85,8 +85,6 @@ struct PageSlot([u8; PAGE_SIZE]);
 
 static mut SHARED_INFO_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
 static mut GRANT_TABLE_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
-/// Where the kernel maps a frame for a moment (to zero it).
-static mut SCRATCH_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
 
 /// Maps the shared-info page (given by machine address) over a BSS slot
 /// (once: [`crate::map_shared_info`] keeps the result).
@@ -227,18 +225,13 @@ pub fn init_memory() -> Option<Memory> {
     })
 }
 
-/// Fills `frame` with zeros through the scratch slot, then unmaps it again
-/// so no writable mapping of it is left.
+/// Fills `frame` with zeros: Xen clears it (`MMUEXT_CLEAR_PAGE`), so
+/// the kernel never maps it, and one hypercall does it.
 pub fn zero(frame: &Frame) -> Result<(), XenError> {
-    let va = core::ptr::addr_of_mut!(SCRATCH_SLOT) as u64;
-    // SAFETY: the scratch slot is only used here, on one vCPU, and never
-    // referenced otherwise.
-    unsafe { update_va_mapping(va, (frame.mfn << PAGE_SHIFT) | KERNEL_RW, uvmf::INVLPG)? };
-    // SAFETY: the slot now maps the frame, writable, 4096 bytes; the frame
-    // is not kernel memory (a `Frame`).
-    unsafe { core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE) };
-    // SAFETY: as above; the frame is left unmapped.
-    unsafe { update_va_mapping(va, 0, uvmf::INVLPG) }
+    let op = [mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, frame.mfn)];
+    // SAFETY: clearing a pool frame (not kernel memory; Xen refuses a page
+    // table) changes no mapping and no Rust object.
+    unsafe { crate::hypercall::mmuext(&op) }
 }
 
 /// Reads entry `index` of a page table built by the domain builder (it lies
@@ -413,28 +406,14 @@ pub const USER_HALF: Range<u64> = 512 << 30..0x0000_8000_0000_0000;
 /// The part of the user half this kernel builds tables for: L4 slot 1.
 const USER_SLOT: usize = 1;
 
-/// Zeroes `frame` and copies `bytes` into it at `offset`: a page of a
-/// program's image, its arguments, a table's first entries.
-pub fn fill(frame: &Frame, offset: usize, bytes: &[u8]) -> Result<(), XenError> {
-    if offset
-        .checked_add(bytes.len())
-        .is_none_or(|end| end > PAGE_SIZE)
-    {
-        return Err(XenError(-22));
-    }
-    let va = core::ptr::addr_of_mut!(SCRATCH_SLOT) as u64;
-    // SAFETY: as `zero`: the scratch slot is used only here and in `zero`,
-    // on one vCPU, and never referenced.
-    unsafe { update_va_mapping(va, (frame.mfn << PAGE_SHIFT) | KERNEL_RW, uvmf::INVLPG)? };
-    // SAFETY: the slot maps the frame, writable, 4096 bytes; the frame is
-    // not kernel memory (a `Frame`), and no reference to it is formed:
-    // raw writes only, within the page (checked above).
-    unsafe {
-        core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE);
-        core::ptr::copy_nonoverlapping(bytes.as_ptr(), (va as *mut u8).add(offset), bytes.len());
-    }
-    // SAFETY: as above; the frame is left unmapped.
-    unsafe { update_va_mapping(va, 0, uvmf::INVLPG) }
+/// A page for [`AddressSpace::map_new_pages`]: `frame` mapped at `va`
+/// with `perms`, holding `bytes` at `offset` and zero elsewhere.
+pub struct NewPage<'a> {
+    pub va: u64,
+    pub frame: &'a Frame,
+    pub perms: Perms,
+    pub offset: usize,
+    pub bytes: &'a [u8],
 }
 
 /// What a user page allows besides reading.
@@ -452,6 +431,10 @@ fn boot_root_mfn() -> Option<u64> {
 /// The id of the address space whose roots are loaded (0: the boot root,
 /// no user root).
 static ACTIVE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// The roots ACTIVE stands for (kernel root mfn, user root mfn), so that a
+/// space loaded for a moment (`AddressSpace::map_new_pages`) can load the
+/// previous ones again. Only meaningful while ACTIVE is not 0.
+static ACTIVE_ROOTS: spin::Mutex<(u64, u64)> = spin::Mutex::new((0, 0));
 static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 /// Whether a user root is loaded (entering user mode without one would
@@ -489,6 +472,8 @@ pub enum SpaceError {
     OutOfFrames,
     /// The address is not a page of the user half this kernel maps.
     NotUser,
+    /// A page's bytes do not fit in it at their offset.
+    BadFill,
     Xen(XenError),
 }
 
@@ -532,34 +517,48 @@ impl AddressSpace {
         let l3 = frames.pop().expect("three frames");
         let user_l4 = frames.pop().expect("three frames");
         let kernel_l4 = frames.pop().expect("three frames");
-        let built = (|| {
-            // The kernel root: the boot root's lower-half entries (the
-            // kernel's slot 0), then the user L3 in slot 1. Xen adds its own
-            // upper-half slots when it validates the root.
-            let mut kernel = [0u8; PAGE_SIZE];
-            for i in 0..256 {
-                if i == USER_SLOT {
-                    continue;
-                }
-                let e = boot_table_entry(root, i).ok_or(XenError(-22))?;
-                kernel[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
-            }
-            let slot1 = (l3.mfn << PAGE_SHIFT) | USER_TABLE;
-            kernel[USER_SLOT * 8..USER_SLOT * 8 + 8].copy_from_slice(&slot1.to_le_bytes());
-            fill(&kernel_l4, 0, &kernel)?;
-            fill(&user_l4, USER_SLOT * 8, &slot1.to_le_bytes())?;
-            fill(&l3, 0, &[])?;
-            let ops = [
-                mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, kernel_l4.mfn),
-                mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn),
-            ];
-            // SAFETY: pinning types the new roots; it loads nothing and
-            // changes no mapping in use.
-            unsafe { crate::hypercall::mmuext(&ops) }
-        })();
+        // Four hypercalls' worth of work in two: Xen clears the user root
+        // and the L3, copies the boot root into the kernel root (its slot 0
+        // is the kernel; Xen rewrites its own upper-half slots when it
+        // validates the root) and pins both roots; one `mmu_update` then
+        // hangs the L3 in slot 1 of each.
+        let ops = [
+            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, l3.mfn),
+            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, user_l4.mfn),
+            MmuextOp {
+                cmd: xen::public::MMUEXT_COPY_PAGE,
+                arg1: kernel_l4.mfn,
+                arg2: root,
+            },
+            mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, kernel_l4.mfn),
+            mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn),
+        ];
+        let slot1 = (l3.mfn << PAGE_SHIFT) | USER_TABLE;
+        let hang = [
+            MmuUpdate {
+                ptr: Self::entry_ptr(&kernel_l4, USER_SLOT),
+                val: slot1,
+            },
+            MmuUpdate {
+                ptr: Self::entry_ptr(&user_l4, USER_SLOT),
+                val: slot1,
+            },
+        ];
+        // SAFETY: clearing and copying into pool frames touches no kernel
+        // memory; pinning types the new roots; the update writes slot 1 of
+        // the two new roots, which nothing has loaded. No mapping in use
+        // changes.
+        let built =
+            unsafe { crate::hypercall::mmuext(&ops) }.and_then(|()| unsafe { mmu_update(&hang) });
         if let Err(e) = built {
-            // Nothing was pinned (the pins are the last step and Xen does
-            // both or fails the call): the frames are plain pages again.
+            // Xen stops at the first failing operation: unpin what may
+            // have been pinned (an unpin of an unpinned root just fails),
+            // so the frames are plain pages again.
+            for root in [&kernel_l4, &user_l4] {
+                let unpin = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, root.mfn)];
+                // SAFETY: neither root was ever loaded.
+                let _ = unsafe { crate::hypercall::mmuext(&unpin) };
+            }
             for f in [kernel_l4, user_l4, l3] {
                 pool.give_back(f);
             }
@@ -717,6 +716,209 @@ impl AddressSpace {
         // memory changes under the switch.
         unsafe { crate::hypercall::mmuext(&ops)? };
         ACTIVE.store(self.id, core::sync::atomic::Ordering::Relaxed);
+        *ACTIVE_ROOTS.lock() = (self.kernel_l4.mfn, self.user_l4.mfn);
+        Ok(())
+    }
+
+    /// Loads the roots that were loaded before this space's, as `activate`
+    /// found them (`previous`: what `ACTIVE` and `ACTIVE_ROOTS` held).
+    fn restore(&self, previous: (u64, (u64, u64))) -> Result<(), XenError> {
+        let (id, (kernel, user)) = previous;
+        if id == self.id {
+            return Ok(());
+        }
+        if id == 0 {
+            return activate_kernel_only();
+        }
+        let ops = [
+            mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, kernel),
+            mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, user),
+        ];
+        // SAFETY: these were the roots of a live space, loaded until a
+        // moment ago: pinned still (a space is unloaded before it is
+        // destroyed, and none was destroyed meanwhile: `&mut self` of
+        // another space is held), mapping the kernel as the boot root does.
+        unsafe { crate::hypercall::mmuext(&ops)? };
+        ACTIVE.store(id, core::sync::atomic::Ordering::Relaxed);
+        *ACTIVE_ROOTS.lock() = (kernel, user);
+        Ok(())
+    }
+
+    /// Maps new pages, each zeroed and then given its bytes, in a fixed
+    /// number of hypercalls however many there are (a whole program image,
+    /// its arguments and stack at spawn): one `mmuext_op` clears every
+    /// frame and every new table; one `mmu_update` hangs the new tables and
+    /// maps every page, writable for now; the bytes are copied in through
+    /// this space's kernel root (loaded for the copy, the previous roots
+    /// loaded again after); one multicall takes the write right back from
+    /// the pages that must not have it and flushes the TLB.
+    ///
+    /// The pages' frames are the caller's, as with [`AddressSpace::map`];
+    /// tables come from `pool`.
+    pub fn map_new_pages(
+        &mut self,
+        pool: &mut FramePool,
+        pages: &[NewPage],
+    ) -> Result<(), SpaceError> {
+        for p in pages {
+            Self::indices(p.va)?;
+            if p.offset
+                .checked_add(p.bytes.len())
+                .is_none_or(|end| end > PAGE_SIZE)
+            {
+                return Err(SpaceError::BadFill);
+            }
+        }
+        // The tables the pages need that this space does not have yet.
+        let mut new_l2: alloc::collections::BTreeMap<usize, Frame> = Default::default();
+        let mut new_l1: alloc::collections::BTreeMap<(usize, usize), Frame> = Default::default();
+        let give_back =
+            |pool: &mut FramePool,
+             l2: alloc::collections::BTreeMap<usize, Frame>,
+             l1: alloc::collections::BTreeMap<(usize, usize), Frame>| {
+                l2.into_values()
+                    .chain(l1.into_values())
+                    .for_each(|f| pool.give_back(f));
+            };
+        for p in pages {
+            let (i3, i2, _) = Self::indices(p.va)?;
+            let need_l2 = !self.l2.contains_key(&i3) && !new_l2.contains_key(&i3);
+            let need_l1 = !self.l1.contains_key(&(i3, i2)) && !new_l1.contains_key(&(i3, i2));
+            for (need, is_l2) in [(need_l2, true), (need_l1, false)] {
+                if !need {
+                    continue;
+                }
+                let Some(t) = pool.take() else {
+                    give_back(pool, new_l2, new_l1);
+                    return Err(SpaceError::OutOfFrames);
+                };
+                if is_l2 {
+                    new_l2.insert(i3, t);
+                } else {
+                    new_l1.insert((i3, i2), t);
+                }
+            }
+        }
+        // 1. Clear the tables and the pages.
+        let clears: Vec<MmuextOp> = new_l2
+            .values()
+            .chain(new_l1.values())
+            .map(|t| t.mfn)
+            .chain(pages.iter().map(|p| p.frame.mfn))
+            .map(|mfn| mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, mfn))
+            .collect();
+        // SAFETY: clearing pool frames (not kernel memory, not tables yet)
+        // changes no mapping and no Rust object.
+        if let Err(e) = unsafe { crate::hypercall::mmuext(&clears) } {
+            give_back(pool, new_l2, new_l1);
+            return Err(e.into());
+        }
+        // 2. Hang the tables, map the pages (writable while they are filled).
+        let mut reqs: Vec<MmuUpdate> =
+            Vec::with_capacity(new_l2.len() + new_l1.len() + pages.len());
+        for (&i3, t) in &new_l2 {
+            reqs.push(MmuUpdate {
+                ptr: Self::entry_ptr(&self.l3, i3),
+                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
+            });
+        }
+        for (&(i3, i2), t) in &new_l1 {
+            let l2 = new_l2.get(&i3).or(self.l2.get(&i3)).expect("an L2 table");
+            reqs.push(MmuUpdate {
+                ptr: Self::entry_ptr(l2, i2),
+                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
+            });
+        }
+        let leaf = |p: &NewPage, writable: bool| {
+            let (i3, i2, i1) = Self::indices(p.va).expect("checked above");
+            let l1 = new_l1
+                .get(&(i3, i2))
+                .or(self.l1.get(&(i3, i2)))
+                .expect("an L1 table");
+            let mut flags = pte::PRESENT | pte::USER | pte::ACCESSED;
+            if writable {
+                flags |= pte::WRITABLE | pte::DIRTY;
+            }
+            if !p.perms.executable {
+                flags |= pte::NX;
+            }
+            MmuUpdate {
+                ptr: Self::entry_ptr(l1, i1),
+                val: (p.frame.mfn << PAGE_SHIFT) | flags,
+            }
+        };
+        reqs.extend(pages.iter().map(|p| leaf(p, true)));
+        let protect: Vec<MmuUpdate> = pages
+            .iter()
+            .filter(|p| !p.perms.writable)
+            .map(|p| leaf(p, false))
+            .collect();
+        // SAFETY: every entry is in this space's own tables (pool frames,
+        // user half only) and maps a pool frame: no kernel mapping changes.
+        let hung = unsafe { mmu_update(&reqs) };
+        // Tables Xen may have typed stay with this space, even on failure,
+        // rather than return to the pool as plain frames.
+        self.l2.append(&mut new_l2);
+        self.l1.append(&mut new_l1);
+        hung?;
+        // 3. Copy the bytes in through this space's kernel root.
+        let previous = (
+            ACTIVE.load(core::sync::atomic::Ordering::Relaxed),
+            *ACTIVE_ROOTS.lock(),
+        );
+        self.activate()?;
+        for p in pages.iter().filter(|p| !p.bytes.is_empty()) {
+            // SAFETY: the loaded kernel root maps `p.va` to `p.frame`,
+            // writable (step 2); the frame is not kernel memory and no
+            // reference to it exists; the copy stays within the page
+            // (checked above).
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    p.bytes.as_ptr(),
+                    (p.va as *mut u8).add(p.offset),
+                    p.bytes.len(),
+                )
+            };
+        }
+        // 4. Read-only pages lose the write right; one flush for all.
+        let protected = if protect.is_empty() {
+            Ok(())
+        } else {
+            let flush = [mmuext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)];
+            let mut batch = [
+                MulticallEntry {
+                    op: nr::MMU_UPDATE as u64,
+                    result: 0,
+                    args: [
+                        protect.as_ptr() as u64,
+                        protect.len() as u64,
+                        0,
+                        xen::public::DOMID_SELF as u64,
+                        0,
+                        0,
+                    ],
+                },
+                MulticallEntry {
+                    op: nr::MMUEXT_OP as u64,
+                    result: 0,
+                    args: [
+                        flush.as_ptr() as u64,
+                        1,
+                        0,
+                        xen::public::DOMID_SELF as u64,
+                        0,
+                        0,
+                    ],
+                },
+            ];
+            // SAFETY: the update lowers the rights of entries of this
+            // space's own tables (as step 2); the flush changes no mapping;
+            // `protect` and `flush` are live for the call.
+            unsafe { multicall(&mut batch) }.map_err(|(_, e)| e)
+        };
+        let restored = self.restore(previous);
+        protected?;
+        restored?;
         Ok(())
     }
 
