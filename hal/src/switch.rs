@@ -94,6 +94,22 @@ impl Context {
     pub fn stack_bytes(&self) -> usize {
         self.stack.len() * 8
     }
+
+    /// The deepest the stack has been, in bytes, from its top: the stack
+    /// starts zeroed, so the lowest nonzero word marks it (a frame that
+    /// wrote only zeros down there would not count). `None` while the
+    /// context runs, when its stack is the CPU's.
+    pub fn stack_high_water(&self) -> Option<usize> {
+        let running = RUNNING.lock();
+        if running
+            .as_ref()
+            .is_some_and(|r| core::ptr::eq(Arc::as_ptr(r), self))
+        {
+            return None;
+        }
+        let lowest = self.stack.iter().position(|&w| w != 0)?;
+        Some((self.stack.len() - lowest) * 8)
+    }
 }
 
 /// The kernel loop's stack pointer while a context runs.

@@ -284,9 +284,21 @@ fn reap_if_exited(slot: usize) {
         k.current = None;
         if let Some(p) = &k.slots[slot] {
             if let RunState::Exited(code) = p.state {
+                // How deep its kernel stack went: the figure that says
+                // whether the stacks could be smaller.
+                let stack = (
+                    p.context.stack_high_water().unwrap_or(0),
+                    p.context.stack_bytes(),
+                );
                 match p.faulted {
-                    Some(v) => info!("process {} ({}) ended by fault {v}", p.pid.0, p.name),
-                    None => info!("process {} ({}) exited with status {code}", p.pid.0, p.name),
+                    Some(v) => info!(
+                        "process {} ({}) ended by fault {v} (kernel stack: {} of {} bytes used)",
+                        p.pid.0, p.name, stack.0, stack.1
+                    ),
+                    None => info!(
+                        "process {} ({}) exited with status {code} (kernel stack: {} of {} bytes used)",
+                        p.pid.0, p.name, stack.0, stack.1
+                    ),
                 }
                 let pid = p.pid;
                 let (status, word) = match p.faulted {
