@@ -406,6 +406,14 @@ pub const USER_HALF: Range<u64> = 512 << 30..0x0000_8000_0000_0000;
 /// The part of the user half this kernel builds tables for: L4 slot 1.
 const USER_SLOT: usize = 1;
 
+/// A table `map_new_pages` adds: an L2 by its L3 index, an L1 by its L3
+/// and L2 indices.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    L2(usize),
+    L1(usize, usize),
+}
+
 /// A page for [`AddressSpace::map_new_pages`]: `frame` mapped at `va`
 /// with `perms`, holding `bytes` at `offset` and zero elsewhere.
 pub struct NewPage<'a> {
@@ -769,72 +777,64 @@ impl AddressSpace {
                 return Err(SpaceError::BadFill);
             }
         }
-        // The tables the pages need that this space does not have yet.
-        let mut new_l2: alloc::collections::BTreeMap<usize, Frame> = Default::default();
-        let mut new_l1: alloc::collections::BTreeMap<(usize, usize), Frame> = Default::default();
-        let give_back =
-            |pool: &mut FramePool,
-             l2: alloc::collections::BTreeMap<usize, Frame>,
-             l1: alloc::collections::BTreeMap<(usize, usize), Frame>| {
-                l2.into_values()
-                    .chain(l1.into_values())
-                    .for_each(|f| pool.give_back(f));
-            };
+        // The tables the pages need that this space does not have yet: few
+        // (one maps 2 MiB or 1 GiB), so plain lists, which keep the code
+        // small.
+        let mut new_tables: Vec<(Table, Frame)> = Vec::new();
+        let has = |tables: &[(Table, Frame)], t: Table| tables.iter().any(|(k, _)| *k == t);
         for p in pages {
             let (i3, i2, _) = Self::indices(p.va)?;
-            let need_l2 = !self.l2.contains_key(&i3) && !new_l2.contains_key(&i3);
-            let need_l1 = !self.l1.contains_key(&(i3, i2)) && !new_l1.contains_key(&(i3, i2));
-            for (need, is_l2) in [(need_l2, true), (need_l1, false)] {
-                if !need {
+            for t in [Table::L2(i3), Table::L1(i3, i2)] {
+                let present = match t {
+                    Table::L2(i3) => self.l2.contains_key(&i3),
+                    Table::L1(i3, i2) => self.l1.contains_key(&(i3, i2)),
+                };
+                if present || has(&new_tables, t) {
                     continue;
                 }
-                let Some(t) = pool.take() else {
-                    give_back(pool, new_l2, new_l1);
+                let Some(frame) = pool.take() else {
+                    new_tables.into_iter().for_each(|(_, f)| pool.give_back(f));
                     return Err(SpaceError::OutOfFrames);
                 };
-                if is_l2 {
-                    new_l2.insert(i3, t);
-                } else {
-                    new_l1.insert((i3, i2), t);
-                }
+                new_tables.push((t, frame));
             }
         }
         // 1. Clear the tables and the pages.
-        let clears: Vec<MmuextOp> = new_l2
-            .values()
-            .chain(new_l1.values())
-            .map(|t| t.mfn)
+        let clears: Vec<MmuextOp> = new_tables
+            .iter()
+            .map(|(_, t)| t.mfn)
             .chain(pages.iter().map(|p| p.frame.mfn))
             .map(|mfn| mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, mfn))
             .collect();
         // SAFETY: clearing pool frames (not kernel memory, not tables yet)
         // changes no mapping and no Rust object.
         if let Err(e) = unsafe { crate::hypercall::mmuext(&clears) } {
-            give_back(pool, new_l2, new_l1);
+            new_tables.into_iter().for_each(|(_, f)| pool.give_back(f));
             return Err(e.into());
         }
-        // 2. Hang the tables, map the pages (writable while they are filled).
-        let mut reqs: Vec<MmuUpdate> =
-            Vec::with_capacity(new_l2.len() + new_l1.len() + pages.len());
-        for (&i3, t) in &new_l2 {
+        // 2. Hang the tables (every L2 before the L1s under it: the list
+        // has each L2 before its L1) and map the pages, writable while they
+        // are filled. The tables join this space first, even should Xen
+        // refuse an entry: one it typed must not return to the pool as a
+        // plain frame.
+        let mut reqs: Vec<MmuUpdate> = Vec::with_capacity(new_tables.len() + pages.len());
+        for (t, frame) in new_tables {
+            let (parent, index) = match t {
+                Table::L2(i3) => (&self.l3, i3),
+                Table::L1(i3, i2) => (self.l2.get(&i3).expect("its L2 came first"), i2),
+            };
             reqs.push(MmuUpdate {
-                ptr: Self::entry_ptr(&self.l3, i3),
-                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
+                ptr: Self::entry_ptr(parent, index),
+                val: (frame.mfn << PAGE_SHIFT) | USER_TABLE,
             });
-        }
-        for (&(i3, i2), t) in &new_l1 {
-            let l2 = new_l2.get(&i3).or(self.l2.get(&i3)).expect("an L2 table");
-            reqs.push(MmuUpdate {
-                ptr: Self::entry_ptr(l2, i2),
-                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
-            });
+            match t {
+                Table::L2(i3) => self.l2.insert(i3, frame),
+                Table::L1(i3, i2) => self.l1.insert((i3, i2), frame),
+            };
         }
         let leaf = |p: &NewPage, writable: bool| {
             let (i3, i2, i1) = Self::indices(p.va).expect("checked above");
-            let l1 = new_l1
-                .get(&(i3, i2))
-                .or(self.l1.get(&(i3, i2)))
-                .expect("an L1 table");
+            let l1 = self.l1.get(&(i3, i2)).expect("an L1 table");
             let mut flags = pte::PRESENT | pte::USER | pte::ACCESSED;
             if writable {
                 flags |= pte::WRITABLE | pte::DIRTY;
@@ -855,12 +855,7 @@ impl AddressSpace {
             .collect();
         // SAFETY: every entry is in this space's own tables (pool frames,
         // user half only) and maps a pool frame: no kernel mapping changes.
-        let hung = unsafe { mmu_update(&reqs) };
-        // Tables Xen may have typed stay with this space, even on failure,
-        // rather than return to the pool as plain frames.
-        self.l2.append(&mut new_l2);
-        self.l1.append(&mut new_l1);
-        hung?;
+        unsafe { mmu_update(&reqs)? };
         // 3. Copy the bytes in through this space's kernel root.
         let previous = (
             ACTIVE.load(core::sync::atomic::Ordering::Relaxed),

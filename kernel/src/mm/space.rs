@@ -117,14 +117,16 @@ pub fn map_new_pages(pid: Pid, fills: &[PageFill]) -> SysResult<()> {
         }
     }
     let r = with_space(pid, |s| {
-        let mut vas = alloc::collections::BTreeSet::new();
         if s.pages.len() + fills.len() > MAX_PAGES {
             return Err(SysError::OutOfMemory);
         }
-        if fills
+        // Quadratic, but a batch is one program's pages, and this keeps
+        // the image small (no sort or set code for it).
+        let repeated = fills
             .iter()
-            .any(|f| s.pages.contains_key(&f.va) || !vas.insert(f.va))
-        {
+            .enumerate()
+            .any(|(i, f)| fills[..i].iter().any(|g| g.va == f.va));
+        if repeated || fills.iter().any(|f| s.pages.contains_key(&f.va)) {
             return Err(SysError::BadAddress);
         }
         let pages: Vec<hal::mm::NewPage> = fills
