@@ -439,9 +439,9 @@ fn boot_root_mfn() -> Option<u64> {
 /// The id of the address space whose roots are loaded (0: the boot root,
 /// no user root).
 static ACTIVE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-/// The roots ACTIVE stands for (kernel root mfn, user root mfn), so that a
-/// space loaded for a moment (`AddressSpace::map_new_pages`) can load the
-/// previous ones again. Only meaningful while ACTIVE is not 0.
+/// What ACTIVE stands for (the L3 in the boot root's slot 1, the user
+/// root), so that a space loaded for a moment
+/// (`AddressSpace::map_new_pages`) can load the previous one again.
 static ACTIVE_ROOTS: spin::Mutex<(u64, u64)> = spin::Mutex::new((0, 0));
 static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
@@ -459,18 +459,69 @@ fn mmuext_op(cmd: u32, mfn: u64) -> MmuextOp {
     }
 }
 
-/// Loads the boot root and clears the user root: no process's memory is
-/// reachable afterwards.
-pub fn activate_kernel_only() -> Result<(), XenError> {
+/// Loads a process's memory, or none: hangs `l3` (0: none) in slot 1 of
+/// the boot root, which is every process's kernel root, loads `user_root`
+/// (0: none) as the user root, and flushes the TLB of the previous
+/// process's pages; one multicall. `id` is what ACTIVE says afterwards.
+///
+/// # Safety
+/// `l3` and `user_root` are 0 or the tables of one live address space
+/// (pinned until it is destroyed, which unloads it first).
+unsafe fn load_roots(id: u64, l3: u64, user_root: u64) -> Result<(), XenError> {
     let root = boot_root_mfn().ok_or(XenError(-22))?;
+    let slot1 = [MmuUpdate {
+        ptr: ((root << PAGE_SHIFT) + USER_SLOT as u64 * 8) | MMU_NORMAL_PT_UPDATE,
+        val: if l3 == 0 {
+            0
+        } else {
+            (l3 << PAGE_SHIFT) | TABLE_FLAGS
+        },
+    }];
     let ops = [
-        mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, root),
-        mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, 0),
+        mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, user_root),
+        mmuext_op(MMUEXT_TLB_FLUSH_LOCAL, 0),
     ];
-    // SAFETY: the boot root maps the kernel (it is the one we booted on).
-    unsafe { crate::hypercall::mmuext(&ops)? };
-    ACTIVE.store(0, core::sync::atomic::Ordering::Relaxed);
+    let mut batch = [
+        MulticallEntry {
+            op: nr::MMU_UPDATE as u64,
+            result: 0,
+            args: [
+                slot1.as_ptr() as u64,
+                1,
+                0,
+                xen::public::DOMID_SELF as u64,
+                0,
+                0,
+            ],
+        },
+        MulticallEntry {
+            op: nr::MMUEXT_OP as u64,
+            result: 0,
+            args: [
+                ops.as_ptr() as u64,
+                ops.len() as u64,
+                0,
+                xen::public::DOMID_SELF as u64,
+                0,
+                0,
+            ],
+        },
+    ];
+    // SAFETY: slot 1 of the boot root maps only the user half (USER_SLOT),
+    // where no kernel memory is, so no kernel mapping changes; the tables
+    // are live by the caller's guarantee; `slot1` and `ops` are live for
+    // the call.
+    unsafe { multicall(&mut batch) }.map_err(|(_, e)| e)?;
+    ACTIVE.store(id, core::sync::atomic::Ordering::Relaxed);
+    *ACTIVE_ROOTS.lock() = (l3, user_root);
     Ok(())
+}
+
+/// Unloads every process's memory: the boot root's slot 1 and the user
+/// root are cleared; no process's page is reachable afterwards.
+pub fn activate_kernel_only() -> Result<(), XenError> {
+    // SAFETY: no tables at all.
+    unsafe { load_roots(0, 0, 0) }
 }
 
 /// Why an address space could not be built or changed.
@@ -491,15 +542,14 @@ impl From<XenError> for SpaceError {
     }
 }
 
-/// A process's address space: its own pinned roots, a kernel root (the
-/// kernel's slot 0 plus the user tables in slot 1, so the kernel reaches
-/// the process's pages at their user addresses) and a user root (slot 1
-/// only: the kernel is simply absent from it), and the tables under slot 1.
-/// Every table is a pool [`Frame`]; [`AddressSpace::destroy`] gives them
-/// all back.
+/// A process's address space: its own pinned user root (slot 1 only: the
+/// kernel is simply absent from it) and the tables under slot 1. Its
+/// kernel root is the boot root, shared by every process: loading the
+/// space hangs its L3 in the boot root's slot 1 too, so the kernel reaches
+/// the process's pages at their user addresses. Every table is a pool
+/// [`Frame`]; [`AddressSpace::destroy`] gives them all back.
 pub struct AddressSpace {
     id: u64,
-    kernel_l4: Frame,
     user_l4: Frame,
     l3: Frame,
     l2: alloc::collections::BTreeMap<usize, Frame>,
@@ -509,72 +559,44 @@ pub struct AddressSpace {
 const USER_TABLE: u64 = TABLE_FLAGS;
 
 impl AddressSpace {
-    /// Builds and pins the two roots over an empty L3 (3 frames).
+    /// Builds and pins the user root over an empty L3 (2 frames): Xen
+    /// clears both and pins the root in one `mmuext_op`, and one
+    /// `mmu_update` hangs the L3 in slot 1.
     pub fn new(pool: &mut FramePool) -> Result<AddressSpace, SpaceError> {
-        let root = boot_root_mfn().ok_or(SpaceError::Xen(XenError(-22)))?;
-        let mut frames = Vec::new();
-        for _ in 0..3 {
-            match pool.take() {
-                Some(f) => frames.push(f),
-                None => {
-                    frames.into_iter().for_each(|f| pool.give_back(f));
-                    return Err(SpaceError::OutOfFrames);
-                }
-            }
-        }
-        let l3 = frames.pop().expect("three frames");
-        let user_l4 = frames.pop().expect("three frames");
-        let kernel_l4 = frames.pop().expect("three frames");
-        // Four hypercalls' worth of work in two: Xen clears the user root
-        // and the L3, copies the boot root into the kernel root (its slot 0
-        // is the kernel; Xen rewrites its own upper-half slots when it
-        // validates the root) and pins both roots; one `mmu_update` then
-        // hangs the L3 in slot 1 of each.
+        let l3 = pool.take().ok_or(SpaceError::OutOfFrames)?;
+        let Some(user_l4) = pool.take() else {
+            pool.give_back(l3);
+            return Err(SpaceError::OutOfFrames);
+        };
         let ops = [
             mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, l3.mfn),
             mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, user_l4.mfn),
-            MmuextOp {
-                cmd: xen::public::MMUEXT_COPY_PAGE,
-                arg1: kernel_l4.mfn,
-                arg2: root,
-            },
-            mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, kernel_l4.mfn),
             mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn),
         ];
-        let slot1 = (l3.mfn << PAGE_SHIFT) | USER_TABLE;
-        let hang = [
-            MmuUpdate {
-                ptr: Self::entry_ptr(&kernel_l4, USER_SLOT),
-                val: slot1,
-            },
-            MmuUpdate {
-                ptr: Self::entry_ptr(&user_l4, USER_SLOT),
-                val: slot1,
-            },
-        ];
-        // SAFETY: clearing and copying into pool frames touches no kernel
-        // memory; pinning types the new roots; the update writes slot 1 of
-        // the two new roots, which nothing has loaded. No mapping in use
-        // changes.
-        let built =
-            unsafe { crate::hypercall::mmuext(&ops) }.and_then(|()| unsafe { mmu_update(&hang) });
+        let hang = [MmuUpdate {
+            ptr: Self::entry_ptr(&user_l4, USER_SLOT),
+            val: (l3.mfn << PAGE_SHIFT) | USER_TABLE,
+        }];
+        // SAFETY: clearing pool frames touches no kernel memory; pinning
+        // types the new root; the update writes slot 1 of the new root,
+        // which nothing has loaded. No mapping in use changes.
+        let built = unsafe { crate::hypercall::mmuext(&ops) }.and_then(|()| {
+            // SAFETY: as above.
+            unsafe { mmu_update(&hang) }
+        });
         if let Err(e) = built {
-            // Xen stops at the first failing operation: unpin what may
-            // have been pinned (an unpin of an unpinned root just fails),
-            // so the frames are plain pages again.
-            for root in [&kernel_l4, &user_l4] {
-                let unpin = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, root.mfn)];
-                // SAFETY: neither root was ever loaded.
-                let _ = unsafe { crate::hypercall::mmuext(&unpin) };
-            }
-            for f in [kernel_l4, user_l4, l3] {
-                pool.give_back(f);
-            }
+            // Xen stops at the first failing operation: unpin the root in
+            // case it was pinned (if not, the unpin just fails), so both
+            // frames are plain pages again.
+            let unpin = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, user_l4.mfn)];
+            // SAFETY: the root was never loaded.
+            let _ = unsafe { crate::hypercall::mmuext(&unpin) };
+            pool.give_back(user_l4);
+            pool.give_back(l3);
             return Err(SpaceError::Xen(e));
         }
         Ok(AddressSpace {
             id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
-            kernel_l4,
             user_l4,
             l3,
             l2: alloc::collections::BTreeMap::new(),
@@ -709,47 +731,28 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Loads this space's roots (both in one `mmuext_op`); a no-op if they
-    /// are loaded already.
+    /// Loads this space (its L3 into the shared kernel root, its user
+    /// root; one multicall); a no-op if it is loaded already.
     pub fn activate(&self) -> Result<(), XenError> {
         if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
             return Ok(());
         }
-        let ops = [
-            mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, self.kernel_l4.mfn),
-            mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, self.user_l4.mfn),
-        ];
-        // SAFETY: the kernel root maps the kernel exactly as the boot root
-        // does (its lower-half entries are the boot root's), so no kernel
-        // memory changes under the switch.
-        unsafe { crate::hypercall::mmuext(&ops)? };
-        ACTIVE.store(self.id, core::sync::atomic::Ordering::Relaxed);
-        *ACTIVE_ROOTS.lock() = (self.kernel_l4.mfn, self.user_l4.mfn);
-        Ok(())
+        // SAFETY: this space's own tables, pinned while it lives.
+        unsafe { load_roots(self.id, self.l3.mfn, self.user_l4.mfn) }
     }
 
-    /// Loads the roots that were loaded before this space's, as `activate`
-    /// found them (`previous`: what `ACTIVE` and `ACTIVE_ROOTS` held).
+    /// Loads what was loaded before this space was (`previous`: what
+    /// `ACTIVE` and `ACTIVE_ROOTS` held).
     fn restore(&self, previous: (u64, (u64, u64))) -> Result<(), XenError> {
-        let (id, (kernel, user)) = previous;
+        let (id, (l3, user)) = previous;
         if id == self.id {
             return Ok(());
         }
-        if id == 0 {
-            return activate_kernel_only();
-        }
-        let ops = [
-            mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, kernel),
-            mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, user),
-        ];
-        // SAFETY: these were the roots of a live space, loaded until a
+        // SAFETY: these were the tables of a live space, loaded until a
         // moment ago: pinned still (a space is unloaded before it is
         // destroyed, and none was destroyed meanwhile: `&mut self` of
-        // another space is held), mapping the kernel as the boot root does.
-        unsafe { crate::hypercall::mmuext(&ops)? };
-        ACTIVE.store(id, core::sync::atomic::Ordering::Relaxed);
-        *ACTIVE_ROOTS.lock() = (kernel, user);
-        Ok(())
+        // another space is held), or none (id 0).
+        unsafe { load_roots(id, l3, user) }
     }
 
     /// Maps new pages, each zeroed and then given its bytes, in a fixed
@@ -919,24 +922,22 @@ impl AddressSpace {
 
     /// Page-table frames this space holds (roots included).
     pub fn table_frames(&self) -> usize {
-        3 + self.l2.len() + self.l1.len()
+        2 + self.l2.len() + self.l1.len()
     }
 
-    /// Unpins the roots and returns every table frame to `pool`; if the
-    /// space is loaded, the boot root is loaded first. The pages it mapped
-    /// are the caller's: they are plain frames again once the tables go.
+    /// Unpins the root and returns every table frame to `pool`; if the
+    /// space is loaded, it is unloaded first (its L3 leaves the shared
+    /// kernel root). The pages it mapped are the caller's: they are plain
+    /// frames again once the tables go.
     pub fn destroy(self, pool: &mut FramePool) -> Result<(), XenError> {
         if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
             activate_kernel_only()?;
         }
-        let ops = [
-            mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.kernel_l4.mfn),
-            mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn),
-        ];
-        // SAFETY: neither root is loaded (checked above), so unpinning
-        // removes no mapping in use; Xen drops the tables' types.
+        let ops = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn)];
+        // SAFETY: the space is not loaded (checked above): neither root
+        // refers to its tables, so unpinning removes no mapping in use;
+        // Xen drops the tables' types.
         unsafe { crate::hypercall::mmuext(&ops)? };
-        pool.give_back(self.kernel_l4);
         pool.give_back(self.user_l4);
         pool.give_back(self.l3);
         self.l2.into_values().for_each(|f| pool.give_back(f));
