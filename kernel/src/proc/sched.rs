@@ -25,8 +25,22 @@ use spin::Mutex;
 
 /// Most processes alive at once.
 pub const MAX_PROCESSES: usize = crate::mm::pages::MAX_REGIONS;
-/// Stack of each process (in 8-byte words).
-const STACK_WORDS: usize = 16 * 1024 / 8;
+/// Kernel stack of each process (in 8-byte words). The deepest measured
+/// on the core image is about 5 KiB (usertest, with its 512-byte FPU save
+/// area; every process's end logs its own figure), so 8 KiB, with the
+/// bottom [`RED_ZONE_WORDS`] never to be touched. The network images keep
+/// 16 KiB: smoltcp's poll runs as deferred work on whichever process's
+/// stack is current.
+const STACK_WORDS: usize = if cfg!(feature = "net") {
+    16 * 1024 / 8
+} else {
+    8 * 1024 / 8
+};
+/// The bottom of every kernel stack that must stay zero (1 KiB): checked
+/// each time a process comes back to the kernel loop, so a stack that grew
+/// too deep stops the kernel with a message instead of silently writing
+/// over the heap below it.
+const RED_ZONE_WORDS: usize = 128;
 /// Timers outstanding in the whole kernel.
 const MAX_TIMERS: usize = 4096;
 /// A user program runs at most this long while others wait (Ethos's
@@ -245,6 +259,14 @@ pub fn run() {
             hal::upcall::unmask();
             if switch::resume(&context).is_err() {
                 crate::panic::die_with_message(format_args!("kernel loop entered from a process"));
+            }
+            if context.stack_touched_below(RED_ZONE_WORDS) {
+                crate::panic::die_with_message(format_args!(
+                    "the kernel stack of the process in slot {slot} reached its red zone \
+                     (the bottom {} of {} bytes): raise STACK_WORDS",
+                    RED_ZONE_WORDS * 8,
+                    STACK_WORDS * 8
+                ));
             }
             reap_if_exited(slot);
             continue;
