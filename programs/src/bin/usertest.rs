@@ -258,8 +258,9 @@ fn crashing_children() -> Result<(), alloc::string::String> {
 /// `fpu-check` runs its own children and says whether every program's
 /// x87/SSE registers stayed its own.
 fn fpu_registers() -> Result<(), alloc::string::String> {
-    let (_, exit) =
-        process::spawn("fpu-check", &[]).map_err(|e| alloc::format!("spawn fpu-check: {e}"))?;
+    // It spawns its own children: the one right it needs.
+    let (_, exit) = process::spawn_with("fpu-check", &[], abi::rights::SPAWN)
+        .map_err(|e| alloc::format!("spawn fpu-check: {e}"))?;
     match process::wait(exit) {
         Ok(ExitStatus::Code(0)) => Ok(()),
         other => Err(alloc::format!("fpu-check ended {other:?}")),
