@@ -758,8 +758,8 @@ fn detaching_and_attaching_again_and_again_costs_no_memory() {
 /// under real Xen: bad pointers, read-only output, capabilities, unknown
 /// calls and events, another process's events and pages (their ids passed
 /// through the shadowdaemon), crashing children, 16 processes and the
-/// spawn quota, preemption of a spinner, and frames after spawn/exit
-/// cycles.
+/// spawn quota, preemption of a spinner, x87/SSE registers kept apart,
+/// and frames after spawn/exit cycles.
 #[test]
 fn user_mode_suite_passes_under_xen() {
     let guest = rig().guest("usertest");
@@ -768,7 +768,7 @@ fn user_mode_suite_passes_under_xen() {
         .and_then(|_| guest.lines().filter(|l| l.contains(" passed, ")).last())
         .unwrap_or_else(|| panic!("no closing line:\n{}", guest.log));
     assert!(
-        last.contains("usertest: 10 passed, 0 failed"),
+        last.contains("usertest: 11 passed, 0 failed"),
         "{}",
         guest.log
     );
@@ -798,6 +798,22 @@ fn user_mode_suite_passes_under_xen() {
             "the report names rip: {report}"
         );
     }
+    // The FS base is not a program's to set (CR4.FSGSBASE stays off).
+    assert!(
+        guest
+            .line_with("(fault-wrfsbase) killed: invalid opcode (#UD, vector 6)")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    // x87/SSE registers are switched between programs (hal::fpu).
+    assert!(
+        guest
+            .line_with("fpu-check: every program's x87/SSE registers are its own")
+            .is_some(),
+        "{}",
+        guest.log
+    );
     assert!(guest.line_with("PANIC").is_none(), "{}", guest.log);
 }
 

@@ -53,8 +53,10 @@ pub const STACK_TOP: u64 = USER_START + (1 << 30);
 /// Pages of a program's stack.
 pub const STACK_PAGES: u64 = 16;
 /// Where a program's arguments are placed: one read-only page, the
-/// [`Args`] record, then the NUL-separated argument bytes.
-pub const ARGS_ADDRESS: u64 = USER_START + (512 << 20);
+/// [`Args`] record, then the NUL-separated argument bytes. It is the first
+/// page of the 2 MiB under [`STACK_TOP`], so the arguments and the stack
+/// share one L1 table (a page table less per process).
+pub const ARGS_ADDRESS: u64 = STACK_TOP - (2 << 20);
 /// Where pages bound with [`Call::PageBind`] may go: the heap region.
 pub const HEAP_START: u64 = USER_START + (128 << 30);
 /// One past the last bindable address.
@@ -238,3 +240,8 @@ pub const MAX_ARGS_BYTES: usize = 4096 - core::mem::size_of::<Args>();
 pub const MAX_NAME: usize = 64;
 /// The longest single system-call buffer the kernel copies in at once.
 pub const MAX_BUFFER: usize = 64 * 1024;
+
+// The arguments page sits below the stack and its guard page, in the same
+// 2 MiB.
+const _: () = assert!(ARGS_ADDRESS + PAGE_SIZE < STACK_TOP - (STACK_PAGES + 1) * PAGE_SIZE);
+const _: () = assert!(ARGS_ADDRESS >> 21 == (STACK_TOP - 1) >> 21);

@@ -25,6 +25,8 @@ extern crate alloc;
 #[cfg(target_os = "none")]
 pub mod entry;
 #[cfg(target_os = "none")]
+pub mod fpu;
+#[cfg(target_os = "none")]
 pub mod grants;
 #[cfg(target_os = "none")]
 pub mod heap;

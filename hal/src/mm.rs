@@ -85,8 +85,6 @@ struct PageSlot([u8; PAGE_SIZE]);
 
 static mut SHARED_INFO_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
 static mut GRANT_TABLE_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
-/// Where the kernel maps a frame for a moment (to zero it).
-static mut SCRATCH_SLOT: PageSlot = PageSlot([0; PAGE_SIZE]);
 
 /// Maps the shared-info page (given by machine address) over a BSS slot
 /// (once: [`crate::map_shared_info`] keeps the result).
@@ -227,18 +225,13 @@ pub fn init_memory() -> Option<Memory> {
     })
 }
 
-/// Fills `frame` with zeros through the scratch slot, then unmaps it again
-/// so no writable mapping of it is left.
+/// Fills `frame` with zeros: Xen clears it (`MMUEXT_CLEAR_PAGE`), so
+/// the kernel never maps it, and one hypercall does it.
 pub fn zero(frame: &Frame) -> Result<(), XenError> {
-    let va = core::ptr::addr_of_mut!(SCRATCH_SLOT) as u64;
-    // SAFETY: the scratch slot is only used here, on one vCPU, and never
-    // referenced otherwise.
-    unsafe { update_va_mapping(va, (frame.mfn << PAGE_SHIFT) | KERNEL_RW, uvmf::INVLPG)? };
-    // SAFETY: the slot now maps the frame, writable, 4096 bytes; the frame
-    // is not kernel memory (a `Frame`).
-    unsafe { core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE) };
-    // SAFETY: as above; the frame is left unmapped.
-    unsafe { update_va_mapping(va, 0, uvmf::INVLPG) }
+    let op = [mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, frame.mfn)];
+    // SAFETY: clearing a pool frame (not kernel memory; Xen refuses a page
+    // table) changes no mapping and no Rust object.
+    unsafe { crate::hypercall::mmuext(&op) }
 }
 
 /// Reads entry `index` of a page table built by the domain builder (it lies
@@ -413,28 +406,22 @@ pub const USER_HALF: Range<u64> = 512 << 30..0x0000_8000_0000_0000;
 /// The part of the user half this kernel builds tables for: L4 slot 1.
 const USER_SLOT: usize = 1;
 
-/// Zeroes `frame` and copies `bytes` into it at `offset`: a page of a
-/// program's image, its arguments, a table's first entries.
-pub fn fill(frame: &Frame, offset: usize, bytes: &[u8]) -> Result<(), XenError> {
-    if offset
-        .checked_add(bytes.len())
-        .is_none_or(|end| end > PAGE_SIZE)
-    {
-        return Err(XenError(-22));
-    }
-    let va = core::ptr::addr_of_mut!(SCRATCH_SLOT) as u64;
-    // SAFETY: as `zero`: the scratch slot is used only here and in `zero`,
-    // on one vCPU, and never referenced.
-    unsafe { update_va_mapping(va, (frame.mfn << PAGE_SHIFT) | KERNEL_RW, uvmf::INVLPG)? };
-    // SAFETY: the slot maps the frame, writable, 4096 bytes; the frame is
-    // not kernel memory (a `Frame`), and no reference to it is formed:
-    // raw writes only, within the page (checked above).
-    unsafe {
-        core::ptr::write_bytes(va as *mut u8, 0, PAGE_SIZE);
-        core::ptr::copy_nonoverlapping(bytes.as_ptr(), (va as *mut u8).add(offset), bytes.len());
-    }
-    // SAFETY: as above; the frame is left unmapped.
-    unsafe { update_va_mapping(va, 0, uvmf::INVLPG) }
+/// A table `map_new_pages` adds: an L2 by its L3 index, an L1 by its L3
+/// and L2 indices.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    L2(usize),
+    L1(usize, usize),
+}
+
+/// A page for [`AddressSpace::map_new_pages`]: `frame` mapped at `va`
+/// with `perms`, holding `bytes` at `offset` and zero elsewhere.
+pub struct NewPage<'a> {
+    pub va: u64,
+    pub frame: &'a Frame,
+    pub perms: Perms,
+    pub offset: usize,
+    pub bytes: &'a [u8],
 }
 
 /// What a user page allows besides reading.
@@ -452,6 +439,10 @@ fn boot_root_mfn() -> Option<u64> {
 /// The id of the address space whose roots are loaded (0: the boot root,
 /// no user root).
 static ACTIVE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// What ACTIVE stands for (the L3 in the boot root's slot 1, the user
+/// root), so that a space loaded for a moment
+/// (`AddressSpace::map_new_pages`) can load the previous one again.
+static ACTIVE_ROOTS: spin::Mutex<(u64, u64)> = spin::Mutex::new((0, 0));
 static NEXT_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 /// Whether a user root is loaded (entering user mode without one would
@@ -468,18 +459,69 @@ fn mmuext_op(cmd: u32, mfn: u64) -> MmuextOp {
     }
 }
 
-/// Loads the boot root and clears the user root: no process's memory is
-/// reachable afterwards.
-pub fn activate_kernel_only() -> Result<(), XenError> {
+/// Loads a process's memory, or none: hangs `l3` (0: none) in slot 1 of
+/// the boot root, which is every process's kernel root, loads `user_root`
+/// (0: none) as the user root, and flushes the TLB of the previous
+/// process's pages; one multicall. `id` is what ACTIVE says afterwards.
+///
+/// # Safety
+/// `l3` and `user_root` are 0 or the tables of one live address space
+/// (pinned until it is destroyed, which unloads it first).
+unsafe fn load_roots(id: u64, l3: u64, user_root: u64) -> Result<(), XenError> {
     let root = boot_root_mfn().ok_or(XenError(-22))?;
+    let slot1 = [MmuUpdate {
+        ptr: ((root << PAGE_SHIFT) + USER_SLOT as u64 * 8) | MMU_NORMAL_PT_UPDATE,
+        val: if l3 == 0 {
+            0
+        } else {
+            (l3 << PAGE_SHIFT) | TABLE_FLAGS
+        },
+    }];
     let ops = [
-        mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, root),
-        mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, 0),
+        mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, user_root),
+        mmuext_op(MMUEXT_TLB_FLUSH_LOCAL, 0),
     ];
-    // SAFETY: the boot root maps the kernel (it is the one we booted on).
-    unsafe { crate::hypercall::mmuext(&ops)? };
-    ACTIVE.store(0, core::sync::atomic::Ordering::Relaxed);
+    let mut batch = [
+        MulticallEntry {
+            op: nr::MMU_UPDATE as u64,
+            result: 0,
+            args: [
+                slot1.as_ptr() as u64,
+                1,
+                0,
+                xen::public::DOMID_SELF as u64,
+                0,
+                0,
+            ],
+        },
+        MulticallEntry {
+            op: nr::MMUEXT_OP as u64,
+            result: 0,
+            args: [
+                ops.as_ptr() as u64,
+                ops.len() as u64,
+                0,
+                xen::public::DOMID_SELF as u64,
+                0,
+                0,
+            ],
+        },
+    ];
+    // SAFETY: slot 1 of the boot root maps only the user half (USER_SLOT),
+    // where no kernel memory is, so no kernel mapping changes; the tables
+    // are live by the caller's guarantee; `slot1` and `ops` are live for
+    // the call.
+    unsafe { multicall(&mut batch) }.map_err(|(_, e)| e)?;
+    ACTIVE.store(id, core::sync::atomic::Ordering::Relaxed);
+    *ACTIVE_ROOTS.lock() = (l3, user_root);
     Ok(())
+}
+
+/// Unloads every process's memory: the boot root's slot 1 and the user
+/// root are cleared; no process's page is reachable afterwards.
+pub fn activate_kernel_only() -> Result<(), XenError> {
+    // SAFETY: no tables at all.
+    unsafe { load_roots(0, 0, 0) }
 }
 
 /// Why an address space could not be built or changed.
@@ -489,6 +531,8 @@ pub enum SpaceError {
     OutOfFrames,
     /// The address is not a page of the user half this kernel maps.
     NotUser,
+    /// A page's bytes do not fit in it at their offset.
+    BadFill,
     Xen(XenError),
 }
 
@@ -498,15 +542,14 @@ impl From<XenError> for SpaceError {
     }
 }
 
-/// A process's address space: its own pinned roots, a kernel root (the
-/// kernel's slot 0 plus the user tables in slot 1, so the kernel reaches
-/// the process's pages at their user addresses) and a user root (slot 1
-/// only: the kernel is simply absent from it), and the tables under slot 1.
-/// Every table is a pool [`Frame`]; [`AddressSpace::destroy`] gives them
-/// all back.
+/// A process's address space: its own pinned user root (slot 1 only: the
+/// kernel is simply absent from it) and the tables under slot 1. Its
+/// kernel root is the boot root, shared by every process: loading the
+/// space hangs its L3 in the boot root's slot 1 too, so the kernel reaches
+/// the process's pages at their user addresses. Every table is a pool
+/// [`Frame`]; [`AddressSpace::destroy`] gives them all back.
 pub struct AddressSpace {
     id: u64,
-    kernel_l4: Frame,
     user_l4: Frame,
     l3: Frame,
     l2: alloc::collections::BTreeMap<usize, Frame>,
@@ -516,58 +559,44 @@ pub struct AddressSpace {
 const USER_TABLE: u64 = TABLE_FLAGS;
 
 impl AddressSpace {
-    /// Builds and pins the two roots over an empty L3 (3 frames).
+    /// Builds and pins the user root over an empty L3 (2 frames): Xen
+    /// clears both and pins the root in one `mmuext_op`, and one
+    /// `mmu_update` hangs the L3 in slot 1.
     pub fn new(pool: &mut FramePool) -> Result<AddressSpace, SpaceError> {
-        let root = boot_root_mfn().ok_or(SpaceError::Xen(XenError(-22)))?;
-        let mut frames = Vec::new();
-        for _ in 0..3 {
-            match pool.take() {
-                Some(f) => frames.push(f),
-                None => {
-                    frames.into_iter().for_each(|f| pool.give_back(f));
-                    return Err(SpaceError::OutOfFrames);
-                }
-            }
-        }
-        let l3 = frames.pop().expect("three frames");
-        let user_l4 = frames.pop().expect("three frames");
-        let kernel_l4 = frames.pop().expect("three frames");
-        let built = (|| {
-            // The kernel root: the boot root's lower-half entries (the
-            // kernel's slot 0), then the user L3 in slot 1. Xen adds its own
-            // upper-half slots when it validates the root.
-            let mut kernel = [0u8; PAGE_SIZE];
-            for i in 0..256 {
-                if i == USER_SLOT {
-                    continue;
-                }
-                let e = boot_table_entry(root, i).ok_or(XenError(-22))?;
-                kernel[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
-            }
-            let slot1 = (l3.mfn << PAGE_SHIFT) | USER_TABLE;
-            kernel[USER_SLOT * 8..USER_SLOT * 8 + 8].copy_from_slice(&slot1.to_le_bytes());
-            fill(&kernel_l4, 0, &kernel)?;
-            fill(&user_l4, USER_SLOT * 8, &slot1.to_le_bytes())?;
-            fill(&l3, 0, &[])?;
-            let ops = [
-                mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, kernel_l4.mfn),
-                mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn),
-            ];
-            // SAFETY: pinning types the new roots; it loads nothing and
-            // changes no mapping in use.
-            unsafe { crate::hypercall::mmuext(&ops) }
-        })();
+        let l3 = pool.take().ok_or(SpaceError::OutOfFrames)?;
+        let Some(user_l4) = pool.take() else {
+            pool.give_back(l3);
+            return Err(SpaceError::OutOfFrames);
+        };
+        let ops = [
+            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, l3.mfn),
+            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, user_l4.mfn),
+            mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn),
+        ];
+        let hang = [MmuUpdate {
+            ptr: Self::entry_ptr(&user_l4, USER_SLOT),
+            val: (l3.mfn << PAGE_SHIFT) | USER_TABLE,
+        }];
+        // SAFETY: clearing pool frames touches no kernel memory; pinning
+        // types the new root; the update writes slot 1 of the new root,
+        // which nothing has loaded. No mapping in use changes.
+        let built = unsafe { crate::hypercall::mmuext(&ops) }.and_then(|()| {
+            // SAFETY: as above.
+            unsafe { mmu_update(&hang) }
+        });
         if let Err(e) = built {
-            // Nothing was pinned (the pins are the last step and Xen does
-            // both or fails the call): the frames are plain pages again.
-            for f in [kernel_l4, user_l4, l3] {
-                pool.give_back(f);
-            }
+            // Xen stops at the first failing operation: unpin the root in
+            // case it was pinned (if not, the unpin just fails), so both
+            // frames are plain pages again.
+            let unpin = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, user_l4.mfn)];
+            // SAFETY: the root was never loaded.
+            let _ = unsafe { crate::hypercall::mmuext(&unpin) };
+            pool.give_back(user_l4);
+            pool.give_back(l3);
             return Err(SpaceError::Xen(e));
         }
         Ok(AddressSpace {
             id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
-            kernel_l4,
             user_l4,
             l3,
             l2: alloc::collections::BTreeMap::new(),
@@ -702,44 +731,213 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Loads this space's roots (both in one `mmuext_op`); a no-op if they
-    /// are loaded already.
+    /// Loads this space (its L3 into the shared kernel root, its user
+    /// root; one multicall); a no-op if it is loaded already.
     pub fn activate(&self) -> Result<(), XenError> {
         if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
             return Ok(());
         }
-        let ops = [
-            mmuext_op(xen::public::MMUEXT_NEW_BASEPTR, self.kernel_l4.mfn),
-            mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, self.user_l4.mfn),
-        ];
-        // SAFETY: the kernel root maps the kernel exactly as the boot root
-        // does (its lower-half entries are the boot root's), so no kernel
-        // memory changes under the switch.
-        unsafe { crate::hypercall::mmuext(&ops)? };
-        ACTIVE.store(self.id, core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: this space's own tables, pinned while it lives.
+        unsafe { load_roots(self.id, self.l3.mfn, self.user_l4.mfn) }
+    }
+
+    /// Loads what was loaded before this space was (`previous`: what
+    /// `ACTIVE` and `ACTIVE_ROOTS` held).
+    fn restore(&self, previous: (u64, (u64, u64))) -> Result<(), XenError> {
+        let (id, (l3, user)) = previous;
+        if id == self.id {
+            return Ok(());
+        }
+        // SAFETY: these were the tables of a live space, loaded until a
+        // moment ago: pinned still (a space is unloaded before it is
+        // destroyed, and none was destroyed meanwhile: `&mut self` of
+        // another space is held), or none (id 0).
+        unsafe { load_roots(id, l3, user) }
+    }
+
+    /// Maps new pages, each zeroed and then given its bytes, in a fixed
+    /// number of hypercalls however many there are (a whole program image,
+    /// its arguments and stack at spawn): one `mmuext_op` clears every
+    /// frame and every new table; one `mmu_update` hangs the new tables and
+    /// maps every page, writable for now; the bytes are copied in through
+    /// this space's kernel root (loaded for the copy, the previous roots
+    /// loaded again after); one multicall takes the write right back from
+    /// the pages that must not have it and flushes the TLB.
+    ///
+    /// The pages' frames are the caller's, as with [`AddressSpace::map`];
+    /// tables come from `pool`.
+    pub fn map_new_pages(
+        &mut self,
+        pool: &mut FramePool,
+        pages: &[NewPage],
+    ) -> Result<(), SpaceError> {
+        for p in pages {
+            Self::indices(p.va)?;
+            if p.offset
+                .checked_add(p.bytes.len())
+                .is_none_or(|end| end > PAGE_SIZE)
+            {
+                return Err(SpaceError::BadFill);
+            }
+        }
+        // The tables the pages need that this space does not have yet: few
+        // (one maps 2 MiB or 1 GiB), so plain lists, which keep the code
+        // small.
+        let mut new_tables: Vec<(Table, Frame)> = Vec::new();
+        let has = |tables: &[(Table, Frame)], t: Table| tables.iter().any(|(k, _)| *k == t);
+        for p in pages {
+            let (i3, i2, _) = Self::indices(p.va)?;
+            for t in [Table::L2(i3), Table::L1(i3, i2)] {
+                let present = match t {
+                    Table::L2(i3) => self.l2.contains_key(&i3),
+                    Table::L1(i3, i2) => self.l1.contains_key(&(i3, i2)),
+                };
+                if present || has(&new_tables, t) {
+                    continue;
+                }
+                let Some(frame) = pool.take() else {
+                    new_tables.into_iter().for_each(|(_, f)| pool.give_back(f));
+                    return Err(SpaceError::OutOfFrames);
+                };
+                new_tables.push((t, frame));
+            }
+        }
+        // 1. Clear the tables and the pages.
+        let clears: Vec<MmuextOp> = new_tables
+            .iter()
+            .map(|(_, t)| t.mfn)
+            .chain(pages.iter().map(|p| p.frame.mfn))
+            .map(|mfn| mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, mfn))
+            .collect();
+        // SAFETY: clearing pool frames (not kernel memory, not tables yet)
+        // changes no mapping and no Rust object.
+        if let Err(e) = unsafe { crate::hypercall::mmuext(&clears) } {
+            new_tables.into_iter().for_each(|(_, f)| pool.give_back(f));
+            return Err(e.into());
+        }
+        // 2. Hang the tables (every L2 before the L1s under it: the list
+        // has each L2 before its L1) and map the pages, writable while they
+        // are filled. The tables join this space first, even should Xen
+        // refuse an entry: one it typed must not return to the pool as a
+        // plain frame.
+        let mut reqs: Vec<MmuUpdate> = Vec::with_capacity(new_tables.len() + pages.len());
+        for (t, frame) in new_tables {
+            let (parent, index) = match t {
+                Table::L2(i3) => (&self.l3, i3),
+                Table::L1(i3, i2) => (self.l2.get(&i3).expect("its L2 came first"), i2),
+            };
+            reqs.push(MmuUpdate {
+                ptr: Self::entry_ptr(parent, index),
+                val: (frame.mfn << PAGE_SHIFT) | USER_TABLE,
+            });
+            match t {
+                Table::L2(i3) => self.l2.insert(i3, frame),
+                Table::L1(i3, i2) => self.l1.insert((i3, i2), frame),
+            };
+        }
+        let leaf = |p: &NewPage, writable: bool| {
+            let (i3, i2, i1) = Self::indices(p.va).expect("checked above");
+            let l1 = self.l1.get(&(i3, i2)).expect("an L1 table");
+            let mut flags = pte::PRESENT | pte::USER | pte::ACCESSED;
+            if writable {
+                flags |= pte::WRITABLE | pte::DIRTY;
+            }
+            if !p.perms.executable {
+                flags |= pte::NX;
+            }
+            MmuUpdate {
+                ptr: Self::entry_ptr(l1, i1),
+                val: (p.frame.mfn << PAGE_SHIFT) | flags,
+            }
+        };
+        reqs.extend(pages.iter().map(|p| leaf(p, true)));
+        let protect: Vec<MmuUpdate> = pages
+            .iter()
+            .filter(|p| !p.perms.writable)
+            .map(|p| leaf(p, false))
+            .collect();
+        // SAFETY: every entry is in this space's own tables (pool frames,
+        // user half only) and maps a pool frame: no kernel mapping changes.
+        unsafe { mmu_update(&reqs)? };
+        // 3. Copy the bytes in through this space's kernel root.
+        let previous = (
+            ACTIVE.load(core::sync::atomic::Ordering::Relaxed),
+            *ACTIVE_ROOTS.lock(),
+        );
+        self.activate()?;
+        for p in pages.iter().filter(|p| !p.bytes.is_empty()) {
+            // SAFETY: the loaded kernel root maps `p.va` to `p.frame`,
+            // writable (step 2); the frame is not kernel memory and no
+            // reference to it exists; the copy stays within the page
+            // (checked above).
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    p.bytes.as_ptr(),
+                    (p.va as *mut u8).add(p.offset),
+                    p.bytes.len(),
+                )
+            };
+        }
+        // 4. Read-only pages lose the write right; one flush for all.
+        let protected = if protect.is_empty() {
+            Ok(())
+        } else {
+            let flush = [mmuext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)];
+            let mut batch = [
+                MulticallEntry {
+                    op: nr::MMU_UPDATE as u64,
+                    result: 0,
+                    args: [
+                        protect.as_ptr() as u64,
+                        protect.len() as u64,
+                        0,
+                        xen::public::DOMID_SELF as u64,
+                        0,
+                        0,
+                    ],
+                },
+                MulticallEntry {
+                    op: nr::MMUEXT_OP as u64,
+                    result: 0,
+                    args: [
+                        flush.as_ptr() as u64,
+                        1,
+                        0,
+                        xen::public::DOMID_SELF as u64,
+                        0,
+                        0,
+                    ],
+                },
+            ];
+            // SAFETY: the update lowers the rights of entries of this
+            // space's own tables (as step 2); the flush changes no mapping;
+            // `protect` and `flush` are live for the call.
+            unsafe { multicall(&mut batch) }.map_err(|(_, e)| e)
+        };
+        let restored = self.restore(previous);
+        protected?;
+        restored?;
         Ok(())
     }
 
     /// Page-table frames this space holds (roots included).
     pub fn table_frames(&self) -> usize {
-        3 + self.l2.len() + self.l1.len()
+        2 + self.l2.len() + self.l1.len()
     }
 
-    /// Unpins the roots and returns every table frame to `pool`; if the
-    /// space is loaded, the boot root is loaded first. The pages it mapped
-    /// are the caller's: they are plain frames again once the tables go.
+    /// Unpins the root and returns every table frame to `pool`; if the
+    /// space is loaded, it is unloaded first (its L3 leaves the shared
+    /// kernel root). The pages it mapped are the caller's: they are plain
+    /// frames again once the tables go.
     pub fn destroy(self, pool: &mut FramePool) -> Result<(), XenError> {
         if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
             activate_kernel_only()?;
         }
-        let ops = [
-            mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.kernel_l4.mfn),
-            mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn),
-        ];
-        // SAFETY: neither root is loaded (checked above), so unpinning
-        // removes no mapping in use; Xen drops the tables' types.
+        let ops = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn)];
+        // SAFETY: the space is not loaded (checked above): neither root
+        // refers to its tables, so unpinning removes no mapping in use;
+        // Xen drops the tables' types.
         unsafe { crate::hypercall::mmuext(&ops)? };
-        pool.give_back(self.kernel_l4);
         pool.give_back(self.user_l4);
         pool.give_back(self.l3);
         self.l2.into_values().for_each(|f| pool.give_back(f));

@@ -94,6 +94,32 @@ impl Context {
     pub fn stack_bytes(&self) -> usize {
         self.stack.len() * 8
     }
+
+    /// Whether anything was written into the bottom `words` of the stack
+    /// (it starts zeroed): a stack about to overflow. `false` while the
+    /// context runs.
+    pub fn stack_touched_below(&self, words: usize) -> bool {
+        !self.is_running() && self.stack.iter().take(words).any(|&w| w != 0)
+    }
+
+    fn is_running(&self) -> bool {
+        RUNNING
+            .lock()
+            .as_ref()
+            .is_some_and(|r| core::ptr::eq(Arc::as_ptr(r), self))
+    }
+
+    /// The deepest the stack has been, in bytes, from its top: the stack
+    /// starts zeroed, so the lowest nonzero word marks it (a frame that
+    /// wrote only zeros down there would not count). `None` while the
+    /// context runs, when its stack is the CPU's.
+    pub fn stack_high_water(&self) -> Option<usize> {
+        if self.is_running() {
+            return None;
+        }
+        let lowest = self.stack.iter().position(|&w| w != 0)?;
+        Some((self.stack.len() - lowest) * 8)
+    }
 }
 
 /// The kernel loop's stack pointer while a context runs.

@@ -23,6 +23,7 @@
 //! the `VGCF_in_syscall` fast path would leak Xen's own rcx/r11 when an
 //! upcall is pending at the return (`../shared/XEN-USERMODE.md` §4).
 
+use crate::fpu::FpuState;
 use crate::hypercall::{stack_switch, XenError};
 use core::sync::atomic::{AtomicU64, Ordering};
 use xen::public::hypercall::IRET;
@@ -313,8 +314,9 @@ pub(crate) fn set_entry_stack() -> Result<(), XenError> {
 
 /// Runs the program whose registers are `regs` in the address space that
 /// is active ([`crate::mm::AddressSpace::activate`]) until it comes back;
-/// `regs` then holds its registers. Event upcalls are enabled on return.
-pub fn run(regs: &mut UserRegs) -> Exit {
+/// `regs` then holds its registers, and `fpu` its x87/SSE registers
+/// (`crate::fpu`). Event upcalls are enabled on return.
+pub fn run(regs: &mut UserRegs, fpu: &mut FpuState) -> Exit {
     let user = crate::mm::USER_HALF;
     if !user.contains(&regs.rip) || !user.contains(&regs.rsp) || !crate::mm::user_root_loaded() {
         return Exit::BadState;
@@ -323,6 +325,7 @@ pub fn run(regs: &mut UserRegs) -> Exit {
     // entry (Xen sets the mask from the frame's IF): one that arrives in
     // between is delivered in user mode and comes straight back here.
     crate::upcall::mask();
+    fpu.load();
     // SAFETY: `regs` is a live, exclusive UserRegs for the whole call: the
     // stubs write it only between this entry and the return below. The
     // program runs with the user root, which maps user frames only
@@ -330,6 +333,7 @@ pub fn run(regs: &mut UserRegs) -> Exit {
     // only through the stubs, which restore the callee-saved registers and
     // the stack pointer saved here, so the call returns like any other.
     let exit = unsafe { ethos_user_run(regs) };
+    fpu.save();
     CURRENT_REGS.store(0, Ordering::Relaxed);
     let exit = match exit {
         EXIT_SYSCALL => Exit::Syscall,

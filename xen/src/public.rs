@@ -417,6 +417,11 @@ pub const MMUEXT_NEW_BASEPTR: u32 = 5;
 /// `MMUEXT_NEW_USER_BASEPTR`: the user root, loaded at the next entry to
 /// user mode (mfn 0 clears it).
 pub const MMUEXT_NEW_USER_BASEPTR: u32 = 15;
+/// `MMUEXT_CLEAR_PAGE`: Xen zeroes frame `arg1` (one of the domain's,
+/// not a page table).
+pub const MMUEXT_CLEAR_PAGE: u32 = 16;
+/// `MMUEXT_COPY_PAGE`: Xen copies frame `arg2` into frame `arg1`.
+pub const MMUEXT_COPY_PAGE: u32 = 17;
 
 const _: () = {
     assert!(size_of::<MmuextOp>() == 24);

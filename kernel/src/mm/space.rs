@@ -41,6 +41,8 @@ fn space_error(e: SpaceError) -> SysError {
         SpaceError::OutOfFrames => SysError::OutOfMemory,
         SpaceError::NotUser => SysError::BadAddress,
         SpaceError::Xen(e) => SysError::Hypervisor(e.0),
+        // The loader's plan puts every page's bytes inside it.
+        SpaceError::BadFill => SysError::BadProgram,
     }
 }
 
@@ -85,35 +87,79 @@ fn map_frame(space: &mut Space, va: u64, frame: &Frame, perms: Perms) -> SysResu
         .map_err(space_error)
 }
 
-/// Maps a new page at `va` holding `bytes` at `offset` (zero elsewhere).
-pub fn map_new(pid: Pid, va: u64, perms: Perms, offset: usize, bytes: &[u8]) -> SysResult<()> {
-    let frame = frames::with_pool(|p| p.take())
-        .flatten()
-        .ok_or(SysError::OutOfMemory)?;
-    if let Err(e) = hal::mm::fill(&frame, offset, bytes) {
-        frames::give_back(frame);
-        return Err(SysError::Hypervisor(e.0));
-    }
-    let r = with_space(pid, |s| {
-        map_frame(s, va, &frame, perms)?;
-        Ok(())
-    });
-    match r {
-        Ok(()) => with_space(pid, |s| {
-            s.pages.insert(
-                va,
-                Mapping {
-                    frame: Some(frame),
-                    writable: perms.writable,
-                },
-            );
-            Ok(())
-        }),
-        Err(e) => {
-            frames::give_back(frame);
-            Err(e)
+/// A page for [`map_new_pages`]: at `va` with `perms`, holding `bytes` at
+/// `offset` (zero elsewhere).
+pub struct PageFill<'a> {
+    pub va: u64,
+    pub perms: Perms,
+    pub offset: usize,
+    pub bytes: &'a [u8],
+}
+
+/// Maps new pages for `pid` in one batch (`hal::mm::AddressSpace::
+/// map_new_pages`: a few hypercalls whatever their number), each from a
+/// fresh frame; a program's whole image, arguments and stack at spawn. On
+/// failure the frames go back to the pool and nothing is recorded (the
+/// space is destroyed by the caller).
+pub fn map_new_pages(pid: Pid, fills: &[PageFill]) -> SysResult<()> {
+    let mut frames = Vec::new();
+    frames
+        .try_reserve_exact(fills.len())
+        .map_err(|_| SysError::OutOfMemory)?;
+    let give_back = |frames: Vec<Frame>| frames.into_iter().for_each(frames::give_back);
+    for _ in fills {
+        match frames::with_pool(|p| p.take()).flatten() {
+            Some(f) => frames.push(f),
+            None => {
+                give_back(frames);
+                return Err(SysError::OutOfMemory);
+            }
         }
     }
+    let r = with_space(pid, |s| {
+        if s.pages.len() + fills.len() > MAX_PAGES {
+            return Err(SysError::OutOfMemory);
+        }
+        // Quadratic, but a batch is one program's pages, and this keeps
+        // the image small (no sort or set code for it).
+        let repeated = fills
+            .iter()
+            .enumerate()
+            .any(|(i, f)| fills[..i].iter().any(|g| g.va == f.va));
+        if repeated || fills.iter().any(|f| s.pages.contains_key(&f.va)) {
+            return Err(SysError::BadAddress);
+        }
+        let pages: Vec<hal::mm::NewPage> = fills
+            .iter()
+            .zip(&frames)
+            .map(|(f, frame)| hal::mm::NewPage {
+                va: f.va,
+                frame,
+                perms: f.perms,
+                offset: f.offset,
+                bytes: f.bytes,
+            })
+            .collect();
+        frames::with_pool(|pool| s.tables.map_new_pages(pool, &pages))
+            .ok_or(SysError::OutOfMemory)?
+            .map_err(space_error)
+    });
+    if let Err(e) = r {
+        give_back(frames);
+        return Err(e);
+    }
+    with_space(pid, |s| {
+        for (f, frame) in fills.iter().zip(frames) {
+            s.pages.insert(
+                f.va,
+                Mapping {
+                    frame: Some(frame),
+                    writable: f.perms.writable,
+                },
+            );
+        }
+        Ok(())
+    })
 }
 
 /// Maps a page that `pages` owns (a bound capability) at `va`.

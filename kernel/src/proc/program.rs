@@ -10,7 +10,7 @@
 //! image's entry with `rsp` 8 below the stack top, as if called.
 
 use super::sched::{self, New};
-use crate::mm::space;
+use crate::mm::space::{self, PageFill};
 use crate::status::{SysError, SysResult};
 use alloc::borrow::Cow;
 use alloc::string::String;
@@ -79,7 +79,9 @@ fn args_page(pid: Pid, name: &str, args: &[u8]) -> SysResult<Vec<u8>> {
     Ok(page)
 }
 
+/// Builds the program's pages (image, arguments, stack) in one batch.
 fn load(pid: Pid, image: &[u8], plan: &loader::LoadPlan, args: &[u8]) -> SysResult<()> {
+    let mut fills = Vec::new();
     for seg in plan.segments() {
         let perms = Perms {
             writable: seg.flags.writable,
@@ -87,22 +89,35 @@ fn load(pid: Pid, image: &[u8], plan: &loader::LoadPlan, args: &[u8]) -> SysResu
         };
         for fill in seg.page_fills() {
             let bytes = image.get(fill.src.clone()).ok_or(SysError::BadProgram)?;
-            space::map_new(pid, fill.page, perms, fill.offset_in_page, bytes)?;
+            fills.push(PageFill {
+                va: fill.page,
+                perms,
+                offset: fill.offset_in_page,
+                bytes,
+            });
         }
     }
-    let ro = Perms {
-        writable: false,
-        executable: false,
-    };
-    space::map_new(pid, abi::ARGS_ADDRESS, ro, 0, args)?;
-    let rw = Perms {
-        writable: true,
-        executable: false,
-    };
+    fills.push(PageFill {
+        va: abi::ARGS_ADDRESS,
+        perms: Perms {
+            writable: false,
+            executable: false,
+        },
+        offset: 0,
+        bytes: args,
+    });
     for n in 1..=abi::STACK_PAGES {
-        space::map_new(pid, abi::STACK_TOP - n * abi::PAGE_SIZE, rw, 0, &[])?;
+        fills.push(PageFill {
+            va: abi::STACK_TOP - n * abi::PAGE_SIZE,
+            perms: Perms {
+                writable: true,
+                executable: false,
+            },
+            offset: 0,
+            bytes: &[],
+        });
     }
-    Ok(())
+    space::map_new_pages(pid, &fills)
 }
 
 /// Starts a program: finds it, checks it, builds its space, and creates

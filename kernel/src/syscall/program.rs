@@ -27,10 +27,11 @@ pub fn run_program() {
     let Ok(pid) = sched::with_current(|_, pid| Ok(pid)) else {
         sched::exit_current(-1)
     };
+    let mut fpu = hal::fpu::FpuState::new();
     let mut regs = UserRegs::start(rip, rsp);
     loop {
         sched::arm_time_slice();
-        match hal::user::run(&mut regs) {
+        match hal::user::run(&mut regs, &mut fpu) {
             Exit::Syscall => dispatch(pid, &mut regs),
             Exit::Upcall => {}
             Exit::Fault {

@@ -101,6 +101,7 @@ fn main(args: ethos::Args) -> i32 {
         "a crashing child's exit event carries the fault",
         crashing_children(),
     );
+    s.check("a program's x87/SSE registers are its own", fpu_registers());
     s.check("16 processes alive, the next spawn refused", sixteen());
     s.check("a spinning process does not hold off a beep", preemption());
     s.check("spawn and exit cycles give every frame back", no_leak());
@@ -257,7 +258,27 @@ fn crashing_children() -> Result<(), alloc::string::String> {
             other => return Err(alloc::format!("{name} ended {other:?}, want a page fault")),
         }
     }
-    Ok(())
+    // The FS base is not the program's to set: an invalid opcode.
+    let (_, exit) = process::spawn("fault-wrfsbase", &[])
+        .map_err(|e| alloc::format!("spawn fault-wrfsbase: {e}"))?;
+    match process::wait(exit) {
+        Ok(ExitStatus::Faulted(6)) => Ok(()),
+        other => Err(alloc::format!(
+            "fault-wrfsbase ended {other:?}, want an invalid opcode"
+        )),
+    }
+}
+
+/// `fpu-check` runs its own children and says whether every program's
+/// x87/SSE registers stayed its own.
+fn fpu_registers() -> Result<(), alloc::string::String> {
+    // It spawns its own children: the one right it needs.
+    let (_, exit) = process::spawn_with("fpu-check", &[], abi::rights::SPAWN)
+        .map_err(|e| alloc::format!("spawn fpu-check: {e}"))?;
+    match process::wait(exit) {
+        Ok(ExitStatus::Code(0)) => Ok(()),
+        other => Err(alloc::format!("fpu-check ended {other:?}")),
+    }
 }
 
 /// User address spaces alive, from `KernelStats`.
