@@ -15,8 +15,6 @@ pub mod idle;
 #[cfg(feature = "test-apps")]
 pub mod rpc_bench;
 #[cfg(feature = "test-apps")]
-pub mod rpc_faults;
-#[cfg(feature = "test-apps")]
 pub mod selftest;
 #[cfg(feature = "test-apps")]
 pub mod stale_page;
@@ -38,9 +36,9 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-restart, rpc-flood, rpc-hostile, rpc-bench"
+    "net-demo, none, selftest, bench, idle, vchan-echo, stale-page, rpc-bench"
 } else {
-    "none, net-demo (guest-net), and the test apps (guest-test); demo and rpc-demo are programs now (ethos.init=)"
+    "none, net-demo (guest-net), and the test apps (guest-test); demo, rpc-demo, rpc-restart, rpc-flood and rpc-hostile are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]
@@ -52,9 +50,6 @@ fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
         "vchan-echo" => Some(vchan_echo::PROCESSES),
         "stale-page" => Some(stale_page::PROCESSES),
         "rpc-bench" => Some(rpc_bench::PROCESSES),
-        "rpc-restart" => Some(rpc_faults::RESTART),
-        "rpc-flood" => Some(rpc_faults::FLOOD),
-        "rpc-hostile" => Some(rpc_faults::HOSTILE),
         _ => None,
     }
 }
