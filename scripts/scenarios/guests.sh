@@ -83,13 +83,13 @@ peer=$!
 rig_start vchan $cfg "$image" "$programs" 'extra="ethos.init=vchan-echo"' && rig_wait vchan 200 shutdown
 kill $peer 2>/dev/null
 
-# RPC faults (kernel/src/apps/rpc_faults.rs).
+# RPC faults (programs/src/bin/rpc-restart.rs, rpc-flood.rs, rpc-hostile.rs).
 # 1. The daemon killed with SIGKILL while requests are in flight, then
 #    started again. It holds each reply back 300 ms, so that when it dies
 #    some finished work has not reached the guest.
 rig_daemon_stop
 rig_daemon_start --test-reply-delay-ms 300
-if rig_start restart $cfg "$test_image" 'extra="ethos.app=rpc-restart"'; then
+if rig_start restart $cfg "$image" "$programs" 'extra="ethos.init=rpc-restart"'; then
     if rig_wait_line restart "requests in flight" 180; then
         rig_daemon_stop KILL
         rig fact "restart_daemon_killed=yes"
@@ -100,7 +100,7 @@ if rig_start restart $cfg "$test_image" 'extra="ethos.app=rpc-restart"'; then
 fi
 # 2. A guest destroyed in the middle of RPCs: the daemon must let go of its
 #    pages and port at once (no zombie domain, no mapping left).
-if rig_start flood $cfg "$test_image" 'extra="ethos.app=rpc-flood"'; then
+if rig_start flood $cfg "$image" "$programs" 'extra="ethos.init=rpc-flood"'; then
     if rig_wait_line flood "rpc-flood: busy" 180; then
         rig fact "flood_daemon_gntdev_maps_before=$(grep -c gntdev /proc/$RIG_DAEMON/maps)"
         xl destroy flood
@@ -116,7 +116,7 @@ if rig_start flood $cfg "$test_image" 'extra="ethos.app=rpc-flood"'; then
     rig_wait flood 30 gone
 fi
 # 3. A hostile guest breaking the protocol three ways on the RPC node.
-rig_start hostile $cfg "$test_image" 'extra="ethos.app=rpc-hostile ethos.rpc=off"' &&
+rig_start hostile $cfg "$image" "$programs" 'extra="ethos.init=rpc-hostile ethos.rpc=off"' &&
     rig_wait hostile 300 shutdown
 
 # RPC end to end through the shadowdaemon (after the faults: it still serves).

@@ -5,10 +5,9 @@
 pub mod net_setup;
 pub mod rpc_offer;
 
-// Apps for tests only (feature `test-apps`, the `guest-test` image); the
-// benchmarks are programs (programs/src/bin/bench.rs, rpc-bench.rs).
-#[cfg(feature = "test-apps")]
-pub mod rpc_faults;
+// The one test app left (feature `test-apps`, the `guest-test` image): it
+// tests the kernel's own handling of a stale page, from inside the kernel.
+// The test suites, benchmarks and fault scenarios are programs.
 #[cfg(feature = "test-apps")]
 pub mod stale_page;
 
@@ -25,18 +24,15 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "none, stale-page, rpc-restart, rpc-flood, rpc-hostile; demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
+    "none, stale-page; demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench, rpc-bench, rpc-restart, rpc-flood and rpc-hostile are programs now (ethos.init=)"
 } else {
-    "none, and the test apps (guest-test); demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench and rpc-bench are programs now (ethos.init=)"
+    "none, and the test apps (guest-test); demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench, rpc-bench, rpc-restart, rpc-flood and rpc-hostile are programs now (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]
 fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "stale-page" => Some(stale_page::PROCESSES),
-        "rpc-restart" => Some(rpc_faults::RESTART),
-        "rpc-flood" => Some(rpc_faults::FLOOD),
-        "rpc-hostile" => Some(rpc_faults::HOSTILE),
         _ => None,
     }
 }

@@ -20,9 +20,6 @@ struct Channel {
     owner: Pid,
     port: u32,
     vchan: Vchan<SharedRegion>,
-    /// The interface page, for the hostile-peer test only.
-    #[cfg(feature = "test-apps")]
-    ctrl: SharedRegion,
 }
 
 /// What a process publishes in xenstore for the client to find.
@@ -119,7 +116,7 @@ pub fn build(
     client: u16,
     write_min: usize,
     read_min: usize,
-) -> SysResult<(Vchan<SharedRegion>, u32, u32, SharedRegion)> {
+) -> SysResult<(Vchan<SharedRegion>, u32, u32)> {
     let pages = ServerPages::alloc(read_min.max(write_min))?;
     let (vchan, grants) = pages.serve(client)?;
     let ring_ref = *grants.last().expect("the interface page is granted");
@@ -129,7 +126,7 @@ pub fn build(
         "vchan offered to domain {client}: ring-ref {ring_ref}, port {port}, {} pages",
         pages.count()
     );
-    Ok((vchan, ring_ref, port, pages.region.page(0)))
+    Ok((vchan, ring_ref, port))
 }
 
 /// Offers a vchan server to domain `client`, owned by a process.
@@ -137,7 +134,7 @@ pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysR
     if CHANNELS.lock().len() >= MAX_CHANNELS {
         return Err(SysError::Busy);
     }
-    let (vchan, ring_ref, port, _ctrl) = build(client, write_min, read_min)?;
+    let (vchan, ring_ref, port) = build(client, write_min, read_min)?;
     evtchn::adopt(owner, port)?;
     let handle = {
         let mut next = NEXT.lock();
@@ -145,16 +142,9 @@ pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysR
         *next += 1;
         h
     };
-    CHANNELS.lock().insert(
-        handle,
-        Channel {
-            owner,
-            port,
-            vchan,
-            #[cfg(feature = "test-apps")]
-            ctrl: _ctrl,
-        },
-    );
+    CHANNELS
+        .lock()
+        .insert(handle, Channel { owner, port, vchan });
     Ok(Offer {
         handle,
         ring_ref,
@@ -210,20 +200,4 @@ pub fn read(owner: Pid, handle: u32, buf: &mut [u8]) -> SysResult<usize> {
 /// Whether the client has connected (or left).
 pub fn peer_state(owner: Pid, handle: u32) -> SysResult<PeerState> {
     with_channel(owner, handle, |c| c.vchan.peer_state().map_err(rpc_error))
-}
-
-/// The hostile-peer test: moves the producer index of the ring this server
-/// writes half the index space ahead of the consumer, as a corrupt or
-/// malicious server would, and kicks the client.
-#[cfg(feature = "test-apps")]
-pub fn corrupt_for_test(owner: Pid, handle: u32) -> SysResult<()> {
-    use rpc::layout::{RIGHT_CONS, RIGHT_PROD};
-    use rpc::SharedMem;
-    with_channel(owner, handle, |c| {
-        let cons = c.ctrl.load_u32_acquire(RIGHT_CONS);
-        c.ctrl
-            .store_u32_release(RIGHT_PROD, cons.wrapping_add(0x8000_0000));
-        kick(c.port, Notify::Yes);
-        Ok(())
-    })
 }

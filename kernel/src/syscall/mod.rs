@@ -464,15 +464,6 @@ pub fn vchan_peer(handle: u32) -> SysResult<rpc::PeerState> {
     crate::rpc::vchan::peer_state(pid, handle)
 }
 
-/// Test only: corrupts a vchan's ring index as a hostile server would.
-#[cfg(feature = "test-apps")]
-pub fn vchan_corrupt_for_test(handle: u32) -> SysResult<()> {
-    let pid = with_current(|_, pid| Ok(pid))?;
-    let r = crate::rpc::vchan::corrupt_for_test(pid, handle);
-    syscall_return();
-    r
-}
-
 /// Sets a xenstore node's permissions (see `Request::SetPerms`).
 pub fn xs_set_perms(path: &str, perms: &[&str], tx: u32) -> SysResult<EventId> {
     start_event(ValueKind::Empty, |_, id| {
