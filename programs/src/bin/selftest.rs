@@ -134,6 +134,15 @@ fn main(args: ethos::Args) -> i32 {
         }
         None => {}
     }
+    // Some tests count the kernel's wakes and switches, which are every
+    // process's: first let the kernel's rpc-offer finish publishing the
+    // RPC channel (it then sleeps until a daemon restart). The daemon's
+    // answer to a ping says the channel is up; without a daemon (or with
+    // ethos.rpc=off) the tests run after the wait anyway.
+    match wait_for(ethos::rpc::ping(), 30_000) {
+        Ok(true) => {}
+        other => println!("selftest-setup: no RPC answer before the tests ({other:?})"),
+    }
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in TESTS {
         match test() {
