@@ -146,13 +146,21 @@ pub enum Call {
     /// [`crate::net::STATS`]; [`crate::Status::NetDown`] while the stack
     /// is not up. Needs no right (like [`Call::KernelStats`]).
     NetStats = 48,
+    /// `(path ptr, len, perms ptr, len, tx) -> event`: sets a node's
+    /// permissions. The perms are xenstore's permission words, each ended
+    /// by a NUL: the first names the owner and what everyone else may do
+    /// (`n5`: domain 5 owns it, others none), each further one a domain
+    /// and its access (`r0`: dom0 may read); letters `n`, `r`, `w`, `b`.
+    /// At most [`crate::MAX_PERMS`] words. Needs
+    /// [`crate::rights::XENSTORE_WRITE`].
+    XsSetPerms = 49,
 }
 
 impl Call {
     /// The call with number `n`, if there is one.
     pub fn from_number(n: u64) -> Option<Call> {
         use Call::*;
-        const ALL: [Call; 49] = [
+        const ALL: [Call; 50] = [
             Pid,
             Time,
             WallClock,
@@ -202,6 +210,7 @@ impl Call {
             UdpRecv,
             UdpSend,
             NetStats,
+            XsSetPerms,
         ];
         ALL.get(usize::try_from(n).ok()?).copied()
     }
@@ -213,11 +222,11 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_and_unknown_ones_are_none() {
-        for n in 0..49u64 {
+        for n in 0..50u64 {
             let call = Call::from_number(n).expect("known");
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Call::from_number(49), None);
+        assert_eq!(Call::from_number(50), None);
         assert_eq!(Call::from_number(u64::MAX), None);
     }
 }

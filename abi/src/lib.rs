@@ -236,6 +236,22 @@ pub struct Args {
 
 /// Most bytes of arguments a spawn may pass.
 pub const MAX_ARGS_BYTES: usize = 4096 - core::mem::size_of::<Args>();
+/// Most permission words one [`Call::XsSetPerms`] sets.
+pub const MAX_PERMS: usize = 16;
+
+/// Whether `word` is one xenstore permission word as [`Call::XsSetPerms`]
+/// takes it: a letter (`n` none, `r` read, `w` write, `b` both), then a
+/// domain id (decimal digits that fit a `u16`).
+pub fn perm_word_valid(word: &str) -> bool {
+    let Some(domid) = word
+        .strip_prefix(['n', 'r', 'w', 'b'])
+        .filter(|d| !d.is_empty())
+    else {
+        return false;
+    };
+    domid.bytes().all(|b| b.is_ascii_digit()) && domid.parse::<u16>().is_ok()
+}
+
 /// The longest program name.
 pub const MAX_NAME: usize = 64;
 /// The longest single system-call buffer the kernel copies in at once.
@@ -245,3 +261,20 @@ pub const MAX_BUFFER: usize = 64 * 1024;
 // 2 MiB.
 const _: () = assert!(ARGS_ADDRESS + PAGE_SIZE < STACK_TOP - (STACK_PAGES + 1) * PAGE_SIZE);
 const _: () = assert!(ARGS_ADDRESS >> 21 == (STACK_TOP - 1) >> 21);
+
+#[cfg(test)]
+mod perm_tests {
+    use super::perm_word_valid;
+
+    #[test]
+    fn permission_words_are_a_letter_and_a_domain() {
+        for ok in ["n0", "r5", "w65535", "b12"] {
+            assert!(perm_word_valid(ok), "{ok}");
+        }
+        for bad in [
+            "", "n", "x5", "r-1", "r+1", "w65536", "r 1", "5", "nn5", "r5\0",
+        ] {
+            assert!(!perm_word_valid(bad), "{bad:?}");
+        }
+    }
+}

@@ -471,7 +471,7 @@ impl Kernel {
                 let id = self.started(mem, call, a, &[(0, 1)]);
                 ok(1, id)
             }
-            XsWrite => ok(self.started(mem, call, a, &[(0, 1), (2, 3)]), 0),
+            XsWrite | XsSetPerms => ok(self.started(mem, call, a, &[(0, 1), (2, 3)]), 0),
             FileWrite => ok(self.started(mem, call, a, &[(0, 1), (3, 4)]), 0),
             XsRead | XsDirectory | XsRm | FileRead | FileInfo | DirList | DirCreate | Remove => {
                 ok(self.started(mem, call, a, &[(0, 1)]), 0)

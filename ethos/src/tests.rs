@@ -471,3 +471,28 @@ fn datagrams_and_counters_decode() {
     assert_eq!((s.sockets, s.tx_gso, s.port_events), (1, 6, 13));
     assert_eq!(Stats::from_counters(&[5]).polls, 0);
 }
+
+#[test]
+fn permission_words_go_as_nul_ended_words_and_bad_ones_never_leave() {
+    use crate::xenstore::{self, Tx};
+    let e = xenstore::set_perms("data/x", &["n5", "r0"], Tx(7)).unwrap();
+    let s = fake::started();
+    let last = s.last().unwrap();
+    assert_eq!((last.call, last.event), (Call::XsSetPerms, e));
+    assert_eq!(last.bufs, [b"data/x".to_vec(), b"n5\0r0\0".to_vec()]);
+    assert_eq!(last.args[4], 7);
+    let before = fake::started().len();
+    for bad in [&[][..], &["x5"], &["r"], &["n5\0r0"]] {
+        assert_eq!(
+            xenstore::set_perms("data/x", bad, Tx::NONE),
+            Err(Status::InvalidArgument),
+            "{bad:?}"
+        );
+    }
+    let many = ["r1"; abi::MAX_PERMS + 1];
+    assert_eq!(
+        xenstore::set_perms("data/x", &many, Tx::NONE),
+        Err(Status::InvalidArgument)
+    );
+    assert_eq!(fake::started().len(), before, "no call was made");
+}

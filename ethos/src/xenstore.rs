@@ -51,6 +51,27 @@ pub fn rm(path: &str, tx: Tx) -> Result<Event, Status> {
     sys::call_event(Call::XsRm, args([p, n, u64::from(tx.0)]))
 }
 
+/// Sets the permissions of `path`: `perms[0]` names the owner and what
+/// every other domain may do, each further word one domain's access, as
+/// xenstore writes them (`"n5"`: domain 5 owns it, others have no access;
+/// `"r0"`: dom0 may read). Needs `rights::XENSTORE_WRITE`.
+pub fn set_perms(path: &str, perms: &[&str], tx: Tx) -> Result<Event, Status> {
+    if perms.is_empty() || perms.len() > abi::MAX_PERMS {
+        return Err(Status::InvalidArgument);
+    }
+    let mut words = alloc::vec::Vec::new();
+    for p in perms {
+        if !abi::perm_word_valid(p) {
+            return Err(Status::InvalidArgument);
+        }
+        words.extend_from_slice(p.as_bytes());
+        words.push(0);
+    }
+    let (p, n) = sys::buf(path.as_bytes());
+    let (w, wn) = sys::buf(&words);
+    sys::call_event(Call::XsSetPerms, args([p, n, w, wn, u64::from(tx.0)]))
+}
+
 /// `XsTransactionStart()`: completes with the transaction id (a word;
 /// `Tx(word as u32)`).
 pub fn transaction_start() -> Result<Event, Status> {

@@ -181,6 +181,7 @@ fn reads_only(call: Call) -> bool {
             | XsWrite
             | XsDirectory
             | XsRm
+            | XsSetPerms
             | XsTransactionStart
             | XsTransactionEnd
             | XsWatch

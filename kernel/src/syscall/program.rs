@@ -173,6 +173,13 @@ fn call_one(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
             need(rights::XENSTORE_WRITE)?;
             event(sys::xs_rm(&text(pid, a[0], a[1])?, tx(a[2])?))
         }
+        Call::XsSetPerms => {
+            need(rights::XENSTORE_WRITE)?;
+            let path = text(pid, a[0], a[1])?;
+            let words = text(pid, a[2], a[3])?;
+            let perms = perm_words(&words)?;
+            event(sys::xs_set_perms(&path, &perms, tx(a[4])?))
+        }
         Call::XsTransactionStart => event(sys::xs_transaction_start()),
         Call::XsTransactionEnd => event(sys::xs_transaction_end(tx(a[0])?, a[1] != 0)),
         Call::XsWatch => sys::xs_watch(&text(pid, a[0], a[1])?).map(|(w, id)| (w as u64, id.0)),
@@ -216,6 +223,22 @@ fn call_one(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
         | Call::NetStats => net_call(pid, call, a),
         _ => Err(SysError::UnknownCall),
     }
+}
+
+/// The NUL-ended permission words of `XsSetPerms`: one to
+/// `abi::MAX_PERMS` of them, each as `abi::perm_word_valid` says.
+/// Xenstored would refuse a bad one too, but the kernel sends it nothing
+/// the ABI does not allow.
+fn perm_words(words: &str) -> SysResult<Vec<&str>> {
+    let body = words.strip_suffix('\0').ok_or(SysError::InvalidArgument)?;
+    let perms: Vec<&str> = body.split('\0').collect();
+    if perms.len() > abi::MAX_PERMS {
+        return Err(SysError::TooLarge);
+    }
+    if !perms.iter().all(|p| abi::perm_word_valid(p)) {
+        return Err(SysError::InvalidArgument);
+    }
+    Ok(perms)
 }
 
 fn tx(v: u64) -> SysResult<u32> {

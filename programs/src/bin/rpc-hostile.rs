@@ -177,10 +177,10 @@ fn xs_ok(id: Result<Event, Status>, what: &str) -> Result<Vec<u8>, String> {
 /// Publishes the channel's `ring-ref` and `event-channel` under [`NODE`]
 /// in one transaction, retrying while the commit meets EAGAIN, as
 /// libxenvchan's server does. The kernel's publisher also sets the keys'
-/// permissions to this domain alone; the ABI has no call for that, and it
-/// needs none: new nodes inherit those of the guest's `data` folder, which
-/// the toolstack makes the guest's own, unreadable to other guests (dom0
-/// reads everything).
+/// permissions to this domain alone (`XsSetPerms`); this one needs not:
+/// new nodes inherit those of the guest's `data` folder, which the
+/// toolstack makes the guest's own, unreadable to other guests (dom0 reads
+/// everything), and only the daemon has to find them.
 fn publish(ring_ref: u32, port: Port) -> Result<(), String> {
     for _ in 0..10 {
         // The id is a word event: retired as one (retire_vec gives bytes only).

@@ -222,9 +222,30 @@ fn unknowns() -> Result<(), alloc::string::String> {
     // SAFETY: an unknown call number touches nothing.
     let (rax, _, _) = unsafe { ethos::raw::syscall0(9999) };
     expect("call 9999", status(rax), Status::UnknownCall)?;
-    // SAFETY: as above: the first number past the socket calls.
-    let (rax, _, _) = unsafe { ethos::raw::syscall0(Call::NetStats as u64 + 1) };
-    expect("the call after NetStats", status(rax), Status::UnknownCall)?;
+    // SAFETY: as above: the first number past the last call.
+    let (rax, _, _) = unsafe { ethos::raw::syscall0(Call::XsSetPerms as u64 + 1) };
+    expect(
+        "the call after XsSetPerms",
+        status(rax),
+        Status::UnknownCall,
+    )?;
+    // Permission words the library would not send: the kernel checks them
+    // itself (no xenstore request is made).
+    for words in [&b"x5\0"[..], b"r\0", b"r70000\0", b"n5"] {
+        let path = b"data/usertest-perms";
+        // SAFETY: both buffers are live and only read.
+        let (rax, _, _) = unsafe {
+            ethos::raw::syscall5(
+                Call::XsSetPerms as u64,
+                path.as_ptr() as u64,
+                path.len() as u64,
+                words.as_ptr() as u64,
+                words.len() as u64,
+                0,
+            )
+        };
+        expect("bad permission words", status(rax), Status::InvalidArgument)?;
+    }
     // This image has no networking: the socket calls exist, and say so.
     expect(
         "listen without networking",

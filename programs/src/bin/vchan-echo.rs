@@ -5,10 +5,10 @@
 //! client. The rig echoes what the proxy hands it; the program checks it
 //! gets back exactly what it sent.
 //!
-//! The keys are written under the guest's `data/` node, which the
-//! toolstack creates owned by the guest and readable by nobody else
-//! (`n<domid>`); new nodes inherit that, so they are readable by this
-//! domain and dom0 alone. (There is no `XsSetPerms` call to say it again.)
+//! The keys are written under the guest's `data/` node and their
+//! permissions set to `n<domid>` in the same transaction (`XsSetPerms`):
+//! owned by this domain, readable by nobody else but dom0, which reads
+//! everything, whatever the node inherited.
 //!
 //! Needs the rights FOREIGN and XENSTORE_WRITE (run it as `ethos.init=`).
 
@@ -61,7 +61,7 @@ fn xs_retired(id: Result<Event, Status>, what: &str) -> Result<ethos::Retired<Ve
 /// Publishes the vchan's `ring-ref` and `event-channel` under `NODE` in
 /// one transaction, retrying while the commit meets EAGAIN, as
 /// libxenvchan's server does.
-fn publish(ring_ref: u32, port: u32) -> Result<(), String> {
+fn publish(ring_ref: u32, port: u32, me: &str) -> Result<(), String> {
     const EAGAIN: u32 = 11;
     for _ in 0..10 {
         let id = xenstore::transaction_start().map_err(err("transaction"))?;
@@ -70,10 +70,12 @@ fn publish(ring_ref: u32, port: u32) -> Result<(), String> {
         let tx = Tx(r.into_result().map_err(err("transaction"))? as u32);
         for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
             let path = format!("{NODE}/{key}");
+            let owner = format!("n{me}");
             let written = xs(
                 xenstore::write(&path, format!("{value}").as_bytes(), tx),
                 "write key",
-            );
+            )
+            .and_then(|_| xs(xenstore::set_perms(&path, &[&owner], tx), "set perms"));
             if let Err(e) = written {
                 let _ = xs(xenstore::transaction_end(tx, false), "abort");
                 return Err(e);
@@ -106,7 +108,7 @@ fn run() -> Result<(), String> {
     let me = xs(xenstore::read("domid", Tx::NONE), "read domid")?;
     let me = String::from_utf8(me).map_err(|_| String::from("domid not text"))?;
     let mut server = Server::offer(DOM0, RING, pages::USER_REGION.start).map_err(err("offer"))?;
-    publish(server.ring_ref(), server.port().0)?;
+    publish(server.ring_ref(), server.port().0, &me)?;
     say(&format!(
         "offered at /local/domain/{me}/{NODE} (ring-ref {}, port {})",
         server.ring_ref(),
