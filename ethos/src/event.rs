@@ -115,6 +115,22 @@ pub fn block_ids(tree: &[WaitElement], out: &mut [u64]) -> Result<usize, Status>
     Ok((n as usize).min(out.len()))
 }
 
+/// Waits for `event` at most `timeout_ns` (an OR tree of it and a beep;
+/// the beep is cancelled and retired either way). `Ok(true)`: it
+/// completed, and is still the caller's to retire. `Ok(false)`: the time
+/// ran out first; it is still pending and the caller's (wait again, or
+/// [`cancel`] and retire it). The way to wait for a service that may never
+/// answer (an RPC without a shadowdaemon, a peer that is gone).
+pub fn wait_timeout(event: Event, timeout_ns: u64) -> Result<bool, Status> {
+    let timeout = crate::time::beep_in(timeout_ns)?;
+    let woke = wait(&Tree::any([event, timeout]));
+    // Pending: cancelled first. Complete: the cancel is refused. Either
+    // way the retire frees it.
+    let _ = cancel(timeout);
+    let _ = retire_empty(timeout);
+    Ok(woke?.contains(&event))
+}
+
 /// Flattens `tree` and blocks on it; returns the completed leaves.
 ///
 /// Errors: the builder's (as a status, see [`TreeError`]) and [`block`]'s.

@@ -496,3 +496,19 @@ fn permission_words_go_as_nul_ended_words_and_bad_ones_never_leave() {
     );
     assert_eq!(fake::started().len(), before, "no call was made");
 }
+
+#[test]
+fn a_wait_with_a_timeout_says_which_came_first_and_leaves_no_beep() {
+    let live = fake::live_events();
+    let start = time::now().unwrap();
+    let soon = event::beep(start + 5 * MS).unwrap();
+    assert_eq!(event::wait_timeout(soon, 50 * MS), Ok(true));
+    assert!(event::retire_word(soon).unwrap().is_ok());
+    let late = event::beep(time::now().unwrap() + 500 * MS).unwrap();
+    assert_eq!(event::wait_timeout(late, 20 * MS), Ok(false));
+    // Still the caller's, still pending.
+    assert_eq!(event::retire_word(late), Err(Status::NotComplete));
+    event::cancel(late).unwrap();
+    let _ = event::retire_word(late);
+    assert_eq!(fake::live_events(), live, "the timeouts' beeps are gone");
+}

@@ -459,6 +459,26 @@ fn mmuext_op(cmd: u32, mfn: u64) -> MmuextOp {
     }
 }
 
+/// `mmu_update(updates)` then `mmuext_op(ops)`, in one multicall: one
+/// guest exit for a change of page tables and the TLB work it needs.
+///
+/// # Safety
+/// As [`mmu_update`] for `updates` and [`crate::hypercall::mmuext`] for
+/// `ops`.
+unsafe fn update_then_mmuext(updates: &[MmuUpdate], ops: &[MmuextOp]) -> Result<(), XenError> {
+    let entry = |op: usize, ptr: u64, len: usize| MulticallEntry {
+        op: op as u64,
+        result: 0,
+        args: [ptr, len as u64, 0, xen::public::DOMID_SELF as u64, 0, 0],
+    };
+    let mut batch = [
+        entry(nr::MMU_UPDATE, updates.as_ptr() as u64, updates.len()),
+        entry(nr::MMUEXT_OP, ops.as_ptr() as u64, ops.len()),
+    ];
+    // SAFETY: by the caller's guarantee; both slices are live for the call.
+    unsafe { multicall(&mut batch) }.map_err(|(_, e)| e)
+}
+
 /// Loads a process's memory, or none: hangs `l3` (0: none) in slot 1 of
 /// the boot root, which is every process's kernel root, loads `user_root`
 /// (0: none) as the user root, and flushes the TLB of the previous
@@ -481,37 +501,10 @@ unsafe fn load_roots(id: u64, l3: u64, user_root: u64) -> Result<(), XenError> {
         mmuext_op(xen::public::MMUEXT_NEW_USER_BASEPTR, user_root),
         mmuext_op(MMUEXT_TLB_FLUSH_LOCAL, 0),
     ];
-    let mut batch = [
-        MulticallEntry {
-            op: nr::MMU_UPDATE as u64,
-            result: 0,
-            args: [
-                slot1.as_ptr() as u64,
-                1,
-                0,
-                xen::public::DOMID_SELF as u64,
-                0,
-                0,
-            ],
-        },
-        MulticallEntry {
-            op: nr::MMUEXT_OP as u64,
-            result: 0,
-            args: [
-                ops.as_ptr() as u64,
-                ops.len() as u64,
-                0,
-                xen::public::DOMID_SELF as u64,
-                0,
-                0,
-            ],
-        },
-    ];
     // SAFETY: slot 1 of the boot root maps only the user half (USER_SLOT),
     // where no kernel memory is, so no kernel mapping changes; the tables
-    // are live by the caller's guarantee; `slot1` and `ops` are live for
-    // the call.
-    unsafe { multicall(&mut batch) }.map_err(|(_, e)| e)?;
+    // are live by the caller's guarantee.
+    unsafe { update_then_mmuext(&slot1, &ops)? };
     ACTIVE.store(id, core::sync::atomic::Ordering::Relaxed);
     *ACTIVE_ROOTS.lock() = (l3, user_root);
     Ok(())
@@ -883,36 +876,9 @@ impl AddressSpace {
             Ok(())
         } else {
             let flush = [mmuext_op(MMUEXT_TLB_FLUSH_LOCAL, 0)];
-            let mut batch = [
-                MulticallEntry {
-                    op: nr::MMU_UPDATE as u64,
-                    result: 0,
-                    args: [
-                        protect.as_ptr() as u64,
-                        protect.len() as u64,
-                        0,
-                        xen::public::DOMID_SELF as u64,
-                        0,
-                        0,
-                    ],
-                },
-                MulticallEntry {
-                    op: nr::MMUEXT_OP as u64,
-                    result: 0,
-                    args: [
-                        flush.as_ptr() as u64,
-                        1,
-                        0,
-                        xen::public::DOMID_SELF as u64,
-                        0,
-                        0,
-                    ],
-                },
-            ];
             // SAFETY: the update lowers the rights of entries of this
-            // space's own tables (as step 2); the flush changes no mapping;
-            // `protect` and `flush` are live for the call.
-            unsafe { multicall(&mut batch) }.map_err(|(_, e)| e)
+            // space's own tables (as step 2); the flush changes no mapping.
+            unsafe { update_then_mmuext(&protect, &flush) }
         };
         let restored = self.restore(previous);
         protected?;

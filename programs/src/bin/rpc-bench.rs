@@ -111,11 +111,7 @@ fn wait_ok(id: Result<Event, Status>, what: &str) -> Result<(), String> {
 fn connect() -> Result<(), String> {
     let start = now()?;
     let id = rpc::ping().map_err(err("ping"))?;
-    let timeout = time::beep_in(60_000 * time::MS).map_err(err("beep"))?;
-    let woke = event::wait(&Tree::any([id, timeout])).map_err(err("block"))?;
-    let _ = event::cancel(timeout);
-    let _ = event::retire_empty(timeout);
-    if !woke.contains(&id) {
+    if !event::wait_timeout(id, 60_000 * time::MS).map_err(err("wait"))? {
         let _ = event::cancel(id);
         let _ = event::retire_empty(id);
         return Err(String::from("no answer from the shadowdaemon in 60 s"));

@@ -32,12 +32,7 @@ fn err(what: &str) -> impl Fn(Status) -> String + '_ {
 /// nothing would ever answer), and retires it: its bytes when it succeeded.
 fn rpc(id: Result<Event, Status>, what: &str) -> Result<Vec<u8>, String> {
     let id = id.map_err(err(what))?;
-    let timeout =
-        event::beep(time::now().map_err(err(what))? + 30_000 * time::MS).map_err(err(what))?;
-    let woke = event::wait(&Tree::any([id, timeout])).map_err(err(what))?;
-    let _ = event::cancel(timeout);
-    let _ = event::retire_empty(timeout);
-    if !woke.contains(&id) {
+    if !event::wait_timeout(id, 30_000 * time::MS).map_err(err(what))? {
         let _ = event::cancel(id);
         let _ = event::retire_empty(id);
         return Err(format!("{what}: no answer from the shadowdaemon in 30 s"));

@@ -13,7 +13,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use ethos::{event, println, rpc, time, Event, Status, Tree};
+use ethos::{event, println, rpc, time, Event, Status};
 
 ethos::main!(main);
 
@@ -26,11 +26,7 @@ fn err(what: &str) -> impl Fn(Status) -> String + '_ {
 /// Waits for `id` up to `ms` (an OR tree of it and a beep) and retires it;
 /// on the timeout it is cancelled and retired, and that is the error.
 fn finish(id: Event, ms: u64, what: &str) -> Result<(), String> {
-    let timeout = time::beep_in(ms * time::MS).map_err(err(what))?;
-    let woke = event::wait(&Tree::any([id, timeout])).map_err(err(what))?;
-    let _ = event::cancel(timeout);
-    let _ = event::retire_empty(timeout);
-    if !woke.contains(&id) {
+    if !event::wait_timeout(id, ms * time::MS).map_err(err(what))? {
         let _ = event::cancel(id);
         let _ = event::retire_empty(id);
         return Err(format!("{what}: no answer in {} s", ms / 1000));

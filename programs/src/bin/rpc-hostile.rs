@@ -14,15 +14,14 @@
 //! (no_std), the same code the kernel's channel uses, so the daemon sees a
 //! well-formed channel until the harm.
 //!
-//! The one unsafe part is [`page::PageMem`]: the rings live in memory dom0
-//! writes at any moment, and ethos has no accessor for a bound page's
-//! bytes (and the ABI no call that copies them), so the accesses are
-//! atomic and volatile loads and stores through the page's address, as the
-//! kernel's own `SharedRegion` does. Everything else is safe code.
+//! The rings live in memory dom0 writes at any moment: the page is shared
+//! with `ethos::raw::shared` (allocated, bound, granted, and reached only
+//! by atomic accesses, the library's one place for that), so this program
+//! has no unsafe code.
 
 #![no_std]
 #![no_main]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 
@@ -31,7 +30,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use ethos::evtchn::{self, Port};
 use ethos::xenstore::{self, Tx};
-use ethos::{event, pages, println, time, Event, Retired, Status, Tree};
+use ethos::{event, pages, println, time, Event, Retired, Status};
 use rpc::layout::{RIGHT_CONS, RIGHT_PROD};
 use rpc::{Layout, PeerState, SharedMem, Vchan};
 
@@ -49,91 +48,7 @@ const DOM0: u16 = 0;
 /// xenstored's EAGAIN: the transaction met another writer; run it again.
 const EAGAIN: u32 = 11;
 
-mod page {
-    //! A bound page as [`rpc::SharedMem`].
-
-    use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-
-    /// The page bound at `base` (page-aligned, in `ethos::pages::USER_REGION`).
-    /// The program keeps it bound for as long as any `PageMem` of it is in
-    /// use; dom0 may write it at any moment, so no Rust reference to it is
-    /// ever formed, only single atomic or volatile accesses.
-    #[derive(Clone, Copy)]
-    pub struct PageMem {
-        base: u64,
-    }
-
-    impl PageMem {
-        /// `base` must be where this program bound a page, and stay bound
-        /// while the value (or a copy) is used: the caller's promise, kept
-        /// in `offer` (the page is never unbound before its channel is
-        /// dropped). Accesses outside the page panic (a bug of the `rpc`
-        /// crate, see its `mem` module), never touch a neighbour.
-        pub fn new(base: u64) -> PageMem {
-            PageMem { base }
-        }
-
-        fn at(&self, off: usize, n: usize) -> *mut u8 {
-            assert!(
-                off.checked_add(n)
-                    .is_some_and(|end| end <= abi::PAGE_SIZE as usize),
-                "access outside the page"
-            );
-            (self.base as usize + off) as *mut u8
-        }
-    }
-
-    #[allow(unsafe_code)]
-    impl rpc::SharedMem for PageMem {
-        fn size(&self) -> usize {
-            abi::PAGE_SIZE as usize
-        }
-        fn load_u8(&self, off: usize) -> u8 {
-            // SAFETY: in the bound page (checked by `at`); an atomic access
-            // to memory only atomics and volatiles touch.
-            unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.load(Ordering::SeqCst)
-        }
-        fn store_u8(&self, off: usize, v: u8) {
-            // SAFETY: as `load_u8`.
-            unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.store(v, Ordering::SeqCst)
-        }
-        fn fetch_or_u8(&self, off: usize, bits: u8) -> u8 {
-            // SAFETY: as `load_u8`.
-            unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.fetch_or(bits, Ordering::SeqCst)
-        }
-        fn fetch_and_u8(&self, off: usize, bits: u8) -> u8 {
-            // SAFETY: as `load_u8`.
-            unsafe { AtomicU8::from_ptr(self.at(off, 1)) }.fetch_and(bits, Ordering::SeqCst)
-        }
-        fn load_u32_acquire(&self, off: usize) -> u32 {
-            assert!(off.is_multiple_of(4), "misaligned shared access");
-            // SAFETY: as `load_u8`, and 4-aligned (the page is page-aligned).
-            unsafe { AtomicU32::from_ptr(self.at(off, 4).cast()) }.load(Ordering::Acquire)
-        }
-        fn store_u32_release(&self, off: usize, v: u32) {
-            assert!(off.is_multiple_of(4), "misaligned shared access");
-            // SAFETY: as `load_u32_acquire`.
-            unsafe { AtomicU32::from_ptr(self.at(off, 4).cast()) }.store(v, Ordering::Release)
-        }
-        fn copy_out(&self, off: usize, dst: &mut [u8]) {
-            let src = self.at(off, dst.len());
-            for (i, d) in dst.iter_mut().enumerate() {
-                // SAFETY: in the page (checked for the whole range); a
-                // volatile read, each byte read exactly once.
-                *d = unsafe { src.add(i).read_volatile() };
-            }
-        }
-        fn copy_in(&self, off: usize, src: &[u8]) {
-            let dst = self.at(off, src.len());
-            for (i, &b) in src.iter().enumerate() {
-                // SAFETY: as `copy_out`; volatile, so never elided.
-                unsafe { dst.add(i).write_volatile(b) };
-            }
-        }
-    }
-}
-
-use page::PageMem;
+use ethos::raw::shared::{self, SharedRegion};
 
 fn say(text: &str) {
     println!("{APP}: {text}");
@@ -147,11 +62,7 @@ fn err(what: &str) -> impl Fn(Status) -> String + '_ {
 /// Returns whether it completed; the beep is gone either way, `id` stays
 /// the caller's.
 fn wait_or_timeout(id: Event, ms: u64) -> Result<bool, String> {
-    let timeout = time::beep_in(ms * time::MS).map_err(err("beep"))?;
-    let woke = event::wait(&Tree::any([id, timeout])).map_err(err("block"))?;
-    let _ = event::cancel(timeout);
-    let _ = event::retire_empty(timeout);
-    Ok(woke.contains(&id))
+    event::wait_timeout(id, ms * time::MS).map_err(err("wait"))
 }
 
 /// Waits for a xenstore request (60 s at most) and retires it.
@@ -215,12 +126,11 @@ fn publish(ring_ref: u32, port: Port) -> Result<(), String> {
     Err(String::from("ten commits met EAGAIN"))
 }
 
-/// One offered channel: its page (kept bound while `vchan` lives), the
-/// grant, the port.
+/// One offered channel: its shared page (bound and granted for the
+/// program's life), the channel over it, the port.
 struct Offer {
-    page: pages::Page,
-    vchan: Vchan<PageMem>,
-    mem: PageMem,
+    vchan: Vchan<SharedRegion>,
+    mem: SharedRegion,
     port: Port,
 }
 
@@ -230,23 +140,13 @@ struct Offer {
 /// below), and allocates the port dom0 binds. `round` picks the address,
 /// so no two offers share one.
 fn offer(round: u64) -> Result<(Offer, u32), String> {
-    let (page, _revoked) = pages::alloc().map_err(err("page alloc"))?;
     let va = pages::USER_REGION.start + round * abi::PAGE_SIZE;
-    pages::bind(page, va).map_err(err("page bind"))?;
-    let mem = PageMem::new(va);
-    let ring_ref = pages::grant(page, DOM0, false).map_err(err("page grant"))?;
+    let (mem, grants) = shared::share(va, 1, DOM0).map_err(err("share a page"))?;
+    let ring_ref = grants[0];
     let layout = Layout::new(10, 11).map_err(|e| format!("layout: {e:?}"))?;
     let vchan = Vchan::server(layout, mem, None, None, &[]).map_err(|e| format!("vchan: {e:?}"))?;
     let port = evtchn::alloc_unbound(DOM0).map_err(err("event channel"))?;
-    Ok((
-        Offer {
-            page,
-            vchan,
-            mem,
-            port,
-        },
-        ring_ref,
-    ))
+    Ok((Offer { vchan, mem, port }, ring_ref))
 }
 
 /// Waits until the daemon's end is in `want`, looking again at each of its
@@ -305,29 +205,11 @@ fn ring_index_jump(o: &mut Offer) -> Result<(), String> {
     kick(o)
 }
 
-/// Takes a round's resources back once the daemon let go: the grant ends
-/// (it may still map the page for a moment: try for a few seconds), then
-/// the page and the port. What cannot be taken back yet the kernel takes
-/// at exit.
+/// Closes a round's port once the daemon let go. Its page stays bound
+/// and granted (`shared::share` keeps it for the program's life); the
+/// kernel takes it back at exit, once dom0 no longer maps it.
 fn retire_offer(o: Offer) {
-    // Consumed here: the channel, the last user of the page's memory, is
-    // gone before the page is freed (and with it unbound).
-    let Offer { page, port, .. } = o;
-    let _ = evtchn::close(port);
-    for _ in 0..50 {
-        match pages::ungrant(page) {
-            Ok(()) => {
-                let _ = pages::free(page);
-                return;
-            }
-            Err(Status::StillMapped) => {
-                if let Ok(id) = time::beep_in(100 * time::MS) {
-                    let _ = event::block_and_retire(id);
-                }
-            }
-            Err(_) => return,
-        }
-    }
+    let _ = evtchn::close(o.port);
 }
 
 fn run() -> Result<String, String> {

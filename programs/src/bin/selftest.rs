@@ -635,14 +635,11 @@ fn peer() -> i32 {
 /// it (cancelled if it had not come): whether it came.
 fn wait_for(id: Result<Event, Status>, ms: u64) -> Result<bool, String> {
     let id = id.map_err(err("wait"))?;
-    let timeout = time::beep_in(ms * MS).map_err(err("timeout"))?;
-    let woke = wait_tree(&Tree::any([id, timeout]))?;
-    for e in [id, timeout] {
-        // Pending: cancel first. Complete: the cancel is refused; retire.
-        let _ = event::cancel(e);
-        event::retire_vec(e).map_err(err("retire"))?;
-    }
-    Ok(woke.contains(&id))
+    let came = event::wait_timeout(id, ms * MS).map_err(err("wait"))?;
+    // Pending: cancel first. Complete: the cancel is refused; retire.
+    let _ = event::cancel(id);
+    event::retire_vec(id).map_err(err("retire"))?;
+    Ok(came)
 }
 
 fn foreign_events_are_refused() -> TestResult {

@@ -23,7 +23,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use ethos::vchan::{PeerState, Server};
 use ethos::xenstore::{self, Tx};
-use ethos::{event, evtchn, pages, println, time, Event, Status, Tree};
+use ethos::{event, evtchn, pages, println, time, Event, Status};
 
 ethos::main!(main);
 
@@ -95,12 +95,9 @@ fn publish(ring_ref: u32, port: u32, me: &str) -> Result<(), String> {
 /// Waits for the next notification on the server's port, or `ms` at most.
 fn wait_port(server: &Server, ms: u64) -> Result<(), String> {
     let note = evtchn::wait(server.port()).map_err(err("wait"))?;
-    let timeout = time::beep_in(ms * time::MS).map_err(err("beep"))?;
-    let woke = event::wait(&Tree::any([note, timeout])).map_err(err("block"));
-    for id in [note, timeout] {
-        let _ = event::cancel(id);
-        let _ = event::retire_empty(id);
-    }
+    let woke = event::wait_timeout(note, ms * time::MS).map_err(err("block"));
+    let _ = event::cancel(note);
+    let _ = event::retire_empty(note);
     woke.map(|_| ())
 }
 
