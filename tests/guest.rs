@@ -817,11 +817,23 @@ fn user_mode_suite_passes_under_xen() {
     assert!(guest.line_with("PANIC").is_none(), "{}", guest.log);
 }
 
-/// The demo as a user program: its trees wake it as the linked-in demo's did.
+/// The demo as four user programs in guest.cfg's 8 MiB: its parts' trees
+/// wake them as the linked-in demo's did, and the parent wakes once, on
+/// the AND tree of its three children's exit events.
 #[test]
-fn the_demo_runs_as_a_user_program() {
+fn the_demo_runs_as_four_user_programs() {
     let guest = rig().guest("userdemo");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    for line in [
+        "demo: 4 programs running; blocking on AND of the 3 exit events",
+        "blocking on AND of all 3",
+        "woken once, at +",
+        "blocking until at least 2 of 3",
+        "args: [hello from the demo]",
+        "demo: woken once: all 3 programs ended: exit 0, exit 0, exit 0",
+    ] {
+        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
+    }
     assert!(
         guest
             .line_with("init: program demo started as pid 1")

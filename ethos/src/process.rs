@@ -84,6 +84,16 @@ pub enum ExitStatus {
     Faulted(u64),
 }
 
+/// `exit 0`, `fault 14`: how a program ended, for a person.
+impl core::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit {c}"),
+            ExitStatus::Faulted(v) => write!(f, "fault {v}"),
+        }
+    }
+}
+
 impl ExitStatus {
     /// Decodes a retired exit event: [`Status::Faulted`] carries the vector,
     /// [`Status::Ok`] the code; any other event status is an error.

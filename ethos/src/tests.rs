@@ -512,3 +512,11 @@ fn a_wait_with_a_timeout_says_which_came_first_and_leaves_no_beep() {
     let _ = event::retire_word(late);
     assert_eq!(fake::live_events(), live, "the timeouts' beeps are gone");
 }
+
+#[test]
+fn an_exit_status_reads_as_a_person_would_say_it() {
+    use crate::process::ExitStatus;
+    assert_eq!(ExitStatus::Code(0).to_string(), "exit 0");
+    assert_eq!(ExitStatus::Code(-1).to_string(), "exit -1");
+    assert_eq!(ExitStatus::Faulted(14).to_string(), "fault 14");
+}

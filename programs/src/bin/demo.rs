@@ -1,8 +1,11 @@
-//! The demo: beeps with different deadlines, blocking on AND, OR and
-//! threshold trees, retiring the events and cancelling one, narrating as
-//! it goes. The kernel's former in-kernel demo ran two processes,
-//! `and-or` and `threshold`; here they are the two parts of one program
-//! (argument `and-or` or `threshold` runs just one).
+//! The demo: four programs at once. The first (`demo`, no argument)
+//! spawns its two parts as programs of their own, `demo and-or` and `demo
+//! threshold`, and `hello`, then blocks on one AND tree of their three
+//! exit events and retires each for its status: processes, like timers,
+//! are events to wait for. The parts beep with different deadlines, block
+//! on AND, OR and threshold trees, retire the events and cancel one,
+//! narrating as they go (their lines interleave: they run side by side).
+//! (`demo and-or` or `demo threshold` runs one part alone.)
 
 #![no_std]
 #![no_main]
@@ -11,8 +14,9 @@
 extern crate alloc;
 
 use alloc::vec::Vec;
-use core::fmt;
+use core::fmt::{self, Write};
 
+use ethos::process::{self, ExitStatus};
 use ethos::{event, println, time, Args, Event, Tree};
 
 ethos::main!(main);
@@ -39,12 +43,7 @@ fn now() -> u64 {
 fn main(args: Args) -> i32 {
     let parts: [(&str, fn()); 2] = [("and-or", and_or), ("threshold", threshold)];
     match args.get(1) {
-        None => {
-            for (name, part) in parts {
-                println!("demo {name}:");
-                part();
-            }
-        }
+        None => return run_all(),
         Some(which) => match parts.iter().find(|(name, _)| *name == which) {
             Some((_, part)) => part(),
             None => {
@@ -54,6 +53,55 @@ fn main(args: Args) -> i32 {
         },
     }
     0
+}
+
+/// The four-program demo: three children, one AND tree of their exits.
+fn run_all() -> i32 {
+    let children: [(&str, &[&str]); 3] = [
+        ("demo", &["and-or"]),
+        ("demo", &["threshold"]),
+        ("hello", &["from", "the", "demo"]),
+    ];
+    let mut exits = Vec::new();
+    for (name, argv) in children {
+        match process::spawn(name, argv) {
+            Ok((pid, exit)) => {
+                println!("demo: started {name} {} as pid {pid}", argv.join(" "));
+                exits.push(exit);
+            }
+            Err(e) => {
+                println!("demo: spawning {name} failed: {e}");
+                return 1;
+            }
+        }
+    }
+    println!(
+        "demo: 4 programs running; blocking on AND of the {} exit events",
+        exits.len()
+    );
+    if let Err(e) = event::wait(&Tree::all(exits.iter().copied())) {
+        println!("demo: block failed: {e}");
+        return 1;
+    }
+    let statuses: Vec<Result<ExitStatus, ethos::Status>> =
+        exits.into_iter().map(process::wait).collect();
+    let all_ok = statuses
+        .iter()
+        .all(|s| matches!(s, Ok(ExitStatus::Code(0))));
+    let mut said = alloc::string::String::new();
+    for (i, s) in statuses.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = match s {
+            Ok(status) => write!(said, "{sep}{status}"),
+            Err(e) => write!(said, "{sep}{e}"),
+        };
+    }
+    println!("demo: woken once: all 3 programs ended: {said}");
+    if all_ok {
+        0
+    } else {
+        1
+    }
 }
 
 fn fired_at(id: Event) -> Option<u64> {
