@@ -45,6 +45,15 @@ fn guest_prints_ready_line_with_the_running_xen_version() {
         Some(&running),
         "guest reports another Xen than `xl info` in dom0: {line}"
     );
+    // Its secrets come from the CPU: QEMU's `-cpu max` offers RDSEED and
+    // RDRAND, and Xen's PV policy passes them on (issue 13 item 6).
+    let entropy = guest
+        .line_with("entropy: ")
+        .unwrap_or_else(|| panic!("no entropy line:\n{}", guest.log));
+    assert!(
+        entropy.contains("entropy: RDSEED (CPU)") || entropy.contains("entropy: RDRAND (CPU)"),
+        "{entropy}"
+    );
     // guest.cfg gives 8 MiB: 2048 pages of 4 KiB.
     assert_eq!(f.get("pages"), Some(&"2048"), "{line}");
     assert_eq!(f.get("memory_mib"), Some(&"8"), "{line}");

@@ -107,7 +107,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     #[cfg(feature = "net")]
     match xen::cmdline::NetConfig::from_cmdline(&boot.cmdline) {
         Ok(Some(config)) => {
-            crate::net::stack::configure(config, hal::rdtsc() ^ now_ns());
+            crate::net::stack::configure(config, secret());
             if let Err(e) = sched::spawn_service("net-setup", crate::apps::net_setup::net_setup) {
                 warn!("cannot start net-setup: {e}");
             }
@@ -128,6 +128,30 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     report_stats();
     info!("work done: powering off");
     shut_down(ShutdownReason::Poweroff)
+}
+
+/// 64 bits for a kernel secret (event-id and page-capability keys, the
+/// network stack's seed): from the CPU's RDSEED or RDRAND where CPUID
+/// offers them, mixed with the TSC and Xen time; from those alone
+/// otherwise, which a patient attacker can guess (tens of bits). The first
+/// call says at boot which it was.
+fn secret() -> u64 {
+    static SAID: spin::Once<Option<hal::entropy::Source>> = spin::Once::new();
+    let source = *SAID.call_once(|| {
+        let source = hal::entropy::source();
+        match source {
+            Some(s) => info!("entropy: {} (CPU), mixed with the TSC and Xen time", s.name()),
+            None => warn!(
+                "entropy: no RDSEED or RDRAND on this CPU: secrets come from the TSC and Xen time only, which can be guessed"
+            ),
+        }
+        source
+    });
+    let weak = hal::rdtsc().rotate_left(17) ^ now_ns() ^ 0x9e37_79b9_7f4a_7c15;
+    match source.and_then(hal::entropy::draw) {
+        Some(bits) => bits ^ weak,
+        None => weak,
+    }
 }
 
 /// Brings up event delivery, the timer, the heap and the scheduler.
@@ -153,10 +177,7 @@ fn init_core(boot: &BootInfo) {
     }
     let timer_port = hypercall::evtchn_bind_timer_virq()
         .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
-    let key = [
-        hal::rdtsc().rotate_left(7) ^ 0x6a09_e667_f3bc_c908,
-        now_ns() ^ 0xbb67_ae85_84ca_a73b,
-    ];
+    let key = [secret(), secret()];
     crate::mm::frames::init(memory.frames);
     if let Err(why) = crate::mm::pages::init(key) {
         warn!("page binding unavailable: {why}");
@@ -165,11 +186,8 @@ fn init_core(boot: &BootInfo) {
         Some(page) if boot.store_evtchn != 0 => crate::xen::xenstore::init(page, boot.store_evtchn),
         _ => warn!("no xenstore ring in start_info: xenstore calls will fail"),
     }
-    // Ids must not be guessable: seed from the TSC and Xen time at boot.
-    let seed = events::Seed([
-        hal::rdtsc() ^ 0x9e37_79b9_7f4a_7c15,
-        now_ns().rotate_left(17) ^ boot.nr_pages,
-    ]);
+    // Ids must not be guessable: the event table's key is a secret too.
+    let seed = events::Seed([secret(), secret() ^ boot.nr_pages]);
     sched::init(seed, timer_port);
     register_sources();
     hal::upcall::unmask();
