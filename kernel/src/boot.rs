@@ -133,24 +133,22 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
 /// 64 bits for a kernel secret (event-id and page-capability keys, the
 /// network stack's seed): from the CPU's RDSEED or RDRAND where CPUID
 /// offers them, mixed with the TSC and Xen time; from those alone
-/// otherwise, which a patient attacker can guess (tens of bits). The first
-/// call says at boot which it was.
+/// otherwise, which a patient attacker can guess (tens of bits).
+/// [`say_entropy`] tells which, once, at boot.
 fn secret() -> u64 {
-    static SAID: spin::Once<Option<hal::entropy::Source>> = spin::Once::new();
-    let source = *SAID.call_once(|| {
-        let source = hal::entropy::source();
-        match source {
-            Some(s) => info!("entropy: {} (CPU), mixed with the TSC and Xen time", s.name()),
-            None => warn!(
-                "entropy: no RDSEED or RDRAND on this CPU: secrets come from the TSC and Xen time only, which can be guessed"
-            ),
-        }
-        source
-    });
     let weak = hal::rdtsc().rotate_left(17) ^ now_ns() ^ 0x9e37_79b9_7f4a_7c15;
-    match source.and_then(hal::entropy::draw) {
-        Some(bits) => bits ^ weak,
-        None => weak,
+    hal::entropy::source()
+        .and_then(hal::entropy::draw)
+        .map_or(weak, |bits| bits ^ weak)
+}
+
+fn say_entropy() {
+    match hal::entropy::source() {
+        Some(s) => info!(
+            "entropy: {} (CPU), mixed with the TSC and Xen time",
+            s.name()
+        ),
+        None => warn!("entropy: no RDSEED or RDRAND: TSC and Xen time only (guessable)"),
     }
 }
 
@@ -177,6 +175,7 @@ fn init_core(boot: &BootInfo) {
     }
     let timer_port = hypercall::evtchn_bind_timer_virq()
         .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
+    say_entropy();
     let key = [secret(), secret()];
     crate::mm::frames::init(memory.frames);
     if let Err(why) = crate::mm::pages::init(key) {

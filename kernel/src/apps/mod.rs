@@ -24,9 +24,9 @@ pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
 
 /// The names `by_name` knows, for the error message on an unknown one.
 pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "none, stale-page; demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench, rpc-bench, rpc-restart, rpc-flood and rpc-hostile are programs now (ethos.init=)"
+    "none, stale-page; every other app is a program (ethos.init=)"
 } else {
-    "none, and the test apps (guest-test); demo, rpc-demo, net-demo, selftest, idle, vchan-echo, bench, rpc-bench, rpc-restart, rpc-flood and rpc-hostile are programs now (ethos.init=)"
+    "none; every app is a program (ethos.init=)"
 };
 
 #[cfg(feature = "test-apps")]

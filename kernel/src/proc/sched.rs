@@ -262,10 +262,7 @@ pub fn run() {
             }
             if context.stack_touched_below(RED_ZONE_WORDS) {
                 crate::panic::die_with_message(format_args!(
-                    "the kernel stack of the process in slot {slot} reached its red zone \
-                     (the bottom {} of {} bytes): raise STACK_WORDS",
-                    RED_ZONE_WORDS * 8,
-                    STACK_WORDS * 8
+                    "kernel stack of slot {slot} reached its red zone: raise STACK_WORDS"
                 ));
             }
             reap_if_exited(slot);
@@ -307,21 +304,19 @@ fn reap_if_exited(slot: usize) {
         if let Some(p) = &k.slots[slot] {
             if let RunState::Exited(code) = p.state {
                 // How deep its kernel stack went: the figure that says
-                // whether the stacks could be smaller.
-                let stack = (
+                // whether the stacks could be smaller. One line for both
+                // ends (one format in the image, which must stay small).
+                let (how, value) = match p.faulted {
+                    Some(v) => ("ended by fault", v as i64),
+                    None => ("exited with status", i64::from(code)),
+                };
+                info!(
+                    "process {} ({}) {how} {value} (kernel stack: {} of {} bytes used)",
+                    p.pid.0,
+                    p.name,
                     p.context.stack_high_water().unwrap_or(0),
-                    p.context.stack_bytes(),
+                    p.context.stack_bytes()
                 );
-                match p.faulted {
-                    Some(v) => info!(
-                        "process {} ({}) ended by fault {v} (kernel stack: {} of {} bytes used)",
-                        p.pid.0, p.name, stack.0, stack.1
-                    ),
-                    None => info!(
-                        "process {} ({}) exited with status {code} (kernel stack: {} of {} bytes used)",
-                        p.pid.0, p.name, stack.0, stack.1
-                    ),
-                }
                 let pid = p.pid;
                 let (status, word) = match p.faulted {
                     Some(v) => (Status::Faulted, v as u64),
