@@ -154,13 +154,22 @@ pub enum Call {
     /// At most [`crate::MAX_PERMS`] words. Needs
     /// [`crate::rights::XENSTORE_WRITE`].
     XsSetPerms = 49,
+    /// `(out ptr, len) -> (pending, completed | cancelled << 32)`: the
+    /// caller's events not yet retired, as little-endian u64 ids into
+    /// `out` (8-aligned): the pending ones, then the completed, then the
+    /// cancelled; the results count each. [`crate::Status::BufferTooSmall`]
+    /// (with the bytes needed) when they do not all fit: nothing written.
+    List = 50,
 }
 
 impl Call {
+    /// How many calls there are: numbers `0..COUNT`.
+    pub const COUNT: u64 = 51;
+
     /// The call with number `n`, if there is one.
     pub fn from_number(n: u64) -> Option<Call> {
         use Call::*;
-        const ALL: [Call; 50] = [
+        const ALL: [Call; 51] = [
             Pid,
             Time,
             WallClock,
@@ -211,6 +220,7 @@ impl Call {
             UdpSend,
             NetStats,
             XsSetPerms,
+            List,
         ];
         ALL.get(usize::try_from(n).ok()?).copied()
     }
@@ -222,11 +232,11 @@ mod tests {
 
     #[test]
     fn numbers_round_trip_and_unknown_ones_are_none() {
-        for n in 0..50u64 {
+        for n in 0..Call::COUNT {
             let call = Call::from_number(n).expect("known");
             assert_eq!(call as u64, n);
         }
-        assert_eq!(Call::from_number(50), None);
+        assert_eq!(Call::from_number(Call::COUNT), None);
         assert_eq!(Call::from_number(u64::MAX), None);
     }
 }

@@ -212,6 +212,49 @@ pub fn retire_vec(event: Event) -> Result<Retired<Vec<u8>>, Status> {
     Ok(r.map(|_| buf))
 }
 
+/// The caller's events not yet retired, by state ([`list`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Not complete yet.
+    pub pending: Vec<Event>,
+    /// Complete, waiting to be retired.
+    pub completed: Vec<Event>,
+    /// Cancelled, waiting to be retired.
+    pub cancelled: Vec<Event>,
+}
+
+/// `List`: every event of this program not yet retired, by state. Asks
+/// with room for 64 ids first and again with what the kernel says it needs
+/// (events made in between are not a problem: it asks until they fit, four
+/// times at most).
+///
+/// Errors: [`Status::BufferTooSmall`] if the list kept growing faster than
+/// it was read.
+pub fn list() -> Result<Listing, Status> {
+    let mut room = 64;
+    for _ in 0..4 {
+        let mut ids = vec![0u64; room];
+        let (rax, r0, r1) = raw::list(&mut ids);
+        match sys::status(rax) {
+            Status::Ok => {
+                let pending = r0 as usize;
+                let completed = (r1 & 0xffff_ffff) as usize;
+                let cancelled = (r1 >> 32) as usize;
+                let mut it = ids.into_iter().map(Event);
+                let mut take = |n: usize| it.by_ref().take(n).collect::<Vec<Event>>();
+                return Ok(Listing {
+                    pending: take(pending),
+                    completed: take(completed),
+                    cancelled: take(cancelled),
+                });
+            }
+            Status::BufferTooSmall => room = (r1 as usize).div_ceil(8) + 16,
+            s => return Err(s),
+        }
+    }
+    Err(Status::BufferTooSmall)
+}
+
 /// Cancels a pending event: a later completion is ignored, and retiring it
 /// reports [`Status::Cancelled`] (a wait tree counts it as done).
 ///

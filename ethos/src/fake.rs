@@ -467,6 +467,36 @@ impl Kernel {
                 mem.write(a[0], &bytes[..n]);
                 ok(n as u64, 0)
             }
+            List => {
+                let mut pending = Vec::new();
+                let mut completed = Vec::new();
+                let mut cancelled = Vec::new();
+                for (&id, s) in &self.events {
+                    match s {
+                        State::Pending { .. } => pending.push(id),
+                        State::Done { .. } => completed.push(id),
+                        State::Cancelled => cancelled.push(id),
+                    }
+                }
+                let ids: Vec<u8> = pending
+                    .iter()
+                    .chain(&completed)
+                    .chain(&cancelled)
+                    .flat_map(|id| id.to_le_bytes())
+                    .collect();
+                if ids.len() > a[1] as usize {
+                    return (
+                        u64::from(Status::BufferTooSmall.code()),
+                        0,
+                        ids.len() as u64,
+                    );
+                }
+                mem.write(a[0], &ids);
+                ok(
+                    pending.len() as u64,
+                    completed.len() as u64 | (cancelled.len() as u64) << 32,
+                )
+            }
             XsWatch => {
                 let id = self.started(mem, call, a, &[(0, 1)]);
                 ok(1, id)

@@ -520,3 +520,29 @@ fn an_exit_status_reads_as_a_person_would_say_it() {
     assert_eq!(ExitStatus::Code(-1).to_string(), "exit -1");
     assert_eq!(ExitStatus::Faulted(14).to_string(), "fault 14");
 }
+
+#[test]
+fn list_names_every_unretired_event_by_state() {
+    let before = event::list().unwrap();
+    let t = time::now().unwrap();
+    let done = event::beep(t).unwrap();
+    let waiting = event::beep(t + 1000 * MS).unwrap();
+    let dropped = event::beep(t + 2000 * MS).unwrap();
+    event::cancel(dropped).unwrap();
+    let l = event::list().unwrap();
+    assert!(l.completed.contains(&done), "{l:?}");
+    assert!(l.pending.contains(&waiting));
+    assert!(l.cancelled.contains(&dropped));
+    // More than the first ask's room: the kernel says what it needs.
+    let many: Vec<Event> = (0..100)
+        .map(|i| event::beep(t + (5000 + i) * MS).unwrap())
+        .collect();
+    let l = event::list().unwrap();
+    assert_eq!(l.pending.len(), before.pending.len() + 1 + many.len());
+    for e in many.iter().chain([&waiting, &dropped]) {
+        let _ = event::cancel(*e);
+        let _ = event::retire_empty(*e);
+    }
+    let _ = event::retire_word(done);
+    assert_eq!(event::list().unwrap(), before);
+}

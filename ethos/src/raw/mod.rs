@@ -250,6 +250,19 @@ pub(crate) fn kernel_stats(out: &mut [u8]) -> Ret {
     }
 }
 
+/// `List(out, len)`: the kernel writes at most `out.len()` event ids.
+pub(crate) fn list(out: &mut [u64]) -> Ret {
+    // SAFETY: `out` is writable for its length (in bytes: 8 per id) and
+    // borrowed exclusively; a u64 slice is 8-aligned.
+    unsafe {
+        syscall2(
+            Call::List as u64,
+            out.as_mut_ptr() as u64,
+            (out.len() * 8) as u64,
+        )
+    }
+}
+
 /// `NetStats(out, len)`: the kernel writes at most `out.len()` bytes.
 pub(crate) fn net_stats(out: &mut [u8]) -> Ret {
     // SAFETY: `out` is writable for its length and borrowed exclusively.

@@ -70,7 +70,7 @@ pub fn publish_vchan(
     for _ in 0..10 {
         let tx = match wait_ok(crate::syscall::xs_transaction_start(), "transaction")? {
             events::Value::Word(tx) => tx as u32,
-            other => return Err(format!("transaction id {other:?}")),
+            _ => return Err(alloc::string::String::from("transaction id: not a word")),
         };
         for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
             let path = format!("{node}/{key}");

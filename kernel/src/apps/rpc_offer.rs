@@ -14,16 +14,26 @@ pub const NODE: &str = "data/vchan/0/rpc";
 pub fn rpc_offer() {
     let me = match super::wait_ok(sys::xs_read("domid", 0), "read domid") {
         Ok(Value::Bytes(b)) => String::from_utf8(b).unwrap_or_default(),
-        other => {
-            let _ = sys::print(&format!("rpc: cannot read our domid: {other:?}"));
+        // Messages by Display only: Debug of text would pull the escaping
+        // tables into the image, which must stay small.
+        Ok(_) => {
+            let _ = sys::print("rpc: cannot read our domid: not text");
+            return;
+        }
+        Err(e) => {
+            let _ = sys::print(&format!("rpc: cannot read our domid: {e}"));
             return;
         }
     };
     loop {
         let word = match super::wait_ok(sys::rpc_next_offer(), "next offer") {
             Ok(Value::Word(w)) => w,
-            other => {
-                let _ = sys::print(&format!("rpc: no offer to publish: {other:?}"));
+            Ok(_) => {
+                let _ = sys::print("rpc: no offer to publish: not a word");
+                return;
+            }
+            Err(e) => {
+                let _ = sys::print(&format!("rpc: no offer to publish: {e}"));
                 return;
             }
         };

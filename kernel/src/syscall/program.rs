@@ -47,7 +47,10 @@ pub fn run_program() {
     }
 }
 
-/// Ends the process with a report a person can act on.
+/// Ends the process with a report a person can act on. (Cold and not
+/// inlined: two exits reach it, and the image must stay small.)
+#[cold]
+#[inline(never)]
 fn fault(
     pid: Pid,
     regs: &UserRegs,
@@ -211,6 +214,7 @@ fn call_one(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
         Call::DirCreate => event(sys::create_dir(&text(pid, a[0], a[1])?)),
         Call::Remove => event(sys::remove(&text(pid, a[0], a[1])?)),
         Call::KernelStats => kernel_stats(pid, a),
+        Call::List => list(pid, a),
         Call::TcpListen
         | Call::TcpAccept
         | Call::TcpConnect
@@ -239,6 +243,15 @@ fn perm_words(words: &str) -> SysResult<Vec<&str>> {
         return Err(SysError::InvalidArgument);
     }
     Ok(perms)
+}
+
+/// Words as the ABI lays them out in user memory: little-endian u64s.
+fn le_bytes(words: impl Iterator<Item = u64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(words.size_hint().0 * 8);
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out
 }
 
 fn tx(v: u64) -> SysResult<u32> {
@@ -287,11 +300,7 @@ fn block(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
         .collect();
     let leaves = super::block(&spec)?;
     let written = leaves.len().min(cap as usize);
-    let ids: Vec<u8> = leaves[..written]
-        .iter()
-        .flat_map(|id| id.0.to_le_bytes())
-        .collect();
-    space::copy_out(pid, out, &ids)?;
+    space::copy_out(pid, out, &le_bytes(leaves[..written].iter().map(|id| id.0)))?;
     Ok((written as u64, leaves.len() as u64))
 }
 
@@ -346,6 +355,24 @@ fn spawn(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
     Ok((child.map_or(0, |c| c.0 as u64), exit.0))
 }
 
+/// `List(out, len)`: the caller's unretired events; all of them or, when
+/// they do not fit, nothing and the size needed.
+fn list(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
+    crate::mm::range::aligned(a[0], 8)?;
+    let l = super::list()?;
+    let total = l.pending.len() + l.completed.len() + l.cancelled.len();
+    let need = total * 8;
+    if need > a[1] as usize {
+        return Err(SysError::BufferTooSmall(need));
+    }
+    let ids = l.pending.iter().chain(&l.completed).chain(&l.cancelled);
+    space::copy_out(pid, a[0], &le_bytes(ids.map(|id| id.0)))?;
+    Ok((
+        l.pending.len() as u64,
+        l.completed.len() as u64 | (l.cancelled.len() as u64) << 32,
+    ))
+}
+
 /// `KernelStats(out, len)`: the counters as little-endian u64s, in the
 /// order `ethos::stats` names them.
 fn kernel_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
@@ -380,7 +407,7 @@ fn kernel_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
         rpc_kicks,
         rpc_port_events,
     ];
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let bytes = le_bytes(words.iter().copied());
     let n = bytes.len().min(a[1] as usize);
     space::copy_out(pid, a[0], &bytes[..n])?;
     Ok((n as u64, 0))
@@ -494,7 +521,7 @@ fn net_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
         d.notifies,
         d.port_events,
     ];
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let bytes = le_bytes(words.iter().copied());
     // Whole counters only: a short buffer gets the first ones.
     let n = bytes.len().min(usize::try_from(a[1]).unwrap_or(usize::MAX)) / 8 * 8;
     space::copy_out(pid, a[0], &bytes[..n])?;

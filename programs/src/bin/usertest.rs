@@ -223,12 +223,24 @@ fn unknowns() -> Result<(), alloc::string::String> {
     let (rax, _, _) = unsafe { ethos::raw::syscall0(9999) };
     expect("call 9999", status(rax), Status::UnknownCall)?;
     // SAFETY: as above: the first number past the last call.
-    let (rax, _, _) = unsafe { ethos::raw::syscall0(Call::XsSetPerms as u64 + 1) };
-    expect(
-        "the call after XsSetPerms",
-        status(rax),
-        Status::UnknownCall,
-    )?;
+    let (rax, _, _) = unsafe { ethos::raw::syscall0(Call::COUNT) };
+    expect("the call after the last", status(rax), Status::UnknownCall)?;
+    // List names a live event, and says the size it needs when the buffer
+    // is too small (writing nothing).
+    let beep = event::beep(time::now().map_err(|e| alloc::format!("{e}"))? + 60_000 * time::MS)
+        .map_err(|e| alloc::format!("beep: {e}"))?;
+    let listed = event::list().map_err(|e| alloc::format!("list: {e}"))?;
+    if !listed.pending.contains(&beep) {
+        return Err(alloc::format!("list: {listed:?} lacks the beep {beep:?}"));
+    }
+    // SAFETY: a zero-length output buffer: the kernel writes nothing.
+    let (rax, _, need) = unsafe { ethos::raw::syscall2(Call::List as u64, 0x1000, 0) };
+    expect("list into no room", status(rax), Status::BufferTooSmall)?;
+    if need < 8 {
+        return Err(alloc::format!("list into no room: {need} bytes needed"));
+    }
+    let _ = event::cancel(beep);
+    let _ = event::retire_empty(beep);
     // Permission words the library would not send: the kernel checks them
     // itself (no xenstore request is made).
     for words in [&b"x5\0"[..], b"r\0", b"r70000\0", b"n5"] {
