@@ -20,6 +20,23 @@ pub struct Store {
     pub introduced: BTreeSet<u16>,
     /// Answer every request with this error instead (e.g. `EACCES`).
     pub fail_with: Option<&'static str>,
+    /// Requests asked, by their first argument (a path, a domid): what the daemon's
+    /// work cost xenstored, counted.
+    pub asked: BTreeMap<String, u64>,
+}
+
+impl Store {
+    /// Requests asked about domain `domid` (its nodes, or whether it is introduced).
+    pub fn asked_about(&self, domid: u16) -> u64 {
+        let home = format!("/local/domain/{domid}");
+        self.asked
+            .iter()
+            .filter(|(arg, _)| {
+                *arg == &domid.to_string() || *arg == &home || arg.starts_with(&format!("{home}/"))
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 impl Store {
@@ -73,7 +90,8 @@ pub fn client(store: Arc<Mutex<Store>>) -> Xenstore<UnixStream> {
             let (kind, id) = (msg.header.kind, msg.header.req_id);
             let arg = String::from_utf8_lossy(msg.payload.split(|&b| b == 0).next().unwrap())
                 .into_owned();
-            let st = store.lock().unwrap();
+            let mut st = store.lock().unwrap();
+            *st.asked.entry(arg.clone()).or_default() += 1;
             if let Some(e) = st.fail_with {
                 reply(&mut server, MsgType::Error, id, format!("{e}\0").as_bytes());
                 continue;
