@@ -1401,6 +1401,97 @@ mod tests {
         d.stop_all();
     }
 
+    /// The watch thread against a fake xenstored that fires watches as xenstored does:
+    /// each domain gets a watch on its own RPC node; 10^4 writes by A elsewhere in its
+    /// home fire nothing, 10^4 writes of its RPC node mark only A; B's watch is removed
+    /// when B goes.
+    #[test]
+    fn each_domain_has_its_own_watch_and_only_its_rpc_node_fires_it() {
+        const WRITES: u64 = 10_000;
+        let (store, mut watcher) = xs_with(|s| {
+            s.domain(5, "a", UUID_A);
+            s.domain(6, "b", UUID_B);
+        });
+        watcher.watch("@introduceDomain", "domains").unwrap();
+        watcher.watch("@releaseDomain", "domains").unwrap();
+        let dirty = Arc::new(Mutex::new(Dirty::default()));
+        let (tx, wakes) = crossbeam_channel::unbounded();
+        let seen = Arc::clone(&dirty);
+        thread::spawn(move || {
+            let wake = || {
+                let _ = tx.send(());
+            };
+            watch_domains(watcher, &seen, &wake)
+        });
+        let patience = Duration::from_secs(30);
+        let wait_wakes = |n: u64| {
+            for _ in 0..n {
+                wakes
+                    .recv_timeout(patience)
+                    .expect("the watch thread fell silent");
+            }
+        };
+        let take = || std::mem::take(&mut *dirty.lock().unwrap());
+        let watched = |d: u16| {
+            store
+                .lock()
+                .unwrap()
+                .watches
+                .contains(&(rpc_node(d), domain_token(d)))
+        };
+        // Two "domains" events (each new watch fires once), then each domain's own.
+        wait_wakes(4);
+        assert!(watched(5) && watched(6));
+        assert_eq!(
+            take(),
+            Dirty {
+                domains_changed: true,
+                domains: [5, 6].into()
+            }
+        );
+        for i in 0..WRITES {
+            store
+                .lock()
+                .unwrap()
+                .write("/local/domain/5/data/junk", &i.to_string(), 5);
+        }
+        for i in 0..WRITES {
+            store
+                .lock()
+                .unwrap()
+                .write(&format!("{}/ring-ref", rpc_node(5)), &i.to_string(), 5);
+        }
+        wait_wakes(WRITES);
+        {
+            let st = store.lock().unwrap();
+            eprintln!("watch events fired by A's writes: {:?}", st.fired);
+            assert_eq!(
+                st.fired.get("dom5"),
+                Some(&(WRITES + 1)),
+                "its own, once each"
+            );
+            assert_eq!(st.fired.get("dom6"), Some(&1), "B's: only when set");
+        }
+        assert_eq!(
+            take(),
+            Dirty {
+                domains_changed: false,
+                domains: [5].into()
+            }
+        );
+        // B goes: its watch goes with it.
+        {
+            let mut st = store.lock().unwrap();
+            st.nodes.retain(|k, _| !k.starts_with("/local/domain/6/"));
+            st.introduced.remove(&6);
+            st.fire("@releaseDomain");
+        }
+        wait_wakes(1);
+        assert!(watched(5) && !watched(6));
+        assert!(take().domains_changed);
+        assert!(wakes.try_recv().is_err(), "no more wakes than events");
+    }
+
     #[test]
     fn buckets_refill_on_the_given_clock() {
         let t0 = Instant::now();
