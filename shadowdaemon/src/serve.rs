@@ -326,29 +326,34 @@ struct Shared {
 }
 
 impl Shared {
-    /// Takes one warning from the connection's budget; false once it is spent.
-    fn may_warn(&self) -> bool {
+    /// Logs `line` as a warning if the connection's budget has one left (saying so
+    /// when that was the last), else at debug level.
+    fn warn_or_debug(&self, line: &str) {
         let loud = self
             .warnings_left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok();
-        if loud && self.warnings_left.load(Ordering::Relaxed) == 0 {
+        if !loud {
+            log::debug!("{line}");
+            return;
+        }
+        log::warn!("{line}");
+        if self.warnings_left.load(Ordering::Relaxed) == 0 {
             log::warn!(
                 "{}: {WARN_BUDGET} warnings logged; further ones at debug level",
                 self.id
             );
         }
-        loud
     }
 
     fn log_failure(&self, event_id: u64, op: Op, err: &OpError) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         let status = err.status();
-        let loud = (err.is_refusal() || err.is_host_problem()) && self.may_warn();
-        if loud {
-            log::warn!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
+        let line = format!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
+        if err.is_refusal() || err.is_host_problem() {
+            self.warn_or_debug(&line);
         } else {
-            log::debug!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
+            log::debug!("{line}");
         }
     }
 }
@@ -771,11 +776,7 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
                              kicks back (late EOI, up to {:?}) until one does",
                             self.shared.id, self.late_eoi.max
                         );
-                        if self.shared.may_warn() {
-                            log::warn!("{line}");
-                        } else {
-                            log::debug!("{line}");
-                        }
+                        self.shared.warn_or_debug(&line);
                     }
                 }
                 // A waker's wake (a reply, a pool slot, a stop) or an interrupted wait.
