@@ -634,13 +634,20 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
         }
         let mut scan = dirty.domains;
         if tick {
+            // A name in use is the toolstack's doing, not the guest's, and costs only
+            // reading who it is: retried at each tick outside the attach budget.
+            let name_in_use: Vec<u16> = self
+                .refused
+                .iter()
+                .filter(|(_, r)| matches!(r, Refusal::NameInUse { .. }))
+                .map(|(&d, _)| d)
+                .collect();
+            for domid in name_in_use {
+                if !scan.contains(&domid) {
+                    self.scan(domid, now, false)?;
+                }
+            }
             scan.extend(self.waiting.iter().copied());
-            scan.extend(
-                self.refused
-                    .iter()
-                    .filter(|(_, r)| matches!(r, Refusal::NameInUse { .. }))
-                    .map(|(&d, _)| d),
-            );
             scan.extend(
                 self.limits
                     .iter()
@@ -649,7 +656,7 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
             );
         }
         for domid in scan {
-            self.scan(domid, now)?;
+            self.scan(domid, now, true)?;
         }
         Ok(())
     }
@@ -719,8 +726,8 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
     }
 
     /// Reads domain `domid`'s offer and attaches to it if it is new, within the
-    /// domain's attach budget (else it is tried at a later tick).
-    fn scan(&mut self, domid: u16, now: Instant) -> Result<(), XsError> {
+    /// domain's attach budget if `limited` (else it is tried at a later tick).
+    fn scan(&mut self, domid: u16, now: Instant, limited: bool) -> Result<(), XsError> {
         self.limiter(domid, now).counts.scans += 1;
         let Some(offer) = self.offer_of(domid)? else {
             return Ok(());
@@ -730,7 +737,7 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
             return Ok(());
         }
         let l = self.limiter(domid, now);
-        if !l.attach.take(now) {
+        if limited && !l.attach.take(now) {
             l.counts.suppressed += 1;
             let first = !l.deferred;
             l.deferred = true;
@@ -1490,6 +1497,48 @@ mod tests {
         assert!(watched(5) && !watched(6));
         assert!(take().domains_changed);
         assert!(wakes.try_recv().is_err(), "no more wakes than events");
+    }
+
+    /// A domain refused because its name is served for another is retried at each tick
+    /// (outside the attach budget, with no rate-limit warning) and served once the
+    /// other is gone.
+    #[test]
+    fn a_name_in_use_is_retried_at_ticks_and_served_once_free() {
+        logged(&[]);
+        let (store, xs) = xs_with(|s| {
+            s.domain(15, "twin", UUID_A);
+            s.domain(16, "twin", UUID_B);
+            offer(s, 15, 300, 3);
+            offer(s, 16, 400, 4);
+        });
+        let mut d = Discovery::new(xs, FakeAttacher::default());
+        let t0 = Instant::now();
+        let start = Dirty {
+            domains_changed: true,
+            domains: [15, 16].into(),
+        };
+        d.turn(start, false, t0).unwrap();
+        assert!(d.served.contains_key(&15) && !d.served.contains_key(&16));
+        for s in 1..=30 {
+            d.turn(Dirty::default(), true, t0 + Duration::from_secs(s))
+                .unwrap();
+        }
+        assert!(!d.served.contains_key(&16));
+        assert_eq!(d.counts(16).suppressed, 0);
+        assert!(logged(&["domid 16", "rate-limited"]).is_empty());
+        {
+            let mut st = store.lock().unwrap();
+            st.nodes.retain(|k, _| !k.starts_with("/local/domain/15/"));
+            st.introduced.remove(&15);
+        }
+        let gone = Dirty {
+            domains_changed: true,
+            domains: BTreeSet::new(),
+        };
+        d.turn(gone, true, t0 + Duration::from_secs(31)).unwrap();
+        assert!(d.served.contains_key(&16), "served once the name is free");
+        assert!(!d.served.contains_key(&15));
+        d.stop_all();
     }
 
     #[test]
