@@ -13,9 +13,9 @@
 //! * scans each domain whose own watch fired, and only those: a guest that rewrites
 //!   its keys in a loop costs one read of its own offer per firing, and nothing for
 //!   the others (before, every write under `/local/domain` rescanned every domain);
-//! * every [`RESCAN_EVERY`] without events, joins connections that ended on their own
-//!   and retries the domains that wait (an attach the rate limit put off, a journal
-//!   still busy, a name in use).
+//! * every [`RESCAN_EVERY`] (by the clock, events or not), joins connections that
+//!   ended on their own and retries the domains that wait (an attach the rate limit
+//!   put off, a journal still busy, a name in use).
 //!
 //! Attach attempts are rate-limited per domain ([`ATTACH_BURST`], then one per
 //! [`ATTACH_REFILL`]; an offer put off is tried at a later tick, the latest one wins),
@@ -75,7 +75,7 @@ use crate::xen::connect::{connect, Offer};
 use crate::xen::gntdev::{Gntdev, GntdevError};
 use crate::xen::xenstore::{parse_u32_decimal, Transport, Xenstore, XsError};
 
-/// The longest the main thread sleeps without a watch event.
+/// How often the main thread retries the domains that wait, and the longest it sleeps.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// Where each guest's RPC vchan is published, under its home.
 pub const RPC_NODE: &str = "data/vchan/0/rpc";

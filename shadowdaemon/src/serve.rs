@@ -13,7 +13,8 @@
 //!   kicks *or* a [`Wake`] from [`EventChannel::waker`] is called (workers call it when a
 //!   reply is ready, the pool when a slot frees, [`Stopper::stop`] to end the loop). Over
 //!   `/dev/xen/evtchn` that is a `poll` on the evtchn fd and an `eventfd`, unmasking the
-//!   port after reading it; both are sticky, so a wake before the sleep is not lost;
+//!   port delivered last time first (after the hold the loop asks for, see *Kick
+//!   storms*); both are sticky, so a wake before the sleep is not lost;
 //! * the guest's [`GuestRoot`] (from [`crate::confine::Share::guest`], after
 //!   [`GuestName`] validated the xenstore name), its domid, a [`Handler`] (normally
 //!   [`crate::service::handle`]) and the shared [`Pool`].
