@@ -3,12 +3,25 @@
 //!
 //! # Finding guests
 //!
-//! Two xenstore watches, on `/local/domain` (any key a guest or the toolstack writes
-//! beneath it, including a guest publishing `data/vchan/0/rpc/{ring-ref,event-channel}`)
-//! and on `@releaseDomain` (a domain died). A watch event only means "look again": the
-//! main thread then lists the domains and compares what each one offers with what it
-//! serves. A rescan also runs every [`RESCAN_EVERY`], to reap connections that ended on
-//! their own.
+//! A watch thread of its own (its own xenstore connection) watches `@introduceDomain`
+//! and `@releaseDomain` (the set of domains changed) and, per domain, that domain's RPC
+//! node `data/vchan/0/rpc` (where it publishes `ring-ref` and `event-channel`), adding
+//! and removing those watches as domains come and go. It records what changed
+//! ([`Dirty`], coalesced) and wakes the main thread, which then:
+//!
+//! * when the set of domains changed, lists them and forgets the ones that are gone;
+//! * scans each domain whose own watch fired, and only those: a guest that rewrites
+//!   its keys in a loop costs one read of its own offer per firing, and nothing for
+//!   the others (before, every write under `/local/domain` rescanned every domain);
+//! * every [`RESCAN_EVERY`] (by the clock, events or not), joins connections that
+//!   ended on their own and retries the domains that wait (an attach the rate limit
+//!   put off, a journal still busy, a name in use).
+//!
+//! Attach attempts are rate-limited per domain ([`ATTACH_BURST`], then one per
+//! [`ATTACH_REFILL`]; an offer put off is tried at a later tick, the latest one wins),
+//! and so are the warnings about a domain ([`WARN_BURST`], then one per
+//! [`WARN_REFILL`]; the rest at debug level). Both are counted ([`DomainCounts`]) and
+//! the counts logged when the domain goes.
 //!
 //! # One guest's life
 //!
@@ -40,15 +53,15 @@
 //!
 //! Every log line names the guest and its domid.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use shadowdaemon::confine::{GuestName, NameError, Share};
@@ -56,13 +69,13 @@ use shadowdaemon::journal::{Journal, JournalSet};
 use shadowdaemon::lock::StateLock;
 use shadowdaemon::pool::{Pool, PoolConfig};
 use shadowdaemon::quota::{Budget, Override};
-use shadowdaemon::serve::{Ended, Handler, Limits, Stopper};
+use shadowdaemon::serve::{Ended, Handler, Limits};
 
 use crate::xen::connect::{connect, Offer};
 use crate::xen::gntdev::{Gntdev, GntdevError};
 use crate::xen::xenstore::{parse_u32_decimal, Transport, Xenstore, XsError};
 
-/// The longest the main thread sleeps without a watch event.
+/// How often the main thread retries the domains that wait, and the longest it sleeps.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// Where each guest's RPC vchan is published, under its home.
 pub const RPC_NODE: &str = "data/vchan/0/rpc";
@@ -91,9 +104,11 @@ pub struct Settings {
     pub reply_delay: Duration,
 }
 
+/// A domain's connection, on a thread of its own.
 struct Served {
     identity: Identity,
-    stopper: Stopper,
+    /// Stops the connection (it then ends its thread).
+    stop: Box<dyn Fn() + Send>,
     thread: JoinHandle<Ended>,
 }
 
@@ -325,19 +340,218 @@ fn note_refusal(logged: &mut HashMap<u16, Refusal>, domid: u16, refusal: &Refusa
     true
 }
 
-struct Daemon {
-    /// Held for the daemon's life (see [`shadowdaemon::lock`]).
-    _lock: StateLock,
-    /// The guests' journals, each opened once at a time.
-    journals: JournalSet,
-    settings: Settings,
-    share: Share,
-    pool: Arc<Pool>,
-    gntdev: Arc<Gntdev>,
-    handler: Arc<dyn Handler>,
-    xs: Xenstore<Transport>,
-    /// Wake-ups from the watch thread.
-    watch: Receiver<Watch>,
+/// Attach attempts per guest: a burst of this many, then one per [`ATTACH_REFILL`].
+pub const ATTACH_BURST: u32 = 4;
+/// See [`ATTACH_BURST`].
+pub const ATTACH_REFILL: Duration = Duration::from_secs(2);
+/// Warnings per guest: a burst of this many, then one per [`WARN_REFILL`]; the rest at
+/// debug level, counted.
+pub const WARN_BURST: u32 = 8;
+/// See [`WARN_BURST`].
+pub const WARN_REFILL: Duration = Duration::from_secs(60);
+
+/// A token bucket on a clock the caller gives (the daemon's `Instant::now`, a test's
+/// virtual instants): at most `burst` at once, one more per `refill`.
+#[derive(Clone, Debug)]
+struct Bucket {
+    tokens: u32,
+    burst: u32,
+    refill: Duration,
+    /// When the last token was earned (or the bucket was last full).
+    since: Instant,
+}
+
+impl Bucket {
+    fn new(burst: u32, refill: Duration, now: Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            burst,
+            refill,
+            since: now,
+        }
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = self.refill.as_nanos().max(1);
+        let earned = now.saturating_duration_since(self.since).as_nanos() / refill;
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(earned).min(self.burst);
+            self.since = if self.tokens == self.burst {
+                now
+            } else {
+                self.since + self.refill * earned
+            };
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+/// What the daemon did for one domain, counted (its log says the same when it goes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DomainCounts {
+    /// Times its offer was read and compared (one per watch firing, coalesced).
+    pub scans: u64,
+    /// Attach attempts made.
+    pub attempts: u64,
+    /// Attach attempts the rate limit put off (the latest offer is tried later).
+    pub suppressed: u64,
+    /// Warnings logged about it.
+    pub warned: u64,
+    /// Warnings the rate limit sent to debug level.
+    pub unwarned: u64,
+}
+
+impl fmt::Display for DomainCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} scans, {} attach attempts ({} put off by the rate limit), {} warnings \
+             ({} more at debug level)",
+            self.scans, self.attempts, self.suppressed, self.warned, self.unwarned
+        )
+    }
+}
+
+/// One domain's rate limits and counts.
+struct Limiter {
+    attach: Bucket,
+    warn: Bucket,
+    /// An attach was put off: retry at a tick.
+    deferred: bool,
+    counts: DomainCounts,
+}
+
+impl Limiter {
+    fn new(now: Instant) -> Limiter {
+        Limiter {
+            attach: Bucket::new(ATTACH_BURST, ATTACH_REFILL, now),
+            warn: Bucket::new(WARN_BURST, WARN_REFILL, now),
+            deferred: false,
+            counts: DomainCounts::default(),
+        }
+    }
+}
+
+/// What the watch thread found changed since the main thread last looked: coalesced,
+/// so a guest writing its keys in a loop costs one scan of its own domain per turn.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Dirty {
+    /// A domain came or went (`@introduceDomain`, `@releaseDomain`), or events were
+    /// lost: check which domains are gone.
+    pub domains_changed: bool,
+    /// Domains whose RPC node changed (their own watch fired).
+    pub domains: BTreeSet<u16>,
+}
+
+/// The watch token of domain `domid`'s RPC node.
+fn domain_token(domid: u16) -> String {
+    format!("dom{domid}")
+}
+
+/// The path of domain `domid`'s RPC node.
+fn rpc_node(domid: u16) -> String {
+    format!("/local/domain/{domid}/{RPC_NODE}")
+}
+
+/// What one watch event means.
+fn note_event(dirty: &mut Dirty, token: &str) {
+    match token
+        .strip_prefix("dom")
+        .and_then(|d| d.parse::<u16>().ok())
+    {
+        Some(domid) => {
+            dirty.domains.insert(domid);
+        }
+        None => dirty.domains_changed = true,
+    }
+}
+
+/// The watch thread's work: watches `@introduceDomain` and `@releaseDomain`, and each
+/// domain's own RPC node (added and removed as domains come and go), and records what
+/// changed in `dirty`, waking the main thread through `wake`. Returns when xenstore fails.
+fn watch_domains<T: Read + Write>(
+    mut watcher: Xenstore<T>,
+    dirty: &Mutex<Dirty>,
+    wake: &dyn Fn(),
+) -> XsError {
+    let mut watched: BTreeSet<u16> = BTreeSet::new();
+    let mut dropped = 0;
+    let mut step = || -> Result<(), XsError> {
+        let event = watcher.next_watch_event()?;
+        let mut changed = Dirty::default();
+        note_event(&mut changed, &event.token);
+        if changed.domains_changed {
+            let now: BTreeSet<u16> = list_domains(&mut watcher)?
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            for &domid in now.difference(&watched) {
+                // xenstored fires a new watch once: that first event scans the domain.
+                watcher.watch(&rpc_node(domid), &domain_token(domid))?;
+            }
+            for &domid in watched.difference(&now) {
+                match watcher.unwatch(&rpc_node(domid), &domain_token(domid)) {
+                    Ok(()) | Err(XsError::Remote(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            watched = now;
+        }
+        if watcher.dropped_events() != dropped {
+            // Some domain's event may be among them: look at every domain once.
+            dropped = watcher.dropped_events();
+            changed.domains_changed = true;
+            changed.domains.extend(watched.iter().copied());
+        }
+        {
+            let mut d = dirty.lock().unwrap_or_else(PoisonError::into_inner);
+            d.domains_changed |= changed.domains_changed;
+            d.domains.append(&mut changed.domains);
+        }
+        wake();
+        Ok(())
+    };
+    loop {
+        if let Err(e) = step() {
+            return e;
+        }
+    }
+}
+
+/// What attaching to one domain's offer came to (see [`Attacher`]).
+enum Attached {
+    /// Served on a thread of its own.
+    Served(Served),
+    /// Its old connection's jobs still hold its journal: try again later.
+    Busy,
+    /// Not served, and why (a warning, within the domain's budget).
+    Failed(String),
+    /// Not served, already said (e.g. not in `--guest`).
+    Skipped,
+}
+
+/// Attaches to a domain's offer once [`Discovery`] has decided to: the Xen devices in
+/// the daemon, a fake in tests.
+trait Attacher {
+    /// Attaches `domid` (who is `identity`) to `offer`.
+    fn attach(&mut self, domid: u16, offer: Offer, identity: &Identity) -> Attached;
+    /// Forgets what is kept for domain `domid` with VM handle `handle` (its journal):
+    /// the domain is gone.
+    fn forget(&mut self, domid: u16, handle: &str) -> std::io::Result<()>;
+}
+
+/// Which domains are served, decided from xenstore: per-domain scans on each domain's
+/// own watch, a check of which domains are gone when the set of domains changes, and
+/// attach attempts and warnings rate-limited per domain.
+struct Discovery<T, A> {
+    xs: Xenstore<T>,
+    attacher: A,
     served: HashMap<u16, Served>,
     /// The last offer tried per domain (served or failed): not tried again.
     tried: HashMap<u16, Offer>,
@@ -347,6 +561,396 @@ struct Daemon {
     refused: HashMap<u16, Refusal>,
     /// Domains waiting for their old connection's jobs before they are attached anew.
     waiting: HashSet<u16>,
+    /// Each domain's rate limits and counts.
+    limits: HashMap<u16, Limiter>,
+    /// Checks of which domains are gone (each lists every domain).
+    domain_checks: u64,
+}
+
+impl<T: Read + Write, A: Attacher> Discovery<T, A> {
+    fn new(xs: Xenstore<T>, attacher: A) -> Self {
+        Discovery {
+            xs,
+            attacher,
+            served: HashMap::new(),
+            tried: HashMap::new(),
+            handles: HashMap::new(),
+            refused: HashMap::new(),
+            waiting: HashSet::new(),
+            limits: HashMap::new(),
+            domain_checks: 0,
+        }
+    }
+
+    fn limiter(&mut self, domid: u16, now: Instant) -> &mut Limiter {
+        self.limits
+            .entry(domid)
+            .or_insert_with(|| Limiter::new(now))
+    }
+
+    /// The counts of domain `domid` so far.
+    #[cfg(test)]
+    fn counts(&self, domid: u16) -> DomainCounts {
+        self.limits
+            .get(&domid)
+            .map(|l| l.counts)
+            .unwrap_or_default()
+    }
+
+    /// A warning about domain `domid`, within its budget; debug level past it.
+    fn warn(&mut self, domid: u16, now: Instant, message: &str) {
+        let l = self.limiter(domid, now);
+        if l.warn.take(now) {
+            l.counts.warned += 1;
+            let later = l.counts.unwarned;
+            if later > 0 {
+                log::warn!(
+                    "{message} ({later} warnings about domid {domid} at debug level so far)"
+                );
+            } else {
+                log::warn!("{message}");
+            }
+        } else {
+            l.counts.unwarned += 1;
+            log::debug!("{message}");
+        }
+    }
+
+    /// One turn: joins connections that ended, checks which domains are gone if the set
+    /// changed, scans each domain whose own watch fired, and on a `tick` retries the
+    /// domains that wait (a rate-limited attach, a busy journal, a name in use).
+    fn turn(&mut self, dirty: Dirty, tick: bool, now: Instant) -> Result<(), XsError> {
+        let finished: Vec<u16> = self
+            .served
+            .iter()
+            .filter(|(_, s)| s.thread.is_finished())
+            .map(|(&d, _)| d)
+            .collect();
+        for domid in finished {
+            self.join(domid);
+        }
+        if dirty.domains_changed {
+            self.forget_gone(now)?;
+        }
+        let mut scan = dirty.domains;
+        if tick {
+            // A name in use is the toolstack's doing, not the guest's, and costs only
+            // reading who it is: retried at each tick outside the attach budget.
+            let name_in_use: Vec<u16> = self
+                .refused
+                .iter()
+                .filter(|(_, r)| matches!(r, Refusal::NameInUse { .. }))
+                .map(|(&d, _)| d)
+                .collect();
+            for domid in name_in_use {
+                if !scan.contains(&domid) {
+                    self.scan(domid, now, false)?;
+                }
+            }
+            scan.extend(self.waiting.iter().copied());
+            scan.extend(
+                self.limits
+                    .iter()
+                    .filter(|(_, l)| l.deferred)
+                    .map(|(&d, _)| d),
+            );
+        }
+        for domid in scan {
+            self.scan(domid, now, true)?;
+        }
+        Ok(())
+    }
+
+    /// Stops and forgets the domains that are gone, no longer introduced (dying), or
+    /// whose domid now belongs to another VM.
+    fn forget_gone(&mut self, now: Instant) -> Result<(), XsError> {
+        self.domain_checks += 1;
+        let domains = list_domains(&mut self.xs)?.unwrap_or_default();
+        let mut gone = Vec::new();
+        // Each domain once, however many of the maps know it.
+        let known: BTreeSet<u16> = self
+            .served
+            .keys()
+            .chain(self.tried.keys())
+            .chain(self.refused.keys())
+            .chain(self.waiting.iter())
+            .chain(self.limits.keys())
+            .copied()
+            .collect();
+        for domid in known {
+            let reused = match self.handles.get(&domid) {
+                Some(h) => handle_of(&mut self.xs, domid)?.as_ref() != Some(h),
+                None => false,
+            };
+            if reused || !domains.contains(&domid) || !self.xs.is_domain_introduced(domid)? {
+                gone.push(domid);
+            }
+        }
+        for domid in gone {
+            if let Some(s) = self.served.get(&domid) {
+                log::info!("guest {} (domid {domid}): domain gone", s.identity.name);
+                (s.stop)();
+                self.join(domid);
+            }
+            self.tried.remove(&domid);
+            self.refused.remove(&domid);
+            self.waiting.remove(&domid);
+            if let Some(l) = self.limits.remove(&domid) {
+                log::info!("domid {domid}: gone; {}", l.counts);
+            }
+            if let Some(handle) = self.handles.remove(&domid) {
+                if let Err(e) = self.attacher.forget(domid, &handle) {
+                    self.warn(
+                        domid,
+                        now,
+                        &format!("domid {domid}: removing its journal: {e}"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_u32(&mut self, path: &str) -> Result<Option<u32>, XsError> {
+        Ok(self.xs.read(path)?.and_then(|v| parse_u32_decimal(&v)))
+    }
+
+    /// What domain `domid` offers, if a complete, well-formed offer.
+    fn offer_of(&mut self, domid: u16) -> Result<Option<Offer>, XsError> {
+        let node = rpc_node(domid);
+        let ring_ref = self.read_u32(&format!("{node}/ring-ref"))?;
+        let port = self.read_u32(&format!("{node}/event-channel"))?;
+        Ok(ring_ref
+            .zip(port)
+            .map(|(ring_ref, port)| Offer { ring_ref, port }))
+    }
+
+    /// Reads domain `domid`'s offer and attaches to it if it is new, within the
+    /// domain's attach budget if `limited` (else it is tried at a later tick).
+    fn scan(&mut self, domid: u16, now: Instant, limited: bool) -> Result<(), XsError> {
+        self.limiter(domid, now).counts.scans += 1;
+        let Some(offer) = self.offer_of(domid)? else {
+            return Ok(());
+        };
+        if self.tried.get(&domid) == Some(&offer) {
+            self.limiter(domid, now).deferred = false;
+            return Ok(());
+        }
+        let l = self.limiter(domid, now);
+        if limited && !l.attach.take(now) {
+            l.counts.suppressed += 1;
+            let first = !l.deferred;
+            l.deferred = true;
+            if first {
+                self.warn(
+                    domid,
+                    now,
+                    &format!(
+                        "domid {domid}: offers its channel again and again; attach \
+                         attempts rate-limited ({ATTACH_BURST}, then one per \
+                         {ATTACH_REFILL:?}): the latest offer is tried then"
+                    ),
+                );
+            }
+            return Ok(());
+        }
+        l.deferred = false;
+        l.counts.attempts += 1;
+        if let Some(s) = self.served.get(&domid) {
+            log::info!(
+                "guest {} (domid {domid}): offers the channel anew ({offer}); \
+                 ending the old connection",
+                s.identity.name
+            );
+            (s.stop)();
+            self.join(domid);
+        }
+        self.tried.insert(domid, offer);
+        self.attach(domid, offer, now)
+    }
+
+    fn join(&mut self, domid: u16) {
+        if let Some(s) = self.served.remove(&domid) {
+            match s.thread.join() {
+                Ok(ended) => {
+                    log::debug!("guest {} (domid {domid}): ended: {ended}", s.identity.name)
+                }
+                Err(_) => log::error!(
+                    "guest {} (domid {domid}): its thread panicked",
+                    s.identity.name
+                ),
+            }
+        }
+    }
+
+    fn attach(&mut self, domid: u16, offer: Offer, now: Instant) -> Result<(), XsError> {
+        let served = &self.served;
+        let served_as = |name: &GuestName| {
+            served
+                .iter()
+                .find(|(_, s)| s.identity.name == *name)
+                .map(|(&d, _)| d)
+        };
+        let identity = match identify(&mut self.xs, domid, served_as)? {
+            Ok(i) => i,
+            Err(refusal) => {
+                if matches!(refusal, Refusal::NameInUse { .. }) {
+                    // Tried again at each tick: served once the other one is gone.
+                    self.tried.remove(&domid);
+                }
+                note_refusal(&mut self.refused, domid, &refusal);
+                return Ok(());
+            }
+        };
+        self.refused.remove(&domid);
+        self.handles.insert(domid, identity.handle.clone());
+        match self.attacher.attach(domid, offer, &identity) {
+            Attached::Served(s) => {
+                self.waiting.remove(&domid);
+                self.served.insert(domid, s);
+            }
+            Attached::Busy => {
+                if self.waiting.insert(domid) {
+                    log::info!(
+                        "guest {} (domid {domid}): its old connection's jobs are still \
+                         running; attaching once they have finished",
+                        identity.name
+                    );
+                }
+                self.tried.remove(&domid);
+            }
+            Attached::Failed(why) => self.warn(
+                domid,
+                now,
+                &format!("guest {} (domid {domid}): {why}", identity.name),
+            ),
+            Attached::Skipped => {}
+        }
+        Ok(())
+    }
+
+    fn stop_all(&mut self) {
+        let domids: Vec<u16> = self.served.keys().copied().collect();
+        for domid in domids {
+            if let Some(s) = self.served.get(&domid) {
+                (s.stop)();
+            }
+            self.join(domid);
+        }
+    }
+}
+
+/// The Xen side of attaching: folders, budgets, journals, gntdev and evtchn.
+struct XenAttacher {
+    /// The guests' journals, each opened once at a time.
+    journals: JournalSet,
+    settings: Settings,
+    share: Share,
+    pool: Arc<Pool>,
+    gntdev: Arc<Gntdev>,
+    handler: Arc<dyn Handler>,
+}
+
+impl XenAttacher {
+    /// The budget of guest `name`: its own if `--quota` names it, else the default.
+    fn budget_of(&self, name: &GuestName) -> Budget {
+        let default = self.settings.budget;
+        self.settings
+            .quotas
+            .iter()
+            .rev() // the last one given wins, as for any repeated option
+            .find(|q| q.guest == name.as_str())
+            .map_or(default, |q| Budget {
+                bytes: q.bytes,
+                entries: q.entries,
+                ..default
+            })
+    }
+}
+
+impl Attacher for XenAttacher {
+    fn attach(&mut self, domid: u16, offer: Offer, identity: &Identity) -> Attached {
+        let name = identity.name.clone();
+        let who = format!("guest {name} (domid {domid})");
+        if !self.settings.guests.is_empty()
+            && !self.settings.guests.iter().any(|g| g == name.as_str())
+        {
+            log::info!("{who}: not in --guest; not served");
+            return Attached::Skipped;
+        }
+        let budget = self.budget_of(&name);
+        let root = match self.share.guest(&name) {
+            Ok(r) => r,
+            Err(e) => return Attached::Failed(format!("cannot open its folder: {e}")),
+        };
+        let root = match root.with_budget(budget) {
+            Ok(r) => Arc::new(r),
+            Err(e) => return Attached::Failed(format!("cannot count what its folder holds: {e}")),
+        };
+        let used = root.quota().usage();
+        log::info!("{who}: budget {budget}; holds {used}");
+        if used.bytes > budget.bytes || used.entries > budget.entries {
+            log::warn!("{who}: already over its budget: its writes and creates get NoSpace");
+        }
+        let journal_file = journal_path(&self.settings.state_dir, domid, &identity.handle);
+        let journal = match self.journals.open(&journal_file) {
+            Ok(Ok(j)) => j,
+            // Its old connection's jobs still hold the journal (it reconnected while
+            // they ran): attach at a later tick, once they have finished.
+            Ok(Err(_busy)) => return Attached::Busy,
+            Err(e) => return Attached::Failed(format!("cannot open its journal: {e}")),
+        };
+        if !journal.is_empty() {
+            log::info!(
+                "{who}: {} requests in its journal from before",
+                journal.len()
+            );
+        }
+        let conn = match connect(
+            &self.gntdev,
+            &self.settings.evtchn,
+            domid,
+            offer,
+            root,
+            Arc::clone(&self.handler),
+            Limits::default(),
+        ) {
+            Ok(c) => c
+                .with_journal(journal)
+                .with_reply_delay(self.settings.reply_delay),
+            Err(e) => {
+                return Attached::Failed(format!("cannot attach to its channel ({offer}): {e}"))
+            }
+        };
+        log::info!("{who}: attached to its channel ({offer})");
+        let stopper = conn.stopper();
+        let pool = Arc::clone(&self.pool);
+        let thread = thread::Builder::new()
+            .name(format!("dom{domid}"))
+            .spawn(move || conn.run(&pool));
+        match thread {
+            Ok(thread) => Attached::Served(Served {
+                identity: identity.clone(),
+                stop: Box::new(move || stopper.stop()),
+                thread,
+            }),
+            Err(e) => Attached::Failed(format!("cannot start its thread: {e}")),
+        }
+    }
+
+    fn forget(&mut self, domid: u16, handle: &str) -> std::io::Result<()> {
+        Journal::remove(&journal_path(&self.settings.state_dir, domid, handle))
+    }
+}
+
+struct Daemon {
+    /// Held for the daemon's life (see [`shadowdaemon::lock`]).
+    _lock: StateLock,
+    discovery: Discovery<Transport, XenAttacher>,
+    /// What the watch thread saw change.
+    dirty: Arc<Mutex<Dirty>>,
+    /// Wake-ups from the watch thread.
+    watch: Receiver<Watch>,
 }
 
 enum Watch {
@@ -359,7 +963,7 @@ pub fn run(settings: Settings) -> ExitCode {
     match Daemon::start(settings) {
         Ok(daemon) => {
             // Only now: the lock is ours and the devices and xenstore are open.
-            let s = &daemon.settings;
+            let s = &daemon.discovery.attacher.settings;
             log::info!(
                 "shadowdaemon {} serving: root {}, journals in {}, guests {}, {} workers",
                 env!("CARGO_PKG_VERSION"),
@@ -425,52 +1029,59 @@ impl Daemon {
         let xs = Xenstore::open_default().map_err(xenstore_hint)?;
         let mut watcher = Xenstore::open_default().map_err(xenstore_hint)?;
         watcher
-            .watch("/local/domain", "domains")
-            .and_then(|()| watcher.watch("@releaseDomain", "released"))
+            .watch("@introduceDomain", "domains")
+            .and_then(|()| watcher.watch("@releaseDomain", "domains"))
             .map_err(|e| format!("xenstore watch: {e}"))?;
-        // Only "something changed" matters: one pending wake-up is enough.
+        let dirty = Arc::new(Mutex::new(Dirty::default()));
+        // Only "something changed" matters: one pending wake-up is enough; what
+        // changed is in `dirty`.
         let (tx, rx) = crossbeam_channel::bounded(1);
+        let seen = Arc::clone(&dirty);
         thread::Builder::new()
             .name("xenstore-watch".into())
-            .spawn(move || loop {
-                match watcher.next_watch_event() {
-                    Ok(_) => {
-                        let _ = tx.try_send(Watch::Fired);
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Watch::Failed(e));
-                        return;
-                    }
-                }
+            .spawn(move || {
+                let wake = || {
+                    let _ = tx.try_send(Watch::Fired);
+                };
+                let e = watch_domains(watcher, &seen, &wake);
+                let _ = tx.send(Watch::Failed(e));
             })
             .map_err(|e| format!("cannot start the watch thread: {e}"))?;
-        let daemon = Daemon {
-            _lock: lock,
+        let attacher = XenAttacher {
             journals: JournalSet::default(),
             settings,
             share,
             pool: Arc::new(pool),
             gntdev: Arc::new(gntdev),
             handler: Arc::new(shadowdaemon::service::handle),
-            xs,
-            watch: rx,
-            served: HashMap::new(),
-            tried: HashMap::new(),
-            handles: HashMap::new(),
-            refused: HashMap::new(),
-            waiting: HashSet::new(),
         };
-        Ok(daemon)
+        Ok(Daemon {
+            _lock: lock,
+            discovery: Discovery::new(xs, attacher),
+            dirty,
+            watch: rx,
+        })
     }
 
     /// Serves until xenstore fails; then stops every connection.
     fn serve(mut self) -> ExitCode {
-        match forget_stale_journals(&mut self.xs, &self.settings.state_dir) {
+        let state_dir = self.discovery.attacher.settings.state_dir.clone();
+        match forget_stale_journals(&mut self.discovery.xs, &state_dir) {
             Ok(n) => log::debug!("{n} stale journals removed"),
             Err(e) => log::warn!("journals kept as they are: cannot tell which are stale: {e}"),
         }
+        let mut last_tick = Instant::now();
         let why = loop {
-            if let Err(e) = self.rescan() {
+            let dirty =
+                std::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner));
+            // By the clock, not by quiet: a guest firing its watch without pause must
+            // not keep the others' retries from their turn.
+            let now = Instant::now();
+            let tick = now.duration_since(last_tick) >= RESCAN_EVERY;
+            if tick {
+                last_tick = now;
+            }
+            if let Err(e) = self.discovery.turn(dirty, tick, now) {
                 break format!("xenstore: {e}");
             }
             match self.watch.recv_timeout(RESCAN_EVERY) {
@@ -481,251 +1092,8 @@ impl Daemon {
         };
         log::error!("{why}; stopping");
         crate::notify::notify("STOPPING=1");
-        self.stop_all();
+        self.discovery.stop_all();
         ExitCode::FAILURE
-    }
-
-    /// The domains xenstore lists (dom0 excluded).
-    fn domains(&mut self) -> Result<Vec<u16>, XsError> {
-        Ok(list_domains(&mut self.xs)?.unwrap_or_default())
-    }
-
-    fn read_u32(&mut self, path: &str) -> Result<Option<u32>, XsError> {
-        Ok(self.xs.read(path)?.and_then(|v| parse_u32_decimal(&v)))
-    }
-
-    /// What domain `domid` offers, if a complete, well-formed offer.
-    fn offer_of(&mut self, domid: u16) -> Result<Option<Offer>, XsError> {
-        let node = format!("/local/domain/{domid}/{RPC_NODE}");
-        let ring_ref = self.read_u32(&format!("{node}/ring-ref"))?;
-        let port = self.read_u32(&format!("{node}/event-channel"))?;
-        Ok(ring_ref
-            .zip(port)
-            .map(|(ring_ref, port)| Offer { ring_ref, port }))
-    }
-
-    fn rescan(&mut self) -> Result<(), XsError> {
-        // Connections that ended on their own (the guest closed or broke the channel).
-        let finished: Vec<u16> = self
-            .served
-            .iter()
-            .filter(|(_, s)| s.thread.is_finished())
-            .map(|(&d, _)| d)
-            .collect();
-        for domid in finished {
-            self.join(domid);
-        }
-        let domains = self.domains()?;
-        let mut gone = Vec::new();
-        let known: Vec<u16> = self
-            .served
-            .keys()
-            .chain(self.tried.keys())
-            .chain(self.refused.keys())
-            .chain(self.waiting.iter())
-            .copied()
-            .collect();
-        for domid in known {
-            let reused = match self.handles.get(&domid) {
-                Some(h) => handle_of(&mut self.xs, domid)?.as_ref() != Some(h),
-                None => false,
-            };
-            if reused || !domains.contains(&domid) || !self.xs.is_domain_introduced(domid)? {
-                gone.push(domid);
-            }
-        }
-        gone.sort_unstable();
-        gone.dedup();
-        for domid in gone {
-            if let Some(s) = self.served.get(&domid) {
-                log::info!("guest {} (domid {domid}): domain gone", s.identity.name);
-                s.stopper.stop();
-                self.join(domid);
-            }
-            self.tried.remove(&domid);
-            self.refused.remove(&domid);
-            self.waiting.remove(&domid);
-            if let Some(handle) = self.handles.remove(&domid) {
-                let path = journal_path(&self.settings.state_dir, domid, &handle);
-                if let Err(e) = Journal::remove(&path) {
-                    log::warn!("domid {domid}: removing its journal: {e}");
-                }
-            }
-        }
-        for domid in domains {
-            let Some(offer) = self.offer_of(domid)? else {
-                continue;
-            };
-            if self.tried.get(&domid) == Some(&offer) {
-                continue;
-            }
-            if let Some(s) = self.served.get(&domid) {
-                log::info!(
-                    "guest {} (domid {domid}): offers the channel anew ({offer}); \
-                     ending the old connection",
-                    s.identity.name
-                );
-                s.stopper.stop();
-                self.join(domid);
-            }
-            self.tried.insert(domid, offer);
-            self.attach(domid, offer)?;
-        }
-        Ok(())
-    }
-
-    fn join(&mut self, domid: u16) {
-        if let Some(s) = self.served.remove(&domid) {
-            match s.thread.join() {
-                Ok(ended) => {
-                    log::debug!("guest {} (domid {domid}): ended: {ended}", s.identity.name)
-                }
-                Err(_) => log::error!(
-                    "guest {} (domid {domid}): its thread panicked",
-                    s.identity.name
-                ),
-            }
-        }
-    }
-
-    fn attach(&mut self, domid: u16, offer: Offer) -> Result<(), XsError> {
-        let served = &self.served;
-        let served_as = |name: &GuestName| {
-            served
-                .iter()
-                .find(|(_, s)| s.identity.name == *name)
-                .map(|(&d, _)| d)
-        };
-        let identity = match identify(&mut self.xs, domid, served_as)? {
-            Ok(i) => i,
-            Err(refusal) => {
-                if matches!(refusal, Refusal::NameInUse { .. }) {
-                    // Tried again at each rescan: served once the other one is gone.
-                    self.tried.remove(&domid);
-                }
-                note_refusal(&mut self.refused, domid, &refusal);
-                return Ok(());
-            }
-        };
-        self.refused.remove(&domid);
-        let name = identity.name.clone();
-        let who = format!("guest {name} (domid {domid})");
-        if !self.settings.guests.is_empty()
-            && !self.settings.guests.iter().any(|g| g == name.as_str())
-        {
-            log::info!("{who}: not in --guest; not served");
-            return Ok(());
-        }
-        self.handles.insert(domid, identity.handle.clone());
-        let budget = self.budget_of(&name);
-        let root = match self.share.guest(&name) {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!("{who}: cannot open its folder: {e}");
-                return Ok(());
-            }
-        };
-        let root = match root.with_budget(budget) {
-            Ok(r) => Arc::new(r),
-            Err(e) => {
-                log::error!("{who}: cannot count what its folder holds: {e}");
-                return Ok(());
-            }
-        };
-        let used = root.quota().usage();
-        log::info!("{who}: budget {budget}; holds {used}");
-        if used.bytes > budget.bytes || used.entries > budget.entries {
-            log::warn!("{who}: already over its budget: its writes and creates get NoSpace");
-        }
-        let journal_file = journal_path(&self.settings.state_dir, domid, &identity.handle);
-        let journal = match self.journals.open(&journal_file) {
-            Ok(Ok(j)) => j,
-            Ok(Err(_busy)) => {
-                // Its old connection's jobs still hold the journal (it reconnected while
-                // they ran): attach at a later rescan, once they have finished.
-                if self.waiting.insert(domid) {
-                    log::info!(
-                        "{who}: its old connection's jobs are still running; \
-                         attaching once they have finished"
-                    );
-                }
-                self.tried.remove(&domid);
-                return Ok(());
-            }
-            Err(e) => {
-                log::error!("{who}: cannot open its journal: {e}");
-                return Ok(());
-            }
-        };
-        self.waiting.remove(&domid);
-        if !journal.is_empty() {
-            log::info!(
-                "{who}: {} requests in its journal from before",
-                journal.len()
-            );
-        }
-        let conn = match connect(
-            &self.gntdev,
-            &self.settings.evtchn,
-            domid,
-            offer,
-            root,
-            Arc::clone(&self.handler),
-            Limits::default(),
-        ) {
-            Ok(c) => c
-                .with_journal(journal)
-                .with_reply_delay(self.settings.reply_delay),
-            Err(e) => {
-                log::warn!("{who}: cannot attach to its channel ({offer}): {e}");
-                return Ok(());
-            }
-        };
-        log::info!("{who}: attached to its channel ({offer})");
-        let stopper = conn.stopper();
-        let pool = Arc::clone(&self.pool);
-        let thread = thread::Builder::new()
-            .name(format!("dom{domid}"))
-            .spawn(move || conn.run(&pool));
-        match thread {
-            Ok(thread) => {
-                self.served.insert(
-                    domid,
-                    Served {
-                        identity,
-                        stopper,
-                        thread,
-                    },
-                );
-            }
-            Err(e) => log::error!("{who}: cannot start its thread: {e}"),
-        }
-        Ok(())
-    }
-
-    /// The budget of guest `name`: its own if `--quota` names it, else the default.
-    fn budget_of(&self, name: &GuestName) -> Budget {
-        let default = self.settings.budget;
-        self.settings
-            .quotas
-            .iter()
-            .rev() // the last one given wins, as for any repeated option
-            .find(|q| q.guest == name.as_str())
-            .map_or(default, |q| Budget {
-                bytes: q.bytes,
-                entries: q.entries,
-                ..default
-            })
-    }
-
-    fn stop_all(&mut self) {
-        let domids: Vec<u16> = self.served.keys().copied().collect();
-        for domid in domids {
-            if let Some(s) = self.served.get(&domid) {
-                s.stopper.stop();
-            }
-            self.join(domid);
-        }
     }
 }
 
@@ -913,6 +1281,288 @@ mod tests {
             1
         );
         assert_eq!(Journal::open(&dir.join("dom8.journal")).unwrap().len(), 1);
+    }
+
+    /// Attaches as told: fails for the domids in `failing`, serves the others on a thread
+    /// that ends when stopped; counts attempts and stops.
+    #[derive(Default)]
+    struct FakeAttacher {
+        failing: HashSet<u16>,
+        attempts: HashMap<u16, u64>,
+        stops: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl Attacher for FakeAttacher {
+        fn attach(&mut self, domid: u16, offer: Offer, identity: &Identity) -> Attached {
+            *self.attempts.entry(domid).or_default() += 1;
+            if self.failing.contains(&domid) {
+                return Attached::Failed(format!(
+                    "cannot attach to its channel ({offer}): mapping its pages: EINVAL"
+                ));
+            }
+            let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+            let stops = Arc::clone(&self.stops);
+            let thread = thread::spawn(move || {
+                let _ = rx.recv();
+                Ended::Stopped
+            });
+            Attached::Served(Served {
+                identity: identity.clone(),
+                stop: Box::new(move || {
+                    stops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = tx.try_send(());
+                }),
+                thread,
+            })
+        }
+
+        fn forget(&mut self, _: u16, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn offer(s: &mut Store, domid: u16, ring_ref: u32, port: u32) {
+        let node = rpc_node(domid);
+        s.put(&format!("{node}/ring-ref"), &ring_ref.to_string(), domid);
+        s.put(&format!("{node}/event-channel"), &port.to_string(), domid);
+    }
+
+    /// Guest A (domid 5) rewrites its offer 10^4 times, 1 ms apart (virtual time), each
+    /// time firing its own watch, while guest B (domid 6) is served. B's domain is
+    /// never looked at again (no xenstore request about it, no scan, no stop), A's
+    /// attach attempts and warnings stay within their budgets, and A's latest offer is
+    /// still tried once the budget allows.
+    #[test]
+    fn a_guest_rewriting_its_keys_costs_only_its_own_scans_and_bounded_attaches() {
+        const WRITES: u32 = 10_000;
+        logged(&[]);
+        let (store, xs) = xs_with(|s| {
+            s.domain(5, "rewriter", UUID_A);
+            s.domain(6, "steady", UUID_B);
+            offer(s, 5, 100, 1);
+            offer(s, 6, 200, 2);
+        });
+        let attacher = FakeAttacher {
+            failing: [5].into(),
+            ..FakeAttacher::default()
+        };
+        let stops = Arc::clone(&attacher.stops);
+        let mut d = Discovery::new(xs, attacher);
+        let t0 = Instant::now();
+        // What the watch thread reports at start: the set of domains, and each
+        // domain's own watch firing once as it is set.
+        let start = Dirty {
+            domains_changed: true,
+            domains: [5, 6].into(),
+        };
+        d.turn(start, false, t0).unwrap();
+        assert!(d.served.contains_key(&6), "B is served");
+        let b_asked = store.lock().unwrap().asked_about(6);
+        let b_before = d.counts(6);
+        for i in 0..WRITES {
+            store.lock().unwrap().put(
+                &format!("{}/ring-ref", rpc_node(5)),
+                &(1_000 + i).to_string(),
+                5,
+            );
+            let now = t0 + Duration::from_millis(u64::from(i));
+            let fired = Dirty {
+                domains_changed: false,
+                domains: [5].into(),
+            };
+            d.turn(fired, i % 1_000 == 999, now).unwrap();
+        }
+        let (a, b) = (d.counts(5), d.counts(6));
+        let b_asked_after = store.lock().unwrap().asked_about(6);
+        eprintln!(
+            "{WRITES} rewrites by A: A {a}; B {b}; xenstore requests about B during \
+             them: {}; checks of the domain set: {}",
+            b_asked_after - b_asked,
+            d.domain_checks
+        );
+        assert_eq!(b_asked_after, b_asked, "a xenstore request about B");
+        assert_eq!(b, b_before, "B's domain scanned because of A's writes");
+        assert_eq!(d.attacher.attempts[&6], 1);
+        assert_eq!(stops.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(d.served.contains_key(&6), "B is still served");
+        assert_eq!(d.domain_checks, 1, "the domain set was listed again");
+        assert_eq!(
+            a.scans,
+            u64::from(WRITES) + 1,
+            "one scan per firing of A's watch"
+        );
+        // The burst, then one per ATTACH_REFILL over the 10 virtual seconds.
+        let budget = u64::from(ATTACH_BURST) + 10_000 / ATTACH_REFILL.as_millis() as u64;
+        assert!(a.attempts <= budget, "{a}");
+        assert_eq!(a.attempts + a.suppressed, u64::from(WRITES) + 1, "{a}");
+        assert_eq!(d.attacher.attempts[&5], a.attempts);
+        assert!(a.warned <= u64::from(WARN_BURST), "{a}");
+        // (Other tests of this binary log about a domid 5 too: only this guest's lines.)
+        let mut warned = logged(&["WARN guest rewriter (domid 5)"]);
+        warned.extend(logged(&["WARN domid 5:"]));
+        assert!(warned.len() <= WARN_BURST as usize, "{warned:?}");
+        // The latest offer is not lost: a tick tries it once the budget allows.
+        d.turn(Dirty::default(), true, t0 + Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(d.tried[&5].ring_ref, 1_000 + WRITES - 1);
+        d.stop_all();
+    }
+
+    /// The watch thread against a fake xenstored that fires watches as xenstored does:
+    /// each domain gets a watch on its own RPC node; 10^4 writes by A elsewhere in its
+    /// home fire nothing, 10^4 writes of its RPC node mark only A; B's watch is removed
+    /// when B goes.
+    #[test]
+    fn each_domain_has_its_own_watch_and_only_its_rpc_node_fires_it() {
+        const WRITES: u64 = 10_000;
+        let (store, mut watcher) = xs_with(|s| {
+            s.domain(5, "a", UUID_A);
+            s.domain(6, "b", UUID_B);
+        });
+        watcher.watch("@introduceDomain", "domains").unwrap();
+        watcher.watch("@releaseDomain", "domains").unwrap();
+        let dirty = Arc::new(Mutex::new(Dirty::default()));
+        let (tx, wakes) = crossbeam_channel::unbounded();
+        let seen = Arc::clone(&dirty);
+        thread::spawn(move || {
+            let wake = || {
+                let _ = tx.send(());
+            };
+            watch_domains(watcher, &seen, &wake)
+        });
+        let patience = Duration::from_secs(30);
+        let wait_wakes = |n: u64| {
+            for _ in 0..n {
+                wakes
+                    .recv_timeout(patience)
+                    .expect("the watch thread fell silent");
+            }
+        };
+        let take = || std::mem::take(&mut *dirty.lock().unwrap());
+        let watched = |d: u16| {
+            store
+                .lock()
+                .unwrap()
+                .watches
+                .contains(&(rpc_node(d), domain_token(d)))
+        };
+        // Two "domains" events (each new watch fires once), then each domain's own.
+        wait_wakes(4);
+        assert!(watched(5) && watched(6));
+        assert_eq!(
+            take(),
+            Dirty {
+                domains_changed: true,
+                domains: [5, 6].into()
+            }
+        );
+        for i in 0..WRITES {
+            store
+                .lock()
+                .unwrap()
+                .write("/local/domain/5/data/junk", &i.to_string(), 5);
+        }
+        for i in 0..WRITES {
+            store
+                .lock()
+                .unwrap()
+                .write(&format!("{}/ring-ref", rpc_node(5)), &i.to_string(), 5);
+        }
+        wait_wakes(WRITES);
+        {
+            let st = store.lock().unwrap();
+            eprintln!("watch events fired by A's writes: {:?}", st.fired);
+            assert_eq!(
+                st.fired.get("dom5"),
+                Some(&(WRITES + 1)),
+                "its own, once each"
+            );
+            assert_eq!(st.fired.get("dom6"), Some(&1), "B's: only when set");
+        }
+        assert_eq!(
+            take(),
+            Dirty {
+                domains_changed: false,
+                domains: [5].into()
+            }
+        );
+        // B goes: its watch goes with it.
+        {
+            let mut st = store.lock().unwrap();
+            st.nodes.retain(|k, _| !k.starts_with("/local/domain/6/"));
+            st.introduced.remove(&6);
+            st.fire("@releaseDomain");
+        }
+        wait_wakes(1);
+        assert!(watched(5) && !watched(6));
+        assert!(take().domains_changed);
+        assert!(wakes.try_recv().is_err(), "no more wakes than events");
+    }
+
+    /// A domain refused because its name is served for another is retried at each tick
+    /// (outside the attach budget, with no rate-limit warning) and served once the
+    /// other is gone.
+    #[test]
+    fn a_name_in_use_is_retried_at_ticks_and_served_once_free() {
+        logged(&[]);
+        let (store, xs) = xs_with(|s| {
+            s.domain(15, "twin", UUID_A);
+            s.domain(16, "twin", UUID_B);
+            offer(s, 15, 300, 3);
+            offer(s, 16, 400, 4);
+        });
+        let mut d = Discovery::new(xs, FakeAttacher::default());
+        let t0 = Instant::now();
+        let start = Dirty {
+            domains_changed: true,
+            domains: [15, 16].into(),
+        };
+        d.turn(start, false, t0).unwrap();
+        assert!(d.served.contains_key(&15) && !d.served.contains_key(&16));
+        for s in 1..=30 {
+            d.turn(Dirty::default(), true, t0 + Duration::from_secs(s))
+                .unwrap();
+        }
+        assert!(!d.served.contains_key(&16));
+        assert_eq!(d.counts(16).suppressed, 0);
+        assert!(logged(&["domid 16", "rate-limited"]).is_empty());
+        {
+            let mut st = store.lock().unwrap();
+            st.nodes.retain(|k, _| !k.starts_with("/local/domain/15/"));
+            st.introduced.remove(&15);
+        }
+        let gone = Dirty {
+            domains_changed: true,
+            domains: BTreeSet::new(),
+        };
+        d.turn(gone, true, t0 + Duration::from_secs(31)).unwrap();
+        assert!(d.served.contains_key(&16), "served once the name is free");
+        assert!(!d.served.contains_key(&15));
+        d.stop_all();
+    }
+
+    #[test]
+    fn buckets_refill_on_the_given_clock() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(2, Duration::from_secs(2), t0);
+        assert!(b.take(t0) && b.take(t0));
+        assert!(!b.take(t0 + Duration::from_millis(1_999)));
+        assert!(b.take(t0 + Duration::from_secs(2)));
+        assert!(!b.take(t0 + Duration::from_secs(3)));
+        // Long idle refills to the burst, not beyond.
+        let later = t0 + Duration::from_secs(3_600);
+        assert!(b.take(later) && b.take(later) && !b.take(later));
+    }
+
+    #[test]
+    fn watch_tokens_say_which_domain() {
+        let mut d = Dirty::default();
+        note_event(&mut d, &domain_token(7));
+        note_event(&mut d, &domain_token(9));
+        assert_eq!(d.domains, [7, 9].into());
+        assert!(!d.domains_changed);
+        note_event(&mut d, "domains");
+        assert!(d.domains_changed);
     }
 
     #[test]

@@ -41,7 +41,7 @@
 //! their requests a second time as recoveries, and compact the file under the old
 //! handle, whose later records would then go to a file that is no longer there. So the
 //! daemon opens journals through a [`JournalSet`], which refuses ([`Busy`]) to open one
-//! that anything still holds; the daemon tries again at its next rescan, by when the
+//! that anything still holds; the daemon tries again at its next tick, by when the
 //! old jobs have usually finished.
 //!
 //! # Bounds

@@ -13,7 +13,8 @@
 //!   kicks *or* a [`Wake`] from [`EventChannel::waker`] is called (workers call it when a
 //!   reply is ready, the pool when a slot frees, [`Stopper::stop`] to end the loop). Over
 //!   `/dev/xen/evtchn` that is a `poll` on the evtchn fd and an `eventfd`, unmasking the
-//!   port after reading it; both are sticky, so a wake before the sleep is not lost;
+//!   port delivered last time first (after the hold the loop asks for, see *Kick
+//!   storms*); both are sticky, so a wake before the sleep is not lost;
 //! * the guest's [`GuestRoot`] (from [`crate::confine::Share::guest`], after
 //!   [`GuestName`] validated the xenstore name), its domid, a [`Handler`] (normally
 //!   [`crate::service::handle`]) and the shared [`Pool`].
@@ -30,6 +31,18 @@
 //! them to the pool, until the ring has none; then kick the guest if the rpc crate says
 //! it asked to be told ([`rpc::Notify`]); then, if nothing moved, sleep. Draining the
 //! ring until it is empty is what leaves the "kick me" bit set, so no wake-up is lost.
+//!
+//! # Kick storms
+//!
+//! A guest can kick its port in a loop without sending anything. Each kick that moves
+//! nothing (no request taken, no reply or outbox byte into the ring) is counted as
+//! spurious, and after a few in a row the loop holds the port masked before listening
+//! again ([`LateEoi`], as Linux's late EOI does): the kicks meanwhile coalesce into one,
+//! so a storm costs a bounded number of wakes per second, each an O(1) turn that kicks
+//! nobody back. Wakers (replies, pool slots, a stop) still end a hold at once, and the
+//! first kick that moves something ends the storm. The counts ([`WakeCounts`]) are on
+//! the disconnection line; a storm's start is logged within the connection's warning
+//! budget.
 //!
 //! # Bounds and back-pressure
 //!
@@ -73,13 +86,22 @@ use crate::pool::{Job, Pool, Tenant, Wake};
 pub const WARN_BUDGET: u32 = 16;
 
 /// The event channel of one connection, as the loop needs it.
+///
+/// A kick the guest sends is delivered once and then the port stays masked (further
+/// kicks coalesce into one pending kick) until the next `wait` unmasks it: that is how
+/// `/dev/xen/evtchn` works, and what lets the loop hold a kicking guest back.
 pub trait EventChannel {
     /// Kicks the guest.
     fn notify(&mut self) -> io::Result<()>;
-    /// Sleeps until the guest kicks or a waker from [`Self::waker`] is called. A kick or
-    /// wake that came since the last `wait` makes it return at once; spurious returns
-    /// are allowed.
-    fn wait(&mut self) -> io::Result<()>;
+    /// Sleeps until the guest kicks or a waker from [`Self::waker`] is called; true if
+    /// the guest kicked. A kick or wake that came since the last `wait` makes it return
+    /// at once; spurious returns are allowed.
+    ///
+    /// `hold` is the late EOI: if a kick was delivered since the last `wait`, the port
+    /// stays masked for `hold` before it is unmasked and listened to again (the guest's
+    /// kicks meanwhile coalesce into one); a waker still ends the wait at once. Zero
+    /// unmasks at once.
+    fn wait(&mut self, hold: Duration) -> io::Result<bool>;
     /// What other threads call to end a [`Self::wait`].
     fn waker(&self) -> Arc<dyn Wake>;
 }
@@ -120,13 +142,115 @@ impl fmt::Display for GuestId {
 pub struct Limits {
     /// Requests taken from the ring and not yet answered (at least 1).
     pub max_in_flight: usize,
+    /// How a guest whose kicks move nothing is held back.
+    pub late_eoi: LateEoi,
 }
 
 impl Default for Limits {
     /// 32 in flight: enough to keep several workers busy for one guest, while two guests
     /// cannot fill the default pool queue on their own.
     fn default() -> Self {
-        Limits { max_in_flight: 32 }
+        Limits {
+            max_in_flight: 32,
+            late_eoi: LateEoi::default(),
+        }
+    }
+}
+
+/// The back-off for spurious kicks (kicks after which the turn moved nothing: no new
+/// request, no reply or outbox byte into the ring), as Linux's late EOI does for its
+/// backends: after `free` of them in a row, the port stays masked for `first`, then
+/// twice as long at each further one, up to `max`. The first kick that moves something
+/// ends it, so a guest that sends real requests is served at once again; the one
+/// request that ends a storm waits at most `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LateEoi {
+    /// Spurious kicks in a row listened to at once (a well-behaved guest causes an
+    /// occasional one, e.g. a kick for ring space the daemon no longer needed).
+    pub free: u32,
+    /// The first hold.
+    pub first: Duration,
+    /// The longest hold.
+    pub max: Duration,
+}
+
+impl Default for LateEoi {
+    /// Two free, then 1 ms doubling to 64 ms: a guest kicking in a loop costs the
+    /// daemon about 16 wakes a second instead of one per kick.
+    fn default() -> Self {
+        LateEoi {
+            free: 2,
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(64),
+        }
+    }
+}
+
+impl LateEoi {
+    /// Never holds: every kick is listened to at once (what the loop did before).
+    pub const OFF: LateEoi = LateEoi {
+        free: u32::MAX,
+        first: Duration::ZERO,
+        max: Duration::ZERO,
+    };
+
+    /// How long to hold the port after `run` spurious kicks in a row.
+    pub fn hold(&self, run: u32) -> Duration {
+        if run <= self.free {
+            return Duration::ZERO;
+        }
+        let doublings = (run - self.free - 1).min(31);
+        self.first
+            .checked_mul(1u32 << doublings)
+            .map_or(self.max, |d| d.min(self.max))
+    }
+}
+
+/// How a connection's wake-ups went, counted (see [`Connection::wakes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WakeCounts {
+    /// Kicks from the guest after which the turn moved something.
+    pub kicks_useful: u64,
+    /// Kicks from the guest after which the turn moved nothing.
+    pub kicks_spurious: u64,
+    /// Waits that held the port masked first (late EOI).
+    pub held: u64,
+    /// Runs of spurious kicks that reached a hold (storms), begun.
+    pub storms: u64,
+}
+
+impl fmt::Display for WakeCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kicks: {} useful, {} spurious, {} holds in {} storms",
+            self.kicks_useful, self.kicks_spurious, self.held, self.storms
+        )
+    }
+}
+
+/// A connection's [`WakeCounts`], readable from any thread while it runs and after.
+#[derive(Debug, Default)]
+pub struct WakeMeter {
+    kicks_useful: AtomicU64,
+    kicks_spurious: AtomicU64,
+    held: AtomicU64,
+    storms: AtomicU64,
+}
+
+impl WakeMeter {
+    /// The counts so far.
+    pub fn counts(&self) -> WakeCounts {
+        WakeCounts {
+            kicks_useful: self.kicks_useful.load(Ordering::Relaxed),
+            kicks_spurious: self.kicks_spurious.load(Ordering::Relaxed),
+            held: self.held.load(Ordering::Relaxed),
+            storms: self.storms.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -190,6 +314,7 @@ struct Shared {
     waker: Arc<dyn Wake>,
     warnings_left: AtomicU32,
     failed: AtomicU64,
+    wakes: Arc<WakeMeter>,
     /// Requests answered from the journal without running again.
     replayed: AtomicU64,
     /// Requests the journal showed begun and not finished, run again as recoveries.
@@ -202,24 +327,34 @@ struct Shared {
 }
 
 impl Shared {
+    /// Logs `line` as a warning if the connection's budget has one left (saying so
+    /// when that was the last), else at debug level.
+    fn warn_or_debug(&self, line: &str) {
+        let loud = self
+            .warnings_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if !loud {
+            log::debug!("{line}");
+            return;
+        }
+        log::warn!("{line}");
+        if self.warnings_left.load(Ordering::Relaxed) == 0 {
+            log::warn!(
+                "{}: {WARN_BUDGET} warnings logged; further ones at debug level",
+                self.id
+            );
+        }
+    }
+
     fn log_failure(&self, event_id: u64, op: Op, err: &OpError) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         let status = err.status();
-        let loud = (err.is_refusal() || err.is_host_problem())
-            && self
-                .warnings_left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok();
-        if loud {
-            log::warn!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
-            if self.warnings_left.load(Ordering::Relaxed) == 0 {
-                log::warn!(
-                    "{}: {WARN_BUDGET} warnings logged; further ones at debug level",
-                    self.id
-                );
-            }
+        let line = format!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
+        if err.is_refusal() || err.is_host_problem() {
+            self.warn_or_debug(&line);
         } else {
-            log::debug!("{}: event {event_id} {op:?}: {err} ({status})", self.id);
+            log::debug!("{line}");
         }
     }
 }
@@ -383,6 +518,7 @@ pub struct Connection<M, E> {
     evtchn: E,
     handler: Arc<dyn Handler>,
     max_in_flight: usize,
+    late_eoi: LateEoi,
     stop: Arc<AtomicBool>,
     requests: u64,
     replies: u64,
@@ -407,6 +543,7 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             waker: evtchn.waker(),
             warnings_left: AtomicU32::new(WARN_BUDGET),
             failed: AtomicU64::new(0),
+            wakes: Arc::new(WakeMeter::default()),
             replayed: AtomicU64::new(0),
             recovered: AtomicU64::new(0),
             journal: None,
@@ -419,6 +556,7 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             evtchn,
             handler,
             max_in_flight: limits.max_in_flight.max(1),
+            late_eoi: limits.late_eoi,
             stop: Arc::new(AtomicBool::new(false)),
             requests: 0,
             replies: 0,
@@ -445,6 +583,11 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
     /// Who this connection serves.
     pub fn id(&self) -> &GuestId {
         &self.shared.id
+    }
+
+    /// How its wake-ups went, counted; the disconnection line logs the same.
+    pub fn wakes(&self) -> Arc<WakeMeter> {
+        Arc::clone(&self.shared.wakes)
     }
 
     /// A handle that stops [`Self::run`] from another thread.
@@ -476,12 +619,13 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
         }
         let counts = format!(
             "{} requests, {} replies sent, {} failed, {} answered from the journal, \
-             {} recovered",
+             {} recovered; {}",
             self.requests,
             self.replies,
             self.shared.failed.load(Ordering::Relaxed),
             self.shared.replayed.load(Ordering::Relaxed),
-            self.shared.recovered.load(Ordering::Relaxed)
+            self.shared.recovered.load(Ordering::Relaxed),
+            self.shared.wakes.counts()
         );
         match ended {
             Ended::PeerClosed | Ended::Stopped => {
@@ -504,6 +648,12 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
         // (daemon memory, lost if it dies): the journal forgets them only once the
         // outbox is empty, i.e. they are in the guest's ring.
         let mut unflushed: Vec<u64> = Vec::new();
+        // Whether the last wait ended with a kick from the guest, until the turn after
+        // it says whether that kick moved anything.
+        let mut kicked: Option<bool> = None;
+        // Spurious kicks in a row (see LateEoi), and how many the current storm had.
+        let mut spurious_run = 0u32;
+        let wakes = Arc::clone(&self.shared.wakes);
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 return Ended::Stopped;
@@ -612,9 +762,44 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
                     return Ended::EventChannel(e);
                 }
             }
-            if !progress && moved(&self.responder) == moved_before {
-                if let Err(e) = self.evtchn.wait() {
-                    return Ended::EventChannel(e);
+            let did_work = progress || moved(&self.responder) != moved_before;
+            match kicked.take() {
+                Some(true) if did_work => WakeMeter::add(&wakes.kicks_useful),
+                Some(true) => {
+                    WakeMeter::add(&wakes.kicks_spurious);
+                    spurious_run = spurious_run.saturating_add(1);
+                    if !self.late_eoi.hold(spurious_run).is_zero()
+                        && self.late_eoi.hold(spurious_run - 1).is_zero()
+                    {
+                        WakeMeter::add(&wakes.storms);
+                        let line = format!(
+                            "{}: {spurious_run} kicks in a row moved nothing; holding its \
+                             kicks back (late EOI, up to {:?}) until one does",
+                            self.shared.id, self.late_eoi.max
+                        );
+                        self.shared.warn_or_debug(&line);
+                    }
+                }
+                // A waker's wake (a reply, a pool slot, a stop) or an interrupted wait.
+                _ => {}
+            }
+            if did_work {
+                if !self.late_eoi.hold(spurious_run).is_zero() {
+                    log::debug!(
+                        "{}: a kick moved something after {spurious_run} that did not; \
+                         listening at once again",
+                        self.shared.id
+                    );
+                }
+                spurious_run = 0;
+            } else {
+                let hold = self.late_eoi.hold(spurious_run);
+                if !hold.is_zero() {
+                    WakeMeter::add(&wakes.held);
+                }
+                match self.evtchn.wait(hold) {
+                    Ok(k) => kicked = Some(k),
+                    Err(e) => return Ended::EventChannel(e),
                 }
             }
         }
@@ -633,6 +818,19 @@ mod tests {
         assert!(!conforms(Op::Random, 3, &ReplyBody::Random(vec![0; 2])));
         assert!(conforms(Op::FileRead, 3, &ReplyBody::FileRead(vec![0; 2])));
         assert!(!conforms(Op::FileRead, 3, &ReplyBody::FileRead(vec![0; 4])));
+    }
+
+    #[test]
+    fn late_eoi_holds_double_up_to_the_cap() {
+        let l = LateEoi::default();
+        let ms = |n| Duration::from_millis(n);
+        let holds: Vec<Duration> = (0..12).map(|run| l.hold(run)).collect();
+        assert_eq!(
+            holds,
+            [0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 64, 64].map(ms).to_vec()
+        );
+        assert_eq!(l.hold(u32::MAX), ms(64), "no overflow");
+        assert_eq!(LateEoi::OFF.hold(u32::MAX), Duration::ZERO);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! Each connection opens the device on its own, so a `read` only ever returns
 //! that connection's port, and closing the file (on drop) unbinds it whatever
 //! happened before. The device delivers a port once and then masks it until
-//! the port number is written back; [`XenEventChannel::wait`] does both.
-//! Other threads wake the loop through an `eventfd` polled next to the
+//! the port number is written back; [`XenEventChannel::wait`] does both, the
+//! unmasking at the next wait and, when the loop asks for a hold (late EOI:
+//! the guest's kicks moved nothing), only once the hold has passed, so that a
+//! guest kicking in a loop costs one wake per hold. Other threads wake the loop through an `eventfd` polled next to the
 //! device: both are level-triggered until read, so a wake or a kick that came
 //! before the sleep is never lost.
 
@@ -15,6 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shadowdaemon::pool::Wake;
 use shadowdaemon::serve::EventChannel;
@@ -52,6 +55,9 @@ pub struct XenEventChannel {
     dev: File,
     port: u32,
     wake: Arc<EventFd>,
+    /// A kick was delivered and the port not written back yet: it is masked, and
+    /// the guest's further kicks wait as one pending kick.
+    masked: bool,
 }
 
 impl XenEventChannel {
@@ -88,6 +94,7 @@ impl XenEventChannel {
             dev,
             port,
             wake: Arc::new(EventFd::new()?),
+            masked: false,
         })
     }
 
@@ -96,25 +103,61 @@ impl XenEventChannel {
         self.port
     }
 
-    /// Reads every delivered port and unmasks it; whether any was ours.
+    /// Reads every delivered port (only ever our one port, masked now until
+    /// [`Self::unmask`]); whether any was.
     fn drain(&mut self) -> io::Result<bool> {
         let mut any = false;
         let mut buf = [0u8; 64];
         loop {
             match self.dev.read(&mut buf) {
-                Ok(0) => return Ok(any),
-                Ok(n) => {
-                    // Whole u32 port numbers; only ever our one port. Writing
-                    // them back unmasks them.
-                    let n = n - n % 4;
-                    any |= n > 0;
-                    self.dev.write_all(&buf[..n])?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(any),
+                Ok(0) => break,
+                // Whole u32 port numbers.
+                Ok(n) => any |= n >= 4,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
+        self.masked |= any;
+        Ok(any)
+    }
+
+    /// Writes the port back: Xen delivers it again if the guest kicked meanwhile.
+    fn unmask(&mut self) -> io::Result<()> {
+        if self.masked {
+            self.dev.write_all(&self.port.to_ne_bytes())?;
+            self.masked = false;
+        }
+        Ok(())
+    }
+
+    /// Sleeps on the device and the eventfd, or only on the eventfd (`device`
+    /// false), for at most `timeout_ms` (-1: no limit); the revents.
+    fn poll(&self, device: bool, timeout_ms: libc::c_int) -> io::Result<Option<[i16; 2]>> {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.wake.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.dev.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let n = if device { 2 } else { 1 };
+        // SAFETY: `fds` is a valid array of at least `n` pollfd.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(Some([fds[0].revents, fds[1].revents]))
     }
 }
 
@@ -136,39 +179,31 @@ impl EventChannel for XenEventChannel {
         Ok(())
     }
 
-    fn wait(&mut self) -> io::Result<()> {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.dev.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.wake.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` is a valid array of two pollfd for the call's length.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
+    fn wait(&mut self, hold: Duration) -> io::Result<bool> {
+        if self.masked && !hold.is_zero() {
+            // The late EOI: the port stays masked for the hold; only a waker ends it.
+            let ms = libc::c_int::try_from(hold.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+            match self.poll(false, ms)? {
+                None => return Ok(false),
+                Some([wake, _]) if wake & libc::POLLIN != 0 => {
+                    self.wake.reset();
+                    return Ok(false);
+                }
+                Some(_) => {}
+            }
         }
-        if fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        self.unmask()?;
+        let Some([wake, dev]) = self.poll(true, -1)? else {
+            return Ok(false);
+        };
+        if dev & (libc::POLLERR | libc::POLLNVAL) != 0 {
             return Err(io::Error::other("event channel device reported an error"));
         }
-        if fds[0].revents & libc::POLLIN != 0 {
-            self.drain()?;
-        }
-        if fds[1].revents & libc::POLLIN != 0 {
+        let kicked = dev & libc::POLLIN != 0 && self.drain()?;
+        if wake & libc::POLLIN != 0 {
             self.wake.reset();
         }
-        Ok(())
+        Ok(kicked)
     }
 
     fn waker(&self) -> Arc<dyn Wake> {

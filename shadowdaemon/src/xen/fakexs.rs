@@ -20,6 +20,28 @@ pub struct Store {
     pub introduced: BTreeSet<u16>,
     /// Answer every request with this error instead (e.g. `EACCES`).
     pub fail_with: Option<&'static str>,
+    /// Requests asked, by their first argument (a path, a domid): what the daemon's
+    /// work cost xenstored, counted.
+    pub asked: BTreeMap<String, u64>,
+    /// Watches set, as (path, token), and the server's end to fire them on.
+    pub watches: BTreeSet<(String, String)>,
+    events_to: Option<UnixStream>,
+    /// Watch events fired, by token.
+    pub fired: BTreeMap<String, u64>,
+}
+
+impl Store {
+    /// Requests asked about domain `domid` (its nodes, or whether it is introduced).
+    pub fn asked_about(&self, domid: u16) -> u64 {
+        let home = format!("/local/domain/{domid}");
+        self.asked
+            .iter()
+            .filter(|(arg, _)| {
+                *arg == &domid.to_string() || *arg == &home || arg.starts_with(&format!("{home}/"))
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 impl Store {
@@ -48,6 +70,40 @@ impl Store {
         );
     }
 
+    /// Writes a node as a domain (or the toolstack) would, firing the watches on it
+    /// or above it, as xenstored does.
+    pub fn write(&mut self, path: &str, value: &str, owner: u16) {
+        self.put_with_perms(path, value, &format!("n{owner}\0"));
+        self.fire(path);
+    }
+
+    /// Fires the watches on `path` or above it (or on a special path such as
+    /// `@releaseDomain`).
+    pub fn fire(&mut self, path: &str) {
+        let hits: Vec<String> = self
+            .watches
+            .iter()
+            .filter(|(w, _)| {
+                path == w
+                    || path
+                        .strip_prefix(w.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+            .map(|(_, t)| t.clone())
+            .collect();
+        for token in hits {
+            self.send_event(path, &token);
+        }
+    }
+
+    fn send_event(&mut self, path: &str, token: &str) {
+        *self.fired.entry(token.to_string()).or_default() += 1;
+        if let Some(s) = self.events_to.as_mut() {
+            let payload = format!("{path}\0{token}\0");
+            let _ = s.write_all(&encode(MsgType::WatchEvent, 0, 0, payload.as_bytes()).unwrap());
+        }
+    }
+
     fn children(&self, path: &str) -> Option<Vec<String>> {
         let prefix = format!("{path}/");
         let names: BTreeSet<String> = self
@@ -68,12 +124,15 @@ fn reply(s: &mut UnixStream, kind: MsgType, req_id: u32, payload: &[u8]) {
 /// A client of a fake xenstored serving `store` on a thread of its own.
 pub fn client(store: Arc<Mutex<Store>>) -> Xenstore<UnixStream> {
     let (client, mut server) = UnixStream::pair().unwrap();
+    // Events go out under the store's lock, as replies do, so they never interleave.
+    store.lock().unwrap().events_to = Some(server.try_clone().unwrap());
     thread::spawn(move || {
         while let Ok(msg) = read_message(&mut server) {
             let (kind, id) = (msg.header.kind, msg.header.req_id);
             let arg = String::from_utf8_lossy(msg.payload.split(|&b| b == 0).next().unwrap())
                 .into_owned();
-            let st = store.lock().unwrap();
+            let mut st = store.lock().unwrap();
+            *st.asked.entry(arg.clone()).or_default() += 1;
             if let Some(e) = st.fail_with {
                 reply(&mut server, MsgType::Error, id, format!("{e}\0").as_bytes());
                 continue;
@@ -101,7 +160,21 @@ pub fn client(store: Arc<Mutex<Store>>) -> Xenstore<UnixStream> {
                     let answer: &[u8] = if known { b"T\0" } else { b"F\0" };
                     reply(&mut server, MsgType::IsDomainIntroduced, id, answer)
                 }
-                k if k == MsgType::Watch as u32 => reply(&mut server, MsgType::Watch, id, b"OK\0"),
+                k if k == MsgType::Watch as u32 || k == MsgType::Unwatch as u32 => {
+                    let mut parts = msg.payload.split(|&b| b == 0);
+                    let path = String::from_utf8_lossy(parts.next().unwrap()).into_owned();
+                    let token = String::from_utf8_lossy(parts.next().unwrap_or(b"")).into_owned();
+                    if k == MsgType::Watch as u32 {
+                        reply(&mut server, MsgType::Watch, id, b"OK\0");
+                        st.watches.insert((path.clone(), token.clone()));
+                        // xenstored fires a new watch once.
+                        st.send_event(&path, &token);
+                    } else if st.watches.remove(&(path, token)) {
+                        reply(&mut server, MsgType::Unwatch, id, b"OK\0");
+                    } else {
+                        enoent(&mut server);
+                    }
+                }
                 _ => reply(&mut server, MsgType::Error, id, b"EINVAL\0"),
             }
         }

@@ -535,8 +535,6 @@ impl<T: Read + Write> Xenstore<T> {
         self.watch_op(MsgType::Watch, path, token)
     }
 
-    // Not needed by the daemon today; kept whole for the tests and the fuzz target.
-    #[allow(dead_code)]
     /// Removes a watch set with the same `path` and `token` (`ENOENT` if none).
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
         self.watch_op(MsgType::Unwatch, path, token)
@@ -559,7 +557,7 @@ impl<T: Read + Write> Xenstore<T> {
         self.events.pop_front()
     }
 
-    // Not needed by the daemon today; kept whole for the tests and the fuzz target.
+    // The fuzz target includes this file and does not call it.
     #[allow(dead_code)]
     /// How many watch events were dropped because [`EVENT_QUEUE_MAX`] were
     /// already queued. A consumer that rescans only the watched subtree of an

@@ -48,10 +48,89 @@ impl Wake for Bell {
     }
 }
 
+/// The daemon's port as Xen and `/dev/xen/evtchn` keep it: a kick is delivered once,
+/// then the port is masked (further kicks coalesce into the pending bit) until the
+/// daemon's next wait unmasks it; a waker (the eventfd) is apart from it.
+///
+/// It can also play a hostile guest that kicks in a loop: [`PortState::storm`] kicks,
+/// one per virtual microsecond, sent whenever the port can take them. A hold (late EOI)
+/// passes in virtual time, its microseconds' kicks coalescing into one pending kick, so
+/// the counts are exact and nothing depends on how fast the machine is.
+#[derive(Default)]
+pub struct PortState {
+    /// Xen's pending bit: a kick not yet delivered.
+    kick: bool,
+    /// The eventfd: a waker was called.
+    woken: bool,
+    /// Delivered and not yet unmasked.
+    masked: bool,
+    /// Storm kicks still to be sent.
+    pub storm: u64,
+    /// Virtual microseconds the storm has taken so far.
+    pub storm_us: u64,
+    /// Kicks the daemon saw (deliveries).
+    pub delivered: u64,
+    /// Kicks that found the port masked or already pending: coalesced into one.
+    pub coalesced: u64,
+    /// Waits that asked for a hold while a delivered kick was masked.
+    pub held: u64,
+}
+
+impl PortState {
+    /// One kick from the guest.
+    fn kick(&mut self) {
+        if self.kick {
+            self.coalesced += 1;
+        }
+        self.kick = true;
+    }
+}
+
+/// The port both ends share.
+#[derive(Default)]
+pub struct Port {
+    state: Mutex<PortState>,
+    cv: Condvar,
+}
+
+impl Port {
+    /// A look at the counts (and the storm left).
+    pub fn state<R>(&self, f: impl FnOnce(&mut PortState) -> R) -> R {
+        let r = f(&mut self.state.lock().unwrap());
+        self.cv.notify_all();
+        r
+    }
+}
+
+/// What the guest's kick does: raise the daemon's port.
+struct GuestKick(Arc<Port>);
+
+impl Wake for GuestKick {
+    fn wake(&self) {
+        self.0.state(PortState::kick);
+    }
+}
+
+/// What a waker does: the eventfd.
+struct PortWaker(Arc<Port>);
+
+impl Wake for PortWaker {
+    fn wake(&self) {
+        self.0.state(|s| s.woken = true);
+    }
+}
+
 /// The daemon's side of the simulated event channel.
 pub struct DaemonPort {
-    mine: Arc<Bell>,
+    port: Arc<Port>,
     guest: Arc<Bell>,
+}
+
+impl DaemonPort {
+    /// The shared port, for the test to start a storm or read the counts.
+    pub fn port(&self) -> Arc<Port> {
+        self.port.clone()
+    }
 }
 
 impl EventChannel for DaemonPort {
@@ -60,19 +139,55 @@ impl EventChannel for DaemonPort {
         Ok(())
     }
 
-    fn wait(&mut self) -> io::Result<()> {
-        if self.mine.wait() {
-            Ok(())
-        } else {
-            Err(io::Error::new(
+    fn wait(&mut self, hold: Duration) -> io::Result<bool> {
+        let mut s = self.port.state.lock().unwrap();
+        if s.masked {
+            if !hold.is_zero() {
+                s.held += 1;
+                if s.woken {
+                    s.woken = false;
+                    return Ok(false);
+                }
+                // The hold passes; the storm's kicks meanwhile coalesce.
+                let us = u64::try_from(hold.as_micros()).unwrap_or(u64::MAX);
+                let sent = s.storm.min(us);
+                s.storm -= sent;
+                s.storm_us += sent;
+                if sent > 0 {
+                    s.kick();
+                    s.coalesced += sent - 1;
+                }
+            }
+            s.masked = false;
+        }
+        let (mut s, timeout) = self
+            .port
+            .cv
+            .wait_timeout_while(s, PATIENCE, |s| !s.kick && !s.woken && s.storm == 0)
+            .unwrap();
+        if timeout.timed_out() {
+            return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "daemon never woken: lost notification",
-            ))
+            ));
         }
+        // Unmasked: a storming guest kicks at once.
+        if !s.kick && s.storm > 0 {
+            s.storm -= 1;
+            s.storm_us += 1;
+            s.kick = true;
+        }
+        let kicked = std::mem::take(&mut s.kick);
+        if kicked {
+            s.delivered += 1;
+            s.masked = true;
+        }
+        s.woken = false;
+        Ok(kicked)
     }
 
     fn waker(&self) -> Arc<dyn Wake> {
-        self.mine.clone()
+        Arc::new(PortWaker(self.port.clone()))
     }
 }
 
@@ -80,7 +195,7 @@ impl EventChannel for DaemonPort {
 pub struct Guest {
     pub caller: Caller<Mem>,
     bell: Arc<Bell>,
-    daemon: Arc<Bell>,
+    daemon: Arc<dyn Wake>,
     pub received: Vec<Reply>,
 }
 
@@ -92,7 +207,7 @@ fn moved(c: &Caller<Mem>) -> u64 {
 impl Guest {
     fn kick(&mut self) {
         if self.caller.take_notify().is_yes() {
-            self.daemon.ring();
+            self.daemon.wake();
         }
     }
 
@@ -169,14 +284,14 @@ impl Guest {
         let t = self.caller.vchan_mut().write(bytes).expect("raw write");
         assert_eq!(t.bytes, bytes.len(), "raw frame did not fit the ring");
         if t.notify.is_yes() {
-            self.daemon.ring();
+            self.daemon.wake();
         }
     }
 
     /// Closes the guest's end and kicks the daemon.
     pub fn close(&mut self) {
         if self.caller.close().is_yes() {
-            self.daemon.ring();
+            self.daemon.wake();
         }
     }
 }
@@ -197,15 +312,16 @@ pub fn pair(left_order: u16, right_order: u16, config: Config) -> (Guest, Vchan<
     let probe = Probe::read(&*ctrl).expect("probe");
     let (client, _attach_kick) =
         Vchan::client(probe.layout, ctrl, left, right).expect("client attach");
-    let (guest_bell, daemon_bell) = (Arc::new(Bell::default()), Arc::new(Bell::default()));
+    let guest_bell = Arc::new(Bell::default());
+    let port = Arc::new(Port::default());
     let guest = Guest {
         caller: Caller::new(server, config),
         bell: guest_bell.clone(),
-        daemon: daemon_bell.clone(),
+        daemon: Arc::new(GuestKick(port.clone())),
         received: Vec::new(),
     };
     let port = DaemonPort {
-        mine: daemon_bell,
+        port,
         guest: guest_bell,
     };
     (guest, client, port)
