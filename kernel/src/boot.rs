@@ -94,7 +94,9 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     if boot.cmdline.get("ethos.rpc") != Some("off") {
         match crate::rpc::client::init() {
             Ok(_) => {
-                if let Err(e) = sched::spawn_service("rpc-offer", crate::apps::rpc_offer::rpc_offer)
+                // Measured 1.7 KiB deep: the smallest stack.
+                if let Err(e) =
+                    sched::spawn_service("rpc-offer", crate::apps::rpc_offer::rpc_offer, 8)
                 {
                     warn!("cannot start rpc-offer: {e}");
                 }
@@ -108,7 +110,13 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     match xen::cmdline::NetConfig::from_cmdline(&boot.cmdline) {
         Ok(Some(config)) => {
             crate::net::stack::configure(config, secret());
-            if let Err(e) = sched::spawn_service("net-setup", crate::apps::net_setup::net_setup) {
+            if let Err(e) = sched::spawn_service(
+                "net-setup",
+                crate::apps::net_setup::net_setup,
+                // smoltcp's bring-up runs on it: measured 16.5 KiB deep
+                // (past a 16 KiB stack, which the red zone caught).
+                24,
+            ) {
                 warn!("cannot start net-setup: {e}");
             }
         }

@@ -154,6 +154,7 @@ pub fn spawn(s: Spawn) -> SysResult<Pid> {
         exit_event: s.exit_event,
         user_start: Some((plan.entry(), abi::STACK_TOP - 8)),
         rights: s.rights,
+        stack_kib: sched::PROGRAM_STACK_KIB,
     };
     sched::spawn_process(new, Some(pid)).inspect_err(|_| {
         space::destroy(pid);

@@ -25,17 +25,15 @@ use spin::Mutex;
 
 /// Most processes alive at once.
 pub const MAX_PROCESSES: usize = crate::mm::pages::MAX_REGIONS;
-/// Kernel stack of each process (in 8-byte words). The deepest measured
-/// on the core image is about 5 KiB (usertest, with its 512-byte FPU save
-/// area; every process's end logs its own figure), so 8 KiB, with the
-/// bottom [`RED_ZONE_WORDS`] never to be touched. The network images keep
-/// 16 KiB: smoltcp's poll runs as deferred work on whichever process's
-/// stack is current.
-const STACK_WORDS: usize = if cfg!(feature = "net") {
-    16 * 1024 / 8
-} else {
-    8 * 1024 / 8
-};
+/// The kernel stack of a user program's process, in KiB. Every process's
+/// end logs how deep its own stack went: the deepest program measured is
+/// about 5 KiB (usertest on the core image, with its 512-byte FPU save
+/// area; net-demo 4.9 KiB, with smoltcp's polls running as deferred work
+/// on its stack), so 8 KiB, with the bottom [`RED_ZONE_WORDS`] never to be
+/// touched. Kernel processes say what they need ([`spawn_service`]).
+pub const PROGRAM_STACK_KIB: usize = 8;
+/// The linked-in test apps' (the test image's stale-page).
+const KERNEL_APP_STACK_KIB: usize = 16;
 /// The bottom of every kernel stack that must stay zero (1 KiB): checked
 /// each time a process comes back to the kernel loop, so a stack that grew
 /// too deep stops the kernel with a message instead of silently writing
@@ -141,13 +139,14 @@ pub fn init(seed: Seed, timer_port: u32) {
 
 /// Creates a process that will run `entry`; it is runnable at once.
 pub fn spawn(name: &'static str, entry: fn()) -> SysResult<Pid> {
-    spawn_process(New::kernel(name, entry, false), None)
+    spawn_process(New::kernel(name, entry, false, KERNEL_APP_STACK_KIB), None)
 }
 
 /// Creates a service process: like [`spawn`], but once only service
-/// processes are left the kernel's work is done.
-pub fn spawn_service(name: &'static str, entry: fn()) -> SysResult<Pid> {
-    spawn_process(New::kernel(name, entry, true), None)
+/// processes are left the kernel's work is done; its kernel stack is
+/// `stack_kib` (what it was measured to need, with room).
+pub fn spawn_service(name: &'static str, entry: fn(), stack_kib: usize) -> SysResult<Pid> {
+    spawn_process(New::kernel(name, entry, true, stack_kib), None)
 }
 
 /// A process to create.
@@ -160,10 +159,12 @@ pub struct New {
     pub exit_event: Option<(Pid, EventId)>,
     pub user_start: Option<(u64, u64)>,
     pub rights: u32,
+    /// Its kernel stack, in KiB.
+    pub stack_kib: usize,
 }
 
 impl New {
-    fn kernel(name: &'static str, entry: fn(), service: bool) -> New {
+    fn kernel(name: &'static str, entry: fn(), service: bool, stack_kib: usize) -> New {
         New {
             name: Cow::Borrowed(name),
             entry,
@@ -171,6 +172,7 @@ impl New {
             exit_event: None,
             user_start: None,
             rights: abi::rights::ALL,
+            stack_kib,
         }
     }
 }
@@ -199,7 +201,8 @@ pub fn reserve_pid() -> Pid {
 
 /// Creates a process (with the pid given, or a new one); runnable at once.
 pub fn spawn_process(new: New, pid: Option<Pid>) -> SysResult<Pid> {
-    let context = Context::new(STACK_WORDS, process_main).ok_or(SysError::OutOfMemory)?;
+    let context =
+        Context::new(new.stack_kib * 1024 / 8, process_main).ok_or(SysError::OutOfMemory)?;
     with_kernel(|k| {
         let slot = k
             .slots
@@ -262,7 +265,7 @@ pub fn run() {
             }
             if context.stack_touched_below(RED_ZONE_WORDS) {
                 crate::panic::die_with_message(format_args!(
-                    "kernel stack of slot {slot} reached its red zone: raise STACK_WORDS"
+                    "kernel stack of slot {slot} reached its red zone: give it a larger stack"
                 ));
             }
             reap_if_exited(slot);
