@@ -3,7 +3,8 @@
 //! test suite, all in one rig run (scenario `scripts/scenarios/guests.sh`).
 
 use rig_tests::{
-    build_guest, build_net_guest, build_programs, build_test_guest, fields_after, run_rig, RigRun,
+    build_guest, build_net_guest, build_programs, build_test_guest, build_user_programs,
+    fields_after, run_rig, RigRun,
 };
 use std::sync::OnceLock;
 
@@ -15,6 +16,7 @@ fn rig() -> &'static RigRun {
             build_net_guest(),
             build_test_guest(),
             build_programs(),
+            build_user_programs(),
         ];
         run_rig("guests", &images, &[])
     })

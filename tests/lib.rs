@@ -91,6 +91,13 @@ pub fn build_programs() -> PathBuf {
     run_build_guest(&["--programs"])
 }
 
+/// The archive of the programs a user runs (`user.cpio`, the xl config's
+/// `ramdisk=`): the network guest boots with it, so the kernel's heap (the
+/// boot mapping's tail, after the archive) is what a user's would be.
+pub fn build_user_programs() -> PathBuf {
+    run_build_guest(&["--user-programs"])
+}
+
 fn run_build_guest(args: &[&str]) -> PathBuf {
     let out = Command::new(repo_root().join("scripts/build-guest"))
         .args(args)

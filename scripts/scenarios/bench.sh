@@ -59,7 +59,7 @@ dd if=/dev/zero of=/tmp/net-up bs=1048576 count=10 2>/dev/null
 # Starts the guest-net image as NAME on br0 serving net-demo, with the
 # extra command-line words EXTRA; true once it serves.
 start_net_demo() {
-    rig_start "$1" $guest_cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/programs.cpio"' \
+    rig_start "$1" $guest_cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' \
         'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
         "extra=\"ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 $2\"" &&
         rig_wait_line "$1" "net-demo: serving" 120

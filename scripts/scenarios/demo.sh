@@ -1,18 +1,18 @@
 # The main job: boot the guest once and show what it prints: with the
 # programs' boot archive, the first process is the demo program, in user
 # mode.
-rig_start demo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/programs.cpio"' &&
+rig_start demo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/user.cpio"' &&
     rig_wait demo 120 shutdown
 # And RPCs through the shadowdaemon in dom0 (files, random bytes, a tree of
 # RPCs), started as a user would start it.
 rig_daemon_start
-rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=rpc-demo"' &&
+rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/user.cpio"' 'extra="ethos.init=rpc-demo"' &&
     rig_wait rpcdemo 200 shutdown
 rig_daemon_stop
 rig_daemon_report
 # And the network: the guest-net image on dom0's bridge, serving HTTP and UDP
 # echo from one event-driven process; dom0 is the client.
-if rig_start netdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/programs.cpio"' \
+if rig_start netdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' \
         'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
         'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"' &&
         rig_wait_line netdemo "net-demo: serving" 120; then

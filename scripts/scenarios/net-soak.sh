@@ -2,7 +2,7 @@
 # netdev, netstack or netfront):
 #   scripts/build-guest --net && scripts/build-guest --programs &&
 #   scripts/rig --scenario scripts/scenarios/net-soak.sh --out /tmp/soak \
-#       --guest target/net/guest-net --guest target/programs/programs.cpio --deadline 1200
+#       --guest target/net/guest-net --guest target/programs/user.cpio --deadline 1200
 # ROUNDS (default 8) rounds of: 10 MiB guest -> dom0 and dom0 -> guest, each
 # checked with POSIX cksum, 100 clients at once, then both transfers at once;
 # every third round the backend is detached and attached again. Each round
@@ -12,7 +12,7 @@ net=/rig/bin/rig-net
 ip=192.0.2.2
 dd if=/dev/urandom of=/tmp/up bs=1024 count=10240 2>/dev/null
 want_up=$($net cksum /tmp/up)
-if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/programs.cpio"' 'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
+if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' 'vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]' \
         'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"'; then
     rig_wait_line net "net-demo: serving" 120
     for i in $(seq 1 ${ROUNDS:-8}); do

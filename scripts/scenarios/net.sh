@@ -6,7 +6,7 @@
 net_vif='vif=["mac=00:16:3e:00:00:02,bridge=br0,script=/rig/bin/vif-rig"]'
 net_ip=192.0.2.2
 net=/rig/bin/rig-net
-if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/programs.cpio"' "$net_vif" \
+if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' "$net_vif" \
         'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1 ${NET_GUEST_EXTRA:-}"'; then
     if rig_wait_line net "net-demo: serving" 120; then
         rig fact "net_ping_replies=$(ping -c 3 -W 5 $net_ip 2>/dev/null | grep -c 'bytes from')"

@@ -26,12 +26,14 @@ use spin::Mutex;
 /// Most processes alive at once.
 pub const MAX_PROCESSES: usize = crate::mm::pages::MAX_REGIONS;
 /// The kernel stack of a user program's process, in KiB. Every process's
-/// end logs how deep its own stack went: the deepest program measured is
-/// about 5 KiB (usertest on the core image, with its 512-byte FPU save
-/// area; net-demo 4.9 KiB, with smoltcp's polls running as deferred work
-/// on its stack), so 8 KiB, with the bottom [`RED_ZONE_WORDS`] never to be
-/// touched. Kernel processes say what they need ([`spawn_service`]).
-pub const PROGRAM_STACK_KIB: usize = 8;
+/// end logs how deep its own stack went: on the core image the deepest
+/// program measured is about 5 KiB (usertest, with its 512-byte FPU save
+/// area), so 8 KiB, with the bottom [`RED_ZONE_WORDS`] never to be touched.
+/// The network images keep 16 KiB: smoltcp's poll runs as deferred work on
+/// whichever program's stack is current, and its bring-up went 16.5 KiB
+/// deep on net-setup's. Kernel processes say what they need
+/// ([`spawn_service`]).
+pub const PROGRAM_STACK_KIB: usize = if cfg!(feature = "net") { 16 } else { 8 };
 /// The linked-in test apps' (the test image's stale-page).
 const KERNEL_APP_STACK_KIB: usize = 16;
 /// The bottom of every kernel stack that must stay zero (1 KiB): checked
