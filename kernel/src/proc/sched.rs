@@ -467,22 +467,16 @@ fn fire_timers() {
                 Err(e) => warn!("timer completion of {:?} failed: {e}", t.event),
             }
         }
-        let next = k.timers.next_deadline();
-        // Xen's one-shot timer, if it has not fired yet, already wakes us
-        // by `next` (or earlier, for a time slice: a spare pass is
-        // harmless). Then leave it: this pass runs at every return to
-        // user, and a set_timer_op each time would double the cost of a
-        // system call.
-        let armed = k.programmed_deadline > now;
-        if armed && next.is_none_or(|n| k.programmed_deadline <= n) {
-            return None;
-        }
+        // Re-armed on every pass that reads the clock. Inferring from our
+        // own clock that Xen's one-shot is still armed (and skipping the
+        // set_timer_op) lost timers: the kernel clock may run behind Xen's
+        // time, so the one-shot can have fired while our clock still reads
+        // before its deadline, and nothing wakes the guest again (seen as a
+        // network re-attach that never finished).
         k.programmed_deadline = 0;
-        Some(next.unwrap_or(0))
+        k.timers.next_deadline()
     });
-    if let Some(next) = next {
-        program_timer(next);
-    }
+    program_timer(next.unwrap_or(0));
 }
 
 impl Kernel {
