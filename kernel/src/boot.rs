@@ -113,9 +113,12 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
             if let Err(e) = sched::spawn_service(
                 "net-setup",
                 crate::apps::net_setup::net_setup,
-                // smoltcp's bring-up runs on it: measured 16.5 KiB deep
-                // (past a 16 KiB stack, which the red zone caught).
-                24,
+                // smoltcp's bring-up and tear-down run on it: bring-up
+                // measured 16.5 KiB deep, and the tear-down when the
+                // backend goes reached the red zone of a 24 KiB stack (the
+                // 16 KiB it had before was silently overrun). 64 KiB: one
+                // process, and the network image's heap has room.
+                64,
             ) {
                 warn!("cannot start net-setup: {e}");
             }

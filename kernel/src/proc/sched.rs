@@ -31,7 +31,7 @@ pub const MAX_PROCESSES: usize = crate::mm::pages::MAX_REGIONS;
 /// area), so 8 KiB, with the bottom [`RED_ZONE_WORDS`] never to be touched.
 /// The network images keep 16 KiB: smoltcp's poll runs as deferred work on
 /// whichever program's stack is current, and its bring-up went 16.5 KiB
-/// deep on net-setup's. Kernel processes say what they need
+/// deep on net-setup's (its tear-down deeper than 24 KiB). Kernel processes say what they need
 /// ([`spawn_service`]).
 pub const PROGRAM_STACK_KIB: usize = if cfg!(feature = "net") { 16 } else { 8 };
 /// The linked-in test apps' (the test image's stale-page).
