@@ -894,3 +894,102 @@ fn an_unknown_first_program_is_named_and_the_domain_powers_off() {
         "the archive's programs are listed: {line}"
     );
 }
+
+/// The lines of `guest`'s log that contain `needle`.
+fn count_lines(guest: &rig_tests::GuestRun, needle: &str) -> usize {
+    guest.lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Where in `guest`'s log the first line containing `needle` is.
+fn line_index(guest: &rig_tests::GuestRun, needle: &str) -> usize {
+    guest
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{}", guest.log))
+}
+
+/// `xl shutdown` (issue 14 item 1): each process holding a shutdown event
+/// sees it in the tree it is blocked on and exits; the one holding none is
+/// ended when the grace period is over; the domain powers off, not crashes.
+#[test]
+fn xl_shutdown_tells_every_waiting_process_and_powers_off() {
+    let guest = rig().guest("stop");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert_eq!(
+        count_lines(guest, "saw the shutdown event (power off)"),
+        3,
+        "{}",
+        guest.log
+    );
+    for line in [
+        "poweroff asked: told 4 processes, which have 5000 ms to exit",
+        "until-shutdown: asked to power off; 3 of 3 helpers saw it and exited",
+        "(sleep) still running at shutdown: ending it",
+        "powering off, as the toolstack asked",
+    ] {
+        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
+    }
+    assert!(
+        line_index(guest, "3 of 3 helpers saw it")
+            < line_index(guest, "(sleep) still running at shutdown"),
+        "the deaf sleep is ended only after the others exited:\n{}",
+        guest.log
+    );
+    assert!(
+        guest.line_with("crashing the domain").is_none(),
+        "{}",
+        guest.log
+    );
+}
+
+/// `xl reboot` with `on_reboot="restart"`: the processes see a reboot, the
+/// domain ends with SHUTDOWN_reboot, the toolstack starts it again, and the
+/// second boot answers `xl shutdown`.
+#[test]
+fn xl_reboot_restarts_the_domain_and_the_new_boot_answers_xl_shutdown() {
+    let run = rig();
+    let guest = run.guest("reboot");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert_eq!(run.fact("reboot_boots"), "2", "{}", guest.log);
+    assert_eq!(
+        count_lines(guest, "saw the shutdown event (reboot)"),
+        3,
+        "{}",
+        guest.log
+    );
+    assert_eq!(
+        count_lines(guest, "saw the shutdown event (power off)"),
+        3,
+        "{}",
+        guest.log
+    );
+    let rebooting = line_index(guest, "rebooting, as the toolstack asked");
+    let second_boot = guest
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("Ethos-Xen guest kernel"))
+        .nth(1)
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("no second boot:\n{}", guest.log));
+    let off = line_index(guest, "powering off, as the toolstack asked");
+    assert!(
+        rebooting < second_boot && second_boot < off,
+        "{}",
+        guest.log
+    );
+}
+
+/// A guest where no process holds a shutdown event has nobody to wait
+/// for: `xl shutdown` ends it at once.
+#[test]
+fn a_guest_where_nothing_listens_stops_at_once() {
+    let guest = rig().guest("deaf");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    for line in [
+        "poweroff asked: no process holds a shutdown event, ending now",
+        "process 1 (sleep) still running at shutdown: ending it",
+        "powering off, as the toolstack asked",
+    ] {
+        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
+    }
+}

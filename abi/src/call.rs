@@ -160,16 +160,23 @@ pub enum Call {
     /// cancelled; the results count each. [`crate::Status::BufferTooSmall`]
     /// (with the bytes needed) when they do not all fit: nothing written.
     List = 50,
+    /// `() -> event`: an event that completes when the toolstack asks this
+    /// domain to stop (`xl shutdown`, `xl reboot`), with the kind as a
+    /// word ([`crate::shutdown`]); at once if it has asked already. The
+    /// kernel then gives the processes that hold one a grace period
+    /// ([`crate::shutdown::GRACE_NS`]) to finish before it ends them. One
+    /// pending per process ([`crate::Status::Busy`] for a second).
+    ShutdownEvent = 51,
 }
 
 impl Call {
     /// How many calls there are: numbers `0..COUNT`.
-    pub const COUNT: u64 = 51;
+    pub const COUNT: u64 = 52;
 
     /// The call with number `n`, if there is one.
     pub fn from_number(n: u64) -> Option<Call> {
         use Call::*;
-        const ALL: [Call; 51] = [
+        const ALL: [Call; 52] = [
             Pid,
             Time,
             WallClock,
@@ -221,6 +228,7 @@ impl Call {
             NetStats,
             XsSetPerms,
             List,
+            ShutdownEvent,
         ];
         ALL.get(usize::try_from(n).ok()?).copied()
     }

@@ -199,6 +199,30 @@ pub mod net {
     }
 }
 
+/// What the event of [`Call::ShutdownEvent`] carries: how the toolstack
+/// asked the domain to stop.
+pub mod shutdown {
+    /// Power off (`xl shutdown`; `xl destroy` asks nothing, the domain
+    /// just ends).
+    pub const POWEROFF: u64 = 0;
+    /// Reboot (`xl reboot`): the domain ends and the toolstack starts it
+    /// again as its `on_reboot` says.
+    pub const REBOOT: u64 = 1;
+    /// How long the processes holding a shutdown event have, after it
+    /// completes, before the kernel ends those still running (5 s of Xen
+    /// system time). A domain where no process holds one stops at once.
+    pub const GRACE_NS: u64 = 5_000_000_000;
+
+    /// The kind's name, for messages (`None` for a word that is no kind).
+    pub const fn name(kind: u64) -> Option<&'static str> {
+        match kind {
+            POWEROFF => Some("poweroff"),
+            REBOOT => Some("reboot"),
+            _ => None,
+        }
+    }
+}
+
 /// What [`Call::Retire`] reports in its results: result 0 is the event's
 /// own status ([`Status`] code in the low 32 bits; for [`Status::Remote`]
 /// the peer's errno in the high 32 bits), result 1 is the value: a word

@@ -20,7 +20,7 @@
 //!   would fault), with a page limit ([`set_page_limit`]);
 //!   `PageGrant` (grant references 42, 43, ...);
 //! * `Spawn` and every call that starts work elsewhere (xenstore, RPC,
-//!   event-channel waits): the call is recorded ([`started`]) and its event
+//!   event-channel waits, the shutdown event): the call is recorded ([`started`]) and its event
 //!   stays pending until a test completes it ([`complete`]);
 //! * `KernelStats`: three counters (live events, lines printed, the clock);
 //! * the socket calls, validated as the kernel's dispatcher does (ports,
@@ -507,7 +507,7 @@ impl Kernel {
                 ok(self.started(mem, call, a, &[(0, 1)]), 0)
             }
             XsTransactionStart | XsTransactionEnd | XsWatchNext | XsUnwatch | EvtchnWait | Ping
-            | Random => ok(self.started(mem, call, a, &[]), 0),
+            | Random | ShutdownEvent => ok(self.started(mem, call, a, &[]), 0),
             TcpListen | TcpAccept | TcpConnect | SockRecv | SockSend | SockClose | UdpBind
             | UdpRecv | UdpSend | NetStats => match self.net(mem, call, a) {
                 Ok(r) => r,

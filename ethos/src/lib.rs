@@ -65,6 +65,7 @@ pub mod pages;
 pub mod process;
 pub mod rpc;
 pub mod rt;
+pub mod shutdown;
 pub mod stats;
 pub mod time;
 pub mod tree;

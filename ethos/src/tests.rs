@@ -546,3 +546,25 @@ fn list_names_every_unretired_event_by_state() {
     let _ = event::retire_word(done);
     assert_eq!(event::list().unwrap(), before);
 }
+
+#[test]
+fn a_shutdown_event_in_an_or_tree_says_what_was_asked() {
+    use crate::shutdown::{self, Kind};
+    let stop = shutdown::event().unwrap();
+    let started = fake::started();
+    assert_eq!(started.last().map(|s| s.call), Some(Call::ShutdownEvent));
+    let work = time::beep_in(60_000 * MS).unwrap();
+    // Still pending: nothing is retired, it stays usable.
+    assert_eq!(shutdown::poll(stop), Ok(None));
+    fake::complete(stop, Status::Ok, 0, Value::Word(abi::shutdown::REBOOT));
+    let woke = event::wait(&Tree::any([stop, work])).unwrap();
+    assert_eq!(woke, [stop]);
+    assert_eq!(shutdown::poll(stop), Ok(Some(Kind::Reboot)));
+    // Retired: the id is dead.
+    assert_eq!(shutdown::poll(stop), Err(Status::UnknownEvent));
+    // A word that names no kind is refused, not guessed.
+    let odd = shutdown::event().unwrap();
+    fake::complete(odd, Status::Ok, 0, Value::Word(7));
+    assert_eq!(shutdown::wait(odd), Err(Status::InvalidArgument));
+    assert_eq!(Kind::Poweroff.to_string(), "power off");
+}

@@ -4,6 +4,7 @@
 
 use crate::clock::{self, now_ns, uptime_ns};
 use crate::console;
+use crate::event::shutdown::Kind;
 use crate::panic::{die_with_message, shut_down};
 use crate::proc::sched;
 use hal::{hypercall, mm, traps, upcall};
@@ -90,6 +91,13 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         error!("unknown ethos.app={app} (known: {})", crate::apps::KNOWN);
         shut_down(ShutdownReason::Crash)
     };
+    // Answers `xl shutdown` and `xl reboot` (the toolstack asks through
+    // xenstore). Like rpc-offer, a small stack.
+    if crate::xen::xenstore::port().is_some() {
+        if let Err(e) = sched::spawn_service("control", crate::apps::control::control, 8) {
+            warn!("cannot start control ({e}): xl shutdown will not be answered");
+        }
+    }
     // The RPC channel to dom0's shadowdaemon, unless told otherwise.
     if boot.cmdline.get("ethos.rpc") != Some("off") {
         match crate::rpc::client::init() {
@@ -137,8 +145,20 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     }
     sched::run();
     report_stats();
-    info!("work done: powering off");
-    shut_down(ShutdownReason::Poweroff)
+    match crate::event::shutdown::asked() {
+        Some(Kind::Reboot) => {
+            info!("rebooting, as the toolstack asked");
+            shut_down(ShutdownReason::Reboot)
+        }
+        Some(Kind::Poweroff) => {
+            info!("powering off, as the toolstack asked");
+            shut_down(ShutdownReason::Poweroff)
+        }
+        None => {
+            info!("work done: powering off");
+            shut_down(ShutdownReason::Poweroff)
+        }
+    }
 }
 
 /// 64 bits for a kernel secret (event-id and page-capability keys, the
@@ -237,11 +257,14 @@ fn start_init(name: &str, cmdline: &str) {
 /// The services that complete events, for the scheduler to reach through
 /// the registry (each answers `None` for its port until it is up).
 fn register_sources() {
+    static SHUTDOWN: crate::event::shutdown::ShutdownSource =
+        crate::event::shutdown::ShutdownSource;
     static STORE: crate::xen::xenstore::StoreSource = crate::xen::xenstore::StoreSource;
     static RPC: crate::rpc::client::RpcSource = crate::rpc::client::RpcSource;
     #[cfg(feature = "net")]
     static NET: crate::net::stack::NetSource = crate::net::stack::NetSource;
     let sources: &[&'static dyn crate::event::Source] = &[
+        &SHUTDOWN,
         &STORE,
         &RPC,
         #[cfg(feature = "net")]

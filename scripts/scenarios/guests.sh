@@ -37,6 +37,32 @@ rig_start usertest $cfg "$image" "$programs" 'extra="ethos.init=usertest"' && ri
 rig_start userdemo $cfg "$image" "$programs" 'extra="ethos.init=demo ethos.rpc=off"' && rig_wait userdemo 120 shutdown
 rig_start userargs $cfg "$image" "$programs" 'extra="ethos.init=hello ethos.rpc=off -- one two"' && rig_wait userargs 120 shutdown
 rig_start usernone $cfg "$image" "$programs" 'extra="ethos.init=no-such-program ethos.rpc=off"' && rig_wait usernone 120 shutdown
+# `xl shutdown` and `xl reboot`, as a user stops a guest: until-shutdown's
+# processes wait on trees holding shutdown events (programs/src/bin/
+# until-shutdown.rs); its deaf `sleep` holds none and is ended when the
+# grace period is over. The reboot guest restarts as on_reboot says, and
+# its second boot answers `xl shutdown`. A guest where nothing listens
+# stops at once.
+boots() { grep -c "$2" "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+if rig_start stop $cfg "$image" "$programs" 'extra="ethos.init=until-shutdown ethos.rpc=off"'; then
+    rig_wait_line stop "wait for the toolstack" 120 && xl shutdown stop
+    rig_wait stop 60 shutdown
+fi
+if rig_start reboot $cfg "$image" "$programs" 'on_reboot="restart"' \
+        'extra="ethos.init=until-shutdown ethos.rpc=off"'; then
+    rig_wait_line reboot "wait for the toolstack" 120 && xl reboot reboot
+    for _ in $(seq 1 600); do
+        [ "$(boots reboot 'wait for the toolstack')" -ge 2 ] && break
+        usleep 200000
+    done
+    rig fact "reboot_boots=$(boots reboot 'Ethos-Xen guest kernel')"
+    xl shutdown reboot
+    rig_wait reboot 60 shutdown
+fi
+if rig_start deaf $cfg "$image" "$programs" 'extra="ethos.init=sleep ethos.rpc=off -- 3600000"'; then
+    rig_wait_line deaf "init: program sleep started" 120 && xl shutdown deaf
+    rig_wait deaf 60 shutdown
+fi
 # An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
 # steps) across 3 s of its 6 s sleep (programs/src/bin/idle.rs).
 cpu_seconds() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }

@@ -193,6 +193,7 @@ fn reads_only(call: Call) -> bool {
             | EvtchnWait
             | EvtchnClose
             | Ping
+            | ShutdownEvent
             | Random
             | FileRead
             | FileWrite

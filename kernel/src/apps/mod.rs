@@ -1,6 +1,7 @@
 //! Linked-in applications, run as kernel-scheduled processes. They use only
 //! the system calls in [`crate::syscall`].
 
+pub mod control;
 #[cfg(feature = "net")]
 pub mod net_setup;
 pub mod rpc_offer;

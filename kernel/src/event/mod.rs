@@ -8,6 +8,7 @@
 //! name. `boot` registers each source once it is up, so a kernel without
 //! networking simply has one source fewer.
 
+pub mod shutdown;
 pub mod timers;
 
 use alloc::vec::Vec;

@@ -243,6 +243,10 @@ pub fn run() {
     loop {
         deferred_work();
         let now = crate::clock::now_ns();
+        if crate::event::shutdown::grace_over(now) {
+            end_all(true);
+            return;
+        }
         let next = with_kernel(|k| {
             let slot = k.run_queue.pop_front()?;
             let p = k.slots[slot].as_mut()?;
@@ -274,27 +278,37 @@ pub fn run() {
             continue;
         }
         if with_kernel(|k| k.slots.iter().flatten().all(|p| p.service)) {
-            stop_services();
+            end_all(false);
             return;
         }
         idle();
     }
 }
 
-/// Ends the service processes once nothing else runs, so that their events
-/// are accounted for (discarded) like any exited process's.
-fn stop_services() {
-    let services = with_kernel(|k| {
+/// Ends every process left: the service processes once nothing else
+/// runs, or everything at the end of a shutdown's grace period (`at_shutdown`),
+/// so that their events, pages, ports and spaces are accounted for like
+/// any exited process's. None of them is running: the kernel loop calls
+/// this between switches, so every stack is idle.
+fn end_all(at_shutdown: bool) {
+    let left = with_kernel(|k| {
+        k.run_queue.clear();
         let mut slots = Vec::new();
         for (slot, p) in k.slots.iter_mut().enumerate() {
             if let Some(p) = p {
+                if at_shutdown && !p.service {
+                    warn!(
+                        "process {} ({}) still running at shutdown: ending it",
+                        p.pid.0, p.name
+                    );
+                }
                 p.state = RunState::Exited(0);
                 slots.push(slot);
             }
         }
         slots
     });
-    for slot in services {
+    for slot in left {
         reap_if_exited(slot);
     }
 }

@@ -173,6 +173,40 @@ pub(crate) fn start_event(
     Ok(id)
 }
 
+/// An event that completes when the toolstack asks the domain to stop,
+/// with the kind as a word (`abi::shutdown`); at once if it has asked.
+pub fn shutdown_event() -> SysResult<EventId> {
+    let mut now = None;
+    let id = start_event(ValueKind::Word, |pid, id| {
+        now = crate::event::shutdown::subscribe(pid, id)?;
+        Ok(())
+    })?;
+    if let Some(c) = now {
+        sched::apply(alloc::vec![c]);
+    }
+    Ok(id)
+}
+
+/// The toolstack asked the domain to stop (the control service read it
+/// from xenstore): tells every process holding a shutdown event and starts
+/// the grace period. Kernel processes only: no trap reaches this.
+pub fn request_shutdown(kind: crate::event::shutdown::Kind) {
+    let now = crate::clock::now_ns();
+    match crate::event::shutdown::request(kind, now) {
+        Some(0) => log::info!(
+            "{} asked: no process holds a shutdown event, ending now",
+            kind.name()
+        ),
+        Some(told) => log::info!(
+            "{} asked: told {told} processes, which have {} ms to exit",
+            kind.name(),
+            abi::shutdown::GRACE_NS / 1_000_000
+        ),
+        None => log::info!("{} asked again: already shutting down", kind.name()),
+    }
+    syscall_return();
+}
+
 /// Reads a xenstore key (relative paths are under the guest's home,
 /// `/local/domain/<domid>`). The event completes with the value as bytes,
 /// or with `Remote(errno)` (2: no such key, 13: permission denied, ...).

@@ -215,6 +215,7 @@ fn call_one(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
         Call::Remove => event(sys::remove(&text(pid, a[0], a[1])?)),
         Call::KernelStats => kernel_stats(pid, a),
         Call::List => list(pid, a),
+        Call::ShutdownEvent => event(sys::shutdown_event()),
         Call::TcpListen
         | Call::TcpAccept
         | Call::TcpConnect
