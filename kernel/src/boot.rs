@@ -91,13 +91,6 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         error!("unknown ethos.app={app} (known: {})", crate::apps::KNOWN);
         shut_down(ShutdownReason::Crash)
     };
-    // Answers `xl shutdown` and `xl reboot` (the toolstack asks through
-    // xenstore). Like rpc-offer, a small stack.
-    if crate::xen::xenstore::port().is_some() {
-        if let Err(e) = sched::spawn_service("control", crate::apps::control::control, 8) {
-            warn!("cannot start control ({e}): xl shutdown will not be answered");
-        }
-    }
     // The RPC channel to dom0's shadowdaemon, unless told otherwise.
     if boot.cmdline.get("ethos.rpc") != Some("off") {
         match crate::rpc::client::init() {
@@ -142,6 +135,14 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     }
     if let Some(name) = init {
         start_init(name, boot.cmdline.as_str());
+    }
+    // Answers `xl shutdown` and `xl reboot` (the toolstack asks through
+    // xenstore). Like rpc-offer, a small stack; started after the first
+    // program, which keeps pid 1 when RPC is off.
+    if crate::xen::xenstore::port().is_some() {
+        if let Err(e) = sched::spawn_service("control", crate::apps::control::control, 8) {
+            warn!("cannot start control ({e}): xl shutdown will not be answered");
+        }
     }
     sched::run();
     report_stats();
