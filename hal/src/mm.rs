@@ -150,10 +150,14 @@ fn boot_heap_region(si: &StartInfo) -> Range<u64> {
 /// One of this domain's frames that the kernel never maps for itself (past
 /// the boot mapping). Only [`FramePool`] makes them; it is not `Clone`, so
 /// one frame has one owner.
+///
+/// It keeps only its pfn: the machine frame behind it is looked up in the
+/// P2M list at each use, because a restore or a migration gives the domain
+/// other machine frames (the toolstack rewrites the P2M list and every page
+/// table, but not a number the kernel kept).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
     pfn: u64,
-    mfn: u64,
 }
 
 impl Frame {
@@ -161,7 +165,8 @@ impl Frame {
         self.pfn
     }
     pub fn mfn(&self) -> u64 {
-        self.mfn
+        // A frame is minted only for a pfn inside the P2M list.
+        pfn_to_mfn(self.pfn).unwrap_or(0)
     }
 }
 
@@ -215,8 +220,8 @@ pub fn init_memory() -> Option<Memory> {
     let first_free_pfn = (heap.end - VIRT_BASE) >> PAGE_SHIFT;
     let mut free = Vec::new();
     for pfn in (first_free_pfn..si.nr_pages).rev() {
-        if let Some(mfn) = pfn_to_mfn(pfn) {
-            free.push(Frame { pfn, mfn });
+        if pfn_to_mfn(pfn).is_some() {
+            free.push(Frame { pfn });
         }
     }
     Some(Memory {
@@ -228,7 +233,7 @@ pub fn init_memory() -> Option<Memory> {
 /// Fills `frame` with zeros: Xen clears it (`MMUEXT_CLEAR_PAGE`), so
 /// the kernel never maps it, and one hypercall does it.
 pub fn zero(frame: &Frame) -> Result<(), XenError> {
-    let op = [mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, frame.mfn)];
+    let op = [mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, frame.mfn())];
     // SAFETY: clearing a pool frame (not kernel memory; Xen refuses a page
     // table) changes no mapping and no Rust object.
     unsafe { crate::hypercall::mmuext(&op) }
@@ -276,7 +281,7 @@ pub fn attach_user_l2(va: u64, l2: &Frame) -> Result<(), TableError> {
     if boot_table_entry(l3_mfn, index).is_some_and(|e| e & pte::PRESENT != 0) {
         return Err(TableError::SlotInUse);
     }
-    set_entry(l3_mfn, index, l2.mfn).map_err(TableError::Xen)
+    set_entry(l3_mfn, index, l2.mfn()).map_err(TableError::Xen)
 }
 
 /// Makes `child` (a zeroed frame) the table at `index` of `table`, a page
@@ -286,7 +291,7 @@ pub fn set_table_entry(table: &Frame, index: usize, child: &Frame) -> Result<(),
     if index >= 512 {
         return Err(XenError(-22));
     }
-    set_entry(table.mfn, index, child.mfn)
+    set_entry(table.mfn(), index, child.mfn())
 }
 
 fn set_entry(table_mfn: u64, index: usize, child_mfn: u64) -> Result<(), XenError> {
@@ -320,7 +325,7 @@ pub fn map_user(va: u64, frame: &Frame, writable: bool) -> Result<(), XenError> 
             0
         };
     // SAFETY: `va` is a user address, where the kernel holds no objects.
-    unsafe { update_va_mapping(va, (frame.mfn << PAGE_SHIFT) | flags, uvmf::INVLPG) }
+    unsafe { update_va_mapping(va, (frame.mfn() << PAGE_SHIFT) | flags, uvmf::INVLPG) }
 }
 
 /// Removes the mapping at the user address `va` and flushes its TLB entry:
@@ -562,13 +567,13 @@ impl AddressSpace {
             return Err(SpaceError::OutOfFrames);
         };
         let ops = [
-            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, l3.mfn),
-            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, user_l4.mfn),
-            mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn),
+            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, l3.mfn()),
+            mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, user_l4.mfn()),
+            mmuext_op(xen::public::MMUEXT_PIN_L4_TABLE, user_l4.mfn()),
         ];
         let hang = [MmuUpdate {
             ptr: Self::entry_ptr(&user_l4, USER_SLOT),
-            val: (l3.mfn << PAGE_SHIFT) | USER_TABLE,
+            val: (l3.mfn() << PAGE_SHIFT) | USER_TABLE,
         }];
         // SAFETY: clearing pool frames touches no kernel memory; pinning
         // types the new root; the update writes slot 1 of the new root,
@@ -581,7 +586,7 @@ impl AddressSpace {
             // Xen stops at the first failing operation: unpin the root in
             // case it was pinned (if not, the unpin just fails), so both
             // frames are plain pages again.
-            let unpin = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, user_l4.mfn)];
+            let unpin = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, user_l4.mfn())];
             // SAFETY: the root was never loaded.
             let _ = unsafe { crate::hypercall::mmuext(&unpin) };
             pool.give_back(user_l4);
@@ -612,7 +617,7 @@ impl AddressSpace {
     }
 
     fn entry_ptr(table: &Frame, index: usize) -> u64 {
-        ((table.mfn << PAGE_SHIFT) + index as u64 * 8) | MMU_NORMAL_PT_UPDATE
+        ((table.mfn() << PAGE_SHIFT) + index as u64 * 8) | MMU_NORMAL_PT_UPDATE
     }
 
     /// Maps `frame` at the user address `va` with `perms` (readable always,
@@ -637,7 +642,7 @@ impl AddressSpace {
             }
             reqs.push(MmuUpdate {
                 ptr: Self::entry_ptr(&self.l3, i3),
-                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
+                val: (t.mfn() << PAGE_SHIFT) | USER_TABLE,
             });
             new_l2 = Some(t);
         }
@@ -658,7 +663,7 @@ impl AddressSpace {
             let l2 = new_l2.as_ref().or(self.l2.get(&i3)).expect("an L2 table");
             reqs.push(MmuUpdate {
                 ptr: Self::entry_ptr(l2, i2),
-                val: (t.mfn << PAGE_SHIFT) | USER_TABLE,
+                val: (t.mfn() << PAGE_SHIFT) | USER_TABLE,
             });
             new_l1 = Some(t);
         }
@@ -675,7 +680,7 @@ impl AddressSpace {
         }
         reqs.push(MmuUpdate {
             ptr: Self::entry_ptr(l1, i1),
-            val: (frame.mfn << PAGE_SHIFT) | flags,
+            val: (frame.mfn() << PAGE_SHIFT) | flags,
         });
         // SAFETY: every entry is in this space's own tables (pool frames,
         // user half only) and maps a pool frame: no kernel mapping changes.
@@ -731,7 +736,7 @@ impl AddressSpace {
             return Ok(());
         }
         // SAFETY: this space's own tables, pinned while it lives.
-        unsafe { load_roots(self.id, self.l3.mfn, self.user_l4.mfn) }
+        unsafe { load_roots(self.id, self.l3.mfn(), self.user_l4.mfn()) }
     }
 
     /// Loads what was loaded before this space was (`previous`: what
@@ -798,8 +803,8 @@ impl AddressSpace {
         // 1. Clear the tables and the pages.
         let clears: Vec<MmuextOp> = new_tables
             .iter()
-            .map(|(_, t)| t.mfn)
-            .chain(pages.iter().map(|p| p.frame.mfn))
+            .map(|(_, t)| t.mfn())
+            .chain(pages.iter().map(|p| p.frame.mfn()))
             .map(|mfn| mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, mfn))
             .collect();
         // SAFETY: clearing pool frames (not kernel memory, not tables yet)
@@ -821,7 +826,7 @@ impl AddressSpace {
             };
             reqs.push(MmuUpdate {
                 ptr: Self::entry_ptr(parent, index),
-                val: (frame.mfn << PAGE_SHIFT) | USER_TABLE,
+                val: (frame.mfn() << PAGE_SHIFT) | USER_TABLE,
             });
             match t {
                 Table::L2(i3) => self.l2.insert(i3, frame),
@@ -840,7 +845,7 @@ impl AddressSpace {
             }
             MmuUpdate {
                 ptr: Self::entry_ptr(l1, i1),
-                val: (p.frame.mfn << PAGE_SHIFT) | flags,
+                val: (p.frame.mfn() << PAGE_SHIFT) | flags,
             }
         };
         reqs.extend(pages.iter().map(|p| leaf(p, true)));
@@ -899,7 +904,7 @@ impl AddressSpace {
         if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
             activate_kernel_only()?;
         }
-        let ops = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn)];
+        let ops = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn())];
         // SAFETY: the space is not loaded (checked above): neither root
         // refers to its tables, so unpinning removes no mapping in use;
         // Xen drops the tables' types.
