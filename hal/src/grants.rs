@@ -38,6 +38,11 @@ pub struct GrantTable {
 
 static SET_UP: spin::Once<()> = spin::Once::new();
 
+/// Whether the grant table was set up (and so is mapped).
+pub(crate) fn is_set_up() -> bool {
+    SET_UP.is_completed()
+}
+
 impl GrantTable {
     /// Sets up and maps the domain's grant table, once (later calls get
     /// `None`: two owners would hand out the same references).

@@ -144,6 +144,33 @@ pub fn sched_shutdown(reason: ShutdownReason) -> ! {
     }
 }
 
+/// `sched_op(SCHEDOP_shutdown, SHUTDOWN_suspend)` with the machine frame
+/// of start_info in `rdx`, as the PV suspend protocol has it (the
+/// toolstack finds start_info there, in the saved registers). Returns 0
+/// when the domain runs again as a new domain (restored, migrated), 1 when
+/// the suspend was cancelled and it carries on where it was, or an error.
+///
+/// # Safety
+/// Every mapping of a frame that is not the domain's own (shared info,
+/// grant-table frames) must be gone: the toolstack cannot save them.
+pub(crate) unsafe fn sched_suspend(start_info_mfn: u64) -> Result<u64, XenError> {
+    let arg = SchedShutdown {
+        reason: ShutdownReason::Suspend as u32,
+    };
+    // SAFETY: `arg` is live for the call; the caller's guarantee above.
+    check(unsafe {
+        hypercall5(
+            nr::SCHED_OP,
+            schedop::SHUTDOWN as u64,
+            &arg as *const _ as u64,
+            start_info_mfn,
+            0,
+            0,
+        )
+    })
+    .map(|r| r as u64)
+}
+
 /// `sched_op(SCHEDOP_poll)`: blocks until one of `ports` is pending or the
 /// absolute system time `deadline_ns` passes (0: no deadline). Upcalls must
 /// be masked.

@@ -39,6 +39,8 @@ pub mod mm;
 #[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]
+pub mod suspend;
+#[cfg(target_os = "none")]
 pub mod switch;
 #[cfg(all(target_os = "none", feature = "test-hooks"))]
 pub mod test_hooks;

@@ -52,7 +52,7 @@ pub fn start_info() -> &'static StartInfo {
 }
 
 /// Looks up the pfn of a machine frame in Xen's M2P table.
-fn mfn_to_pfn(mfn: u64) -> Option<u64> {
+pub(crate) fn mfn_to_pfn(mfn: u64) -> Option<u64> {
     if mfn >= (MACH2PHYS_VIRT_END - MACH2PHYS_VIRT_START) / 8 {
         return None;
     }
@@ -98,8 +98,33 @@ pub(crate) fn map_shared_info_page(maddr: u64) -> Result<SharedPage, XenError> {
     Ok(unsafe { SharedPage::new(va as *mut u8) })
 }
 
+/// Maps the shared-info page again after a suspend, at the same address
+/// (a new domain has it on another machine frame).
+pub(crate) fn remap_shared_info(maddr: u64) -> Result<(), XenError> {
+    let va = core::ptr::addr_of_mut!(SHARED_INFO_SLOT) as u64;
+    let entry = (maddr & !(PAGE_SIZE as u64 - 1)) | KERNEL_RW;
+    // SAFETY: the slot is only used through `SharedPage`, as at boot.
+    unsafe { update_va_mapping(va, entry, uvmf::INVLPG) }
+}
+
+/// Unmaps the shared-info page (and the grant-table frame, if mapped)
+/// before a suspend: frames that are not the domain's own cannot be saved.
+/// Until they are mapped again nothing may touch them.
+pub(crate) fn unmap_foreign_slots(grant_table: bool) -> Result<(), XenError> {
+    let shared = core::ptr::addr_of_mut!(SHARED_INFO_SLOT) as u64;
+    let grants = core::ptr::addr_of_mut!(GRANT_TABLE_SLOT) as u64;
+    // SAFETY: an empty entry maps nothing; the slots hold no Rust object,
+    // and the caller maps them again before anything reads them.
+    unsafe {
+        if grant_table {
+            update_va_mapping(grants, 0, uvmf::INVLPG)?;
+        }
+        update_va_mapping(shared, 0, uvmf::INVLPG)
+    }
+}
+
 /// Maps the domain's grant-table frame (machine frame `mfn`) over a BSS
-/// slot (once: `grants` keeps the result).
+/// slot (at boot, and again after a suspend: `grants` keeps the page).
 pub(crate) fn map_grant_table_page(mfn: u64) -> Result<SharedPage, XenError> {
     let va = core::ptr::addr_of_mut!(GRANT_TABLE_SLOT) as u64;
     // SAFETY: the slot's own contents are never referenced.
@@ -437,7 +462,7 @@ pub struct Perms {
 }
 
 /// The mfn of the root the domain builder made (the kernel's own tables).
-fn boot_root_mfn() -> Option<u64> {
+pub(crate) fn boot_root_mfn() -> Option<u64> {
     pfn_to_mfn((start_info().pt_base - VIRT_BASE) >> PAGE_SHIFT)
 }
 
@@ -904,7 +929,10 @@ impl AddressSpace {
         if ACTIVE.load(core::sync::atomic::Ordering::Relaxed) == self.id {
             activate_kernel_only()?;
         }
-        let ops = [mmuext_op(xen::public::MMUEXT_UNPIN_TABLE, self.user_l4.mfn())];
+        let ops = [mmuext_op(
+            xen::public::MMUEXT_UNPIN_TABLE,
+            self.user_l4.mfn(),
+        )];
         // SAFETY: the space is not loaded (checked above): neither root
         // refers to its tables, so unpinning removes no mapping in use;
         // Xen drops the tables' types.

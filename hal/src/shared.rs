@@ -91,6 +91,11 @@ impl SharedPage {
         unsafe { AtomicU64::from_ptr(self.at(offset)) }.load(order)
     }
 
+    pub fn store_u64(&self, offset: usize, value: u64, order: Ordering) {
+        // SAFETY: as `load_u8`.
+        unsafe { AtomicU64::from_ptr(self.at(offset)) }.store(value, order)
+    }
+
     /// Atomically replaces the word at `offset`, returning the old value.
     pub fn swap_u64(&self, offset: usize, value: u64) -> u64 {
         // SAFETY: as `load_u8`.

@@ -190,6 +190,8 @@ fn init_core(boot: &BootInfo) {
         die_with_message(format_args!("the boot memory was set up twice"))
     };
     let heap = memory.heap;
+    // Where the P2M list is, for the toolstack when it saves the domain.
+    hal::suspend::publish_p2m();
     debug!(
         "heap: {:#x}..{:#x} ({} KiB)",
         heap.start,

@@ -49,15 +49,32 @@ static CLOCK: time::Clock = time::Clock::new();
 /// so deadlines mean what they say; once Xen restamps the record here, it
 /// takes over.
 pub fn now_ns() -> u64 {
-    let Some(si) = shared() else { return 0 };
+    let Some(xen_ns) = xen_now() else { return 0 };
+    CLOCK.observe(xen_ns)
+}
+
+/// Xen system time now, as read (see [`now_ns`] for the fallback).
+fn xen_now() -> Option<u64> {
+    let si = shared()?;
     let info = time_info(si);
     let tsc = hal::rdtsc();
-    let xen_ns = if info.tsc_to_system_mul == 0 || tsc < info.tsc_timestamp {
+    Some(if info.tsc_to_system_mul == 0 || tsc < info.tsc_timestamp {
         runstate_time(&info, tsc)
     } else {
         time::system_time_ns(&info, tsc)
-    };
-    CLOCK.observe(xen_ns)
+    })
+}
+
+/// The domain runs again after a suspend as a new domain, where Xen's time
+/// is another (later on this host, anything on another): kernel time runs
+/// on from where it stopped, so every deadline keeps the distance it had.
+/// Returns the Xen time that passed between the last reading before the
+/// suspend and now (0 on another host whose clock is behind).
+pub fn resume() -> u64 {
+    let Some(xen_ns) = xen_now() else { return 0 };
+    let away = xen_ns.saturating_sub(CLOCK.to_xen(CLOCK.last()));
+    CLOCK.resume(xen_ns);
+    away
 }
 
 /// The runstate entry time last seen, and our TSC when we first saw it.
@@ -109,7 +126,9 @@ pub fn wall_clock() -> (u64, u32) {
             )
         },
     );
-    let total_ns = nsec + now_ns();
+    // Xen's wall clock counts from Xen's time 0, not the kernel's (they
+    // differ once a restore has moved the kernel's on).
+    let total_ns = nsec + CLOCK.to_xen(now_ns());
     (
         sec + total_ns / 1_000_000_000,
         (total_ns % 1_000_000_000) as u32,

@@ -2,7 +2,7 @@
 //! the `log` backend that writes every record to it.
 
 use core::fmt::{self, Write};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 use hal::hypercall::{evtchn_send, sched_poll};
 use hal::shared::SharedPage;
 use spin::Mutex;
@@ -26,9 +26,16 @@ impl RingMemory for ConsolePage {
 }
 
 /// The console's event channel: kicks xenconsoled, and waits on the port
-/// with `SCHEDOP_poll` (upcalls are masked) when the ring is full.
-pub struct ConsoleEvtchn {
-    port: u32,
+/// with `SCHEDOP_poll` (upcalls are masked) when the ring is full. The port
+/// is [`PORT`]'s: a restored domain gets another one.
+pub struct ConsoleEvtchn;
+
+static PORT: AtomicU32 = AtomicU32::new(0);
+
+impl ConsoleEvtchn {
+    fn port(&self) -> u32 {
+        PORT.load(Ordering::Relaxed)
+    }
 }
 
 /// How long one wait for xenconsoled lasts before the ring is checked again.
@@ -38,19 +45,20 @@ impl Doorbell for ConsoleEvtchn {
     fn notify(&self) {
         // A failed send cannot be reported on the console it is for; the
         // ring keeps the bytes and the next send or wait retries.
-        let _ = evtchn_send(self.port);
+        let _ = evtchn_send(self.port());
     }
 
     fn wait_for_consumer(&self) {
         // SCHEDOP_poll refuses to run with upcalls enabled.
         let was_masked = hal::upcall::mask();
         let _ = sched_poll(
-            &[self.port],
+            &[self.port()],
             crate::clock::xen_deadline(crate::clock::now_ns() + CONSUMER_WAIT_NS),
         );
         if let Some(si) = hal::shared_info() {
-            let word = shared_info::EVTCHN_PENDING + (self.port as usize / 64) * 8;
-            si.clear_bits_u64(word, 1 << (self.port % 64));
+            let port = self.port();
+            let word = shared_info::EVTCHN_PENDING + (port as usize / 64) * 8;
+            si.clear_bits_u64(word, 1 << (port % 64));
         }
         if !was_masked {
             hal::upcall::unmask();
@@ -61,8 +69,8 @@ impl Doorbell for ConsoleEvtchn {
 type Ring = ConsoleRing<ConsolePage, ConsoleEvtchn>;
 
 static CONSOLE: Mutex<Option<Ring>> = Mutex::new(None);
-/// The console page and port, for writing when the lock cannot be had.
-static PAGE: spin::Once<(SharedPage, u32)> = spin::Once::new();
+/// The console page, for writing when the lock cannot be had.
+static PAGE: spin::Once<SharedPage> = spin::Once::new();
 
 /// Runs `f` on the console ring.
 ///
@@ -79,11 +87,11 @@ fn with_ring(f: impl FnOnce(&mut Ring)) {
         }
         return;
     }
-    if let Some(&(page, port)) = PAGE.get() {
+    if let Some(&page) = PAGE.get() {
         let prod = page.load_u32(layout::OUT_PROD, Ordering::Acquire);
         f(&mut ConsoleRing::new(
             ConsolePage(page),
-            ConsoleEvtchn { port },
+            ConsoleEvtchn,
             prod,
         ));
     }
@@ -93,15 +101,18 @@ fn with_ring(f: impl FnOnce(&mut Ring)) {
 pub fn init(page: SharedPage, port: u32, level: log::LevelFilter) {
     // Start after whatever the builder or an earlier kernel left in the ring.
     let prod = page.load_u32(layout::OUT_PROD, Ordering::Acquire);
-    PAGE.call_once(|| (page, port));
-    *CONSOLE.lock() = Some(ConsoleRing::new(
-        ConsolePage(page),
-        ConsoleEvtchn { port },
-        prod,
-    ));
+    PAGE.call_once(|| page);
+    PORT.store(port, Ordering::Relaxed);
+    *CONSOLE.lock() = Some(ConsoleRing::new(ConsolePage(page), ConsoleEvtchn, prod));
     // Only fails if a logger is already set, which would be a boot-order bug.
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
+}
+
+/// The domain is back from a suspend with the console on `port`: the ring
+/// page is ours and kept its bytes; only the event channel is new.
+pub fn resume(port: u32) {
+    PORT.store(port, Ordering::Relaxed);
 }
 
 /// Waits (bounded) until xenconsoled has read everything, so the last lines

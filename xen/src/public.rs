@@ -283,9 +283,20 @@ pub mod shared_info {
     pub const WC_SEC: usize = WC_VERSION + 4;
     pub const WC_NSEC: usize = WC_SEC + 4;
     pub const WC_SEC_HI: usize = WC_NSEC + 4;
+    /// `struct arch_shared_info` (x86_64): what the toolstack reads to save
+    /// the domain. `max_pfn` is the size of the P2M list; with `p2m_cr3`
+    /// non-zero, the list is virtually mapped at `p2m_vaddr` under that
+    /// root (the toolstack walks the tables to find it), and
+    /// `p2m_generation` changes while the guest changes the list.
+    pub const ARCH_MAX_PFN: usize = WC_SEC_HI + 4;
+    pub const ARCH_FRAME_LIST_LIST: usize = ARCH_MAX_PFN + 8;
+    pub const ARCH_P2M_CR3: usize = ARCH_MAX_PFN + 24;
+    pub const ARCH_P2M_VADDR: usize = ARCH_MAX_PFN + 32;
+    pub const ARCH_P2M_GENERATION: usize = ARCH_MAX_PFN + 40;
 }
 
 const _: () = assert!(shared_info::WC_VERSION == 3072);
+const _: () = assert!(shared_info::ARCH_MAX_PFN == 3088);
 
 /// `struct trap_info` (`xen/arch-x86/xen.h`): one virtual IDT entry.
 #[repr(C)]

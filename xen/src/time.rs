@@ -69,6 +69,12 @@ pub fn read_consistent<T>(mut version: impl FnMut() -> u32, mut body: impl FnMut
 /// keeps the amount it was ahead as an offset and runs on from there:
 /// kernel time = Xen time + offset, never decreasing. Deadlines handed back
 /// to Xen (`set_timer_op`, `SCHEDOP_poll`) are converted with `to_xen`.
+///
+/// Across a suspend (a save and restore, a migration) Xen's time jumps:
+/// forward by the time the domain was away, or anywhere on another host.
+/// [`Clock::resume`] makes the kernel's time run on from where it stopped,
+/// so a deadline 50 ms ahead before the save is 50 ms ahead after it: the
+/// offset may then be negative (it is kept as two's complement).
 pub struct Clock {
     last: AtomicU64,
     offset: AtomicU64,
@@ -88,23 +94,44 @@ impl Clock {
         }
     }
 
+    fn offset(&self) -> i64 {
+        self.offset.load(Ordering::Relaxed) as i64
+    }
+
     /// Kernel time for a fresh reading `xen_ns` of Xen system time.
     pub fn observe(&self, xen_ns: u64) -> u64 {
-        let offset = self.offset.load(Ordering::Relaxed);
-        let t = xen_ns.saturating_add(offset);
+        let offset = self.offset();
+        let t = xen_ns.saturating_add_signed(offset);
         let last = self.last.load(Ordering::Relaxed);
         if t < last {
             // Xen's time stepped back under us: absorb the step.
-            self.offset.store(offset + (last - t), Ordering::Relaxed);
+            let step = (last - t) as i64;
+            self.offset
+                .store(offset.saturating_add(step) as u64, Ordering::Relaxed);
             return last;
         }
         self.last.store(t, Ordering::Relaxed);
         t
     }
 
+    /// The last kernel time read.
+    pub fn last(&self) -> u64 {
+        self.last.load(Ordering::Relaxed)
+    }
+
+    /// The domain is back from a suspend and Xen's time now reads
+    /// `xen_ns`: kernel time runs on from the last time it read, as if no
+    /// time had passed while the domain was away.
+    pub fn resume(&self, xen_ns: u64) {
+        let last = self.last.load(Ordering::Relaxed);
+        let offset = (last as i128 - xen_ns as i128).clamp(i64::MIN as i128, i64::MAX as i128);
+        self.offset.store(offset as i64 as u64, Ordering::Relaxed);
+    }
+
     /// The Xen system time at which kernel time will read `kernel_ns`.
     pub fn to_xen(&self, kernel_ns: u64) -> u64 {
-        kernel_ns.saturating_sub(self.offset.load(Ordering::Relaxed))
+        let xen = kernel_ns as i128 - self.offset() as i128;
+        xen.clamp(0, u64::MAX as i128) as u64
     }
 }
 
@@ -125,6 +152,25 @@ mod tests {
         // Deadlines convert back to Xen's scale.
         assert_eq!(c.to_xen(2000), 1000);
         assert_eq!(c.to_xen(10), 0);
+    }
+
+    #[test]
+    fn after_a_resume_the_clock_runs_on_from_where_it_stopped() {
+        let c = Clock::new();
+        assert_eq!(c.observe(1_000), 1_000);
+        // Saved, restored an hour later on the same host: Xen's time leapt.
+        c.resume(3_600_000_001_000);
+        assert_eq!(c.observe(3_600_000_001_000), 1_000);
+        assert_eq!(c.observe(3_600_000_001_050), 1_050);
+        // A deadline 50 ns ahead of the kernel's time is 50 ns ahead of Xen's.
+        assert_eq!(c.to_xen(1_100), 3_600_000_001_100);
+        // Migrated to a host whose Xen booted later: its time is smaller.
+        c.resume(200);
+        assert_eq!(c.observe(200), 1_050);
+        assert_eq!(c.observe(300), 1_150);
+        assert_eq!(c.to_xen(1_200), 350);
+        // A deadline already passed on Xen's scale is 0 (at once), never a wrap.
+        assert_eq!(c.to_xen(0), 0);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! domain. `xl shutdown` and `xl reboot` write `poweroff` or `reboot` to
 //! the domain's `control/shutdown`; the guest acknowledges by writing the
 //! node empty, then carries the request out (Linux and Mini-OS do the
-//! same). Only requests the kernel can carry out are acknowledged: `xl
-//! save` and `xl migrate` write `suspend`, which this kernel cannot do yet,
-//! so the toolstack sees no acknowledgement and gives up with its own
-//! error instead of waiting for a suspend that never comes.
+//! same). `xl save` and `xl migrate` write `suspend`: the kernel lets the
+//! xenstore requests in flight finish, holds new ones, and suspends
+//! (`syscall::suspend`); when the domain runs again, here or elsewhere,
+//! this loop carries on. Only requests the kernel can carry out are
+//! acknowledged: an unknown one gets no acknowledgement, and the toolstack
+//! gives up with its own error instead of waiting.
 //!
 //! A service process: it does not keep the kernel running.
 
@@ -20,7 +22,11 @@ pub fn control() {
     // What the guest answers, for tools that look before they ask
     // (libxl's `feature-*` convention). The nodes are the toolstack's,
     // writable by the guest.
-    for feature in ["control/feature-poweroff", "control/feature-reboot"] {
+    for feature in [
+        "control/feature-poweroff",
+        "control/feature-reboot",
+        "control/feature-suspend",
+    ] {
         if let Err(e) = super::wait_ok(sys::xs_write(feature, b"1", 0), feature) {
             say(&format!("control: cannot advertise: {e}"));
         }
@@ -55,7 +61,10 @@ pub fn control() {
             b"poweroff" | b"halt" => Kind::Poweroff,
             b"reboot" => Kind::Reboot,
             b"suspend" => {
-                say("control: the toolstack asked to suspend (xl save or migrate): not supported, not acknowledged");
+                if let Err(e) = super::wait_ok(sys::xs_write(NODE, b"", 0), "acknowledge") {
+                    say(&format!("control: {e}"));
+                }
+                suspend();
                 continue;
             }
             other => {
@@ -72,6 +81,25 @@ pub fn control() {
         }
         sys::request_shutdown(kind);
     }
+}
+
+/// Waits (bounded) until xenstored owes no reply, holding new requests,
+/// then suspends.
+fn suspend() {
+    use crate::syscall::suspend as s;
+    s::xs_hold(true);
+    // 2 s at most: a reply xenstored never sends must not keep the
+    // toolstack waiting; the request is then lost with the connection.
+    for _ in 0..200 {
+        if s::xs_quiet() {
+            break;
+        }
+        let _ = sys::beep(sys::get_time() + 10_000_000).and_then(sys::block_and_retire);
+    }
+    if !s::xs_quiet() {
+        say("control: a xenstore reply is still owed; suspending without it");
+    }
+    s::suspend();
 }
 
 fn say(text: &str) {

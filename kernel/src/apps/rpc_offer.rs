@@ -12,19 +12,6 @@ use events::Value;
 pub const NODE: &str = "data/vchan/0/rpc";
 
 pub fn rpc_offer() {
-    let me = match super::wait_ok(sys::xs_read("domid", 0), "read domid") {
-        Ok(Value::Bytes(b)) => String::from_utf8(b).unwrap_or_default(),
-        // Messages by Display only: Debug of text would pull the escaping
-        // tables into the image, which must stay small.
-        Ok(_) => {
-            let _ = sys::print("rpc: cannot read our domid: not text");
-            return;
-        }
-        Err(e) => {
-            let _ = sys::print(&format!("rpc: cannot read our domid: {e}"));
-            return;
-        }
-    };
     loop {
         let word = match super::wait_ok(sys::rpc_next_offer(), "next offer") {
             Ok(Value::Word(w)) => w,
@@ -38,6 +25,21 @@ pub fn rpc_offer() {
             }
         };
         let (ring_ref, port) = ((word >> 32) as u32, word as u32);
+        // Read at each offer: a restored or migrated domain has another domid,
+        // and the nodes must be readable by this domain, whichever it is.
+        let me = match super::wait_ok(sys::xs_read("domid", 0), "read domid") {
+            Ok(Value::Bytes(b)) => String::from_utf8(b).unwrap_or_default(),
+            // Messages by Display only: Debug of text would pull the escaping
+            // tables into the image, which must stay small.
+            Ok(_) => {
+                let _ = sys::print("rpc: cannot read our domid: not text");
+                return;
+            }
+            Err(e) => {
+                let _ = sys::print(&format!("rpc: cannot read our domid: {e}"));
+                return;
+            }
+        };
         match super::publish_vchan(NODE, ring_ref, port, &me) {
             Ok(()) => {
                 let _ = sys::print(&format!(

@@ -584,6 +584,19 @@ impl Kernel {
     }
 }
 
+/// The domain is back from a suspend: in a new domain the timer VIRQ is
+/// bound to `timer_port` now. Either way Xen's one-shot timer is not known
+/// to be what was programmed (a new domain has none), so the next idle
+/// programs it again.
+pub fn resumed(timer_port: Option<u32>) {
+    with_kernel(|k| {
+        if let Some(port) = timer_port {
+            k.timer_port = port;
+        }
+        k.programmed_deadline = u64::MAX;
+    });
+}
+
 /// Blocks the current process until its installed tree completes; returns
 /// the leaves the wake reported.
 pub fn sleep_current() -> SysResult<Vec<EventId>> {

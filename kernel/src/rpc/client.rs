@@ -218,11 +218,14 @@ impl Client {
     }
 
     /// Closes the channel whose daemon went away and offers a new one, then
-    /// sends again what is unanswered.
-    fn offer_again(&mut self) -> SysResult<()> {
+    /// sends again what is unanswered. After a restore the old port is not
+    /// ours any more (its number may name a port bound since): not closed.
+    fn offer_again(&mut self, close_port: bool) -> SysResult<()> {
         let _ = self.caller.close();
-        if let Err(e) = hypercall::evtchn_close(self.port) {
-            warn!("rpc: closing port {}: {e}", self.port);
+        if close_port {
+            if let Err(e) = hypercall::evtchn_close(self.port) {
+                warn!("rpc: closing port {}: {e}", self.port);
+            }
         }
         // Page sets the peer has let go of since become the spare.
         let mut i = 0;
@@ -309,7 +312,7 @@ pub fn service() -> Vec<Completion> {
                     rpc::Error::PeerClosed => info!("rpc: the daemon in dom0 went away"),
                     other => error!("rpc: channel to dom0 failed: {other:?}"),
                 }
-                if let Err(e) = c.offer_again() {
+                if let Err(e) = c.offer_again(true) {
                     error!("rpc: cannot offer the channel again ({e}); failing what is in flight");
                     c.fail_all(&mut done);
                 }
@@ -319,6 +322,28 @@ pub fn service() -> Vec<Completion> {
     }
     let _ = c.caller.flush();
     vchans::kick(c.port, c.caller.take_notify());
+    done.extend(c.take_offer());
+    done
+}
+
+/// The domain runs on as a new one (restored or migrated): the channel's
+/// port and grants went with the old domain, as if the daemon had gone.
+/// The channel is offered anew (`rpc-offer` publishes it) and what was
+/// unanswered is sent again; the daemon's journal, kept by the domain's
+/// handle, answers what it had already carried out. Returns what could
+/// not be carried over (failed).
+pub fn resume() -> Vec<Completion> {
+    let mut done = Vec::new();
+    let mut guard = CLIENT.lock();
+    let Some(c) = guard.as_mut() else { return done };
+    info!(
+        "rpc: the domain was restored: offering the channel again ({} requests unanswered)",
+        c.sent.len()
+    );
+    if let Err(e) = c.offer_again(false) {
+        error!("rpc: cannot offer the channel again ({e}); failing what is in flight");
+        c.fail_all(&mut done);
+    }
     done.extend(c.take_offer());
     done
 }

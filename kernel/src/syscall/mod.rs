@@ -6,6 +6,7 @@
 #[cfg(feature = "net")]
 pub mod net;
 pub mod program;
+pub mod suspend;
 
 use crate::mm::pages::{self, PageCap};
 use crate::proc::sched::{self, with_current};

@@ -176,6 +176,32 @@ pub fn disown(
     }
 }
 
+/// The domain is back from a suspend. In a new domain every port is gone,
+/// and the restore left every port masked: the masks are cleared (as at
+/// boot, the ports bound from now on must be able to raise upcalls), what
+/// the upcall recorded before is dropped, and each process's port is
+/// forgotten; its waiter is returned, to complete `Cancelled` (the handle
+/// then answers `BadHandle`, as a closed port's does).
+pub fn resume(new_domain: bool) -> alloc::vec::Vec<events::EventId> {
+    if !new_domain {
+        return alloc::vec::Vec::new();
+    }
+    PENDING.take(|_| {});
+    if let Some(si) = shared_info() {
+        for word in 0..64 {
+            si.clear_bits_u64(si_layout::EVTCHN_MASK + word * 8, u64::MAX);
+        }
+    }
+    let ports = core::mem::take(&mut *PORTS.lock());
+    if !ports.is_empty() {
+        log::warn!(
+            "{} event channels of processes did not survive the restore",
+            ports.len()
+        );
+    }
+    ports.into_values().filter_map(|p| p.waiter).collect()
+}
+
 /// Ports of an exited process, to close.
 pub fn ports_of(owner: events::Pid) -> alloc::vec::Vec<u32> {
     PORTS

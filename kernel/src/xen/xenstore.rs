@@ -6,6 +6,12 @@
 //! watches, and firings kept per watch (beyond that they are counted, not
 //! queued). Replies are handled at the system-call return point like any
 //! other deferred work.
+//!
+//! Around a suspend (`xl save`, `xl migrate`) the client is held: requests
+//! not yet in the ring stay queued, those in it are answered, and only then
+//! does the domain go ([`hold`], [`quiet`]). A restored domain is a new
+//! client of another xenstored, which knows none of its watches:
+//! [`resume`] registers them all again and sends what was held.
 
 use crate::status::{SysError, SysResult};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -62,6 +68,8 @@ struct Waiter {
     /// (such as removing an exited process's watches).
     event: Option<EventId>,
     expect: Expect,
+    /// Its request is in the ring, all of it: xenstored owes a reply.
+    written: bool,
 }
 
 struct Watch {
@@ -76,7 +84,13 @@ struct Watch {
 pub struct Xenstore {
     ring: StoreRing<StorePage>,
     port: u32,
-    queued: VecDeque<u8>,
+    /// Requests waiting for room in the ring, whole, oldest first, with
+    /// their ids; the first may be partly written already.
+    queued: VecDeque<(u32, Vec<u8>)>,
+    queued_bytes: usize,
+    head_written: usize,
+    /// No new request goes into the ring (a suspend is coming).
+    held: bool,
     next_req_id: u32,
     in_flight: BTreeMap<u32, Waiter>,
     next_watch: u32,
@@ -90,6 +104,9 @@ pub fn init(page: SharedPage, port: u32) {
         ring: StoreRing::new(StorePage(page)),
         port,
         queued: VecDeque::new(),
+        queued_bytes: 0,
+        head_written: 0,
+        held: false,
         next_req_id: 1,
         in_flight: BTreeMap::new(),
         next_watch: 1,
@@ -121,10 +138,11 @@ impl Xenstore {
                 EncodeError::TooLarge => SysError::TooLarge,
                 EncodeError::BadString => SysError::InvalidArgument,
             })?;
-        if self.queued.len() + bytes.len() > MAX_QUEUED_BYTES {
+        if self.queued_bytes + bytes.len() > MAX_QUEUED_BYTES {
             return Err(SysError::Busy);
         }
-        self.queued.extend(bytes);
+        self.queued_bytes += bytes.len();
+        self.queued.push_back((self.next_req_id, bytes));
         self.in_flight.insert(self.next_req_id, waiter);
         // Ids wrap, skipping 0 (watch events carry 0) and ids still in flight.
         loop {
@@ -164,30 +182,42 @@ impl Xenstore {
             Waiter {
                 event,
                 expect: Expect::Empty,
+                written: false,
             },
         )
     }
 
-    /// Moves queued bytes into the ring and kicks xenstored.
+    /// Moves queued requests into the ring, as far as it has room, and
+    /// kicks xenstored. While held, only a request already begun is
+    /// finished: xenstored must never see half of one across a suspend.
     fn flush(&mut self) {
-        if self.queued.is_empty() {
-            return;
-        }
-        let (a, b) = self.queued.as_slices();
-        let chunk: Vec<u8> = a
-            .iter()
-            .chain(b)
-            .copied()
-            .take(xenstore::RING_SIZE)
-            .collect();
-        match self.ring.write(&chunk) {
-            Ok(n) => {
-                self.queued.drain(..n);
-                if n > 0 {
-                    let _ = evtchn_send(self.port);
-                }
+        let mut sent = false;
+        while let Some((id, bytes)) = self.queued.front() {
+            if self.held && self.head_written == 0 {
+                break;
             }
-            Err(why) => error!("xenstore connection broken: {why}"),
+            let rest = &bytes[self.head_written..];
+            let n = match self.ring.write(rest) {
+                Ok(n) => n,
+                Err(why) => {
+                    error!("xenstore connection broken: {why}");
+                    break;
+                }
+            };
+            sent |= n > 0;
+            self.head_written += n;
+            self.queued_bytes -= n;
+            if n < rest.len() {
+                break;
+            }
+            if let Some(w) = self.in_flight.get_mut(id) {
+                w.written = true;
+            }
+            self.head_written = 0;
+            self.queued.pop_front();
+        }
+        if sent {
+            let _ = evtchn_send(self.port);
         }
     }
 
@@ -296,6 +326,7 @@ pub fn request(event: EventId, req: Request, tx_id: u32, expect: Expect) -> SysR
             Waiter {
                 event: Some(event),
                 expect,
+                written: false,
             },
         )
     })
@@ -394,6 +425,54 @@ pub fn forget(owner: Pid) {
                 warn!("cannot remove watch {id} of exited pid {}: {e}", owner.0);
             }
         }
+        Ok(())
+    });
+}
+
+/// Holds (or releases) new requests before a suspend: they stay queued
+/// until [`resume`].
+pub fn hold(on: bool) {
+    let _ = with_xs(|xs| {
+        xs.held = on;
+        if !on {
+            xs.flush();
+        }
+        Ok(())
+    });
+}
+
+/// Whether xenstored owes no reply: every request it was sent is answered
+/// (held ones do not count: xenstored has not seen them).
+pub fn quiet() -> bool {
+    let guard = XS.lock();
+    let Some(xs) = guard.as_ref() else {
+        return true;
+    };
+    xs.head_written == 0 && !xs.in_flight.values().any(|w| w.written)
+}
+
+/// The domain is back from a suspend, with the store's event channel now
+/// `port`. In a new domain (restored, migrated) xenstored knows none of
+/// our watches: each is registered again, and fires once as a new one
+/// does, which watch semantics allow. Then the held requests go out.
+pub fn resume(port: u32, new_domain: bool) {
+    let _ = with_xs(|xs| {
+        xs.port = port;
+        if new_domain {
+            let watches: Vec<(u32, Vec<u8>)> = xs
+                .watches
+                .iter()
+                .map(|(id, w)| (*id, w.path.clone()))
+                .collect();
+            for (id, path) in watches {
+                let path = core::str::from_utf8(&path).unwrap_or("");
+                if let Err(e) = xs.send_watch(true, id, path, None) {
+                    warn!("cannot register watch {id} again after the restore: {e}");
+                }
+            }
+        }
+        xs.held = false;
+        xs.flush();
         Ok(())
     });
 }

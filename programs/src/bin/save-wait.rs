@@ -1,0 +1,98 @@
+//! Waits across `xl save` and `xl restore` (or a migration): 8 beeps
+//! pending when the toolstack saves the domain, due 1 s apart from 4 s
+//! after the start, and a xenstore watch on `data/save-wait`. Each beep
+//! must fire once, in deadline order, never before its deadline (kernel
+//! time runs on from where it stopped while the domain was away); then the
+//! watch, which the restored domain's xenstored never saw registered, must
+//! fire when dom0 writes the node.
+
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use ethos::{event, println, time, xenstore, Event, Status, Tree};
+
+ethos::main!(main);
+
+const BEEPS: usize = 8;
+const NODE: &str = "data/save-wait";
+
+fn main(_args: ethos::Args) -> i32 {
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            println!("save-wait: {e}");
+            1
+        }
+    }
+}
+
+fn run() -> Result<(), Status> {
+    let (watch, ack) = xenstore::watch(NODE)?;
+    event::block_and_retire(ack)?;
+    // The first firing is the registration's own.
+    let first = xenstore::watch_next(watch)?;
+    event::block_one(first)?;
+    event::retire_vec(first)?;
+    let start = time::now()?;
+    let mut pending: [(Event, u64, usize); BEEPS] = [(Event::from_raw(0), 0, 0); BEEPS];
+    for (i, p) in pending.iter_mut().enumerate() {
+        let due = start + (4 + i as u64) * 1_000 * time::MS;
+        *p = (event::beep(due)?, due, i);
+    }
+    println!("save-wait: {BEEPS} beeps pending, due from +4 s to +11 s");
+    let mut left = BEEPS;
+    let mut order = [usize::MAX; BEEPS];
+    let mut early = 0;
+    let mut fired_count = 0;
+    while left > 0 {
+        let live = pending[..left].iter().map(|p| p.0);
+        let woke = event::wait(&Tree::any(live))?;
+        let mut i = 0;
+        while i < left {
+            let (e, due, n) = pending[i];
+            if !woke.contains(&e) {
+                i += 1;
+                continue;
+            }
+            let fired = event::retire_word(e)?.into_result()?;
+            if fired < due {
+                early += 1;
+            }
+            println!(
+                "save-wait: beep {n} fired at +{} ms (due +{} ms)",
+                (fired - start) / time::MS,
+                (due - start) / time::MS
+            );
+            order[fired_count] = n;
+            fired_count += 1;
+            left -= 1;
+            pending.swap(i, left);
+        }
+    }
+    let in_order = order.iter().enumerate().all(|(i, n)| *n == i);
+    println!(
+        "save-wait: {fired_count} beeps fired once each, in deadline order: {in_order}, early: {early}"
+    );
+    println!("save-wait: waiting for {NODE} to be written");
+    // A restored domain's xenstored fires each watch registered again once,
+    // as a new one: the firing that counts is the one that finds "go".
+    for _ in 0..4 {
+        let next = xenstore::watch_next(watch)?;
+        if !event::wait_timeout(next, 120_000 * time::MS)? {
+            println!("save-wait: the watch on {NODE} never fired");
+            return Err(Status::Busy);
+        }
+        event::retire_vec(next)?.into_result()?;
+        let read = xenstore::read(NODE, xenstore::Tx::NONE)?;
+        event::block_one(read)?;
+        if let Ok(value) = event::retire_vec(read)?.into_result() {
+            if value == b"go" {
+                println!("save-wait: the watch fired and {NODE} reads go");
+                return Ok(());
+            }
+        }
+    }
+    println!("save-wait: {NODE} never read go");
+    Err(Status::Busy)
+}
