@@ -63,6 +63,51 @@ if rig_start deaf $cfg "$image" "$programs" 'extra="ethos.init=sleep ethos.rpc=o
     rig_wait_line deaf "init: program sleep started" 120 && xl shutdown deaf
     rig_wait deaf 60 shutdown
 fi
+# `xl save` and `xl restore`, ten times in a row, while save-wait's 8 beeps
+# and a xenstore watch are pending (programs/src/bin/save-wait.rs); then
+# `xl save -c` (a checkpoint: the toolstack cancels the suspend and the
+# domain runs on in place); then `xl migrate` to localhost, which this
+# rig's Xen cannot do for any PV guest (Debian builds it without shadow
+# paging, so there is no log-dirty mode): the guest must carry on unharmed.
+save_wait() {
+    name=$1
+    rig_wait_line "$name" "to be written" 120 &&
+        xenstore-write "/local/domain/$(xl domid "$name")/data/save-wait" go
+    rig_wait "$name" 60 shutdown
+}
+if rig_start saved $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.rpc=off"'; then
+    if rig_wait_line saved "beeps pending" 120; then
+        cycles=0
+        for _ in $(seq 1 10); do
+            xl save saved /tmp/saved.img >/tmp/xl-save.log 2>&1 || break
+            rig fact "saved_image_bytes=$(stat -c %s /tmp/saved.img)"
+            xl restore /tmp/saved.img >/tmp/xl-restore.log 2>&1 || break
+            cycles=$((cycles + 1))
+        done
+        rig fact "save_restore_cycles=$cycles"
+        sed 's/^/@@RIG log saved|xl save: /' /tmp/xl-save.log
+        sed 's/^/@@RIG log saved|xl restore: /' /tmp/xl-restore.log
+        rm -f /tmp/saved.img
+    fi
+    save_wait saved
+fi
+if rig_start kept $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.rpc=off"'; then
+    if rig_wait_line kept "beeps pending" 120; then
+        xl save -c kept /tmp/kept.img >/tmp/xl-save.log 2>&1
+        rig fact "checkpoint_rc=$?"
+        sed 's/^/@@RIG log kept|xl save -c: /' /tmp/xl-save.log
+        rm -f /tmp/kept.img
+    fi
+    save_wait kept
+fi
+if rig_start moved $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.rpc=off"'; then
+    if rig_wait_line moved "beeps pending" 120; then
+        xl migrate -s "" moved "xl migrate-receive" >/tmp/xl-migrate.log 2>&1
+        rig fact "migrate_rc=$?"
+        sed 's/^/@@RIG log moved|xl migrate: /' /tmp/xl-migrate.log
+    fi
+    save_wait moved
+fi
 # An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
 # steps) across 3 s of its 6 s sleep (programs/src/bin/idle.rs).
 cpu_seconds() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }

@@ -4,13 +4,14 @@
 //! must fire once, in deadline order, never before its deadline (kernel
 //! time runs on from where it stopped while the domain was away); then the
 //! watch, which the restored domain's xenstored never saw registered, must
-//! fire when dom0 writes the node.
+//! fire when dom0 writes the node. It says the kernel's free frames and
+//! heap at the start and at the end: suspends must cost nothing.
 
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-use ethos::{event, println, time, xenstore, Event, Status, Tree};
+use ethos::{event, println, stats, time, xenstore, Event, Status, Tree};
 
 ethos::main!(main);
 
@@ -40,6 +41,7 @@ fn run() -> Result<(), Status> {
         let due = start + (4 + i as u64) * 1_000 * time::MS;
         *p = (event::beep(due)?, due, i);
     }
+    say_memory("start")?;
     println!("save-wait: {BEEPS} beeps pending, due from +4 s to +11 s");
     let mut left = BEEPS;
     let mut order = [usize::MAX; BEEPS];
@@ -89,10 +91,19 @@ fn run() -> Result<(), Status> {
         if let Ok(value) = event::retire_vec(read)?.into_result() {
             if value == b"go" {
                 println!("save-wait: the watch fired and {NODE} reads go");
-                return Ok(());
+                return say_memory("end");
             }
         }
     }
     println!("save-wait: {NODE} never read go");
     Err(Status::Busy)
+}
+
+fn say_memory(when: &str) -> Result<(), Status> {
+    let c = stats::counters()?;
+    println!(
+        "save-wait: at the {when}: {} frames free, {} heap bytes used",
+        c.frames_free, c.heap_used
+    );
+    Ok(())
 }
