@@ -1,6 +1,7 @@
 //! Waits across `xl save` and `xl restore` (or a migration): 8 beeps
-//! pending when the toolstack saves the domain, due 1 s apart from 4 s
-//! after the start, and a xenstore watch on `data/save-wait`. Each beep
+//! pending when the toolstack saves the domain, due 1 s apart (or the
+//! milliseconds of argument 1) from 4 s after the start, and a xenstore
+//! watch on `data/save-wait`. Each beep
 //! must fire once, in deadline order, never before its deadline (kernel
 //! time runs on from where it stopped while the domain was away); then the
 //! watch, which the restored domain's xenstored never saw registered, must
@@ -18,8 +19,9 @@ ethos::main!(main);
 const BEEPS: usize = 8;
 const NODE: &str = "data/save-wait";
 
-fn main(_args: ethos::Args) -> i32 {
-    match run() {
+fn main(args: ethos::Args) -> i32 {
+    let spacing_ms = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    match run(spacing_ms) {
         Ok(()) => 0,
         Err(e) => {
             println!("save-wait: {e}");
@@ -28,7 +30,7 @@ fn main(_args: ethos::Args) -> i32 {
     }
 }
 
-fn run() -> Result<(), Status> {
+fn run(spacing_ms: u64) -> Result<(), Status> {
     let (watch, ack) = xenstore::watch(NODE)?;
     event::block_and_retire(ack)?;
     // The first firing is the registration's own.
@@ -38,11 +40,14 @@ fn run() -> Result<(), Status> {
     let start = time::now()?;
     let mut pending: [(Event, u64, usize); BEEPS] = [(Event::from_raw(0), 0, 0); BEEPS];
     for (i, p) in pending.iter_mut().enumerate() {
-        let due = start + (4 + i as u64) * 1_000 * time::MS;
+        let due = start + (4_000 + i as u64 * spacing_ms) * time::MS;
         *p = (event::beep(due)?, due, i);
     }
     say_memory("start")?;
-    println!("save-wait: {BEEPS} beeps pending, due from +4 s to +11 s");
+    println!(
+        "save-wait: {BEEPS} beeps pending, due from +4000 ms to +{} ms",
+        4_000 + (BEEPS as u64 - 1) * spacing_ms
+    );
     let mut left = BEEPS;
     let mut order = [usize::MAX; BEEPS];
     let mut early = 0;
@@ -78,11 +83,14 @@ fn run() -> Result<(), Status> {
     );
     println!("save-wait: waiting for {NODE} to be written");
     // A restored domain's xenstored fires each watch registered again once,
-    // as a new one: the firing that counts is the one that finds "go".
-    for _ in 0..4 {
+    // as a new one (ten restores, ten firings queued): the firing that
+    // counts is the one that finds "go", within two minutes.
+    let until = time::now()? + 120_000 * time::MS;
+    loop {
         let next = xenstore::watch_next(watch)?;
-        if !event::wait_timeout(next, 120_000 * time::MS)? {
-            println!("save-wait: the watch on {NODE} never fired");
+        let left = until.saturating_sub(time::now()?);
+        if left == 0 || !event::wait_timeout(next, left)? {
+            println!("save-wait: {NODE} never read go");
             return Err(Status::Busy);
         }
         event::retire_vec(next)?.into_result()?;
@@ -95,8 +103,6 @@ fn run() -> Result<(), Status> {
             }
         }
     }
-    println!("save-wait: {NODE} never read go");
-    Err(Status::Busy)
 }
 
 fn say_memory(when: &str) -> Result<(), Status> {
