@@ -329,8 +329,9 @@ pub fn service() -> Vec<Completion> {
 /// The domain runs on as a new one (restored or migrated): the channel's
 /// port and grants went with the old domain, as if the daemon had gone.
 /// The channel is offered anew (`rpc-offer` publishes it) and what was
-/// unanswered is sent again; the daemon's journal, kept by the domain's
-/// handle, answers what it had already carried out. Returns what could
+/// unanswered is sent again (the daemon answers from its journal what it
+/// had already carried out, once it keys journals so that the restored
+/// domain's new domid finds the old one's). Returns what could
 /// not be carried over (failed).
 pub fn resume() -> Vec<Completion> {
     let mut done = Vec::new();

@@ -8,8 +8,9 @@
 //! from where it stopped (every deadline keeps its distance: timers are
 //! neither early nor lost), the console and xenstore have new event
 //! channels, the timer VIRQ is bound again, xenstored is told every watch
-//! again, the RPC channel is offered anew (the daemon's journal gives
-//! exactly once), and process event channels, which did not survive, end
+//! again, the RPC channel is offered anew with what was unanswered (the
+//! daemon answers from its journal what it had done, once it finds that
+//! journal under the new domid), and process event channels, which did not survive, end
 //! their waits `Cancelled`. A cancelled suspend changes nothing.
 
 use crate::console;
