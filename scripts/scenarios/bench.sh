@@ -37,6 +37,42 @@ rig_start ubench $guest_cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' 'extr
     rig_wait ubench 300 shutdown
 rig_start lbench /rig/cfg/linux-domu.cfg 'extra="console=hvc0 quiet lbench"' && rig_wait lbench 300 shutdown
 
+# Save and restore (issue 14): how long `xl save` and `xl restore` take for
+# our guest and for the Linux PV domU with the same memory=, the saved
+# image's size, and the pause the guest sees (dom0's clock from the start
+# of the save to the end of the restore: the domain runs in neither).
+# SAVE_RUNS (default 3) of each.
+save_runs=${SAVE_RUNS:-3}
+save_restore_bench() {
+    who=$1 name=$2
+    i=1
+    while [ $i -le $save_runs ]; do
+        t0=$(now_us)
+        xl save "$name" /tmp/bench.img >/dev/null 2>&1 || { rig fact "${who}_save_failed=$i"; return 1; }
+        t1=$(now_us)
+        rig fact "${who}_saved_bytes=$(stat -c %s /tmp/bench.img)"
+        xl restore /tmp/bench.img >/dev/null 2>&1 || { rig fact "${who}_restore_failed=$i"; return 1; }
+        t2=$(now_us)
+        rm -f /tmp/bench.img
+        rig fact "${who}_save_us_$i=$((t1 - t0))"
+        rig fact "${who}_restore_us_$i=$((t2 - t1))"
+        i=$((i + 1))
+    done
+}
+if rig_start esave $guest_cfg "$image" 'memory=128' 'ramdisk="/rig/guests/programs.cpio"' \
+        'extra="ethos.init=sleep ethos.rpc=off -- 3600000"' &&
+        rig_wait_line esave "init: program sleep started" 60; then
+    save_restore_bench ethos esave
+fi
+xl destroy esave 2>/dev/null
+rig_wait esave 30 any
+if rig_start lsave /rig/cfg/linux-domu.cfg 'memory=128' 'on_poweroff="preserve"' \
+        'extra="console=hvc0 quiet stay"' && rig_wait_line lsave "staying up" 120; then
+    save_restore_bench linux lsave
+fi
+xl destroy lsave 2>/dev/null
+rig_wait lsave 30 any
+
 # The event system calls, from a program (programs/src/bin/bench.rs).
 rig_start bench $guest_cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=bench ethos.rpc=off"' &&
     rig_wait bench 300 shutdown
