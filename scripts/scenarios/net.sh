@@ -88,3 +88,27 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/
     fi
     rig_wait net 120 shutdown
 fi
+# Saved and restored in the middle of a 10 MiB download (issue 14 items 2
+# and 3): the restored guest connects its new backend, keeps its sockets,
+# and the download completes intact (TCP retransmits across the pause).
+if rig_start netsaved /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' "$net_vif" \
+        'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"'; then
+    if rig_wait_line netsaved "net-demo: serving" 120; then
+        $net get $net_ip:8080 /blob /tmp/net-blob-saved >/tmp/net-get-saved 2>&1 &
+        getter=$!
+        usleep 500000
+        rig fact "netsaved_mid_transfer=$(kill -0 $getter 2>/dev/null && echo yes || echo no)"
+        xl save netsaved /tmp/netsaved.img >/tmp/xl-netsaved.log 2>&1 &&
+            xl restore /tmp/netsaved.img >>/tmp/xl-netsaved.log 2>&1
+        rig fact "netsaved_rc=$?"
+        sed 's/^/@@RIG log netsaved|xl: /' /tmp/xl-netsaved.log
+        rm -f /tmp/netsaved.img
+        wait $getter
+        rig fact "netsaved_blob_get=$(cat /tmp/net-get-saved)"
+        rig fact "netsaved_blob_cksum=$($net cksum /tmp/net-blob-saved 2>&1)"
+        rm -f /tmp/net-blob-saved
+        rig fact "netsaved_after=$($net get $net_ip:80 / /dev/null 2>&1)"
+        $net get $net_ip:80 /quit >/dev/null 2>&1
+    fi
+    rig_wait netsaved 120 shutdown
+fi

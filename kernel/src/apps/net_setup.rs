@@ -11,7 +11,9 @@
 //! 4. watches the backend: when it closes or disappears (`xl
 //!    network-detach`), ends the stack (`net_down`: every socket's waiting
 //!    events complete with NET_DOWN), and starts over when a backend
-//!    appears again (`xl network-attach`).
+//!    appears again (`xl network-attach`); after a restore (the old
+//!    backend went with the old domain) it connects the new backend and
+//!    the stack keeps its sockets.
 
 use crate::syscall::{self as sys, net as sysnet};
 use alloc::format;
@@ -175,6 +177,14 @@ pub fn net_setup() {
         let _ = wait_for(&format!("{backend}/state"), u64::MAX / 2_000_000, || {
             state(&backend).is_none_or(|s| s >= CLOSING)
         });
+        if sysnet::net_severed() {
+            // Restored: the old backend belonged to the old domain. The
+            // same device node has a new backend now; the stack keeps its
+            // sockets while the handshake is made again.
+            say("the domain was restored: connecting the new backend");
+            old = None;
+            continue;
+        }
         say("backend closing: network down");
         let _ = sysnet::net_down();
         // Closed (6): we let go too; the toolstack then removes the device.

@@ -434,6 +434,12 @@ impl NetDevice {
         }
     }
 
+    /// The domain was restored: the port went with the old domain (its
+    /// number may name a port bound since), so it is forgotten, not closed.
+    pub fn forget_port(&mut self) {
+        self.port = 0;
+    }
+
     /// Closes the port and ends every grant the backend no longer maps;
     /// false while some are still mapped (the pages must not be reused yet:
     /// the caller keeps the device and tries again later).

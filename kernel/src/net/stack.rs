@@ -92,6 +92,11 @@ pub struct NetStats {
 
 struct Net {
     dev: NetDevice,
+    /// The domain was restored: `dev`'s rings, grants and port went with
+    /// the old domain. The stack and its sockets wait, not polled, until
+    /// net-setup has connected the new backend and [`up`] swaps its device
+    /// in (TCP peers retransmit meanwhile).
+    severed: bool,
     iface: Interface,
     sockets: SocketSet<'static>,
     table: BTreeMap<u32, Sock>,
@@ -162,7 +167,7 @@ pub fn configure(config: NetConfig, seed: u64) {
 
 /// Allocates the device for `backend` (replacing one never connected).
 pub fn attach(backend: u16) -> SysResult<(u32, u32, u32)> {
-    if NET.lock().is_some() {
+    if NET.lock().as_ref().is_some_and(|n| !n.severed) {
         return Err(SysError::Busy);
     }
     release_retired();
@@ -191,6 +196,19 @@ pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
     }
     let mut dev = PENDING.lock().take().ok_or(SysError::BadHandle)?;
     dev.set_tso(gso && config.tso);
+    if let Some(n) = NET.lock().as_mut().filter(|n| n.severed) {
+        // After a restore: the new device under the same stack, sockets
+        // and connections as they were.
+        let old = core::mem::replace(&mut n.dev, dev);
+        n.severed = false;
+        n.dirty = true;
+        retire(old);
+        info!(
+            "net: the new backend is connected after the restore; {} sockets kept",
+            n.table.len()
+        );
+        return Ok(());
+    }
     info!(
         "net: segmentation offload {} (backend {}, ethos.tso={})",
         if dev.tso() { "on" } else { "off" },
@@ -203,6 +221,30 @@ pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
     );
     start(dev, mac, config, seed, slots);
     Ok(())
+}
+
+/// The domain runs on as a new one (restored): the device went with the
+/// old domain. Its port is forgotten (not closed: the number is not ours
+/// any more); the stack keeps its sockets until net-setup connects the new
+/// backend. Whether the stack was up.
+pub fn sever() -> bool {
+    if let Some(mut dev) = PENDING.lock().take() {
+        dev.forget_port();
+        retire(dev);
+    }
+    match NET.lock().as_mut() {
+        Some(n) => {
+            n.dev.forget_port();
+            n.severed = true;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Whether the stack waits for a new device after a restore.
+pub fn severed() -> bool {
+    NET.lock().as_ref().is_some_and(|n| n.severed)
 }
 
 /// The backend went away: ends every socket and releases the device.
@@ -241,6 +283,7 @@ fn start(
     );
     *NET.lock() = Some(Net {
         dev,
+        severed: false,
         iface,
         sockets: SocketSet::new(slots),
         table: BTreeMap::new(),
@@ -254,12 +297,15 @@ fn start(
 
 /// The device's port, if the network is up.
 pub fn port() -> Option<u32> {
-    NET.lock().as_ref().map(|n| n.dev.port())
+    NET.lock()
+        .as_ref()
+        .filter(|n| !n.severed)
+        .map(|n| n.dev.port())
 }
 
 /// The device's port fired: take what the backend sent.
 pub fn on_port() {
-    if let Some(n) = NET.lock().as_mut() {
+    if let Some(n) = NET.lock().as_mut().filter(|n| !n.severed) {
         n.dev.note_port_event();
         n.dev.service();
         n.dirty = true;
@@ -270,6 +316,7 @@ pub fn on_port() {
 pub fn next_deadline_ns() -> Option<u64> {
     NET.lock()
         .as_ref()
+        .filter(|n| !n.severed)
         .and_then(|n| n.poll_at)
         .map(|us| us * 1000)
 }
@@ -277,7 +324,7 @@ pub fn next_deadline_ns() -> Option<u64> {
 /// Polls the interface if anything is due; returns the events that completed.
 pub fn poll() -> Vec<Completion> {
     let mut guard = NET.lock();
-    let Some(n) = guard.as_mut() else {
+    let Some(n) = guard.as_mut().filter(|n| !n.severed) else {
         return Vec::new();
     };
     let t = now();

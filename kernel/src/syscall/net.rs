@@ -39,6 +39,15 @@ pub fn net_release() -> SysResult<usize> {
     Ok(r)
 }
 
+/// The `net-setup` process: whether the stack waits for a new device
+/// after a restore (then the old backend's going is no detach: the
+/// sockets stay).
+pub fn net_severed() -> bool {
+    let severed = crate::net::stack::severed();
+    syscall_return();
+    severed
+}
+
 /// The `net-setup` process: the backend went away; end every socket.
 pub fn net_down() -> SysResult<()> {
     with_current(|_, _| Ok(()))?;

@@ -64,6 +64,10 @@ pub fn suspend() -> bool {
         crate::proc::sched::resumed(Some(timer));
         crate::xen::xenstore::resume(resumed.store_evtchn, true);
         done.extend(crate::rpc::client::resume());
+        #[cfg(feature = "net")]
+        if crate::net::stack::sever() {
+            info!("net: the device went with the old domain; sockets kept until net-setup connects the new backend");
+        }
         info!(
             "resumed as a new domain ({away_ms} ms away by Xen's clock; kernel time runs on from {} ms)",
             before / 1_000_000
