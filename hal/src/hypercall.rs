@@ -171,6 +171,22 @@ pub(crate) unsafe fn sched_suspend(start_info_mfn: u64) -> Result<u64, XenError>
     .map(|r| r as u64)
 }
 
+/// `memory_op(cmd, reservation)`: gives frames back to Xen or takes new
+/// ones (`xenmem::DECREASE_RESERVATION`, `INCREASE_RESERVATION`). Returns
+/// how many extents Xen handled.
+///
+/// # Safety
+/// The reservation's extent list must be live for `nr_extents` entries,
+/// and for a decrease it must name frames nothing maps or uses.
+pub(crate) unsafe fn memory_op(
+    cmd: u64,
+    reservation: &mut xen::public::MemoryReservation,
+) -> Result<u64, XenError> {
+    // SAFETY: by the caller's guarantee; the reservation is live.
+    check(unsafe { hypercall5(nr::MEMORY_OP, cmd, reservation as *mut _ as u64, 0, 0, 0) })
+        .map(|n| n as u64)
+}
+
 /// `sched_op(SCHEDOP_poll)`: blocks until one of `ports` is pending or the
 /// absolute system time `deadline_ns` passes (0: no deadline). Upcalls must
 /// be masked.

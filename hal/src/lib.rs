@@ -23,6 +23,8 @@
 extern crate alloc;
 
 #[cfg(target_os = "none")]
+pub mod balloon;
+#[cfg(target_os = "none")]
 pub mod entropy;
 #[cfg(target_os = "none")]
 pub mod entry;

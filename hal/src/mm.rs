@@ -79,6 +79,19 @@ pub(crate) fn pfn_to_mfn(pfn: u64) -> Option<u64> {
     Some(unsafe { ((si.mfn_list + pfn * 8) as *const u64).read_volatile() })
 }
 
+/// Sets the P2M entry of `pfn` (ballooning: a frame given back or taken
+/// again). Only for a pfn of the pool, which no mapping of the kernel's
+/// reaches.
+pub(crate) fn set_p2m(pfn: u64, mfn: u64) {
+    let si = start_info();
+    if pfn >= si.nr_pages {
+        return;
+    }
+    // SAFETY: the P2M list has `nr_pages` entries in the boot mapping,
+    // writable; the domain's own memory, which only this vCPU writes.
+    unsafe { ((si.mfn_list + pfn * 8) as *mut u64).write_volatile(mfn) }
+}
+
 /// A page-aligned slot in BSS whose mapping is replaced by a foreign frame.
 #[repr(C, align(4096))]
 struct PageSlot([u8; PAGE_SIZE]);
@@ -188,6 +201,10 @@ pub struct Frame {
 impl Frame {
     pub fn pfn(&self) -> u64 {
         self.pfn
+    }
+    /// The frame of a pfn whose P2M entry names one again (ballooning).
+    pub(crate) fn from_pfn(pfn: u64) -> Frame {
+        Frame { pfn }
     }
     pub fn mfn(&self) -> u64 {
         // A frame is minted only for a pfn inside the P2M list.

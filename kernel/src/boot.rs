@@ -141,25 +141,21 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     // program, which keeps pid 1 when RPC is off.
     if crate::xen::xenstore::port().is_some() {
         if let Err(e) = sched::spawn_service("control", crate::apps::control::control, 8) {
-            warn!("cannot start control ({e}): xl shutdown will not be answered");
+            warn!("cannot start control: {e}");
         }
     }
     sched::run();
     report_stats();
-    match crate::event::shutdown::asked() {
-        Some(Kind::Reboot) => {
-            info!("rebooting, as the toolstack asked");
-            shut_down(ShutdownReason::Reboot)
-        }
-        Some(Kind::Poweroff) => {
-            info!("powering off, as the toolstack asked");
-            shut_down(ShutdownReason::Poweroff)
-        }
-        None => {
-            info!("work done: powering off");
-            shut_down(ShutdownReason::Poweroff)
-        }
-    }
+    let (why, reason) = match crate::event::shutdown::asked() {
+        Some(Kind::Reboot) => ("rebooting, as the toolstack asked", ShutdownReason::Reboot),
+        Some(Kind::Poweroff) => (
+            "powering off, as the toolstack asked",
+            ShutdownReason::Poweroff,
+        ),
+        None => ("work done: powering off", ShutdownReason::Poweroff),
+    };
+    info!("{why}");
+    shut_down(reason)
 }
 
 /// 64 bits for a kernel secret (event-id and page-capability keys, the
@@ -204,11 +200,7 @@ fn init_core(boot: &BootInfo) {
     ) {
         die_with_message(format_args!("cannot register event callbacks: {e}"));
     }
-    if let Err(e) = hypercall::stop_periodic_timer() {
-        warn!("cannot stop the periodic timer (idle will wake every 10 ms): {e}");
-    }
-    let timer_port = hypercall::evtchn_bind_timer_virq()
-        .unwrap_or_else(|e| die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}")));
+    let timer_port = crate::xen::evtchn::bind_timer();
     say_entropy();
     let key = [secret(), secret()];
     crate::mm::frames::init(memory.frames);
@@ -295,7 +287,8 @@ fn report_stats() {
         s.context_switches, s.syscalls, s.timers_fired, s.upcalls, s.port_events, s.idle_blocks
     );
     let (frames_free, pages_held) = crate::mm::pages::usage();
-    info!("memory: heap {heap_used} bytes used, {heap_free} free; {frames_free} frames free, {pages_held} pages held");
+    let (out, given, taken) = crate::mm::balloon::counts();
+    info!("memory: heap {heap_used} bytes used, {heap_free} free; {frames_free} frames free, {pages_held} pages held; balloon: {out} frames out ({given} given, {taken} taken)");
 }
 
 /// Commits the fault the rig asked for, to prove faults are reported.

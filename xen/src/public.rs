@@ -20,6 +20,7 @@ pub mod hypercall {
     pub const GRANT_TABLE_OP: usize = 20;
     pub const MULTICALL: usize = 13;
     pub const MMUEXT_OP: usize = 26;
+    pub const MEMORY_OP: usize = 12;
     pub const SET_TIMER_OP: usize = 15;
     pub const UPDATE_VA_MAPPING: usize = 14;
     pub const XEN_VERSION: usize = 17;
@@ -438,3 +439,35 @@ const _: () = {
     assert!(size_of::<MmuextOp>() == 24);
     assert!(offset_of!(MmuextOp, arg1) == 8);
 };
+
+/// `XENMEM_*` commands of `memory_op` (`xen/memory.h`).
+pub mod xenmem {
+    pub const INCREASE_RESERVATION: u64 = 0;
+    pub const DECREASE_RESERVATION: u64 = 1;
+}
+
+/// `struct xen_memory_reservation`: `nr_extents` frames of order
+/// `extent_order` for `domid`, listed (by mfn to give back, or filled in
+/// with the mfns Xen gives) at `extent_start`.
+#[repr(C)]
+pub struct MemoryReservation {
+    pub extent_start: u64,
+    pub nr_extents: u64,
+    pub extent_order: u32,
+    pub mem_flags: u32,
+    pub domid: u16,
+}
+
+const _: () = {
+    assert!(offset_of!(MemoryReservation, nr_extents) == 8);
+    assert!(offset_of!(MemoryReservation, extent_order) == 16);
+    assert!(offset_of!(MemoryReservation, domid) == 24);
+    assert!(size_of::<MemoryReservation>() == 32);
+};
+
+/// `MMU_MACHPHYS_UPDATE`: an `mmu_update` that sets the M2P entry of the
+/// frame in `ptr` to the pfn in `val`.
+pub const MMU_MACHPHYS_UPDATE: u64 = 1;
+
+/// A P2M entry for a pfn with no frame behind it (given back to Xen).
+pub const INVALID_MFN: u64 = !0;

@@ -4,7 +4,7 @@
 //! node empty, then carries the request out (Linux and Mini-OS do the
 //! same). `xl save` and `xl migrate` write `suspend`: the kernel lets the
 //! xenstore requests in flight finish, holds new ones, and suspends
-//! (`syscall::suspend`); when the domain runs again, here or elsewhere,
+//! (`syscall::lifecycle::suspend`); when the domain runs again, here or elsewhere,
 //! this loop carries on. Only requests the kernel can carry out are
 //! acknowledged: an unknown one gets no acknowledgement, and the toolstack
 //! gives up with its own error instead of waiting.
@@ -14,9 +14,11 @@
 use crate::event::shutdown::Kind;
 use crate::syscall as sys;
 use alloc::format;
-use events::{Status, Value};
+use events::{Element, Status, Value};
 
 const NODE: &str = "control/shutdown";
+/// The toolstack's memory target for the domain, in KiB (`xl mem-set`).
+const TARGET: &str = "memory/target";
 
 pub fn control() {
     // What the guest answers, for tools that look before they ask
@@ -28,65 +30,145 @@ pub fn control() {
         "control/feature-suspend",
     ] {
         if let Err(e) = super::wait_ok(sys::xs_write(feature, b"1", 0), feature) {
-            say(&format!("control: cannot advertise: {e}"));
+            complain("cannot advertise", feature, &e);
         }
     }
-    let watch = match sys::xs_watch(NODE) {
-        Ok((watch, ack)) => match super::wait_ok(Ok(ack), "watch") {
-            Ok(_) => watch,
-            Err(e) => return say(&format!("control: cannot watch {NODE}: {e}")),
-        },
-        Err(e) => return say(&format!("control: cannot watch {NODE}: {e}")),
+    let (Some(requests), Some(target)) = (watch(NODE), watch(TARGET)) else {
+        return;
     };
-    // xenstored fires a new watch once at once, so a request written
-    // before the watch was set is seen too.
+    // xenstored fires a new watch once at once, so what was written before
+    // the watch was set is seen too.
+    let mut next = [sys::xs_watch_next(requests), sys::xs_watch_next(target)];
     loop {
-        if let Err(e) = super::wait_ok(sys::xs_watch_next(watch), "watch") {
-            return say(&format!("control: watch on {NODE} lost: {e}"));
-        }
-        let request = match sys::xs_read(NODE, 0).and_then(sys::block_and_retire) {
-            Ok(r) if r.status == Status::Ok => match r.value {
-                Value::Bytes(b) => b,
-                _ => continue,
-            },
-            // Removed, or not readable: nothing asked.
-            Ok(_) => continue,
-            Err(e) => {
-                say(&format!("control: cannot read {NODE}: {e}"));
-                continue;
-            }
+        let [Ok(a), Ok(b)] = next else {
+            return say("control: a watch was lost");
         };
-        let kind = match request.strip_suffix(b"\0").unwrap_or(&request) {
-            b"" => continue,
-            b"poweroff" | b"halt" => Kind::Poweroff,
-            b"reboot" => Kind::Reboot,
-            b"suspend" => {
-                if let Err(e) = super::wait_ok(sys::xs_write(NODE, b"", 0), "acknowledge") {
-                    say(&format!("control: {e}"));
-                }
-                suspend();
-                continue;
-            }
-            other => {
-                let text = core::str::from_utf8(other).unwrap_or("<not text>");
-                say(&format!(
-                    "control: unknown request {text} in {NODE}: ignored"
-                ));
-                continue;
-            }
+        // Leaves in id order, then the OR root.
+        let (lo, hi) = if a.0 < b.0 { (a, b) } else { (b, a) };
+        let tree = [
+            Element::leaf(lo, 2),
+            Element::leaf(hi, 2),
+            Element::node(Element::NO_PARENT, 1),
+        ];
+        let Ok(woke) = sys::block(&tree) else {
+            return say("control: cannot wait on the watches");
         };
-        // Acknowledge first: the toolstack waits for the node to empty.
-        if let Err(e) = super::wait_ok(sys::xs_write(NODE, b"", 0), "acknowledge") {
-            say(&format!("control: {e}"));
+        if woke.contains(&a) {
+            let _ = sys::retire(a);
+            on_request();
+            next[0] = sys::xs_watch_next(requests);
         }
-        sys::request_shutdown(kind);
+        if woke.contains(&b) {
+            let _ = sys::retire(b);
+            on_target();
+            next[1] = sys::xs_watch_next(target);
+        }
     }
+}
+
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
+fn watch(node: &str) -> Option<u32> {
+    let (watch, ack) = match sys::xs_watch(node) {
+        Ok(w) => w,
+        Err(e) => {
+            complain("cannot watch", node, &e);
+            return None;
+        }
+    };
+    match super::wait_ok(Ok(ack), "ack") {
+        Ok(_) => Some(watch),
+        Err(e) => {
+            complain("cannot watch", node, &e);
+            None
+        }
+    }
+}
+
+/// The node's value as text, if it has one.
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
+fn read(node: &str) -> Option<alloc::vec::Vec<u8>> {
+    match sys::xs_read(node, 0).and_then(sys::block_and_retire) {
+        Ok(r) if r.status == Status::Ok => match r.value {
+            Value::Bytes(mut b) => {
+                if b.last() == Some(&0) {
+                    b.pop();
+                }
+                Some(b)
+            }
+            _ => None,
+        },
+        // Removed, or not readable: nothing asked.
+        Ok(_) => None,
+        Err(e) => {
+            complain("cannot read", node, &e);
+            None
+        }
+    }
+}
+
+/// `control/shutdown` changed: carry out what it asks.
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
+fn on_request() {
+    let Some(request) = read(NODE) else { return };
+    let kind = match request.as_slice() {
+        b"" => return,
+        b"poweroff" | b"halt" => Kind::Poweroff,
+        b"reboot" => Kind::Reboot,
+        b"suspend" => {
+            acknowledge();
+            return suspend();
+        }
+        other => {
+            let text = core::str::from_utf8(other).unwrap_or("<not text>");
+            return say(&format!(
+                "control: unknown request {text} in {NODE}: ignored"
+            ));
+        }
+    };
+    acknowledge();
+    crate::syscall::lifecycle::request_shutdown(kind);
+}
+
+/// The toolstack waits for the node to empty before it looks further.
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
+fn acknowledge() {
+    if let Err(e) = super::wait_ok(sys::xs_write(NODE, b"", 0), "acknowledge") {
+        complain("cannot acknowledge", NODE, &e);
+    }
+}
+
+/// `memory/target` changed: follow it (a value that is no number of KiB
+/// is said and ignored).
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
+fn on_target() {
+    let Some(value) = read(TARGET) else { return };
+    match core::str::from_utf8(&value)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    {
+        Some(kib) => crate::syscall::lifecycle::balloon(kib),
+        None => say("control: memory/target is not a number of KiB: ignored"),
+    }
+}
+
+/// One line for every failure (one format in the image).
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
+fn complain(what: &str, node: &str, e: &dyn core::fmt::Display) {
+    say(&format!("control: {what} {node}: {e}"));
 }
 
 /// Waits (bounded) until xenstored owes no reply, holding new requests,
 /// then suspends.
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
 fn suspend() {
-    use crate::syscall::suspend as s;
+    use crate::syscall::lifecycle as s;
     s::xs_hold(true);
     // 2 s at most: a reply xenstored never sends must not keep the
     // toolstack waiting; the request is then lost with the connection.
@@ -102,6 +184,8 @@ fn suspend() {
     s::suspend();
 }
 
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
 fn say(text: &str) {
     let _ = sys::print(text);
 }

@@ -2,6 +2,8 @@
 //! user memory, page capabilities, regions and grants.
 
 #[cfg(target_os = "none")]
+pub mod balloon;
+#[cfg(target_os = "none")]
 pub mod frames;
 #[cfg(target_os = "none")]
 pub mod pages;

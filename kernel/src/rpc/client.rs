@@ -337,10 +337,7 @@ pub fn resume() -> Vec<Completion> {
     let mut done = Vec::new();
     let mut guard = CLIENT.lock();
     let Some(c) = guard.as_mut() else { return done };
-    info!(
-        "rpc: the domain was restored: offering the channel again ({} requests unanswered)",
-        c.sent.len()
-    );
+    info!("rpc: restored: offering the channel again");
     if let Err(e) = c.offer_again(false) {
         error!("rpc: cannot offer the channel again ({e}); failing what is in flight");
         c.fail_all(&mut done);

@@ -3,10 +3,10 @@
 //! this one module. Every call returns a named status; none blocks except
 //! `block` and `block_and_retire`, which are what blocking means.
 
+pub mod lifecycle;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod program;
-pub mod suspend;
 
 use crate::mm::pages::{self, PageCap};
 use crate::proc::sched::{self, with_current};
@@ -186,26 +186,6 @@ pub fn shutdown_event() -> SysResult<EventId> {
         sched::apply(alloc::vec![c]);
     }
     Ok(id)
-}
-
-/// The toolstack asked the domain to stop (the control service read it
-/// from xenstore): tells every process holding a shutdown event and starts
-/// the grace period. Kernel processes only: no trap reaches this.
-pub fn request_shutdown(kind: crate::event::shutdown::Kind) {
-    let now = crate::clock::now_ns();
-    match crate::event::shutdown::request(kind, now) {
-        Some(0) => log::info!(
-            "{} asked: no process holds a shutdown event, ending now",
-            kind.name()
-        ),
-        Some(told) => log::info!(
-            "{} asked: told {told} processes, which have {} ms to exit",
-            kind.name(),
-            abi::shutdown::GRACE_NS / 1_000_000
-        ),
-        None => log::info!("{} asked again: already shutting down", kind.name()),
-    }
-    syscall_return();
 }
 
 /// Reads a xenstore key (relative paths are under the guest's home,

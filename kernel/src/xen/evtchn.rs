@@ -79,6 +79,18 @@ pub fn drain(mut handle: impl FnMut(u32)) -> usize {
     handled
 }
 
+/// Binds the timer VIRQ (at boot, and again in a restored domain) with
+/// Xen's periodic timer off: the kernel programs one-shot deadlines only.
+/// Without a timer the kernel cannot keep its promises: it stops.
+pub fn bind_timer() -> u32 {
+    if let Err(e) = hal::hypercall::stop_periodic_timer() {
+        log::warn!("cannot stop the periodic timer (idle will wake every 10 ms): {e}");
+    }
+    hal::hypercall::evtchn_bind_timer_virq().unwrap_or_else(|e| {
+        crate::panic::die_with_message(format_args!("cannot bind VIRQ_TIMER: {e}"))
+    })
+}
+
 /// Upcalls taken and port events handled since boot.
 pub fn counters() -> (u64, u64) {
     (
@@ -195,7 +207,7 @@ pub fn resume(new_domain: bool) -> alloc::vec::Vec<events::EventId> {
     let ports = core::mem::take(&mut *PORTS.lock());
     if !ports.is_empty() {
         log::warn!(
-            "{} event channels of processes did not survive the restore",
+            "{} process event channels lost with the old domain",
             ports.len()
         );
     }

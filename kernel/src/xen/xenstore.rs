@@ -467,7 +467,7 @@ pub fn resume(port: u32, new_domain: bool) {
             for (id, path) in watches {
                 let path = core::str::from_utf8(&path).unwrap_or("");
                 if let Err(e) = xs.send_watch(true, id, path, None) {
-                    warn!("cannot register watch {id} again after the restore: {e}");
+                    warn!("watch {id} not registered again: {e}");
                 }
             }
         }

@@ -1,9 +1,12 @@
-//! Suspend and resume (`xl save` and `xl restore`, `xl migrate`), the
-//! kernel's part; hal does the protocol's (`hal::suspend`). Kernel
+//! The domain's life as the toolstack drives it, the kernel's part:
+//! shutdown and reboot ([`request_shutdown`]), the memory target
+//! ([`balloon`]), suspend and resume (`xl save` and `xl restore`, `xl
+//! migrate`; hal does the protocol's part, `hal::suspend`). Kernel
 //! processes only: the control service calls these when the toolstack
-//! writes `suspend`, no trap reaches them.
+//! writes to the domain's `control/` and `memory/` nodes; no trap reaches
+//! them.
 //!
-//! Before: xenstore is held and left quiet (no reply owed, so none is lost
+//! Suspend. Before: xenstore is held and left quiet (no reply owed, so none is lost
 //! with the old connection). After, in a new domain: the clock runs on
 //! from where it stopped (every deadline keeps its distance: timers are
 //! neither early nor lost), the console and xenstore have new event
@@ -15,8 +18,26 @@
 
 use crate::console;
 use events::{Completion, Status, Value};
-use hal::hypercall;
 use log::{info, warn};
+
+/// The toolstack asked the domain to stop (the control service read it
+/// from xenstore): tells every process holding a shutdown event and starts
+/// the grace period. Kernel processes only: no trap reaches this.
+pub fn request_shutdown(kind: crate::event::shutdown::Kind) {
+    let now = crate::clock::now_ns();
+    // The line says the grace period as text, not as a number to format.
+    const _: () = assert!(
+        abi::shutdown::GRACE_NS == 5_000_000_000,
+        "the line says 5 s"
+    );
+    let what = match crate::event::shutdown::request(kind, now) {
+        Some(0) => "no process holds a shutdown event, ending now",
+        Some(_) => "told every process holding a shutdown event: 5 s to exit",
+        None => "again: already shutting down",
+    };
+    info!("{} asked: {what}", kind.name());
+    super::syscall_return();
+}
 
 /// Holds new xenstore requests (or lets them go): before a suspend.
 pub fn xs_hold(on: bool) {
@@ -31,18 +52,37 @@ pub fn xs_quiet() -> bool {
     quiet
 }
 
+/// The toolstack's memory target changed to `target_kib`: frames go back
+/// to Xen or come again (`mm::balloon`); what happened is logged.
+pub fn balloon(target_kib: u64) {
+    let o = crate::mm::balloon::follow(target_kib / 4);
+    if o.given > 0 || o.taken > 0 || o.say_short {
+        // One line for every case (one format in the image).
+        info!(
+            "balloon: target {target_kib} KiB: gave back {} frames, took {} again; {} out, {} short",
+            o.given, o.taken, o.out, o.short
+        );
+    }
+    if let Some(e) = o.refused {
+        warn!("balloon: Xen refused: {e}");
+    }
+    if o.say_short {
+        warn!("balloon: the target cannot be reached");
+    }
+    super::syscall_return();
+}
+
 /// Suspends the domain now; returns when it runs again, everything
 /// brought back. Whether it runs on as a new domain.
 pub fn suspend() -> bool {
-    let before = crate::clock::now_ns();
     info!("suspending: the toolstack saves the domain now");
     console::flush();
     hal::upcall::mask();
     let resumed = match hal::suspend::suspend() {
         Ok(r) => r,
-        Err(e) => crate::panic::die_with_message(format_args!(
-            "the shared-info page cannot be mapped again after a suspend: {e}"
-        )),
+        Err(e) => {
+            crate::panic::die_with_message(format_args!("no shared info after the suspend: {e}"))
+        }
     };
     let mut done = alloc::vec::Vec::new();
     if resumed.new_domain {
@@ -55,23 +95,14 @@ pub fn suspend() -> bool {
                 value: Value::Empty,
             });
         }
-        if let Err(e) = hypercall::stop_periodic_timer() {
-            warn!("cannot stop the periodic timer (idle will wake every 10 ms): {e}");
-        }
-        let timer = hypercall::evtchn_bind_timer_virq().unwrap_or_else(|e| {
-            crate::panic::die_with_message(format_args!("cannot bind VIRQ_TIMER again: {e}"))
-        });
-        crate::proc::sched::resumed(Some(timer));
+        crate::proc::sched::resumed(Some(crate::xen::evtchn::bind_timer()));
         crate::xen::xenstore::resume(resumed.store_evtchn, true);
         done.extend(crate::rpc::client::resume());
         #[cfg(feature = "net")]
         if crate::net::stack::sever() {
             info!("net: the device went with the old domain; sockets kept until net-setup connects the new backend");
         }
-        info!(
-            "resumed as a new domain ({away_ms} ms away by Xen's clock; kernel time runs on from {} ms)",
-            before / 1_000_000
-        );
+        info!("resumed as a new domain, {away_ms} ms away");
     } else {
         crate::proc::sched::resumed(None);
         crate::xen::xenstore::resume(resumed.store_evtchn, false);
