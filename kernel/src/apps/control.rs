@@ -1,5 +1,5 @@
-//! The `control` service: answers the toolstack's requests to stop the
-//! domain. `xl shutdown` and `xl reboot` write `poweroff` or `reboot` to
+//! The `control` service: answers the toolstack's requests to stop,
+//! suspend or shrink the domain. `xl shutdown` and `xl reboot` write `poweroff` or `reboot` to
 //! the domain's `control/shutdown`; the guest acknowledges by writing the
 //! node empty, then carries the request out (Linux and Mini-OS do the
 //! same). `xl save` and `xl migrate` write `suspend`: the kernel lets the
@@ -7,7 +7,8 @@
 //! (`syscall::lifecycle::suspend`); when the domain runs again, here or elsewhere,
 //! this loop carries on. Only requests the kernel can carry out are
 //! acknowledged: an unknown one gets no acknowledgement, and the toolstack
-//! gives up with its own error instead of waiting.
+//! gives up with its own error instead of waiting. `xl mem-set` writes
+//! `memory/target`: the kernel follows it (`syscall::lifecycle::balloon`).
 //!
 //! A service process: it does not keep the kernel running.
 
