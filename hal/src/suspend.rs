@@ -74,10 +74,12 @@ macro_rules! write_start_info {
 }
 
 /// Suspends the domain and brings what hal owns back after: returns once
-/// it runs again. Upcalls must be masked (the caller unmasks them after).
-/// Nothing may touch the shared-info page (the clock, the console, the
-/// upcall mask) between the unmapping and the return: it is not mapped.
+/// it runs again, with upcalls masked (the caller unmasks them once its own
+/// state is back). Upcalls are masked first: between the unmapping and the
+/// remapping nothing may touch the shared-info page (the upcall handler,
+/// the clock, the console), and on this one vCPU nothing else runs.
 pub fn suspend() -> Result<Resumed, XenError> {
+    crate::upcall::mask();
     let si: *mut StartInfo = (mm::start_info() as *const StartInfo).cast_mut();
     let start_info_pfn = (si as u64 - crate::VIRT_BASE) >> PAGE_SHIFT;
     let start_info_mfn = mm::pfn_to_mfn(start_info_pfn).ok_or(XenError(-22))?;

@@ -77,7 +77,6 @@ pub fn balloon(target_kib: u64) {
 pub fn suspend() -> bool {
     info!("suspending: the toolstack saves the domain now");
     console::flush();
-    hal::upcall::mask();
     let resumed = match hal::suspend::suspend() {
         Ok(r) => r,
         Err(e) => {
