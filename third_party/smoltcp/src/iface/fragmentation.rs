@@ -94,6 +94,12 @@ impl<K> PacketAssembler<K> {
             return Err(AssemblerError);
         }
 
+        // Bounded as without `alloc`: a peer's fragments never make it
+        // larger than REASSEMBLY_BUFFER_SIZE.
+        #[cfg(feature = "alloc")]
+        if size > REASSEMBLY_BUFFER_SIZE {
+            return Err(AssemblerError);
+        }
         #[cfg(feature = "alloc")]
         if self.buffer.len() < size {
             self.buffer.resize(size, 0);
@@ -142,6 +148,10 @@ impl<K> PacketAssembler<K> {
             return Err(AssemblerError);
         }
 
+        #[cfg(feature = "alloc")]
+        if offset + data.len() > REASSEMBLY_BUFFER_SIZE {
+            return Err(AssemblerError);
+        }
         #[cfg(feature = "alloc")]
         if self.buffer.len() < offset + data.len() {
             self.buffer.resize(offset + data.len(), 0);
@@ -231,6 +241,11 @@ impl<K: Eq + Copy> PacketAssemblerSet<K> {
         for frag in &mut self.assemblers {
             if !frag.is_free() && frag.expires_at < timestamp {
                 frag.reset();
+                // What a packet that never completed grew goes back to the heap.
+                #[cfg(feature = "alloc")]
+                {
+                    frag.buffer = Buffer::new();
+                }
             }
         }
     }

@@ -23,6 +23,8 @@ pub use self::interface::multicast::MulticastError;
 pub use self::interface::{
     Config, Interface, InterfaceInner as Context, PollIngressSingleResult, PollResult,
 };
+#[cfg(feature = "socket-tcp")]
+pub use self::interface::TcpIsnGenerator;
 
 pub use self::route::{Route, RouteTableFull, Routes};
 #[cfg(feature = "proto-ipv6-slaac")]

@@ -1060,20 +1060,23 @@ impl<'a> Socket<'a> {
         });
         self.set_state(State::SynSent);
 
-        let seq = Self::random_seq_no(cx);
+        let seq = Self::random_seq_no(cx, local_endpoint, remote_endpoint);
         self.local_seq_no = seq;
         self.remote_last_seq = seq;
         Ok(())
     }
 
     #[cfg(test)]
-    fn random_seq_no(_cx: &mut Context) -> TcpSeqNumber {
+    fn random_seq_no(_cx: &mut Context, _local: IpEndpoint, _remote: IpEndpoint) -> TcpSeqNumber {
         TcpSeqNumber(10000)
     }
 
     #[cfg(not(test))]
-    fn random_seq_no(cx: &mut Context) -> TcpSeqNumber {
-        TcpSeqNumber(cx.rand().rand_u32() as i32)
+    fn random_seq_no(cx: &mut Context, local: IpEndpoint, remote: IpEndpoint) -> TcpSeqNumber {
+        match cx.tcp_isn() {
+            Some(isn) => TcpSeqNumber(isn(local, remote, cx.now()) as i32),
+            None => TcpSeqNumber(cx.rand().rand_u32() as i32),
+        }
     }
 
     /// Close the transmit half of the full-duplex connection.
@@ -1916,7 +1919,11 @@ impl<'a> Socket<'a> {
                     local: IpEndpoint::new(ip_repr.dst_addr(), repr.dst_port),
                     remote: IpEndpoint::new(ip_repr.src_addr(), repr.src_port),
                 });
-                self.local_seq_no = Self::random_seq_no(cx);
+                self.local_seq_no = Self::random_seq_no(
+                    cx,
+                    IpEndpoint::new(ip_repr.dst_addr(), repr.dst_port),
+                    IpEndpoint::new(ip_repr.src_addr(), repr.src_port),
+                );
                 self.remote_seq_no = repr.seq_number + 1;
                 self.remote_last_seq = self.local_seq_no;
                 self.remote_has_sack = repr.sack_permitted;

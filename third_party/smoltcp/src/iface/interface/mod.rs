@@ -155,7 +155,15 @@ pub struct InterfaceInner {
     routes: Routes,
     #[cfg(feature = "multicast")]
     multicast: multicast::State,
+    #[cfg(feature = "socket-tcp")]
+    tcp_isn: Option<TcpIsnGenerator>,
 }
+
+/// Chooses a TCP connection's initial sequence number from its local and
+/// remote endpoints and the time, as RFC 6528 describes (a clock plus a
+/// keyed hash of the endpoints, whose key the function keeps).
+#[cfg(feature = "socket-tcp")]
+pub type TcpIsnGenerator = fn(local: IpEndpoint, remote: IpEndpoint, now: Instant) -> u32;
 
 /// Configuration structure used for creating a network interface.
 #[non_exhaustive]
@@ -183,6 +191,12 @@ pub struct Config {
     /// Enable stateless address autoconfiguration on the interface.
     #[cfg(feature = "proto-ipv6")]
     pub slaac: bool,
+
+    /// Chooses TCP initial sequence numbers. `None` draws them from the
+    /// generator seeded with `random_seed`, which is not cryptographic: a
+    /// peer that sees two of them can predict the next ones.
+    #[cfg(feature = "socket-tcp")]
+    pub tcp_isn: Option<TcpIsnGenerator>,
 }
 
 impl Config {
@@ -194,6 +208,8 @@ impl Config {
             pan_id: None,
             #[cfg(feature = "proto-ipv6")]
             slaac: false,
+            #[cfg(feature = "socket-tcp")]
+            tcp_isn: None,
         }
     }
 }
@@ -297,6 +313,8 @@ impl Interface {
                 #[cfg(feature = "proto-ipv6-slaac")]
                 slaac_updated: Instant::from_millis(0),
                 rand,
+                #[cfg(feature = "socket-tcp")]
+                tcp_isn: config.tcp_isn,
             },
         }
     }
@@ -862,6 +880,12 @@ impl InterfaceInner {
     #[allow(unused)] // unused depending on which sockets are enabled, and in tests
     pub(crate) fn rand(&mut self) -> &mut Rand {
         &mut self.rand
+    }
+
+    #[cfg(feature = "socket-tcp")]
+    #[allow(unused)] // unused in tests
+    pub(crate) fn tcp_isn(&self) -> Option<TcpIsnGenerator> {
+        self.tcp_isn
     }
 
     #[allow(unused)] // unused depending on which sockets are enabled
