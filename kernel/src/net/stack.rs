@@ -17,8 +17,14 @@
 //! and closing ones together), each with fixed buffers; a full send buffer
 //! holds a send's event until space frees (back-pressure, nothing dropped
 //! by the stack); a closed socket stays until its FIN exchange ends.
+//!
+//! Unpredictable to a peer (issue 13, item 7): TCP initial sequence numbers
+//! are RFC 6528's (`net::isn`, through the hook `Config::tcp_isn` that the
+//! vendored smoltcp adds), ephemeral ports random draws under the same
+//! boot secret.
 
 use crate::drivers::netfront::NetDevice;
+use crate::net::isn::{PortPicker, Secret};
 use crate::status::{SysError, SysResult};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
@@ -103,6 +109,8 @@ struct Net {
     /// smoltcp's next poll time (µs), if any.
     poll_at: Option<u64>,
     stats: NetStats,
+    /// Local ports of the connections the guest opens.
+    ports: PortPicker,
 }
 
 static NET: Mutex<Option<Net>> = Mutex::new(None);
@@ -115,8 +123,27 @@ fn ipv4(a: [u8; 4]) -> Ipv4Address {
     Ipv4Address::new(a[0], a[1], a[2], a[3])
 }
 
-/// The configuration from the command line, set at boot.
-static CONFIG: Mutex<Option<(NetConfig, u64)>> = Mutex::new(None);
+/// The configuration from the command line and the boot secret, set at boot.
+static CONFIG: Mutex<Option<(NetConfig, Secret)>> = Mutex::new(None);
+/// The key of RFC 6528's hash, for [`tcp_isn`] (which smoltcp calls as a
+/// plain function).
+static ISN_SECRET: spin::Once<Secret> = spin::Once::new();
+
+/// smoltcp's `Config::tcp_isn`: RFC 6528's number for the connection.
+fn tcp_isn(local: IpEndpoint, remote: IpEndpoint, now: Instant) -> u32 {
+    let v4 = |e: IpEndpoint| {
+        let IpAddress::Ipv4(a) = e.addr;
+        (a.octets(), e.port)
+    };
+    // Set before any interface exists (`configure`, then `start`).
+    let secret = ISN_SECRET.get().copied().unwrap_or_default();
+    crate::net::isn::initial_sequence_number(
+        secret,
+        v4(local),
+        v4(remote),
+        now.total_micros().max(0) as u64,
+    )
+}
 /// A device attached and waiting for the backend to connect.
 static PENDING: Mutex<Option<NetDevice>> = Mutex::new(None);
 /// Devices whose pages the old backend still mapped when the network went
@@ -155,9 +182,11 @@ fn retire(mut dev: NetDevice) {
     }
 }
 
-/// Boot: remembers the address configuration and a seed for smoltcp.
-pub fn configure(config: NetConfig, seed: u64) {
-    *CONFIG.lock() = Some((config, seed));
+/// Boot: remembers the address configuration and the 128-bit secret that
+/// keys sequence numbers and port draws.
+pub fn configure(config: NetConfig, secret: Secret) {
+    ISN_SECRET.call_once(|| secret);
+    *CONFIG.lock() = Some((config, secret));
 }
 
 /// Allocates the device for `backend` (replacing one never connected).
@@ -181,7 +210,7 @@ pub fn attach(backend: u16) -> SysResult<(u32, u32, u32)> {
 /// The backend connected: starts the stack over the attached device.
 /// `gso`: the backend takes GSO packets (used unless `ethos.tso=off`).
 pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
-    let (config, seed) = (*CONFIG.lock()).ok_or(SysError::InvalidArgument)?;
+    let (config, secret) = (*CONFIG.lock()).ok_or(SysError::InvalidArgument)?;
     // Every socket slot up front: the set never grows (and never asks the
     // heap for a larger block) while connections come and go.
     let mut slots = Vec::new();
@@ -201,7 +230,7 @@ pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
         },
         if config.tso { "on" } else { "off" }
     );
-    start(dev, mac, config, seed, slots);
+    start(dev, mac, config, secret, slots);
     Ok(())
 }
 
@@ -222,11 +251,13 @@ fn start(
     mut dev: NetDevice,
     mac: [u8; 6],
     config: NetConfig,
-    seed: u64,
+    secret: Secret,
     slots: Vec<smoltcp::iface::SocketStorage<'static>>,
 ) {
     let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    c.random_seed = seed;
+    // smoltcp's own generator now only picks the first IPv4 ident.
+    c.random_seed = crate::net::isn::stack_seed(secret);
+    c.tcp_isn = Some(tcp_isn);
     let mut iface = Interface::new(c, &mut dev, now());
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ipv4(config.ip)), config.prefix));
@@ -249,6 +280,10 @@ fn start(
         dirty: true,
         poll_at: None,
         stats: NetStats::default(),
+        // Drawing from where the last interface stopped would repeat
+        // nothing either, but a fresh picker per attach is simpler and the
+        // secret keeps it unpredictable.
+        ports: PortPicker::new(secret),
     });
 }
 
@@ -666,8 +701,12 @@ pub fn tcp_listen(owner: Pid, port: u16, backlog: usize, large: bool) -> SysResu
 /// completes once connected (or `Remote(REFUSED)`).
 pub fn tcp_connect(owner: Pid, ip: [u8; 4], port: u16, event: EventId) -> SysResult<u32> {
     with_net(|n| {
+        let sockets = &n.sockets;
+        let local = n
+            .ports
+            .pick(|p| port_in_use(sockets, p))
+            .ok_or(SysError::Busy)?;
         let sh = n.tcp_socket(0, LARGE_BUFFER)?;
-        let local = 49152 + (n.next as u16 % 16384);
         let remote = IpEndpoint::new(IpAddress::Ipv4(ipv4(ip)), port);
         let cx = n.iface.context();
         if n.sockets
@@ -681,6 +720,16 @@ pub fn tcp_connect(owner: Pid, ip: [u8; 4], port: u16, event: EventId) -> SysRes
         let h = n.insert(owner, Kind::Tcp(sh))?;
         n.sock(owner, h)?.waiters.push((event, Want::Connect));
         Ok(h)
+    })
+}
+
+/// Whether a socket of the guest has `port` as its local port.
+fn port_in_use(sockets: &SocketSet, port: u16) -> bool {
+    sockets.iter().any(|(_, s)| match s {
+        smoltcp::socket::Socket::Tcp(t) => {
+            t.listen_endpoint().port == port || t.local_endpoint().is_some_and(|e| e.port == port)
+        }
+        smoltcp::socket::Socket::Udp(u) => u.endpoint().port == port,
     })
 }
 
