@@ -22,6 +22,11 @@
 //! are RFC 6528's (`net::isn`, through the hook `Config::tcp_isn` that the
 //! vendored smoltcp adds), ephemeral ports random draws under the same
 //! boot secret.
+//!
+//! IPv4 fragments (item 10) are reassembled in at most 4 buffers of 4 KiB
+//! at once, each given back when its datagram completes or 15 s after its
+//! first fragment; larger datagrams are refused. Fragments received are
+//! counted (the log says so at each power of two).
 
 use crate::drivers::netfront::NetDevice;
 use crate::net::isn::{PortPicker, Secret};
@@ -43,6 +48,11 @@ use xen::cmdline::NetConfig;
 pub const MAX_SOCKETS: usize = 192;
 /// Listening sockets per listener (the ABI's figure).
 pub const MAX_BACKLOG: usize = abi::net::MAX_BACKLOG;
+/// How long the fragments of a datagram may take to arrive: far beyond
+/// any gap on a LAN, and short, so that fragments that never complete
+/// (each held in one of smoltcp's 4 reassembly buffers of 4 KiB) free
+/// their buffer soon (RFC 791 suggests 15 s to start with).
+const REASSEMBLY_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(15);
 /// Buffer sizes each way: small for the many, large for bulk transfers.
 pub const SMALL_BUFFER: usize = 4 * 1024;
 pub const LARGE_BUFFER: usize = 128 * 1024;
@@ -94,6 +104,9 @@ pub struct NetStats {
     pub polls: u64,
     pub accepted: u64,
     pub sockets: usize,
+    /// IPv4 fragments received (smoltcp counts neither those it holds
+    /// nor those it drops).
+    pub fragments: u64,
 }
 
 struct Net {
@@ -259,6 +272,7 @@ fn start(
     c.random_seed = crate::net::isn::stack_seed(secret);
     c.tcp_isn = Some(tcp_isn);
     let mut iface = Interface::new(c, &mut dev, now());
+    iface.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ipv4(config.ip)), config.prefix));
     });
@@ -323,9 +337,14 @@ pub fn poll() -> Vec<Completion> {
     n.dirty = false;
     let mut done = Vec::new();
     // Poll until the stack settles: a poll can make room for more sends.
+    let fragments_before = n.stats.fragments;
     for _ in 0..8 {
         n.stats.polls += 1;
-        n.iface.poll(t, &mut n.dev, &mut n.sockets);
+        let mut dev = Counted {
+            dev: &mut n.dev,
+            fragments: &mut n.stats.fragments,
+        };
+        n.iface.poll(t, &mut dev, &mut n.sockets);
         n.dev.flush_tx();
         n.dev.service();
         let before = done.len();
@@ -334,12 +353,84 @@ pub fn poll() -> Vec<Completion> {
             break;
         }
     }
+    note_fragments(fragments_before, n.stats.fragments);
     n.reap_closing();
     n.poll_at = n
         .iface
         .poll_at(t, &n.sockets)
         .map(|at| at.total_micros().max(0) as u64);
     done
+}
+
+/// Says how many IPv4 fragments came in each time the count reaches a
+/// power of two: a flood shows in the log in a few lines.
+fn note_fragments(before: u64, now: u64) {
+    // A power of two in (before, now]: the first fragment, or log2 grew.
+    if now > before && (before == 0 || now.ilog2() > before.ilog2()) {
+        info!(
+            "net: {now} IPv4 fragments received (reassembly: {} datagrams of {} bytes at most \
+             at once, {} s to complete)",
+            smoltcp::config::REASSEMBLY_BUFFER_COUNT,
+            smoltcp::config::REASSEMBLY_BUFFER_SIZE,
+            REASSEMBLY_TIMEOUT.secs()
+        );
+    }
+}
+
+/// The device as smoltcp polls it, counting the IPv4 fragments it hands
+/// over.
+struct Counted<'d> {
+    dev: &'d mut NetDevice,
+    fragments: &'d mut u64,
+}
+
+struct CountedRx<'c> {
+    frame: crate::drivers::netfront::RxToken,
+    fragments: &'c mut u64,
+}
+
+impl smoltcp::phy::RxToken for CountedRx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let fragments = self.fragments;
+        self.frame.consume(|frame| {
+            if crate::net::netcheck::is_ipv4_fragment(frame) {
+                *fragments += 1;
+            }
+            f(frame)
+        })
+    }
+
+    fn meta(&self) -> smoltcp::phy::PacketMeta {
+        self.frame.meta()
+    }
+}
+
+impl smoltcp::phy::Device for Counted<'_> {
+    type RxToken<'a>
+        = CountedRx<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = crate::drivers::netfront::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (frame, tx) = self.dev.receive(now)?;
+        let rx = CountedRx {
+            frame,
+            fragments: self.fragments,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.dev.transmit(now)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.dev.capabilities()
+    }
 }
 
 impl Net {
