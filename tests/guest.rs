@@ -600,16 +600,24 @@ fn orphan_fragments_cost_bounded_memory_and_give_it_back() {
         after <= before + noise,
         "heap used {before} before the orphans, {after} once they expired"
     );
-    // Counted: the log's line at 256 fragments (the big pings and the UDP
-    // datagram bring 11 before the 300 orphans).
+    // Counted: the log says so at each power of two, so at 256 or a few
+    // past it (the big pings and the UDP datagram bring 11 before the 300
+    // orphans; a poll may take several at once).
     let guest = run.guest("net");
-    assert!(
-        guest
-            .line_with("net: 256 IPv4 fragments received (reassembly: 4 datagrams of 4096 bytes")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    let counted = guest
+        .lines()
+        .filter(|l| l.contains(" IPv4 fragments received (reassembly: 4 datagrams of 4096 bytes"))
+        .filter_map(|l| {
+            l.split("net: ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!((256..=311).contains(&counted), "{counted}\n{}", guest.log);
 }
 
 #[test]
