@@ -6,6 +6,12 @@
 //! rig-net post HOST:PORT PATH FILE        HTTP/1.1 POST of FILE; prints the status line and body
 //! rig-net parallel N HOST:PORT PATH       N GETs at once; prints "ok=N of N"
 //! rig-net udp HOST:PORT MESSAGE           one datagram; prints the echo (or "timeout")
+//! rig-net udp-size HOST:PORT BYTES        one datagram of BYTES (fragmented past the MTU); prints
+//!                                         "echo=N" when the same bytes come back ("timeout", "differs")
+//! rig-net isns IFACE HOST:PORT N          N connections one after the other; prints the SYN-ACKs'
+//!                                         sequence numbers seen on IFACE, comma-separated, in order
+//! rig-net orphans IFACE MAC N             sends N IPv4 fragments to MAC out of IFACE (from the made-up
+//!                                         192.0.2.98) that never make a datagram (3 kinds)
 //! rig-net listen PORT OUT                 accepts one connection, writes what it sends to OUT
 //! rig-net hold HOST:PORT                 connects, sends half a request, waits until the peer ends it
 //! rig-net hold-many N HOST:PORT SECS      opens N such connections, keeps them SECS, closes them; prints "held=K of N"
@@ -144,6 +150,42 @@ fn run(args: &[String]) -> Result<(), String> {
                 }
             }
         }
+        ["udp-size", to, bytes] => {
+            let n: usize = bytes.parse().map_err(|_| "bad BYTES")?;
+            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let sent: Vec<u8> = (0..n).map(|i| (i * 7 + i / 251) as u8).collect();
+            s.send_to(&sent, addr(to)?).map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; 65536];
+            match s.recv_from(&mut buf) {
+                Ok((k, _)) if buf[..k] == sent[..] => {
+                    println!("echo={k}");
+                    Ok(())
+                }
+                Ok((k, _)) => {
+                    println!("differs: {k} bytes");
+                    Err("echo differs".into())
+                }
+                Err(_) => {
+                    println!("timeout");
+                    Err("no echo".into())
+                }
+            }
+        }
+        ["isns", iface, to, n] => {
+            let n: usize = n.parse().map_err(|_| "bad N")?;
+            let isns = syn_ack_isns(iface, addr(to)?, n)?;
+            let list: Vec<String> = isns.iter().map(u32::to_string).collect();
+            println!("{}", list.join(","));
+            Ok(())
+        }
+        ["orphans", iface, mac, n] => {
+            let n: usize = n.parse().map_err(|_| "bad N")?;
+            let mac = parse_mac(mac).ok_or("bad MAC")?;
+            let frames: Vec<Vec<u8>> = (0..n).map(|i| orphan_fragment(i, mac)).collect();
+            println!("sent={}", send_frames(iface, mac, &frames)?);
+            Ok(())
+        }
         ["listen", port, out] => {
             let l = TcpListener::bind(("0.0.0.0", port.parse::<u16>().map_err(|_| "bad port")?))
                 .map_err(|e| e.to_string())?;
@@ -190,8 +232,8 @@ fn run(args: &[String]) -> Result<(), String> {
         ["garbage", iface, mac, n] => {
             let n: usize = n.parse().map_err(|_| "bad N")?;
             let mac = parse_mac(mac).ok_or("bad MAC")?;
-            let sent = send_garbage(iface, mac, n)?;
-            println!("sent={sent}");
+            let frames: Vec<Vec<u8>> = (0..n).map(|kind| garbage_frame(kind, mac)).collect();
+            println!("sent={}", send_frames(iface, mac, &frames)?);
             Ok(())
         }
         ["send", to, file] => {
@@ -299,68 +341,96 @@ fn garbage_frame(kind: usize, dst: [u8; 6]) -> Vec<u8> {
     f
 }
 
-/// Sends `n` malformed frames through a raw AF_PACKET socket on `iface`.
-fn send_garbage(iface: &str, dst: [u8; 6], n: usize) -> Result<usize, String> {
-    let name = std::ffi::CString::new(iface).map_err(|_| "bad interface name")?;
-    // SAFETY: plain libc calls on a NUL-terminated name, a fresh socket we
-    // own and close, and a sockaddr_ll built on the stack for the call.
-    unsafe {
-        let index = libc::if_nametoindex(name.as_ptr());
-        if index == 0 {
-            return Err(format!("{iface}: {}", std::io::Error::last_os_error()));
-        }
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-        if fd < 0 {
-            return Err(format!("socket: {}", std::io::Error::last_os_error()));
-        }
-        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = index as i32;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&dst);
-        let mut sent = 0;
-        for kind in 0..n {
-            let frame = garbage_frame(kind, dst);
-            let rc = libc::sendto(
-                fd,
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            );
-            if rc == frame.len() as isize {
-                sent += 1;
-            }
-        }
-        libc::close(fd);
-        Ok(sent)
+/// A fragment of a UDP datagram from 192.0.2.98 to the guest that never
+/// completes, with an ident of its own: in turn a first fragment (offset
+/// 0, more to come), a middle one (offset 1480, more to come), and a last
+/// one at offset 60,000 (a datagram larger than the guest reassembles).
+fn orphan_fragment(i: usize, dst: [u8; 6]) -> Vec<u8> {
+    let (offset, more, payload) = match i % 3 {
+        0 => (0usize, true, 1000usize),
+        1 => (1480, true, 1000),
+        _ => (60_000, false, 512),
+    };
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x98, 0x08, 0x00]);
+    let total = (20 + payload) as u16;
+    let ident = (0x4000 + i) as u16;
+    let flags_offset = (u16::from(more) << 13) | (offset / 8) as u16;
+    let mut header = [
+        0x45u8, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 98, 192, 0, 2, 2,
+    ];
+    header[2..4].copy_from_slice(&total.to_be_bytes());
+    header[4..6].copy_from_slice(&ident.to_be_bytes());
+    header[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+    let sum = kernel::net::inetsum::checksum(&header);
+    header[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&header);
+    // A UDP header to port 7 in the first fragment; filler elsewhere.
+    let mut body = vec![0x5au8; payload];
+    if offset == 0 {
+        body[..8].copy_from_slice(&[0x9c, 0x40, 0, 7, 0x0b, 0xc8, 0, 0]);
     }
+    f.extend_from_slice(&body);
+    f
 }
 
-/// What one client connection (by its port) did on the wire.
-#[derive(Default, Debug)]
-struct Handshake {
-    syn: u32,
-    syn_ack: u32,
-    client_rst: u32,
-    server_rst: u32,
-    client_fin: u32,
-    server_fin: u32,
-    client_data: u32,
-    server_data: u32,
+/// The sequence numbers of the SYN-ACKs that `to` answers `n` connections
+/// with, opened one after the other and closed at once, read off `iface`.
+fn syn_ack_isns(iface: &str, to: SocketAddr, n: usize) -> Result<Vec<u32>, String> {
+    let fd = capture(iface)?;
+    let result = (|| {
+        let mut isns = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        for i in 0..n {
+            let s = TcpStream::connect_timeout(&to, TIMEOUT)
+                .map_err(|e| format!("connect {i}: {e}"))?;
+            let local = s.local_addr().map_err(|e| e.to_string())?.port();
+            let end = Instant::now() + Duration::from_secs(10);
+            let isn = loop {
+                if Instant::now() > end {
+                    return Err(format!("connection {i}: no SYN-ACK seen on {iface}"));
+                }
+                // SAFETY: a receive into a buffer we own, on our socket.
+                let k = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if k <= 0 {
+                    continue;
+                }
+                if let Some(isn) = syn_ack_seq(&buf[..k as usize], to.port(), local) {
+                    break isn;
+                }
+            };
+            isns.push(isn);
+            drop(s);
+        }
+        Ok(isns)
+    })();
+    // SAFETY: our socket, closed once.
+    unsafe { libc::close(fd) };
+    result
 }
 
-/// Watches TCP segments to and from `port` on `iface` (AF_PACKET, both
-/// directions) and reports the connections whose handshake was not one SYN
-/// answered by one SYN-ACK, or that saw a reset: the evidence for a lost
-/// connection that the client alone cannot give.
-fn trace(iface: &str, port: u16, secs: Duration) -> Result<(), String> {
+/// The sequence number of `f` if it is a SYN-ACK from port `from` to port `to`.
+fn syn_ack_seq(f: &[u8], from: u16, to: u16) -> Option<u32> {
+    if f.len() < 14 + 20 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 6 {
+        return None;
+    }
+    let t = 14 + usize::from(f[14] & 0x0f) * 4;
+    let tcp = f.get(t..t + 20)?;
+    let (sport, dport) = (
+        u16::from_be_bytes([tcp[0], tcp[1]]),
+        u16::from_be_bytes([tcp[2], tcp[3]]),
+    );
+    let syn_ack = tcp[13] & 0x12 == 0x12;
+    (syn_ack && sport == from && dport == to)
+        .then(|| u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]))
+}
+
+/// An AF_PACKET socket that sees every frame on `iface`, both directions,
+/// with receives that give up after 200 ms.
+fn capture(iface: &str) -> Result<i32, String> {
     let name = std::ffi::CString::new(iface).map_err(|_| "bad interface name")?;
-    let mut conns: std::collections::BTreeMap<u16, Handshake> = Default::default();
-    let mut frames = 0u64;
-    // SAFETY: plain libc calls on a fresh socket we own and close, with
-    // structures built on the stack for each call and a buffer we own.
+    // SAFETY: plain libc calls on a fresh socket we own (closed on error),
+    // with structures built on the stack for each call.
     unsafe {
         let index = libc::if_nametoindex(name.as_ptr());
         if index == 0 {
@@ -396,18 +466,83 @@ fn trace(iface: &str, port: u16, secs: Duration) -> Result<(), String> {
             (&tick as *const libc::timeval).cast(),
             std::mem::size_of::<libc::timeval>() as u32,
         );
-        let mut buf = vec![0u8; 65536];
-        let end = Instant::now() + secs;
-        while Instant::now() < end {
-            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
-            if n <= 0 {
-                continue;
+        Ok(fd)
+    }
+}
+
+/// Sends `frames` to `dst` through a raw AF_PACKET socket on `iface`;
+/// returns how many went out whole.
+fn send_frames(iface: &str, dst: [u8; 6], frames: &[Vec<u8>]) -> Result<usize, String> {
+    let name = std::ffi::CString::new(iface).map_err(|_| "bad interface name")?;
+    // SAFETY: plain libc calls on a NUL-terminated name, a fresh socket we
+    // own and close, and a sockaddr_ll built on the stack for the call.
+    unsafe {
+        let index = libc::if_nametoindex(name.as_ptr());
+        if index == 0 {
+            return Err(format!("{iface}: {}", std::io::Error::last_os_error()));
+        }
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = index as i32;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&dst);
+        let mut sent = 0;
+        for frame in frames {
+            let rc = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            );
+            if rc == frame.len() as isize {
+                sent += 1;
             }
-            frames += 1;
-            note_segment(&buf[..n as usize], port, &mut conns);
         }
         libc::close(fd);
+        Ok(sent)
     }
+}
+
+/// What one client connection (by its port) did on the wire.
+#[derive(Default, Debug)]
+struct Handshake {
+    syn: u32,
+    syn_ack: u32,
+    client_rst: u32,
+    server_rst: u32,
+    client_fin: u32,
+    server_fin: u32,
+    client_data: u32,
+    server_data: u32,
+}
+
+/// Watches TCP segments to and from `port` on `iface` (AF_PACKET, both
+/// directions) and reports the connections whose handshake was not one SYN
+/// answered by one SYN-ACK, or that saw a reset: the evidence for a lost
+/// connection that the client alone cannot give.
+fn trace(iface: &str, port: u16, secs: Duration) -> Result<(), String> {
+    let mut conns: std::collections::BTreeMap<u16, Handshake> = Default::default();
+    let mut frames = 0u64;
+    let fd = capture(iface)?;
+    let mut buf = vec![0u8; 65536];
+    let end = Instant::now() + secs;
+    while Instant::now() < end {
+        // SAFETY: a receive into a buffer we own, on our socket.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            continue;
+        }
+        frames += 1;
+        note_segment(&buf[..n as usize], port, &mut conns);
+    }
+    // SAFETY: our socket, closed once.
+    unsafe { libc::close(fd) };
     let odd: Vec<_> = conns
         .iter()
         .filter(|(_, h)| h.syn != 1 || h.syn_ack != 1 || h.client_rst + h.server_rst > 0)

@@ -110,7 +110,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     #[cfg(feature = "net")]
     match xen::cmdline::NetConfig::from_cmdline(&boot.cmdline) {
         Ok(Some(config)) => {
-            crate::net::stack::configure(config, secret());
+            crate::net::stack::configure(config, [secret(), secret()]);
             if let Err(e) = sched::spawn_service(
                 "net-setup",
                 crate::apps::net_setup::net_setup,

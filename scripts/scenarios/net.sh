@@ -13,6 +13,24 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/
         $net get $net_ip:80 / /tmp/net-stats >/tmp/net-out 2>&1
         sed 's/^/@@RIG log netpeer|stats: /' /tmp/net-stats /tmp/net-out
         rig fact "net_udp_echo=$($net udp $net_ip:7 ethos-udp-echo 2>&1)"
+        # The initial sequence numbers of 10 connections in a row, as the
+        # SYN-ACKs on the bridge show them: the host runs the attack on
+        # smoltcp's old generator against them (issue 13, item 7).
+        rig fact "net_isns=$($net isns br0 $net_ip:80 10 2>&1)"
+        # Datagrams larger than the MTU: reassembled, and the answers go
+        # back in fragments (item 10).
+        rig fact "net_big_ping_replies=$(ping -c 2 -s 3000 -W 5 $net_ip 2>/dev/null | grep -c 'bytes from')"
+        rig fact "net_udp_2000=$($net udp-size $net_ip:7 2000 2>&1)"
+        # Fragments that never make a datagram hold a few bounded buffers
+        # until the reassembly timeout (15 s), then nothing.
+        heap_used() { $net get $net_ip:80 / /tmp/net-mem >/dev/null 2>&1 &&
+            sed -n 's/^memory heap_used=\([0-9]*\).*/\1/p' /tmp/net-mem; }
+        rig fact "net_heap_before_orphans=$(heap_used)"
+        rig fact "net_orphans=$($net orphans br0 00:16:3e:00:00:02 300 2>&1)"
+        rig fact "net_heap_orphans_held=$(heap_used)"
+        sleep 17
+        rig fact "net_heap_after_orphans=$(heap_used)"
+        rig fact "net_big_ping_after_orphans=$(ping -c 1 -s 3000 -W 5 $net_ip 2>/dev/null | grep -c 'bytes from')"
         # The same page with busybox wget, dom0's own HTTP client.
         busybox wget -q -O /tmp/net-wget "http://$net_ip/" >/tmp/net-wget-err 2>&1
         rig fact "net_wget_exit=$?"
@@ -72,8 +90,6 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/
         rig fact "net_after_reattach=$($net get $net_ip:80 / /dev/null 2>&1)"
         # Twice more, detach and attach: the heap must come back to where it
         # was (the old device's pages are reused and its buffers freed).
-        heap_used() { $net get $net_ip:80 / /tmp/net-mem >/dev/null 2>&1 &&
-            sed -n 's/^memory heap_used=\([0-9]*\).*/\1/p' /tmp/net-mem; }
         rig fact "net_heap_before_cycles=$(heap_used)"
         log=/var/log/xen/console/guest-net.log
         for cycle in 2 3; do

@@ -88,6 +88,14 @@ pub fn check_frame(frame: &[u8]) -> Verdict {
     }
 }
 
+/// Whether an Ethernet frame carries a fragment of an IPv4 datagram (more
+/// fragments follow, or it starts past offset 0): what reassembly holds.
+pub fn is_ipv4_fragment(frame: &[u8]) -> bool {
+    frame.len() >= ETH_HEADER + 20
+        && be16(frame, 12) == ETHERTYPE_IPV4
+        && be16(frame, ETH_HEADER + 6) & 0x3fff != 0
+}
+
 /// Whether an Ethernet frame may go to the stack.
 pub fn frame_is_well_formed(frame: &[u8]) -> bool {
     check_frame(frame) == Verdict::Accept
@@ -109,6 +117,25 @@ mod tests {
         f.extend_from_slice(&ip);
         f.extend_from_slice(&[0u8; 8]); // UDP header
         f
+    }
+
+    #[test]
+    fn fragments_are_told_from_whole_datagrams() {
+        let whole = good_ipv4();
+        assert!(!is_ipv4_fragment(&whole));
+        let mut dont_fragment = good_ipv4();
+        dont_fragment[ETH_HEADER + 6] = 0x40;
+        assert!(!is_ipv4_fragment(&dont_fragment), "DF alone");
+        let mut first = good_ipv4();
+        first[ETH_HEADER + 6] = 0x20; // more fragments, offset 0
+        assert!(is_ipv4_fragment(&first));
+        let mut last = good_ipv4();
+        last[ETH_HEADER + 7] = 185; // offset 1480, the last one
+        assert!(is_ipv4_fragment(&last));
+        let mut arp = good_ipv4();
+        arp[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+        assert!(!is_ipv4_fragment(&arp));
+        assert!(!is_ipv4_fragment(&first[..ETH_HEADER + 7]), "cut short");
     }
 
     #[test]

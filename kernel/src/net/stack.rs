@@ -17,8 +17,19 @@
 //! and closing ones together), each with fixed buffers; a full send buffer
 //! holds a send's event until space frees (back-pressure, nothing dropped
 //! by the stack); a closed socket stays until its FIN exchange ends.
+//!
+//! Unpredictable to a peer (issue 13, item 7): TCP initial sequence numbers
+//! are RFC 6528's (`net::isn`, through the hook `Config::tcp_isn` that the
+//! vendored smoltcp adds), ephemeral ports random draws under the same
+//! boot secret.
+//!
+//! IPv4 fragments (item 10) are reassembled in at most 4 buffers of 4 KiB
+//! at once, each given back when its datagram completes or 15 s after its
+//! first fragment; larger datagrams are refused. Fragments received are
+//! counted (the log says so at each power of two).
 
 use crate::drivers::netfront::NetDevice;
+use crate::net::isn::{PortPicker, Secret};
 use crate::status::{SysError, SysResult};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
@@ -37,6 +48,11 @@ use xen::cmdline::NetConfig;
 pub const MAX_SOCKETS: usize = 192;
 /// Listening sockets per listener (the ABI's figure).
 pub const MAX_BACKLOG: usize = abi::net::MAX_BACKLOG;
+/// How long the fragments of a datagram may take to arrive: far beyond
+/// any gap on a LAN, and short, so that fragments that never complete
+/// (each held in one of smoltcp's 4 reassembly buffers of 4 KiB) free
+/// their buffer soon (RFC 791 suggests 15 s to start with).
+const REASSEMBLY_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(15);
 /// Buffer sizes each way: small for the many, large for bulk transfers.
 pub const SMALL_BUFFER: usize = 4 * 1024;
 pub const LARGE_BUFFER: usize = 128 * 1024;
@@ -88,6 +104,9 @@ pub struct NetStats {
     pub polls: u64,
     pub accepted: u64,
     pub sockets: usize,
+    /// IPv4 fragments received (smoltcp counts neither those it holds
+    /// nor those it drops).
+    pub fragments: u64,
 }
 
 struct Net {
@@ -108,6 +127,8 @@ struct Net {
     /// smoltcp's next poll time (µs), if any.
     poll_at: Option<u64>,
     stats: NetStats,
+    /// Local ports of the connections the guest opens.
+    ports: PortPicker,
 }
 
 static NET: Mutex<Option<Net>> = Mutex::new(None);
@@ -120,8 +141,27 @@ fn ipv4(a: [u8; 4]) -> Ipv4Address {
     Ipv4Address::new(a[0], a[1], a[2], a[3])
 }
 
-/// The configuration from the command line, set at boot.
-static CONFIG: Mutex<Option<(NetConfig, u64)>> = Mutex::new(None);
+/// The configuration from the command line and the boot secret, set at boot.
+static CONFIG: Mutex<Option<(NetConfig, Secret)>> = Mutex::new(None);
+/// The key of RFC 6528's hash, for [`tcp_isn`] (which smoltcp calls as a
+/// plain function).
+static ISN_SECRET: spin::Once<Secret> = spin::Once::new();
+
+/// smoltcp's `Config::tcp_isn`: RFC 6528's number for the connection.
+fn tcp_isn(local: IpEndpoint, remote: IpEndpoint, now: Instant) -> u32 {
+    let v4 = |e: IpEndpoint| {
+        let IpAddress::Ipv4(a) = e.addr;
+        (a.octets(), e.port)
+    };
+    // Set before any interface exists (`configure`, then `start`).
+    let secret = ISN_SECRET.get().copied().unwrap_or_default();
+    crate::net::isn::initial_sequence_number(
+        secret,
+        v4(local),
+        v4(remote),
+        now.total_micros().max(0) as u64,
+    )
+}
 /// A device attached and waiting for the backend to connect.
 static PENDING: Mutex<Option<NetDevice>> = Mutex::new(None);
 /// Devices whose pages the old backend still mapped when the network went
@@ -160,9 +200,11 @@ fn retire(mut dev: NetDevice) {
     }
 }
 
-/// Boot: remembers the address configuration and a seed for smoltcp.
-pub fn configure(config: NetConfig, seed: u64) {
-    *CONFIG.lock() = Some((config, seed));
+/// Boot: remembers the address configuration and the 128-bit secret that
+/// keys sequence numbers and port draws.
+pub fn configure(config: NetConfig, secret: Secret) {
+    ISN_SECRET.call_once(|| secret);
+    *CONFIG.lock() = Some((config, secret));
 }
 
 /// Allocates the device for `backend` (replacing one never connected).
@@ -186,7 +228,7 @@ pub fn attach(backend: u16) -> SysResult<(u32, u32, u32)> {
 /// The backend connected: starts the stack over the attached device.
 /// `gso`: the backend takes GSO packets (used unless `ethos.tso=off`).
 pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
-    let (config, seed) = (*CONFIG.lock()).ok_or(SysError::InvalidArgument)?;
+    let (config, secret) = (*CONFIG.lock()).ok_or(SysError::InvalidArgument)?;
     // Every socket slot up front: the set never grows (and never asks the
     // heap for a larger block) while connections come and go.
     let mut slots = Vec::new();
@@ -219,7 +261,7 @@ pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
         },
         if config.tso { "on" } else { "off" }
     );
-    start(dev, mac, config, seed, slots);
+    start(dev, mac, config, secret, slots);
     Ok(())
 }
 
@@ -264,12 +306,15 @@ fn start(
     mut dev: NetDevice,
     mac: [u8; 6],
     config: NetConfig,
-    seed: u64,
+    secret: Secret,
     slots: Vec<smoltcp::iface::SocketStorage<'static>>,
 ) {
     let mut c = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    c.random_seed = seed;
+    // smoltcp's own generator now only picks the first IPv4 ident.
+    c.random_seed = crate::net::isn::stack_seed(secret);
+    c.tcp_isn = Some(tcp_isn);
     let mut iface = Interface::new(c, &mut dev, now());
+    iface.set_reassembly_timeout(REASSEMBLY_TIMEOUT);
     iface.update_ip_addrs(|addrs| {
         let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(ipv4(config.ip)), config.prefix));
     });
@@ -292,6 +337,10 @@ fn start(
         dirty: true,
         poll_at: None,
         stats: NetStats::default(),
+        // Drawing from where the last interface stopped would repeat
+        // nothing either, but a fresh picker per attach is simpler and the
+        // secret keeps it unpredictable.
+        ports: PortPicker::new(secret),
     });
 }
 
@@ -335,9 +384,14 @@ pub fn poll() -> Vec<Completion> {
     n.dirty = false;
     let mut done = Vec::new();
     // Poll until the stack settles: a poll can make room for more sends.
+    let fragments_before = n.stats.fragments;
     for _ in 0..8 {
         n.stats.polls += 1;
-        n.iface.poll(t, &mut n.dev, &mut n.sockets);
+        let mut dev = Counted {
+            dev: &mut n.dev,
+            fragments: &mut n.stats.fragments,
+        };
+        n.iface.poll(t, &mut dev, &mut n.sockets);
         n.dev.flush_tx();
         n.dev.service();
         let before = done.len();
@@ -346,12 +400,84 @@ pub fn poll() -> Vec<Completion> {
             break;
         }
     }
+    note_fragments(fragments_before, n.stats.fragments);
     n.reap_closing();
     n.poll_at = n
         .iface
         .poll_at(t, &n.sockets)
         .map(|at| at.total_micros().max(0) as u64);
     done
+}
+
+/// Says how many IPv4 fragments came in each time the count reaches a
+/// power of two: a flood shows in the log in a few lines.
+fn note_fragments(before: u64, now: u64) {
+    // A power of two in (before, now]: the first fragment, or log2 grew.
+    if now > before && (before == 0 || now.ilog2() > before.ilog2()) {
+        info!(
+            "net: {now} IPv4 fragments received (reassembly: {} datagrams of {} bytes at most \
+             at once, {} s to complete)",
+            smoltcp::config::REASSEMBLY_BUFFER_COUNT,
+            smoltcp::config::REASSEMBLY_BUFFER_SIZE,
+            REASSEMBLY_TIMEOUT.secs()
+        );
+    }
+}
+
+/// The device as smoltcp polls it, counting the IPv4 fragments it hands
+/// over.
+struct Counted<'d> {
+    dev: &'d mut NetDevice,
+    fragments: &'d mut u64,
+}
+
+struct CountedRx<'c> {
+    frame: crate::drivers::netfront::RxToken,
+    fragments: &'c mut u64,
+}
+
+impl smoltcp::phy::RxToken for CountedRx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let fragments = self.fragments;
+        self.frame.consume(|frame| {
+            if crate::net::netcheck::is_ipv4_fragment(frame) {
+                *fragments += 1;
+            }
+            f(frame)
+        })
+    }
+
+    fn meta(&self) -> smoltcp::phy::PacketMeta {
+        self.frame.meta()
+    }
+}
+
+impl smoltcp::phy::Device for Counted<'_> {
+    type RxToken<'a>
+        = CountedRx<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = crate::drivers::netfront::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (frame, tx) = self.dev.receive(now)?;
+        let rx = CountedRx {
+            frame,
+            fragments: self.fragments,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.dev.transmit(now)
+    }
+
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        self.dev.capabilities()
+    }
 }
 
 impl Net {
@@ -713,8 +839,12 @@ pub fn tcp_listen(owner: Pid, port: u16, backlog: usize, large: bool) -> SysResu
 /// completes once connected (or `Remote(REFUSED)`).
 pub fn tcp_connect(owner: Pid, ip: [u8; 4], port: u16, event: EventId) -> SysResult<u32> {
     with_net(|n| {
+        let sockets = &n.sockets;
+        let local = n
+            .ports
+            .pick(|p| port_in_use(sockets, p))
+            .ok_or(SysError::Busy)?;
         let sh = n.tcp_socket(0, LARGE_BUFFER)?;
-        let local = 49152 + (n.next as u16 % 16384);
         let remote = IpEndpoint::new(IpAddress::Ipv4(ipv4(ip)), port);
         let cx = n.iface.context();
         if n.sockets
@@ -728,6 +858,16 @@ pub fn tcp_connect(owner: Pid, ip: [u8; 4], port: u16, event: EventId) -> SysRes
         let h = n.insert(owner, Kind::Tcp(sh))?;
         n.sock(owner, h)?.waiters.push((event, Want::Connect));
         Ok(h)
+    })
+}
+
+/// Whether a socket of the guest has `port` as its local port.
+fn port_in_use(sockets: &SocketSet, port: u16) -> bool {
+    sockets.iter().any(|(_, s)| match s {
+        smoltcp::socket::Socket::Tcp(t) => {
+            t.listen_endpoint().port == port || t.local_endpoint().is_some_and(|e| e.port == port)
+        }
+        smoltcp::socket::Socket::Udp(u) => u.endpoint().port == port,
     })
 }
 

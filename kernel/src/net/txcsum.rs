@@ -30,7 +30,11 @@ fn tcp_segment(frame: &[u8]) -> Option<(usize, usize)> {
     let ip = &frame[ETH_HEADER..];
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if ip[0] >> 4 != 4 || ip[9] != PROTO_TCP || ihl < 20 || total > ip.len() {
+    // A fragment is not a whole segment: later ones carry no TCP header
+    // where this one would write (smoltcp sizes TCP to the MTU, so none
+    // should come, but IPv4 fragmentation is on).
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    if ip[0] >> 4 != 4 || ip[9] != PROTO_TCP || ihl < 20 || total > ip.len() || fragment {
         return None;
     }
     let tcp_len = total.checked_sub(ihl).filter(|&n| n >= 20)?;
@@ -122,7 +126,12 @@ mod tests {
         short.truncate(ETH_HEADER + 30);
         let mut lying = frame(b"abc");
         lying[ETH_HEADER + 3] = 0xff; // total length beyond the frame
-        for mut f in [udp, arp, short, lying] {
+        let mut first_fragment = frame(b"abc");
+        first_fragment[ETH_HEADER + 6] = 0x20; // more fragments
+        let mut later_fragment = frame(b"abc");
+        later_fragment[ETH_HEADER + 6] = 0;
+        later_fragment[ETH_HEADER + 7] = 185; // offset 1480
+        for mut f in [udp, arp, short, lying, first_fragment, later_fragment] {
             let before = f.clone();
             assert!(!prepare_partial_checksum(&mut f));
             assert_eq!(f, before);
