@@ -777,7 +777,20 @@ fn more_clients_than_sockets_are_refused_and_the_backlog_recovers() {
         .lines()
         .filter(|l| l.contains("net: listener on port 80 cannot keep its backlog"))
         .collect();
-    assert_eq!(short.len(), 1, "said once:\n{}", guest.log);
+    // Said once per shortage: the backlog may run short again after it was
+    // whole again while the 200 are still connecting (seen in a full run:
+    // short, whole, short within 54 ms), and each time is said once.
+    let whole = guest
+        .log
+        .lines()
+        .filter(|l| l.contains("has its whole backlog again"))
+        .count();
+    assert!(
+        !short.is_empty() && short.len() <= whole + 1,
+        "said once per shortage ({} short, {whole} whole):\n{}",
+        short.len(),
+        guest.log
+    );
     assert!(short[0].contains("are refused"), "{}", short[0]);
     assert_eq!(run.fact("net_backlog_whole"), "yes", "{}", guest.log);
     assert_eq!(run.fact("net_concurrent_after_held"), "ok=100 of 100");
