@@ -1102,3 +1102,26 @@ fn a_migration_leaves_the_guest_whole_whether_or_not_it_succeeds() {
     }
     assert_beeps_and_watch_survived(guest);
 }
+
+/// `xl save` and `xl restore` with 56 RPCs in flight (issue 14 item 3):
+/// the restored domain offers its channel anew, sends again what was
+/// unanswered, and every request completes exactly once (a `dir_create`
+/// run twice would answer `Exists`); the daemon's folder holds exactly
+/// what was asked.
+#[test]
+fn a_restore_with_rpcs_in_flight_completes_each_exactly_once() {
+    let run = rig();
+    let guest = run.guest("rpcsaved");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert_eq!(run.fact("rpcsaved_rc"), "0", "{}", guest.log);
+    for line in [
+        "rpc-restart: 56 requests in flight",
+        "resumed as a new domain",
+        "rpc: the domain was restored: offering the channel again",
+        "rpc-restart: all 56 completed, each once",
+        "rpc-restart: folder holds exactly 24 directories and 24 files, contents intact: ok",
+    ] {
+        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
+    }
+    assert!(!guest.log.contains("FAILED"), "{}", guest.log);
+}
