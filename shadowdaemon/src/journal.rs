@@ -18,8 +18,10 @@
 //!
 //! 1. `B <id>` is appended before the op runs ([`Journal::begin`]);
 //! 2. `D <id> <op> <status> <written>` once it ran ([`Journal::finish`]), with the reply;
-//! 3. `F <id>` once the reply is in the guest's ring ([`Journal::delivered`]): the guest
-//!    has it, the entry is forgotten.
+//! 3. `F <id>` once the guest has read the reply from its ring ([`Journal::delivered`]):
+//!    its consumer index is past the reply's last byte. Being in the ring is not enough:
+//!    a domain saved meanwhile (`xl save`) comes back with that ring thrown away and
+//!    sends the request again.
 //!
 //! A request that comes again finds either its `D` record, and gets the recorded reply
 //! without running again ([`Lookup::Done`]); or only its `B` record: the daemon died while
@@ -189,7 +191,7 @@ impl Journal {
         self.record(id, Some(Entry::Done(result.clone())), line)
     }
 
-    /// Forgets `id`: its reply is in the guest's ring.
+    /// Forgets `id`: the guest has read its reply.
     pub fn delivered(&self, id: u64) -> io::Result<()> {
         if !self.lock().entries.contains_key(&id) {
             return Ok(());
