@@ -1111,17 +1111,26 @@ fn without_late_eoi_every_kick_of_a_storm_is_a_wake() {
     assert_eq!(storm.wakes.held, 0);
 }
 
-/// A guest saved (`xl save`) while a reply was in its ring and not yet read: the restored
-/// domain throws that ring away and sends the request again. The journal forgets a reply
-/// only once the guest has read it, so the request is answered from the journal, not run
+/// A guest saved (`xl save`) while a reply was in its ring and not yet read, then
+/// restored: the same VM in the same boot as another domid (63, then 64), which throws
+/// that ring away and sends the request again. Its journal, keyed by VM and boot, is
+/// kept when domain 63 goes and found by domain 64; and the journal forgets a reply only
+/// once the guest has read it, so the request is answered from the journal, not run
 /// twice; one the guest did read is forgotten.
 #[test]
-fn a_reply_the_guest_never_read_is_answered_again_from_the_journal() {
-    use shadowdaemon::journal::{JournalSet, Lookup};
+fn a_restored_guest_is_answered_from_the_journal_what_its_saved_ring_held() {
+    use shadowdaemon::journal::{BootId, JournalKey, Keeping, Lookup, StateDir};
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
     let d = Daemon::new(PoolConfig::default());
-    let journals = JournalSet::default();
-    let path = d.tmp.path().join("unread.journal");
+    let state_dir = d.tmp.path().join("state");
+    std::fs::create_dir(&state_dir).unwrap();
+    let state = StateDir::new(&state_dir, Keeping::default());
+    let key = JournalKey::Boot {
+        handle: "0f8e2f5e-1c0d-4b1a-9d47-5a1c3b2e0001".into(),
+        boot: BootId::parse(b"00c0ffee0123abcd").unwrap(),
+        name: GuestName::new("saved").unwrap(),
+    };
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = runs.clone();
     let handler: Arc<dyn Handler> = Arc::new(move |root: &GuestRoot, req: Request| {
@@ -1135,7 +1144,7 @@ fn a_reply_the_guest_never_read_is_answered_again_from_the_journal() {
         Request::DirCreate { path: p("unread") },
     );
 
-    let journal = journals.open(&path).unwrap().unwrap();
+    let journal = state.open(&key).unwrap().unwrap();
     let (mut g, client, port) = pair(12, 12, Config::default());
     let conn = Connection::new(
         63,
@@ -1162,11 +1171,21 @@ fn a_reply_the_guest_never_read_is_answered_again_from_the_journal() {
     assert_eq!(journal.lookup(1), Lookup::New, "read, yet remembered");
     assert_eq!(journal.lookup(2), Lookup::Done(Ok(ReplyBody::DirCreate)));
     drop(journal);
+    // Domain 63 is gone: its journal is kept, and outlasts a clean-up.
+    state.forget(&key, SystemTime::now()).unwrap();
+    let nobody = |_: &JournalKey| false;
+    // (Kept as it answers for a request, or held still by the finished job's last
+    // reference: either way not removed.)
+    assert_eq!(
+        state.prune(&nobody, SystemTime::now()).unwrap().removed(),
+        0
+    );
+    assert!(state.path(&key).unwrap().exists());
 
     // The restored domain: a new ring, the unanswered request sent again.
     let mut reopened = None;
     for _ in 0..30_000 {
-        if let Ok(j) = journals.open(&path).unwrap() {
+        if let Ok(j) = state.open(&key).unwrap() {
             reopened = Some(j);
             break;
         }
