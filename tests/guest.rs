@@ -1124,4 +1124,20 @@ fn a_restore_with_rpcs_in_flight_completes_each_exactly_once() {
         assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
     }
     assert!(!guest.log.contains("FAILED"), "{}", guest.log);
+    // The saved domain's journal outlived it, and the restored one (another
+    // domid) was answered from it what the daemon had done and the guest
+    // had not read before the save: run once, not twice.
+    let lines = daemon_lines(run, "rpcsaved");
+    assert!(
+        lines.iter().any(|l| l.contains("kept for a restore")),
+        "{lines:#?}"
+    );
+    let replayed = lines
+        .iter()
+        .filter(|l| l.contains("answered from the journal, not run"))
+        .count();
+    assert!(
+        replayed >= 1,
+        "nothing answered from the journal:\n{lines:#?}"
+    );
 }
