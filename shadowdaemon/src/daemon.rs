@@ -585,8 +585,8 @@ trait Attacher {
     /// Attaches `domid` (who is `identity`) to `offer`.
     fn attach(&mut self, domid: u16, offer: Offer, identity: &Identity) -> Attached;
     /// Domain `domid`, who was `identity`, is gone: its journal goes, or is kept for a
-    /// restore if keyed by its boot ([`StateDir::forget`]).
-    fn forget(&mut self, domid: u16, identity: &Identity) -> std::io::Result<()>;
+    /// restore if keyed by its boot ([`StateDir::forget`]); whether it is kept.
+    fn forget(&mut self, domid: u16, identity: &Identity) -> std::io::Result<bool>;
     /// Bounds the journals kept for domains that went away ([`StateDir::prune`]);
     /// `live` holds the journals of the domains known now.
     fn prune(&mut self, live: &HashSet<JournalKey>) -> std::io::Result<()>;
@@ -747,14 +747,13 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
                 log::info!("domid {domid}: gone; {}", l.counts);
             }
             if let Some(identity) = self.identities.remove(&domid) {
-                let key = identity.journal_key(domid);
                 match self.attacher.forget(domid, &identity) {
-                    Ok(()) if key.outlives_its_domain() => log::info!(
+                    Ok(true) => log::info!(
                         "guest {} (domid {domid}): journal {} kept for a restore",
                         identity.name,
-                        key.file_name()
+                        identity.journal_key(domid).file_name()
                     ),
-                    Ok(()) => {}
+                    Ok(false) => {}
                     Err(e) => self.warn(
                         domid,
                         now,
@@ -1004,7 +1003,7 @@ impl Attacher for XenAttacher {
         }
     }
 
-    fn forget(&mut self, domid: u16, identity: &Identity) -> std::io::Result<()> {
+    fn forget(&mut self, domid: u16, identity: &Identity) -> std::io::Result<bool> {
         self.state
             .forget(&identity.journal_key(domid), SystemTime::now())
     }
@@ -1450,10 +1449,10 @@ mod tests {
             })
         }
 
-        fn forget(&mut self, domid: u16, identity: &Identity) -> std::io::Result<()> {
+        fn forget(&mut self, domid: u16, identity: &Identity) -> std::io::Result<bool> {
             match &self.state {
                 Some(state) => state.forget(&identity.journal_key(domid), SystemTime::now()),
-                None => Ok(()),
+                None => Ok(false),
             }
         }
 

@@ -81,7 +81,10 @@
 //! Live entries are at most the requests in flight plus what an earlier incarnation left
 //! behind; [`MAX_ENTRIES`] caps them anyway (the oldest go first, logged). The file is
 //! rewritten with only the live entries once it holds [`COMPACT_LINES`] lines. A guest
-//! saved and restored again and again reuses one file.
+//! saved and restored again and again reuses one file. Replies the guest read after the
+//! daemon that wrote them died are never marked read (nobody saw it read them): they
+//! stay, answering for ids the guest will not send again, until [`MAX_ENTRIES`] or the
+//! bounds on kept journals drop them.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -576,17 +579,29 @@ impl StateDir {
         self.path(key).is_ok_and(|p| self.journals.is_held(&p))
     }
 
-    /// The domain whose journal `key` names is gone (at `now`). A [`JournalKey::Domain`]
-    /// journal is removed. A [`JournalKey::Boot`] one is kept for a restore, and its
-    /// age counts from now: its modification time is set to `now`.
-    pub fn forget(&self, key: &JournalKey, now: SystemTime) -> io::Result<()> {
+    /// The domain whose journal `key` names is gone (at `now`); whether its journal is
+    /// kept. A [`JournalKey::Domain`] journal is removed. A [`JournalKey::Boot`] one is
+    /// kept for a restore, its age counting from now (its modification time is set to
+    /// `now`), unless it answers for nothing and nothing holds it: then it is removed,
+    /// as it would tell a restore nothing.
+    pub fn forget(&self, key: &JournalKey, now: SystemTime) -> io::Result<bool> {
         let path = self.path(key)?;
         if !key.outlives_its_domain() {
-            return Journal::remove(&path);
+            return Journal::remove(&path).map(|()| false);
+        }
+        // Nothing opens a journal meanwhile.
+        let open = self
+            .journals
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let held = open.get(&path).is_some_and(|j| j.strong_count() > 0);
+        if !held && Journal::live_entries(&path)? == 0 {
+            return Journal::remove(&path).map(|()| false);
         }
         match OpenOptions::new().append(true).open(&path) {
-            Ok(file) => file.set_modified(now),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(file) => file.set_modified(now).map(|()| true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -928,8 +943,8 @@ mod tests {
             .unwrap()
             .as_secs();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
-        state.forget(&boot, now).unwrap();
-        state.forget(&domain, now).unwrap();
+        assert!(state.forget(&boot, now).unwrap(), "kept");
+        assert!(!state.forget(&domain, now).unwrap());
         assert!(!state.path(&domain).unwrap().exists());
         let nobody = |_: &JournalKey| false;
         let pruned = state.prune(&nobody, now).unwrap();
@@ -976,7 +991,11 @@ mod tests {
         // without a boot id, and another file.
         let empty = boot_key(UUID, "00000000000000ee", "web");
         drop(state.open(&empty).unwrap().unwrap());
-        state.forget(&empty, t0).unwrap();
+        assert!(
+            !state.forget(&empty, t0).unwrap(),
+            "kept, answering for nothing"
+        );
+        assert!(!state.path(&empty).unwrap().exists());
         let live = boot_key(UUID, "00000000000000aa", "web");
         with_an_entry(&state, &live, 1);
         state.forget(&live, t0 - hour * 100).unwrap();
@@ -994,7 +1013,7 @@ mod tests {
         assert_eq!(
             pruned,
             Pruned {
-                empty: 1,
+                empty: 0,
                 aged: 1,
                 over_cap: 2,
                 kept: 3

@@ -1172,7 +1172,7 @@ fn a_restored_guest_is_answered_from_the_journal_what_its_saved_ring_held() {
     assert_eq!(journal.lookup(2), Lookup::Done(Ok(ReplyBody::DirCreate)));
     drop(journal);
     // Domain 63 is gone: its journal is kept, and outlasts a clean-up.
-    state.forget(&key, SystemTime::now()).unwrap();
+    assert!(state.forget(&key, SystemTime::now()).unwrap(), "not kept");
     let nobody = |_: &JournalKey| false;
     // (Kept as it answers for a request, or held still by the finished job's last
     // reference: either way not removed.)
