@@ -95,6 +95,9 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     if boot.cmdline.get("ethos.rpc") != Some("off") {
         match crate::rpc::client::init() {
             Ok(_) => {
+                // Tells this boot from the VM's others (the daemon's journal);
+                // a restore keeps it, being memory.
+                crate::apps::rpc_offer::set_boot_id(secret());
                 // Measured 1.7 KiB deep: the smallest stack.
                 if let Err(e) =
                     sched::spawn_service("rpc-offer", crate::apps::rpc_offer::rpc_offer, 8)

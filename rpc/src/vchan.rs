@@ -447,6 +447,16 @@ impl<M: SharedMem> Vchan<M> {
         self.raw_ready()
     }
 
+    /// Bytes we wrote that the peer has not read yet, by its consumer index (checked as
+    /// every other read of it is: an index out of range breaks the channel). Unlike
+    /// [`Self::buffer_space`] it asks for no kick, and it works on a closed end too:
+    /// it tells what the peer really read, e.g. before its pages went with a domain
+    /// that was saved while we wrote.
+    pub fn unread_by_peer(&mut self) -> Result<usize, Error> {
+        let space = self.raw_space()?;
+        Ok(self.write_ring_size() - space)
+    }
+
     /// Free space in the ring we write (`libxenvchan_buffer_space`: also asks to be
     /// kicked on the next read).
     pub fn buffer_space(&mut self) -> Result<usize, Error> {

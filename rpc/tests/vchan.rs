@@ -91,6 +91,27 @@ fn partial_write_when_full_then_space_after_read() {
     assert_eq!(client.send(&[1; 100]).map(|n| n.is_some()), Ok(true));
 }
 
+/// What the peer really read, by its consumer index: no kick asked for, and still
+/// readable once either end closed.
+#[test]
+fn unread_by_peer_follows_the_consumer_index() {
+    let (mut server, mut client, pages) = pair(10, 11);
+    assert_eq!(client.unread_by_peer(), Ok(0));
+    let _ = client.write(&[7u8; 300]).unwrap();
+    let asked = client.stats().notify_requests;
+    assert_eq!(client.unread_by_peer(), Ok(300));
+    assert_eq!(read_all(&mut server, 120).len(), 120);
+    assert_eq!(client.unread_by_peer(), Ok(180));
+    assert_eq!(client.stats().notify_requests, asked, "asked for a kick");
+    let _ = server.close();
+    let _ = client.close();
+    assert_eq!(client.unread_by_peer(), Ok(180), "after both ends closed");
+    // A consumer index out of range is refused as everywhere else.
+    pages.ctrl.store_u32_release(LEFT_CONS, 301);
+    let r = BrokenReason::ConsumerOutOfRange { ring: Side::Left };
+    assert_eq!(client.unread_by_peer(), Err(Error::Broken(r)));
+}
+
 #[test]
 fn recv_takes_exactly_or_nothing() {
     let (mut server, mut client, _pages) = pair(10, 11);

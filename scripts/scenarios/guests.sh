@@ -189,6 +189,24 @@ if rig_start restart $cfg "$image" "$programs" 'extra="ethos.init=rpc-restart"';
     rig_daemon_start
     rig_wait restart 300 shutdown
 fi
+# 1b. The same program saved and restored (`xl save`, `xl restore`) while
+#    its requests are in flight, the daemon again holding each reply back
+#    300 ms: the restored domain offers its channel anew and sends again
+#    what was unanswered; each request completes once (issue 14 item 3).
+rig_daemon_stop
+rig_daemon_start --test-reply-delay-ms 300
+if rig_start rpcsaved $cfg "$image" "$programs" 'extra="ethos.init=rpc-restart"'; then
+    if rig_wait_line rpcsaved "requests in flight" 180; then
+        xl save rpcsaved /tmp/rpcsaved.img >/tmp/xl-save.log 2>&1 &&
+            xl restore /tmp/rpcsaved.img >>/tmp/xl-save.log 2>&1
+        rig fact "rpcsaved_rc=$?"
+        sed 's/^/@@RIG log rpcsaved|xl: /' /tmp/xl-save.log
+        rm -f /tmp/rpcsaved.img
+    fi
+    rig_wait rpcsaved 300 shutdown
+fi
+rig_daemon_stop
+rig_daemon_start
 # 2. A guest destroyed in the middle of RPCs: the daemon must let go of its
 #    pages and port at once (no zombie domain, no mapping left).
 if rig_start flood $cfg "$image" "$programs" 'extra="ethos.init=rpc-flood"'; then

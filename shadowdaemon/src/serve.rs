@@ -522,6 +522,9 @@ pub struct Connection<M, E> {
     stop: Arc<AtomicBool>,
     requests: u64,
     replies: u64,
+    /// Journaled replies handed to the responder that the guest has not read yet, as
+    /// (event id, where the reply ends in the stream of bytes we write), oldest first.
+    unread: VecDeque<(u64, u64)>,
 }
 
 impl<M: SharedMem, E: EventChannel> Connection<M, E> {
@@ -560,6 +563,7 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
             stop: Arc::new(AtomicBool::new(false)),
             requests: 0,
             replies: 0,
+            unread: VecDeque::new(),
         }
     }
 
@@ -612,6 +616,8 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
         );
         let ended = self.serve(pool);
         self.shared.alive.store(false, Ordering::SeqCst);
+        // What the guest read before it went: the rest stays in the journal.
+        self.forget_read();
         if self.responder.close().is_yes() {
             if let Err(e) = self.evtchn.notify() {
                 log::warn!("{}: kick after closing failed: {e}", self.shared.id);
@@ -636,6 +642,35 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
         ended
     }
 
+    /// Forgets in the journal the replies the guest has read: its consumer index is past
+    /// their last byte. Not as soon as they are in its ring: a domain saved meanwhile
+    /// (`xl save`) is restored with that ring thrown away (it may have been copied
+    /// half-written), and sends those requests again under the same ids. A reply still
+    /// in our outbox is daemon memory, lost if the daemon dies: not read either.
+    fn forget_read(&mut self) {
+        let Some(journal) = &self.shared.journal else {
+            return;
+        };
+        if self.unread.is_empty() {
+            return;
+        }
+        // A consumer index out of range breaks the channel (the loop reports it); what
+        // was read is then unknown, so nothing is forgotten.
+        let Ok(in_ring) = self.responder.vchan_mut().unread_by_peer() else {
+            return;
+        };
+        let read = self.responder.stats().vchan.bytes_written - in_ring as u64;
+        while let Some(&(id, end)) = self.unread.front() {
+            if end > read {
+                break;
+            }
+            self.unread.pop_front();
+            if let Err(e) = journal.delivered(id) {
+                log::error!("{}: event {id}: journal: {e}", self.shared.id);
+            }
+        }
+    }
+
     fn serve(&mut self, pool: &Pool) -> Ended {
         let (done_tx, done_rx): (Sender<Reply>, Receiver<Reply>) =
             crossbeam_channel::bounded(self.max_in_flight);
@@ -644,10 +679,6 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
         let mut in_flight = 0usize;
         // This guest's share of the pool (see crate::pool: fairness between guests).
         let tenant = pool.tenant();
-        // Replies handed to the responder whose bytes may still wait in its outbox
-        // (daemon memory, lost if it dies): the journal forgets them only once the
-        // outbox is empty, i.e. they are in the guest's ring.
-        let mut unflushed: Vec<u64> = Vec::new();
         // Whether the last wait ended with a kick from the guest, until the turn after
         // it says whether that kick moved anything.
         let mut kicked: Option<bool> = None;
@@ -670,7 +701,9 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
                 match self.responder.reply(reply) {
                     Ok(()) => {
                         if self.shared.journal.is_some() {
-                            unflushed.push(reply.event_id);
+                            let end = self.responder.stats().vchan.bytes_written
+                                + self.responder.queued_bytes() as u64;
+                            self.unread.push_back((reply.event_id, end));
                         }
                         pending.pop_front();
                         in_flight -= 1;
@@ -747,15 +780,7 @@ impl<M: SharedMem, E: EventChannel> Connection<M, E> {
                     return e.into();
                 }
             }
-            if let Some(journal) = &self.shared.journal {
-                if self.responder.queued_bytes() == 0 {
-                    for id in unflushed.drain(..) {
-                        if let Err(e) = journal.delivered(id) {
-                            log::error!("{}: event {id}: journal: {e}", self.shared.id);
-                        }
-                    }
-                }
-            }
+            self.forget_read();
 
             if self.responder.take_notify().is_yes() {
                 if let Err(e) = self.evtchn.notify() {

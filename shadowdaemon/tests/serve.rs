@@ -1110,3 +1110,108 @@ fn without_late_eoi_every_kick_of_a_storm_is_a_wake() {
     assert_eq!(storm.wakes.kicks_spurious, KICKS, "{}", storm.wakes);
     assert_eq!(storm.wakes.held, 0);
 }
+
+/// A guest saved (`xl save`) while a reply was in its ring and not yet read, then
+/// restored: the same VM in the same boot as another domid (63, then 64), which throws
+/// that ring away and sends the request again. Its journal, keyed by VM and boot, is
+/// kept when domain 63 goes and found by domain 64; and the journal forgets a reply only
+/// once the guest has read it, so the request is answered from the journal, not run
+/// twice; one the guest did read is forgotten.
+#[test]
+fn a_restored_guest_is_answered_from_the_journal_what_its_saved_ring_held() {
+    use shadowdaemon::journal::{BootId, JournalKey, Keeping, Lookup, StateDir};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
+    let d = Daemon::new(PoolConfig::default());
+    let state_dir = d.tmp.path().join("state");
+    std::fs::create_dir(&state_dir).unwrap();
+    let state = StateDir::new(&state_dir, Keeping::default());
+    let key = JournalKey::Boot {
+        handle: "0f8e2f5e-1c0d-4b1a-9d47-5a1c3b2e0001".into(),
+        boot: BootId::parse(b"00c0ffee0123abcd").unwrap(),
+        name: GuestName::new("saved").unwrap(),
+    };
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let handler: Arc<dyn Handler> = Arc::new(move |root: &GuestRoot, req: Request| {
+        if matches!(req, Request::DirCreate { .. }) {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        service::handle(root, req)
+    });
+    let (read, unread) = (
+        Request::DirCreate { path: p("read") },
+        Request::DirCreate { path: p("unread") },
+    );
+
+    let journal = state.open(&key).unwrap().unwrap();
+    let (mut g, client, port) = pair(12, 12, Config::default());
+    let conn = Connection::new(
+        63,
+        d.root("saved"),
+        Responder::new(client, Config::default()),
+        port,
+        Arc::clone(&handler),
+        Limits::default(),
+    )
+    .with_journal(Arc::clone(&journal));
+    let stopper = conn.stopper();
+    thread::scope(|s| {
+        let daemon = s.spawn(|| conn.run(&d.pool));
+        assert_eq!(g.rpc(1, read.clone()), Ok(ReplyBody::DirCreate));
+        g.call(2, &unread);
+        // Its reply reaches the ring; the guest is suspended and never reads it.
+        while g.caller.vchan_mut().data_ready().unwrap() == 0 {
+            g.sleep();
+        }
+        // The domain is destroyed once saved: the daemon stops its connection.
+        stopper.stop();
+        assert!(matches!(daemon.join().unwrap(), Ended::Stopped));
+    });
+    assert_eq!(journal.lookup(1), Lookup::New, "read, yet remembered");
+    assert_eq!(journal.lookup(2), Lookup::Done(Ok(ReplyBody::DirCreate)));
+    drop(journal);
+    // Domain 63 is gone: its journal is kept, and outlasts a clean-up.
+    assert!(state.forget(&key, SystemTime::now()).unwrap(), "not kept");
+    let nobody = |_: &JournalKey| false;
+    // (Kept as it answers for a request, or held still by the finished job's last
+    // reference: either way not removed.)
+    assert_eq!(
+        state.prune(&nobody, SystemTime::now()).unwrap().removed(),
+        0
+    );
+    assert!(state.path(&key).unwrap().exists());
+
+    // The restored domain: a new ring, the unanswered request sent again.
+    let mut reopened = None;
+    for _ in 0..30_000 {
+        if let Ok(j) = state.open(&key).unwrap() {
+            reopened = Some(j);
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let reopened = reopened.expect("the old connection never let go of the journal");
+    let (mut g, client, port) = pair(12, 12, Config::default());
+    let conn = Connection::new(
+        64,
+        d.root("saved"),
+        Responder::new(client, Config::default()),
+        port,
+        handler,
+        Limits::default(),
+    )
+    .with_journal(reopened);
+    thread::scope(|s| {
+        let daemon = s.spawn(|| conn.run(&d.pool));
+        assert_eq!(g.rpc(2, unread.clone()), Ok(ReplyBody::DirCreate));
+        g.close();
+        assert!(matches!(daemon.join().unwrap(), Ended::PeerClosed));
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "a request ran twice");
+    let replayed = logs().matching(&[
+        "guest saved (domid 64)",
+        "sent again: answered from the journal",
+    ]);
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+}

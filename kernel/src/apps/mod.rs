@@ -58,25 +58,32 @@ pub fn wait_ok(
 }
 
 /// Publishes a vchan's `ring-ref` and `event-channel` under `node` (relative
-/// to the guest's home) in one xenstore transaction, readable by this
-/// domain alone (and dom0, which reads everything), retrying while the
-/// commit meets EAGAIN, as libxenvchan's server does.
+/// to the guest's home), with the `extra` keys beside them, in one xenstore
+/// transaction (a reader sees all of them or none), readable by this domain
+/// alone (and dom0, which reads everything), retrying while the commit meets
+/// EAGAIN, as libxenvchan's server does.
 pub fn publish_vchan(
     node: &str,
     ring_ref: u32,
     port: u32,
+    extra: &[(&str, &str)],
     me: &str,
 ) -> Result<(), alloc::string::String> {
     use alloc::format;
+    let (ring_ref, port) = (format!("{ring_ref}"), format!("{port}"));
     for _ in 0..10 {
         let tx = match wait_ok(crate::syscall::xs_transaction_start(), "transaction")? {
             events::Value::Word(tx) => tx as u32,
             _ => return Err(alloc::string::String::from("transaction id: not a word")),
         };
-        for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
+        let keys = [
+            ("ring-ref", ring_ref.as_str()),
+            ("event-channel", port.as_str()),
+        ];
+        for &(key, value) in keys.iter().chain(extra) {
             let path = format!("{node}/{key}");
             wait_ok(
-                crate::syscall::xs_write(&path, format!("{value}").as_bytes(), tx),
+                crate::syscall::xs_write(&path, value.as_bytes(), tx),
                 "write key",
             )?;
             wait_ok(

@@ -329,10 +329,11 @@ pub fn service() -> Vec<Completion> {
 /// The domain runs on as a new one (restored or migrated): the channel's
 /// port and grants went with the old domain, as if the daemon had gone.
 /// The channel is offered anew (`rpc-offer` publishes it) and what was
-/// unanswered is sent again (the daemon answers from its journal what it
-/// had already carried out, once it keys journals so that the restored
-/// domain's new domid finds the old one's). Returns what could
-/// not be carried over (failed).
+/// unanswered is sent again, replies left unread in the old ring included
+/// (the ring may have been copied half-written while the daemon wrote): the
+/// daemon answers from its journal, keyed by this VM and this boot (the
+/// boot id rpc-offer publishes), what it had already carried out. Returns
+/// what could not be carried over (failed).
 pub fn resume() -> Vec<Completion> {
     let mut done = Vec::new();
     let mut guard = CLIENT.lock();

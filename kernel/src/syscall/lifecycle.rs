@@ -12,9 +12,9 @@
 //! neither early nor lost), the console and xenstore have new event
 //! channels, the timer VIRQ is bound again, xenstored is told every watch
 //! again, the RPC channel is offered anew with what was unanswered (the
-//! daemon answers from its journal what it had done, once it finds that
-//! journal under the new domid), and process event channels, which did not survive, end
-//! their waits `Cancelled`. A cancelled suspend changes nothing.
+//! daemon answers from its journal, keyed by VM and boot id, not domid,
+//! what it had done), and process event channels, which did not survive,
+//! end their waits `Cancelled`. A cancelled suspend changes nothing.
 
 use crate::console;
 use events::{Completion, Status, Value};
