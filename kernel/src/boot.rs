@@ -296,7 +296,10 @@ fn report_stats() {
 
 /// Commits the fault the rig asked for, to prove faults are reported.
 fn commit_test_fault(fault: TestFault) {
-    warn!("committing test fault {fault:?} as asked on the command line");
+    warn!(
+        "committing test fault {} as asked on the command line",
+        fault.value()
+    );
     match fault {
         TestFault::Panic => panic!("test panic requested on the command line"),
         TestFault::StalePage => {}
@@ -315,6 +318,9 @@ fn commit_test_fault(fault: TestFault) {
             error!("division by zero returned {value}: no fault taken");
         }
         #[cfg(not(feature = "test-apps"))]
-        other => warn!("test fault {other:?} needs the guest-test image: ignored"),
+        other => warn!(
+            "test fault {} needs the guest-test image: ignored",
+            other.value()
+        ),
     }
 }

@@ -62,17 +62,34 @@ pub enum TestFault {
 impl TestFault {
     pub const OPTION: &'static str = "ethos.test_fault";
 
+    /// The values of the option, each with its fault.
+    const VALUES: [(&'static str, TestFault); 5] = [
+        ("pagefault", TestFault::PageFault),
+        ("ud", TestFault::InvalidOpcode),
+        ("divide", TestFault::DivideError),
+        ("panic", TestFault::Panic),
+        ("stale-page", TestFault::StalePage),
+    ];
+
     /// Reads the option; an unknown value is an error carrying that value.
     pub fn from_cmdline<'a>(cmdline: &Cmdline<'a>) -> Result<Option<TestFault>, &'a str> {
-        match cmdline.get(Self::OPTION) {
-            None => Ok(None),
-            Some("pagefault") => Ok(Some(TestFault::PageFault)),
-            Some("ud") => Ok(Some(TestFault::InvalidOpcode)),
-            Some("divide") => Ok(Some(TestFault::DivideError)),
-            Some("panic") => Ok(Some(TestFault::Panic)),
-            Some("stale-page") => Ok(Some(TestFault::StalePage)),
-            Some(other) => Err(other),
-        }
+        let Some(value) = cmdline.get(Self::OPTION) else {
+            return Ok(None);
+        };
+        Self::VALUES
+            .iter()
+            .find(|(v, _)| *v == value)
+            .map(|(_, f)| Some(*f))
+            .ok_or(value)
+    }
+
+    /// The option's value that asks for this fault (for messages: no Debug
+    /// formatting in the image).
+    pub fn value(self) -> &'static str {
+        Self::VALUES
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("?", |(v, _)| v)
     }
 }
 

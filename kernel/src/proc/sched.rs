@@ -458,7 +458,7 @@ pub fn apply(completions: Vec<Completion>) {
                 Ok(None) => {}
                 // Its process exited or retired it meanwhile: nobody to tell.
                 Err(Status::UnknownEvent) => {}
-                Err(e) => warn!("completion of {:?} failed: {e}", c.event),
+                Err(e) => warn!("completion of event {} failed: {e}", c.event.0),
             }
         }
     });
@@ -481,7 +481,7 @@ fn fire_timers() {
                 Ok(None) => {}
                 // Retired or exited before its deadline: nothing to tell.
                 Err(Status::UnknownEvent) => {}
-                Err(e) => warn!("timer completion of {:?} failed: {e}", t.event),
+                Err(e) => warn!("timer completion of event {} failed: {e}", t.event.0),
             }
         }
         // Re-armed on every pass that reads the clock. Inferring from our
