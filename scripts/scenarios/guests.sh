@@ -84,13 +84,13 @@ rig_start not+served $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo"' &&
 # The console's reader stops (issue 13 item 8): xenconsoled is stopped while
 # console-flood prints six rings' worth; the kernel must go on, and once
 # xenconsoled reads again the log says how many bytes were dropped. (xl
-# create waits for xenconsoled to take the console: the guest is created
-# paused, and runs once xenconsoled is stopped.)
+# create waits for xenconsoled to take the console: the guest floods only
+# once told, after xenconsoled is stopped.)
 consoled=$(cat /run/xenconsoled.pid)
-if rig_start conslost $cfg "$image" "$programs" 'extra="ethos.init=console-flood ethos.rpc=off"' -p; then
+if rig_start conslost $cfg "$image" "$programs" 'extra="ethos.init=console-flood ethos.rpc=off"'; then
     domid=$(xl domid conslost)
     kill -STOP "$consoled"
-    xl unpause conslost
+    xenstore-write "/local/domain/$domid/data/console-flood-start" 1
     for _ in $(seq 1 600); do
         [ "$(xenstore-read "/local/domain/$domid/data/console-flood" 2>/dev/null)" = printed ] && break
         usleep 100000
