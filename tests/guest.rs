@@ -1052,8 +1052,9 @@ fn a_stopped_console_reader_costs_lines_not_the_guest() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{dropped}"));
-    // 100 lines of about 170 bytes with their prefixes, 2 KiB of ring.
-    assert!(count > 10_000, "{dropped}");
+    // 100 lines of about 122 bytes with their prefixes (12 KiB), of which
+    // the 2 KiB ring took the first.
+    assert!(count > 8_000, "{dropped}");
     assert_eq!(
         guest
             .lines()
