@@ -1318,3 +1318,86 @@ fn a_restore_with_rpcs_in_flight_completes_each_exactly_once() {
         "nothing answered from the journal:\n{lines:#?}"
     );
 }
+
+/// A guest whose name the daemon refuses (`+` names no folder) is told
+/// through xenstore: its ping completes with `NotServed` at once, instead of
+/// waiting for an answer that never comes, and the kernel says why; the
+/// daemon's log says why too (issue 13 item 12).
+#[test]
+fn a_guest_the_daemon_will_not_serve_is_told_at_once() {
+    let run = rig();
+    let guest = run.guest("not+served");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let told = guest
+        .line_with("rpc: the daemon in dom0 will not serve this domain (bad-name;")
+        .unwrap_or_else(|| panic!("the kernel was not told:\n{}", guest.log));
+    assert!(told.contains("complete NotServed"), "{told}");
+    let failed = guest
+        .line_with("rpc-demo: FAILED: ping: ")
+        .unwrap_or_else(|| panic!("no ping outcome:\n{}", guest.log));
+    assert!(
+        failed.contains("the RPC daemon in dom0 will not serve this domain"),
+        "{failed}"
+    );
+    assert!(guest.line_with("no answer from the shadowdaemon").is_none());
+    let daemon = run.guest("shadowdaemon");
+    let refused = daemon
+        .lines()
+        .find(|l| l.contains(": not served: its name is unusable (guest name has byte 0x2b at 3"))
+        .unwrap_or_else(|| panic!("the daemon did not say why:\n{}", daemon.log));
+    let domid = refused
+        .split("domid ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(
+        daemon
+            .line_with(&format!("domid {domid}: told it is not served (bad-name)"))
+            .is_some(),
+        "{}",
+        daemon.log
+    );
+}
+
+/// xenconsoled stopped while a guest prints six rings' worth: the guest goes
+/// on (it finishes its work and stops), and once xenconsoled reads again its
+/// log says how many bytes were dropped (issue 13 item 8).
+#[test]
+fn a_stopped_console_reader_costs_lines_not_the_guest() {
+    let run = rig();
+    assert_eq!(run.fact("conslost_printed_while_stopped"), "printed");
+    let guest = run.guest("conslost");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let dropped = guest
+        .line_with(" bytes dropped while xenconsoled was not reading")
+        .unwrap_or_else(|| panic!("no count of dropped bytes:\n{}", guest.log));
+    let count: u64 = dropped
+        .trim_start_matches("console: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{dropped}"));
+    // 100 lines of about 122 bytes with their prefixes (12 KiB), of which
+    // the 2 KiB ring took the first.
+    assert!(count > 8_000, "{dropped}");
+    assert_eq!(
+        guest
+            .lines()
+            .filter(|l| l.contains("bytes dropped"))
+            .count(),
+        1,
+        "said once:\n{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("console-flood: dom0 said go; done")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    // The first lines made it; the later ones, printed while xenconsoled
+    // was stopped, went.
+    assert!(guest.line_with("console-flood: line   0 of 100").is_some());
+    assert!(guest.line_with("console-flood: line  99 of 100").is_none());
+}

@@ -141,6 +141,32 @@ if rig_start idle $cfg "$image" "$programs" 'extra="ethos.init=idle"'; then
     rig fact "idle_wall_seconds=3"
     rig_wait idle 60 shutdown
 fi
+# A guest the daemon will not serve is told (issue 13 item 12): `+` is no
+# byte of a folder name, so the daemon refuses `not+served` (xl takes it);
+# its ping completes NotServed at once instead of waiting 30 s for nothing.
+rig_start not+served $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo"' &&
+    rig_wait not+served 120 shutdown
+# The console's reader stops (issue 13 item 8): xenconsoled is stopped while
+# console-flood prints six rings' worth; the kernel must go on, and once
+# xenconsoled reads again the log says how many bytes were dropped. (xl
+# create waits for xenconsoled to take the console: the guest floods only
+# once told, after xenconsoled is stopped.)
+consoled=$(cat /run/xenconsoled.pid)
+if rig_start conslost $cfg "$image" "$programs" 'extra="ethos.init=console-flood ethos.rpc=off"'; then
+    domid=$(xl domid conslost)
+    kill -STOP "$consoled"
+    xenstore-write "/local/domain/$domid/data/console-flood-start" 1
+    for _ in $(seq 1 600); do
+        [ "$(xenstore-read "/local/domain/$domid/data/console-flood" 2>/dev/null)" = printed ] && break
+        usleep 100000
+    done
+    rig fact "conslost_printed_while_stopped=$(xenstore-read "/local/domain/$domid/data/console-flood" 2>/dev/null)"
+    kill -CONT "$consoled"
+    rig_wait_line conslost "Ethos-Xen guest kernel" 60
+    xenstore-write "/local/domain/$domid/data/console-flood-go" 1
+    rig_wait conslost 60 shutdown
+fi
+kill -CONT "$consoled"
 
 # Wire compatibility: Debian's vchan-socket-proxy (libxenvchan) connects as
 # the client of the vchan server of a program (programs/src/bin/vchan-echo.rs), hands us what the guest sent on
