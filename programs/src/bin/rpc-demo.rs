@@ -89,7 +89,8 @@ fn run() -> Result<(), String> {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     say(&format!("16 random bytes from dom0: {hex}"));
 
-    // Several RPCs in flight at once, waited under one AND tree: one wake.
+    // Several RPCs in flight at once, waited under one AND tree: one wake
+    // at most (none when every answer is in before the block).
     let ids: Vec<Event> = (0..8)
         .map(|_| rpc::ping())
         .collect::<Result<_, _>>()
