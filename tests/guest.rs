@@ -805,6 +805,85 @@ fn more_clients_than_sockets_are_refused_and_the_backlog_recovers() {
     assert_eq!(run.fact("net_concurrent_after_held"), "ok=100 of 100");
 }
 
+/// Issue 13, item 9: 400 SYNs from addresses that never answer. Before,
+/// each took one of the 192 sockets, was handed to accept as a connection
+/// and never reclaimed, and port 80 answered RST for good.
+#[test]
+fn a_syn_flood_from_silent_addresses_is_bounded_reaped_and_served_after() {
+    let run = rig();
+    let guest = run.guest("net");
+    let peer = run.guest("netpeer");
+    assert_eq!(run.fact("net_synflood"), "sent=400");
+    assert_eq!(run.fact("net_flood_said"), "yes", "{}", guest.log);
+    let said = guest
+        .line_with("half-open connections (a SYN flood?)")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    assert!(
+        said.contains("listener on port 80 holds 100 half-open") && said.contains("after 8 s"),
+        "{said}"
+    );
+    assert_eq!(run.fact("net_flood_cleared"), "yes", "{}", guest.log);
+    assert_eq!(run.fact("net_concurrent_after_flood"), "ok=100 of 100");
+    let stats = |prefix: &str| {
+        let line = peer
+            .line_with(&format!("{prefix}net sockets="))
+            .unwrap_or_else(|| panic!("no {prefix:?} stats:\n{}", peer.log));
+        let f = fields_after(line, prefix);
+        let n = |k: &str| -> u64 { f[k].parse().unwrap_or_else(|_| panic!("{k} in {line}")) };
+        (n("accepted"), n("half_open"), n("half_open_reaped"))
+    };
+    let (accepted_before, _, reaped_before) = stats("before flood: ");
+    let (accepted_after, half_open_after, reaped_after) = stats("after flood: ");
+    // At most the backlog held half-open, every one given up, none left.
+    let reaped = reaped_after - reaped_before;
+    assert!((1..=100).contains(&reaped), "{reaped} given up");
+    assert_eq!(half_open_after, 0);
+    // None of the 400 counted as accepted: between the two pages only the
+    // 100 clients, the page loads and the heap reads connected (and maybe
+    // some of the 20 silent ones, if they were slow to connect).
+    let accepted = accepted_after - accepted_before;
+    assert!(
+        (100..=130).contains(&accepted),
+        "{accepted} accepted across the flood"
+    );
+    let heap = |fact: &str| -> u64 {
+        run.fact(fact)
+            .parse()
+            .unwrap_or_else(|_| panic!("{fact}={:?}\n{}", run.fact(fact), guest.log))
+    };
+    let (before, during, after) = (
+        heap("net_heap_before_flood"),
+        heap("net_heap_during_flood"),
+        heap("net_heap_after_flood"),
+    );
+    // Bounded during: at most the 100 listening sockets refilled behind the
+    // half-open ones (8 KiB of buffers each) and their bookkeeping.
+    assert!(
+        during <= before + 100 * 9 * 1024,
+        "heap used {before} before the flood, {during} during it"
+    );
+    assert!(
+        after <= before + 64 * 1024,
+        "heap used {before} before the flood, {after} after it"
+    );
+}
+
+/// Connections that complete the handshake and say nothing are closed by
+/// the application's own idle timeout (net-demo: 10 s, one OR tree).
+#[test]
+fn silent_connections_are_closed_by_the_programs_idle_timeout() {
+    let run = rig();
+    assert_eq!(run.fact("net_silent"), "closed=20 of 20");
+    let peer = run.guest("netpeer");
+    let line = peer
+        .line_with("after blob: net sockets=")
+        .unwrap_or_else(|| panic!("{}", peer.log));
+    let closed: u64 = fields_after(line, "after blob: ")["idle_closed"]
+        .parse()
+        .unwrap();
+    assert!(closed >= 20, "{line}");
+}
+
 #[test]
 fn detaching_the_backend_ends_sockets_with_a_status_and_reattaching_works() {
     let run = rig();
