@@ -18,7 +18,11 @@ fn rig() -> &'static RigRun {
             build_programs(),
             build_user_programs(),
         ];
-        run_rig("guests", &images, &[])
+        // About 40 guests in one boot: some 400 s on an idle machine of
+        // two cores, more when other work shares them (a full run once
+        // passed 600 s with builds alongside). The deadline is there to end
+        // a hang, not to time the suite.
+        run_rig("guests", &images, &["--deadline", "1500"])
     })
 }
 
@@ -1267,22 +1271,21 @@ fn a_cancelled_suspend_runs_on_in_place() {
     assert_beeps_and_watch_survived(guest);
 }
 
-/// `xl migrate` to localhost: this rig's Xen (Debian's 4.17, built without
-/// shadow paging) has no log-dirty mode for PV guests, so the toolstack
-/// fails before it asks the guest to suspend, for any PV guest. What must
-/// hold is that the guest carries on unharmed; where migration works, the
-/// same program checks what survives it.
+/// Live `xl migrate` to localhost (issue 14 item 5) while save-wait's 8
+/// beeps and a watch are pending: every beep fires once, in order, and the
+/// watch fires, in the new domain. The rig's Xen is Debian's rebuilt with
+/// shadow paging (scripts/setup): Debian's own has no log-dirty mode for PV
+/// guests, and there `xl migrate` fails for any PV guest.
 #[test]
-fn a_migration_leaves_the_guest_whole_whether_or_not_it_succeeds() {
+fn a_live_migration_keeps_pending_beeps_and_watches() {
     let run = rig();
     let guest = run.guest("moved");
-    if run.fact("migrate_rc") != "0" {
-        assert!(
-            guest.line_with("Failed to enable logdirty").is_some(),
-            "xl migrate failed for another reason than the rig's Xen:\n{}",
-            guest.log
-        );
-    }
+    assert_eq!(run.fact("migrate_rc"), "0", "{}", guest.log);
+    assert!(
+        guest.line_with("resumed as a new domain").is_some(),
+        "{}",
+        guest.log
+    );
     assert_beeps_and_watch_survived(guest);
 }
 
@@ -1292,12 +1295,28 @@ fn a_migration_leaves_the_guest_whole_whether_or_not_it_succeeds() {
 /// connection, and dom0's download completes intact.
 #[test]
 fn a_restore_mid_download_keeps_the_connection_and_every_byte() {
+    assert_download_crossed("netsaved");
+}
+
+/// Live `xl migrate` to localhost of the networked guest in the middle of
+/// a 10 MiB download (issue 14 item 5): the same path as a restore (a new
+/// domain, a new backend), taken while the old domain still runs and its
+/// memory is copied over in rounds.
+#[test]
+fn a_live_migration_mid_download_keeps_the_connection_and_every_byte() {
+    assert_download_crossed("netmoved");
+}
+
+/// What a download through a save and restore, or a migration, of guest
+/// `name` must show (its facts are `{name}_rc`, `{name}_blob_get`, ...).
+fn assert_download_crossed(name: &str) {
     let run = rig();
-    let guest = run.guest("netsaved");
+    let guest = run.guest(name);
+    let fact = |f: &str| run.fact(&format!("{name}_{f}"));
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert_eq!(run.fact("netsaved_rc"), "0", "{}", guest.log);
-    assert_eq!(run.fact("netsaved_mid_transfer"), "yes", "{}", guest.log);
-    let got = run.fact("netsaved_blob_get");
+    assert_eq!(fact("rc"), "0", "{}", guest.log);
+    assert_eq!(fact("mid_transfer"), "yes", "{}", guest.log);
+    let got = fact("blob_get");
     assert!(
         got.starts_with("status=200 bytes=10485760"),
         "{got}\n{}",
@@ -1307,9 +1326,9 @@ fn a_restore_mid_download_keeps_the_connection_and_every_byte() {
         .line_with("net-demo: blob sent: cksum ")
         .unwrap_or_else(|| panic!("{}", guest.log));
     assert!(
-        sent.ends_with(run.fact("netsaved_blob_cksum")),
+        sent.ends_with(fact("blob_cksum")),
         "guest sent {sent:?}, dom0 got {}",
-        run.fact("netsaved_blob_cksum")
+        fact("blob_cksum")
     );
     for line in [
         "resumed as a new domain",
@@ -1320,9 +1339,9 @@ fn a_restore_mid_download_keeps_the_connection_and_every_byte() {
     }
     assert!(guest.line_with("network down").is_none(), "{}", guest.log);
     assert!(
-        run.fact("netsaved_after").starts_with("status=200"),
+        fact("after").starts_with("status=200"),
         "{}",
-        run.fact("netsaved_after")
+        fact("after")
     );
 }
 

@@ -85,9 +85,8 @@ fi
 # `xl save` and `xl restore`, ten times in a row, while save-wait's 8 beeps
 # and a xenstore watch are pending (programs/src/bin/save-wait.rs); then
 # `xl save -c` (a checkpoint: the toolstack cancels the suspend and the
-# domain runs on in place); then `xl migrate` to localhost, which this
-# rig's Xen cannot do for any PV guest (Debian builds it without shadow
-# paging, so there is no log-dirty mode): the guest must carry on unharmed.
+# domain runs on in place); then a live `xl migrate` to localhost (the
+# rig's Xen has shadow paging for PV log-dirty mode: scripts/setup).
 save_wait() {
     name=$1
     rig_wait_line "$name" "to be written" 120 &&
