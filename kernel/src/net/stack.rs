@@ -15,9 +15,10 @@
 //! [`MAX_SOCKETS`] are in use).
 //!
 //! A flood of SYNs from addresses that never answer (issue 13, item 9) costs
-//! bounded work and memory: a listener holds at most `backlog` half-open
-//! connections and refills no listening socket beyond that, and each is
-//! aborted [`HALF_OPEN_TIMEOUT_NS`] after its SYN, so the listener serves
+//! bounded work and memory: a listener's listening and half-open sockets
+//! together are at most its `backlog` (a half-open one is replaced only
+//! once it completes or goes), and each half-open one is aborted
+//! [`HALF_OPEN_TIMEOUT_NS`] after its SYN, so the listener serves
 //! again within seconds of the flood's end. Connections that complete the
 //! handshake and then say nothing are the application's to time out (an OR
 //! tree of its receive and a timer), as net-demo does; the queue of
@@ -657,14 +658,16 @@ impl Net {
         }
     }
 
-    /// Tops every listener up to its backlog of listening sockets.
+    /// Tops every listener up to its backlog of listening and half-open
+    /// sockets, while its queue of connections not yet accepted is short of
+    /// the backlog too.
     fn refill_backlogs(&mut self) {
         let listeners: Vec<u32> = self
             .table
             .iter()
             .filter(|(_, s)| {
                 matches!(&s.kind, Kind::Listener { listening, half_open, ready, backlog, .. }
-                    if listening.len() < *backlog && half_open.len() < *backlog && ready.len() < *backlog)
+                    if listening.len() + half_open.len() < *backlog && ready.len() < *backlog)
             })
             .map(|(&h, _)| h)
             .collect();
@@ -674,13 +677,16 @@ impl Net {
                 buffer,
                 backlog,
                 listening,
+                half_open,
                 ..
             }) = self.table.get(&h).map(|s| &s.kind)
             else {
                 continue;
             };
             let (port, buffer, backlog) = (*port, *buffer, *backlog);
-            let missing = backlog - listening.len();
+            // Half-open sockets take the place of listening ones: a flood
+            // holds at most `backlog` sockets of a listener.
+            let missing = backlog - listening.len() - half_open.len();
             let mut fresh = Vec::new();
             let mut error = None;
             for _ in 0..missing {
