@@ -1338,11 +1338,7 @@ fn assert_download_crossed(name: &str) {
         assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
     }
     assert!(guest.line_with("network down").is_none(), "{}", guest.log);
-    assert!(
-        fact("after").starts_with("status=200"),
-        "{}",
-        fact("after")
-    );
+    assert!(fact("after").starts_with("status=200"), "{}", fact("after"));
 }
 
 /// `xl mem-set` (issue 14 item 4): the guest gives free frames back when
