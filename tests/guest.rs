@@ -1080,6 +1080,111 @@ fn an_unknown_first_program_is_named_and_the_domain_powers_off() {
         line.contains("usertest"),
         "the archive's programs are listed: {line}"
     );
+    assert!(line.ends_with("; powering off"), "{line}");
+}
+
+/// A typo'd key and a bad log level (xen/src/options.rs checks every word):
+/// each is named with what the kernel does instead, and the program runs.
+#[test]
+fn a_typo_on_the_command_line_is_named_and_the_guest_goes_on() {
+    let guest = rig().guest("cmdtypo");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    for expected in [
+        "boot option ethos.ap=demo: unknown option (did you mean ethos.app?); ignored",
+        "boot option loglevel=bogus: expected off|error|warn|info|debug|trace; \
+         using the default, info",
+    ] {
+        assert!(
+            guest.line_with(expected).is_some(),
+            "{expected}:\n{}",
+            guest.log
+        );
+    }
+    assert_eq!(count_lines(guest, "boot option "), 2, "{}", guest.log);
+    assert!(
+        guest.line_with("args: [hello one]").is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("process 1 (hello) exited with status 0")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+}
+
+/// An option of the networked images on the core image is named as such;
+/// at loglevel=warn the info lines are gone and the guest still ends well.
+#[test]
+fn a_network_option_on_the_core_image_says_it_has_no_networking() {
+    let guest = rig().guest("cmdnonet");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(
+        guest
+            .line_with("boot option ethos.ip=192.0.2.2/24: this image has no networking; ignored")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(guest.line_with(" INFO ").is_none(), "{}", guest.log);
+}
+
+/// `ethos.help` prints the table, one line an option, even at loglevel=off
+/// (where nothing else is printed), and powers off.
+#[test]
+fn ethos_help_prints_every_option_and_powers_off() {
+    let guest = rig().guest("cmdhelp");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let help: Vec<&str> = guest
+        .lines()
+        .filter_map(|l| l.split_once("ethos.help: ").map(|(_, rest)| rest))
+        .collect();
+    for key in [
+        "loglevel=off|error|warn|info|debug|trace [default info]",
+        "ethos.init=",
+        "ethos.app=",
+        "ethos.rpc=on|off",
+        "ethos.trace=on|off",
+        "ethos.ip=A.B.C.D/PREFIX",
+        "ethos.gw=",
+        "ethos.tso=on|off",
+        "ethos.test_fault=",
+        "ethos.help [default off] print this and power off",
+    ] {
+        assert!(
+            help.iter().any(|l| l.starts_with(key)),
+            "{key}:\n{}",
+            guest.log
+        );
+    }
+    assert_eq!(help.len(), 10, "{}", guest.log);
+    assert!(
+        guest.line_with("Ethos-Xen guest kernel").is_none(),
+        "{}",
+        guest.log
+    );
+    assert!(guest.line_with("init: program").is_none(), "{}", guest.log);
+}
+
+/// A networked guest given an address but no vif= does not wait for ever:
+/// net-setup says so after 5 s and the domain powers off. At
+/// loglevel=error that is the only line.
+#[test]
+fn an_address_without_a_vif_is_named_and_the_domain_powers_off() {
+    let guest = rig().guest("novif");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let line = guest
+        .line_with("net-setup: ethos.ip is set but the domain has no network device")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    assert!(line.contains("give the xl config a vif="), "{line}");
+    assert!(line.ends_with("; powering off"), "{line}");
+    assert!(
+        guest.line_with(" INFO ").is_none() && guest.line_with(" WARN ").is_none(),
+        "{}",
+        guest.log
+    );
 }
 
 /// The lines of `guest`'s log that contain `needle`.

@@ -37,6 +37,17 @@ rig_start usertest $cfg "$image" "$programs" 'extra="ethos.init=usertest"' && ri
 rig_start userdemo $cfg "$image" "$programs" 'extra="ethos.init=demo ethos.rpc=off"' && rig_wait userdemo 120 shutdown
 rig_start userargs $cfg "$image" "$programs" 'extra="ethos.init=hello ethos.rpc=off -- one two"' && rig_wait userargs 120 shutdown
 rig_start usernone $cfg "$image" "$programs" 'extra="ethos.init=no-such-program ethos.rpc=off"' && rig_wait usernone 120 shutdown
+# The command line is checked against the options' table (xen/src/options.rs):
+# a typo'd key and a bad level are named and the program still runs; a
+# networking option on the core image is named; ethos.help prints the
+# table (even at loglevel=off) and powers off; a networked guest given an
+# address and no vif= says so after 5 s and powers off (at loglevel=error,
+# only that line).
+rig_start cmdtypo $cfg "$image" "$programs" 'extra="ethos.ap=demo loglevel=bogus ethos.init=hello ethos.rpc=off -- one"' && rig_wait cmdtypo 60 shutdown
+rig_start cmdnonet $cfg "$image" "$programs" 'extra="loglevel=warn ethos.init=hello ethos.rpc=off ethos.ip=192.0.2.2/24"' && rig_wait cmdnonet 60 shutdown
+rig_start cmdhelp $cfg "$image" 'extra="loglevel=off ethos.help"' && rig_wait cmdhelp 60 shutdown
+rig_start novif $cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' \
+    'extra="loglevel=error ethos.init=net-demo ethos.rpc=off ethos.ip=192.0.2.2/24"' && rig_wait novif 60 shutdown
 # `xl shutdown` and `xl reboot`, as a user stops a guest: until-shutdown's
 # processes wait on trees holding shutdown events (programs/src/bin/
 # until-shutdown.rs); its deaf `sleep` holds none and is ended when the
