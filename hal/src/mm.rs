@@ -204,10 +204,6 @@ impl Frame {
     pub fn pfn(&self) -> u64 {
         self.pfn
     }
-    /// The frame of a pfn whose P2M entry names one again (ballooning).
-    pub(crate) fn from_pfn(pfn: u64) -> Frame {
-        Frame { pfn }
-    }
     pub fn mfn(&self) -> u64 {
         // A frame is minted only for a pfn inside the P2M list.
         pfn_to_mfn(self.pfn).unwrap_or(0)
@@ -215,10 +211,12 @@ impl Frame {
 }
 
 /// The frames past the heap, for processes and page tables: a bitmap of
-/// the free ones (one bit per frame of the domain, in the heap, which grew
-/// by as much at boot), handing out the lowest first.
+/// the free ones, handing out the lowest first, and one of those given back
+/// to Xen (`balloon`); one bit per frame of the domain each, in the heap,
+/// which grew by as much at boot.
 pub struct FramePool {
-    free: FrameSet,
+    pub(crate) free: FrameSet,
+    pub(crate) out: FrameSet,
 }
 
 impl FramePool {
@@ -239,6 +237,11 @@ impl FramePool {
 
     pub fn is_empty(&self) -> bool {
         self.free.is_empty()
+    }
+
+    /// Frames given back to Xen.
+    pub fn ballooned(&self) -> usize {
+        self.out.len()
     }
 }
 
@@ -277,8 +280,8 @@ pub fn init_memory(heap_min: u64, pool_min: u64) -> Option<Memory> {
     let tail = boot_tail(si);
     let pfn = |va: u64| (va - VIRT_BASE) >> PAGE_SHIFT;
     let first = pfn(tail.end);
-    // The bitmap and what the allocator keeps beside it.
-    let want = heap_min.saturating_add(FrameSet::bytes_for(nr) + 64);
+    // The two bitmaps and what the allocator keeps beside them.
+    let want = heap_min.saturating_add(2 * FrameSet::bytes_for(nr) + 128);
     let split = pool::split(tail.clone(), nr - first, want, pool_min);
     let table_pfns = first + split.extended;
     let mut tables = table_pfns..table_pfns + split.tables;
@@ -307,7 +310,10 @@ pub fn init_memory(heap_min: u64, pool_min: u64) -> Option<Memory> {
         heap: tail.start..heap_end,
         heap_frames: pfn(heap_end).saturating_sub(first),
         heap_tables: tables.start - table_pfns,
-        frames: FramePool { free },
+        frames: FramePool {
+            free,
+            out: FrameSet::new(nr),
+        },
     })
 }
 
