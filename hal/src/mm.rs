@@ -269,7 +269,7 @@ static MEMORY_TAKEN: spin::Once<()> = spin::Once::new();
 /// and the rest of the tail is unmapped and joins the pool.
 ///
 /// Only the first call gets the pool: two pools would hand out the same
-/// frames twice. `None` then, or if the heap has no room for the bitmap.
+/// frames twice; `None` then.
 pub fn init_memory(heap_min: u64, pool_min: u64) -> Option<Memory> {
     if MEMORY_TAKEN.is_completed() {
         return None;
@@ -289,9 +289,9 @@ pub fn init_memory(heap_min: u64, pool_min: u64) -> Option<Memory> {
     // The tail's frames unmapped for the pool end here.
     let mut unmapped = tail.end;
     if heap_end > tail.end {
-        // SAFETY: the frames are the domain's own, past the boot mapping:
-        // nothing maps or uses them (the pool is not made yet); their own
-        // addresses lie past the boot mapping, below USER.
+        // SAFETY: the frames (and the tables') are the domain's own, past
+        // the boot mapping: nothing maps or uses them (the pool is not made
+        // yet); their own addresses lie past the boot mapping, below USER.
         heap_end = unsafe { set_boot_ptes(tail.end..heap_end, true, &mut tables) };
     } else if heap_end < tail.end {
         // SAFETY: the heap, not set up yet, ends at `heap_end`: nothing
@@ -299,6 +299,8 @@ pub fn init_memory(heap_min: u64, pool_min: u64) -> Option<Memory> {
         unmapped = unsafe { set_boot_ptes(heap_end..tail.end, false, &mut tables) };
     }
     crate::heap::init(tail.start, heap_end);
+    // The heap was sized for them (should a table or a page have been
+    // refused, the allocator says it has no room, and the kernel stops).
     let mut free = FrameSet::new(nr);
     for p in pfn(heap_end)..nr {
         // Not the tail's frames still mapped, nor the new tables.
@@ -340,7 +342,8 @@ unsafe fn set_boot_ptes(range: Range<u64>, map: bool, tables: &mut Range<u64>) -
         // no L1 table: one is made, and the page set again.
         if unsafe { update_va_mapping(va, pte, uvmf::INVLPG) }.is_ok() {
             va += PAGE_SIZE as u64;
-        } else if new_boot_l1(va, tables).is_none() {
+            // SAFETY: `tables` are the caller's frames, which nothing uses.
+        } else if unsafe { new_boot_l1(va, tables) }.is_none() {
             break;
         }
     }
@@ -350,7 +353,11 @@ unsafe fn set_boot_ptes(range: Range<u64>, map: bool, tables: &mut Range<u64>) -
 /// Hangs a new L1 table for `va` in the boot L2 (slot 0 of the boot root,
 /// whose L3 and L2 tables the builder made and mapped): a frame from
 /// `tables`, cleared first.
-fn new_boot_l1(va: u64, tables: &mut Range<u64>) -> Option<()> {
+///
+/// # Safety
+/// The frames of `tables` are the domain's own, and nothing maps or uses
+/// them.
+unsafe fn new_boot_l1(va: u64, tables: &mut Range<u64>) -> Option<()> {
     let table =
         |e: u64| (e & pte::PRESENT != 0).then_some((e & 0x000f_ffff_ffff_f000) >> PAGE_SHIFT);
     let l3 = table(boot_table_entry(
@@ -365,7 +372,7 @@ fn new_boot_l1(va: u64, tables: &mut Range<u64>) -> Option<()> {
     }
     let l1 = pfn_to_mfn(tables.next()?)?;
     let clear = [mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, l1)];
-    // SAFETY: a frame past the boot mapping nothing uses (the caller's):
+    // SAFETY: a frame nothing maps or uses (the caller's guarantee):
     // clearing it changes no mapping and no Rust object.
     unsafe { crate::hypercall::mmuext(&clear) }.ok()?;
     set_entry(l2, index, l1).ok()
