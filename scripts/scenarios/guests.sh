@@ -37,6 +37,25 @@ rig_start usertest $cfg "$image" "$programs" 'extra="ethos.init=usertest"' && ri
 rig_start userdemo $cfg "$image" "$programs" 'extra="ethos.init=demo ethos.rpc=off"' && rig_wait userdemo 120 shutdown
 rig_start userargs $cfg "$image" "$programs" 'extra="ethos.init=hello ethos.rpc=off -- one two"' && rig_wait userargs 120 shutdown
 rig_start usernone $cfg "$image" "$programs" 'extra="ethos.init=no-such-program ethos.rpc=off"' && rig_wait usernone 120 shutdown
+# A guest of any size boots (issue 13 item 11). 990 MiB, about all the
+# rig's Xen has free (1000 MiB: dom0 has 1024 of QEMU's 2048), so it runs
+# alone, as every guest here does: the P2M list fills its boot mapping, and
+# its heap grows into the frames past it. It gives most of itself back to
+# Xen and takes it again (a bit per frame in the pool, not the heap).
+# 4 MiB: its boot mapping is all of its memory; the pool takes the tail past
+# the heap's floor, and the demo's four programs run in it.
+rig fact "big_free_mib_before=$(xl info | awk -F': ' '/^free_memory/ {print $2}')"
+if rig_start big $cfg "$image" "$programs" 'memory=990' 'extra="ethos.init=sleep ethos.rpc=off -- 3600000"'; then
+    if rig_wait_line big "init: program sleep started" 60; then
+        xl mem-set big 64m && rig_wait_line big "balloon: target 65536 KiB" 60
+        rig fact "big_mib_down=$(xl list big | awk '$1 == "big" {print $3}')"
+        xl mem-set big 990m && rig_wait_line big "balloon: target 1013760 KiB" 60
+        rig fact "big_mib_up=$(xl list big | awk '$1 == "big" {print $3}')"
+        xl shutdown big
+    fi
+    rig_wait big 60 shutdown
+fi
+rig_start tiny $cfg "$image" "$programs" 'memory=4' 'extra="ethos.init=demo ethos.rpc=off"' && rig_wait tiny 120 shutdown
 # `xl shutdown` and `xl reboot`, as a user stops a guest: until-shutdown's
 # processes wait on trees holding shutdown events (programs/src/bin/
 # until-shutdown.rs); its deaf `sleep` holds none and is ended when the
