@@ -1020,7 +1020,11 @@ fn user_mode_suite_passes_under_xen() {
 /// the AND tree of its three children's exit events.
 #[test]
 fn the_demo_runs_as_four_user_programs() {
-    let guest = rig().guest("userdemo");
+    assert_the_demo_ran(rig().guest("userdemo"));
+}
+
+/// What the demo prints when its four programs ran to the end.
+fn assert_the_demo_ran(guest: &rig_tests::GuestRun) {
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
     for line in [
         "demo: 4 programs running; blocking on AND of the 3 exit events",
@@ -1047,6 +1051,106 @@ fn the_demo_runs_as_four_user_programs() {
         guest.log
     );
     assert!(guest.line_with("killed").is_none(), "{}", guest.log);
+}
+
+/// The boot line on memory: (heap KiB, frames the heap took past the boot
+/// mapping, frames for programs).
+fn boot_memory(guest: &rig_tests::GuestRun) -> (u64, u64, u64) {
+    let line = guest
+        .line_with(" KiB heap (")
+        .unwrap_or_else(|| panic!("no memory line at boot:\n{}", guest.log));
+    // "memory: 1028 KiB heap (0 frames past the boot mapping), 437 frames …"
+    let numbers: Vec<u64> = line
+        .split_once("memory: ")
+        .map_or("", |(_, rest)| rest)
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers[..] {
+        [heap_kib, past, frames, ..] => (heap_kib, past, frames),
+        _ => panic!("{line}"),
+    }
+}
+
+/// A guest of any size boots (issue 13 item 11). At 990 MiB the P2M list
+/// fills the boot mapping, whose tail was the heap: the pool's 8 bytes a
+/// frame outgrew it and the guest panicked at boot. Now the pool is a bit
+/// a frame and the heap grows into the frames past the boot mapping, and
+/// giving 926 MiB back to Xen and taking it again costs no heap either.
+#[test]
+fn a_990_mib_guest_boots_grows_its_heap_and_balloons_down_and_up() {
+    let run = rig();
+    let guest = run.guest("big");
+    assert_eq!(
+        guest.state,
+        "shutdown",
+        "free MiB before: {}\n{}",
+        run.fact("big_free_mib_before"),
+        guest.log
+    );
+    let ready = guest
+        .line_with("ready: ")
+        .unwrap_or_else(|| panic!("no ready line:\n{}", guest.log));
+    let f = fields_after(ready, "ready: ");
+    assert_eq!(f.get("memory_mib"), Some(&"990"), "{ready}");
+    assert_eq!(f.get("pages"), Some(&"253440"), "{ready}");
+    let (heap_kib, past, frames) = boot_memory(guest);
+    assert!(
+        heap_kib >= 1024,
+        "the heap's floor is 1 MiB: {heap_kib} KiB"
+    );
+    assert!(past > 0, "the heap took no frame past the boot mapping");
+    assert!(frames > 250_000, "{frames} frames for programs");
+    assert!(
+        guest.line_with("init: program sleep started").is_some(),
+        "{}",
+        guest.log
+    );
+    // 253,440 frames held, 16,384 wanted: every one of the difference goes.
+    for line in [
+        "balloon: target 65536 KiB: gave back 237056 frames, took 0 again; 237056 out, 0 short",
+        "balloon: target 1013760 KiB: gave back 0 frames, took 237056 again; 0 out, 0 short",
+        "balloon: 0 frames out (237056 given, 237056 taken)",
+    ] {
+        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
+    }
+    assert_eq!(run.fact("big_mib_down"), "64", "{}", guest.log);
+    assert_eq!(run.fact("big_mib_up"), "990", "{}", guest.log);
+    assert!(
+        guest.line_with("PANIC").is_none() && guest.line_with("ERROR").is_none(),
+        "{}",
+        guest.log
+    );
+}
+
+/// A 4 MiB guest's boot mapping is all of its memory, which was all heap:
+/// no frame for page binding, the RPC channel or a program. Now the heap
+/// keeps its floor and the rest is frames, which the boot line counts, and
+/// the demo's four programs run in them.
+#[test]
+fn a_4_mib_guest_runs_the_demo_in_the_frames_past_its_heap_floor() {
+    let guest = rig().guest("tiny");
+    let ready = guest
+        .line_with("ready: ")
+        .unwrap_or_else(|| panic!("no ready line:\n{}", guest.log));
+    assert_eq!(
+        fields_after(ready, "ready: ").get("memory_mib"),
+        Some(&"4"),
+        "{ready}"
+    );
+    let (heap_kib, past, frames) = boot_memory(guest);
+    assert!(
+        (1024..1100).contains(&heap_kib),
+        "the heap keeps its 1 MiB floor: {heap_kib} KiB"
+    );
+    assert_eq!(past, 0, "{}", guest.log);
+    assert!(frames >= 256, "{frames} frames for programs");
+    assert!(
+        guest.line_with("page binding unavailable").is_none(),
+        "{}",
+        guest.log
+    );
+    assert_the_demo_ran(guest);
 }
 
 /// `ethos.init=hello -- one two`: the words after `--` are its arguments.

@@ -8,7 +8,7 @@ use crate::event::shutdown::Kind;
 use crate::panic::{die_with_message, shut_down};
 use crate::proc::sched;
 use hal::{hypercall, mm, traps, upcall};
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 use xen::boot_info::BootInfo;
 use xen::cmdline::TestFault;
 use xen::options::{Image, Opt, Options};
@@ -198,19 +198,33 @@ fn say_entropy() {
     }
 }
 
+/// The heap the kernel needs whatever the domain's size (its processes,
+/// events, rings; the network image's stack and buffers too): a large
+/// domain's boot mapping has little room left past the P2M list, and the
+/// heap then grows into the frames past it.
+const HEAP_MIN: u64 = if cfg!(feature = "net") {
+    2 << 20
+} else {
+    1 << 20
+};
+/// Frames below which a small domain's pool takes the boot mapping's tail
+/// past `HEAP_MIN` from the heap: a 4 MiB domain's boot mapping is all of
+/// its memory, and its programs need frames.
+const POOL_MIN: u64 = 256;
+
 /// Brings up event delivery, the timer, the heap and the scheduler.
 fn init_core(boot: &BootInfo) {
-    let Some(memory) = mm::init_memory() else {
-        die_with_message(format_args!("the boot memory was set up twice"))
+    let Some(memory) = mm::init_memory(HEAP_MIN, POOL_MIN) else {
+        die_with_message(format_args!("no memory for the heap and frame pool"))
     };
     let heap = memory.heap;
     // Where the P2M list is, for the toolstack when it saves the domain.
     hal::suspend::publish_p2m();
-    debug!(
-        "heap: {:#x}..{:#x} ({} KiB)",
-        heap.start,
-        heap.end,
-        (heap.end - heap.start) / 1024
+    info!(
+        "memory: {} KiB heap ({} frames past the boot mapping), {} frames for programs, their page tables, bound pages and grants",
+        (heap.end - heap.start) / 1024,
+        memory.heap_frames + memory.heap_tables,
+        memory.frames.len()
     );
     if let Err(e) = upcall::install(
         crate::xen::evtchn::on_upcall,
