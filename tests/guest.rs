@@ -18,7 +18,11 @@ fn rig() -> &'static RigRun {
             build_programs(),
             build_user_programs(),
         ];
-        run_rig("guests", &images, &[])
+        // About 40 guests in one boot: some 400 s on an idle machine of
+        // two cores, more when other work shares them (a full run once
+        // passed 600 s with builds alongside). The deadline is there to end
+        // a hang, not to time the suite.
+        run_rig("guests", &images, &["--deadline", "1500"])
     })
 }
 
@@ -805,6 +809,85 @@ fn more_clients_than_sockets_are_refused_and_the_backlog_recovers() {
     assert_eq!(run.fact("net_concurrent_after_held"), "ok=100 of 100");
 }
 
+/// Issue 13, item 9: 400 SYNs from addresses that never answer. Before,
+/// each took one of the 192 sockets, was handed to accept as a connection
+/// and never reclaimed, and port 80 answered RST for good.
+#[test]
+fn a_syn_flood_from_silent_addresses_is_bounded_reaped_and_served_after() {
+    let run = rig();
+    let guest = run.guest("net");
+    let peer = run.guest("netpeer");
+    assert_eq!(run.fact("net_synflood"), "sent=400");
+    assert_eq!(run.fact("net_flood_said"), "yes", "{}", guest.log);
+    let said = guest
+        .line_with("half-open connections (a SYN flood?)")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    assert!(
+        said.contains("listener on port 80 holds 100 half-open") && said.contains("after 8 s"),
+        "{said}"
+    );
+    assert_eq!(run.fact("net_flood_cleared"), "yes", "{}", guest.log);
+    assert_eq!(run.fact("net_concurrent_after_flood"), "ok=100 of 100");
+    let stats = |prefix: &str| {
+        let line = peer
+            .line_with(&format!("{prefix}net sockets="))
+            .unwrap_or_else(|| panic!("no {prefix:?} stats:\n{}", peer.log));
+        let f = fields_after(line, prefix);
+        let n = |k: &str| -> u64 { f[k].parse().unwrap_or_else(|_| panic!("{k} in {line}")) };
+        (n("accepted"), n("half_open"), n("half_open_reaped"))
+    };
+    let (accepted_before, _, reaped_before) = stats("before flood: ");
+    let (accepted_after, half_open_after, reaped_after) = stats("after flood: ");
+    // At most the backlog held half-open, every one given up, none left.
+    let reaped = reaped_after - reaped_before;
+    assert!((1..=100).contains(&reaped), "{reaped} given up");
+    assert_eq!(half_open_after, 0);
+    // None of the 400 counted as accepted: between the two pages only the
+    // 100 clients, the page loads and the heap reads connected (and maybe
+    // some of the 20 silent ones, if they were slow to connect).
+    let accepted = accepted_after - accepted_before;
+    assert!(
+        (100..=130).contains(&accepted),
+        "{accepted} accepted across the flood"
+    );
+    let heap = |fact: &str| -> u64 {
+        run.fact(fact)
+            .parse()
+            .unwrap_or_else(|_| panic!("{fact}={:?}\n{}", run.fact(fact), guest.log))
+    };
+    let (before, during, after) = (
+        heap("net_heap_before_flood"),
+        heap("net_heap_during_flood"),
+        heap("net_heap_after_flood"),
+    );
+    // Bounded during: at most the 100 listening sockets refilled behind the
+    // half-open ones (8 KiB of buffers each) and their bookkeeping.
+    assert!(
+        during <= before + 100 * 9 * 1024,
+        "heap used {before} before the flood, {during} during it"
+    );
+    assert!(
+        after <= before + 64 * 1024,
+        "heap used {before} before the flood, {after} after it"
+    );
+}
+
+/// Connections that complete the handshake and say nothing are closed by
+/// the application's own idle timeout (net-demo: 10 s, one OR tree).
+#[test]
+fn silent_connections_are_closed_by_the_programs_idle_timeout() {
+    let run = rig();
+    assert_eq!(run.fact("net_silent"), "closed=20 of 20");
+    let peer = run.guest("netpeer");
+    let line = peer
+        .line_with("after blob: net sockets=")
+        .unwrap_or_else(|| panic!("{}", peer.log));
+    let closed: u64 = fields_after(line, "after blob: ")["idle_closed"]
+        .parse()
+        .unwrap();
+    assert!(closed >= 20, "{line}");
+}
+
 #[test]
 fn detaching_the_backend_ends_sockets_with_a_status_and_reattaching_works() {
     let run = rig();
@@ -937,7 +1020,11 @@ fn user_mode_suite_passes_under_xen() {
 /// the AND tree of its three children's exit events.
 #[test]
 fn the_demo_runs_as_four_user_programs() {
-    let guest = rig().guest("userdemo");
+    assert_the_demo_ran(rig().guest("userdemo"));
+}
+
+/// What the demo prints when its four programs ran to the end.
+fn assert_the_demo_ran(guest: &rig_tests::GuestRun) {
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
     for line in [
         "demo: 4 programs running; blocking on AND of the 3 exit events",
@@ -964,6 +1051,106 @@ fn the_demo_runs_as_four_user_programs() {
         guest.log
     );
     assert!(guest.line_with("killed").is_none(), "{}", guest.log);
+}
+
+/// The boot line on memory: (heap KiB, frames the heap took past the boot
+/// mapping, frames for programs).
+fn boot_memory(guest: &rig_tests::GuestRun) -> (u64, u64, u64) {
+    let line = guest
+        .line_with(" KiB heap (")
+        .unwrap_or_else(|| panic!("no memory line at boot:\n{}", guest.log));
+    // "memory: 1028 KiB heap (0 frames past the boot mapping), 437 frames …"
+    let numbers: Vec<u64> = line
+        .split_once("memory: ")
+        .map_or("", |(_, rest)| rest)
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers[..] {
+        [heap_kib, past, frames, ..] => (heap_kib, past, frames),
+        _ => panic!("{line}"),
+    }
+}
+
+/// A guest of any size boots (issue 13 item 11). At 990 MiB the P2M list
+/// fills the boot mapping, whose tail was the heap: the pool's 8 bytes a
+/// frame outgrew it and the guest panicked at boot. Now the pool is a bit
+/// a frame and the heap grows into the frames past the boot mapping, and
+/// giving 926 MiB back to Xen and taking it again costs no heap either.
+#[test]
+fn a_990_mib_guest_boots_grows_its_heap_and_balloons_down_and_up() {
+    let run = rig();
+    let guest = run.guest("big");
+    assert_eq!(
+        guest.state,
+        "shutdown",
+        "free MiB before: {}\n{}",
+        run.fact("big_free_mib_before"),
+        guest.log
+    );
+    let ready = guest
+        .line_with("ready: ")
+        .unwrap_or_else(|| panic!("no ready line:\n{}", guest.log));
+    let f = fields_after(ready, "ready: ");
+    assert_eq!(f.get("memory_mib"), Some(&"990"), "{ready}");
+    assert_eq!(f.get("pages"), Some(&"253440"), "{ready}");
+    let (heap_kib, past, frames) = boot_memory(guest);
+    assert!(
+        heap_kib >= 1024,
+        "the heap's floor is 1 MiB: {heap_kib} KiB"
+    );
+    assert!(past > 0, "the heap took no frame past the boot mapping");
+    assert!(frames > 250_000, "{frames} frames for programs");
+    assert!(
+        guest.line_with("init: program sleep started").is_some(),
+        "{}",
+        guest.log
+    );
+    // 253,440 frames held, 16,384 wanted: every one of the difference goes.
+    for line in [
+        "balloon: target 65536 KiB: gave back 237056 frames, took 0 again; 237056 out, 0 short",
+        "balloon: target 1013760 KiB: gave back 0 frames, took 237056 again; 0 out, 0 short",
+        "balloon: 0 frames out (237056 given, 237056 taken)",
+    ] {
+        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
+    }
+    assert_eq!(run.fact("big_mib_down"), "64", "{}", guest.log);
+    assert_eq!(run.fact("big_mib_up"), "990", "{}", guest.log);
+    assert!(
+        guest.line_with("PANIC").is_none() && guest.line_with("ERROR").is_none(),
+        "{}",
+        guest.log
+    );
+}
+
+/// A 4 MiB guest's boot mapping is all of its memory, which was all heap:
+/// no frame for page binding, the RPC channel or a program. Now the heap
+/// keeps its floor and the rest is frames, which the boot line counts, and
+/// the demo's four programs run in them.
+#[test]
+fn a_4_mib_guest_runs_the_demo_in_the_frames_past_its_heap_floor() {
+    let guest = rig().guest("tiny");
+    let ready = guest
+        .line_with("ready: ")
+        .unwrap_or_else(|| panic!("no ready line:\n{}", guest.log));
+    assert_eq!(
+        fields_after(ready, "ready: ").get("memory_mib"),
+        Some(&"4"),
+        "{ready}"
+    );
+    let (heap_kib, past, frames) = boot_memory(guest);
+    assert!(
+        (1024..1100).contains(&heap_kib),
+        "the heap keeps its 1 MiB floor: {heap_kib} KiB"
+    );
+    assert_eq!(past, 0, "{}", guest.log);
+    assert!(frames >= 256, "{frames} frames for programs");
+    assert!(
+        guest.line_with("page binding unavailable").is_none(),
+        "{}",
+        guest.log
+    );
+    assert_the_demo_ran(guest);
 }
 
 /// `ethos.init=hello -- one two`: the words after `--` are its arguments.
@@ -996,6 +1183,111 @@ fn an_unknown_first_program_is_named_and_the_domain_powers_off() {
     assert!(
         line.contains("usertest"),
         "the archive's programs are listed: {line}"
+    );
+    assert!(line.ends_with("; powering off"), "{line}");
+}
+
+/// A typo'd key and a bad log level (xen/src/options.rs checks every word):
+/// each is named with what the kernel does instead, and the program runs.
+#[test]
+fn a_typo_on_the_command_line_is_named_and_the_guest_goes_on() {
+    let guest = rig().guest("cmdtypo");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    for expected in [
+        "boot option ethos.ap=demo: unknown option (did you mean ethos.app?); ignored",
+        "boot option loglevel=bogus: expected off|error|warn|info|debug|trace; \
+         using the default, info",
+    ] {
+        assert!(
+            guest.line_with(expected).is_some(),
+            "{expected}:\n{}",
+            guest.log
+        );
+    }
+    assert_eq!(count_lines(guest, "boot option "), 2, "{}", guest.log);
+    assert!(
+        guest.line_with("args: [hello one]").is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("process 1 (hello) exited with status 0")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+}
+
+/// An option of the networked images on the core image is named as such;
+/// at loglevel=warn the info lines are gone and the guest still ends well.
+#[test]
+fn a_network_option_on_the_core_image_says_it_has_no_networking() {
+    let guest = rig().guest("cmdnonet");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(
+        guest
+            .line_with("boot option ethos.ip=192.0.2.2/24: this image has no networking; ignored")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(guest.line_with(" INFO ").is_none(), "{}", guest.log);
+}
+
+/// `ethos.help` prints the table, one line an option, even at loglevel=off
+/// (where nothing else is printed), and powers off.
+#[test]
+fn ethos_help_prints_every_option_and_powers_off() {
+    let guest = rig().guest("cmdhelp");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let help: Vec<&str> = guest
+        .lines()
+        .filter_map(|l| l.split_once("ethos.help: ").map(|(_, rest)| rest))
+        .collect();
+    for key in [
+        "loglevel=off|error|warn|info|debug|trace [default info]",
+        "ethos.init=",
+        "ethos.app=",
+        "ethos.rpc=on|off",
+        "ethos.trace=on|off",
+        "ethos.ip=A.B.C.D/PREFIX",
+        "ethos.gw=",
+        "ethos.tso=on|off",
+        "ethos.test_fault=",
+        "ethos.help [default off] print this and power off",
+    ] {
+        assert!(
+            help.iter().any(|l| l.starts_with(key)),
+            "{key}:\n{}",
+            guest.log
+        );
+    }
+    assert_eq!(help.len(), 10, "{}", guest.log);
+    assert!(
+        guest.line_with("Ethos-Xen guest kernel").is_none(),
+        "{}",
+        guest.log
+    );
+    assert!(guest.line_with("init: program").is_none(), "{}", guest.log);
+}
+
+/// A networked guest given an address but no vif= does not wait for ever:
+/// net-setup says so after 5 s and the domain powers off. At
+/// loglevel=error that is the only line.
+#[test]
+fn an_address_without_a_vif_is_named_and_the_domain_powers_off() {
+    let guest = rig().guest("novif");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let line = guest
+        .line_with("net-setup: ethos.ip is set but the domain has no network device")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    assert!(line.contains("give the xl config a vif="), "{line}");
+    assert!(line.ends_with("; powering off"), "{line}");
+    assert!(
+        guest.line_with(" INFO ").is_none() && guest.line_with(" WARN ").is_none(),
+        "{}",
+        guest.log
     );
 }
 
@@ -1188,22 +1480,21 @@ fn a_cancelled_suspend_runs_on_in_place() {
     assert_beeps_and_watch_survived(guest);
 }
 
-/// `xl migrate` to localhost: this rig's Xen (Debian's 4.17, built without
-/// shadow paging) has no log-dirty mode for PV guests, so the toolstack
-/// fails before it asks the guest to suspend, for any PV guest. What must
-/// hold is that the guest carries on unharmed; where migration works, the
-/// same program checks what survives it.
+/// Live `xl migrate` to localhost (issue 14 item 5) while save-wait's 8
+/// beeps and a watch are pending: every beep fires once, in order, and the
+/// watch fires, in the new domain. The rig's Xen is Debian's rebuilt with
+/// shadow paging (scripts/setup): Debian's own has no log-dirty mode for PV
+/// guests, and there `xl migrate` fails for any PV guest.
 #[test]
-fn a_migration_leaves_the_guest_whole_whether_or_not_it_succeeds() {
+fn a_live_migration_keeps_pending_beeps_and_watches() {
     let run = rig();
     let guest = run.guest("moved");
-    if run.fact("migrate_rc") != "0" {
-        assert!(
-            guest.line_with("Failed to enable logdirty").is_some(),
-            "xl migrate failed for another reason than the rig's Xen:\n{}",
-            guest.log
-        );
-    }
+    assert_eq!(run.fact("migrate_rc"), "0", "{}", guest.log);
+    assert!(
+        guest.line_with("resumed as a new domain").is_some(),
+        "{}",
+        guest.log
+    );
     assert_beeps_and_watch_survived(guest);
 }
 
@@ -1213,12 +1504,28 @@ fn a_migration_leaves_the_guest_whole_whether_or_not_it_succeeds() {
 /// connection, and dom0's download completes intact.
 #[test]
 fn a_restore_mid_download_keeps_the_connection_and_every_byte() {
+    assert_download_crossed("netsaved");
+}
+
+/// Live `xl migrate` to localhost of the networked guest in the middle of
+/// a 10 MiB download (issue 14 item 5): the same path as a restore (a new
+/// domain, a new backend), taken while the old domain still runs and its
+/// memory is copied over in rounds.
+#[test]
+fn a_live_migration_mid_download_keeps_the_connection_and_every_byte() {
+    assert_download_crossed("netmoved");
+}
+
+/// What a download through a save and restore, or a migration, of guest
+/// `name` must show (its facts are `{name}_rc`, `{name}_blob_get`, ...).
+fn assert_download_crossed(name: &str) {
     let run = rig();
-    let guest = run.guest("netsaved");
+    let guest = run.guest(name);
+    let fact = |f: &str| run.fact(&format!("{name}_{f}"));
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert_eq!(run.fact("netsaved_rc"), "0", "{}", guest.log);
-    assert_eq!(run.fact("netsaved_mid_transfer"), "yes", "{}", guest.log);
-    let got = run.fact("netsaved_blob_get");
+    assert_eq!(fact("rc"), "0", "{}", guest.log);
+    assert_eq!(fact("mid_transfer"), "yes", "{}", guest.log);
+    let got = fact("blob_get");
     assert!(
         got.starts_with("status=200 bytes=10485760"),
         "{got}\n{}",
@@ -1228,9 +1535,9 @@ fn a_restore_mid_download_keeps_the_connection_and_every_byte() {
         .line_with("net-demo: blob sent: cksum ")
         .unwrap_or_else(|| panic!("{}", guest.log));
     assert!(
-        sent.ends_with(run.fact("netsaved_blob_cksum")),
+        sent.ends_with(fact("blob_cksum")),
         "guest sent {sent:?}, dom0 got {}",
-        run.fact("netsaved_blob_cksum")
+        fact("blob_cksum")
     );
     for line in [
         "resumed as a new domain",
@@ -1240,11 +1547,7 @@ fn a_restore_mid_download_keeps_the_connection_and_every_byte() {
         assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
     }
     assert!(guest.line_with("network down").is_none(), "{}", guest.log);
-    assert!(
-        run.fact("netsaved_after").starts_with("status=200"),
-        "{}",
-        run.fact("netsaved_after")
-    );
+    assert!(fact("after").starts_with("status=200"), "{}", fact("after"));
 }
 
 /// `xl mem-set` (issue 14 item 4): the guest gives free frames back when
@@ -1326,4 +1629,87 @@ fn a_restore_with_rpcs_in_flight_completes_each_exactly_once() {
         replayed >= 1,
         "nothing answered from the journal:\n{lines:#?}"
     );
+}
+
+/// A guest whose name the daemon refuses (`+` names no folder) is told
+/// through xenstore: its ping completes with `NotServed` at once, instead of
+/// waiting for an answer that never comes, and the kernel says why; the
+/// daemon's log says why too (issue 13 item 12).
+#[test]
+fn a_guest_the_daemon_will_not_serve_is_told_at_once() {
+    let run = rig();
+    let guest = run.guest("not+served");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let told = guest
+        .line_with("rpc: the daemon in dom0 will not serve this domain (bad-name;")
+        .unwrap_or_else(|| panic!("the kernel was not told:\n{}", guest.log));
+    assert!(told.contains("complete NotServed"), "{told}");
+    let failed = guest
+        .line_with("rpc-demo: FAILED: ping: ")
+        .unwrap_or_else(|| panic!("no ping outcome:\n{}", guest.log));
+    assert!(
+        failed.contains("the RPC daemon in dom0 will not serve this domain"),
+        "{failed}"
+    );
+    assert!(guest.line_with("no answer from the shadowdaemon").is_none());
+    let daemon = run.guest("shadowdaemon");
+    let refused = daemon
+        .lines()
+        .find(|l| l.contains(": not served: its name is unusable (guest name has byte 0x2b at 3"))
+        .unwrap_or_else(|| panic!("the daemon did not say why:\n{}", daemon.log));
+    let domid = refused
+        .split("domid ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(
+        daemon
+            .line_with(&format!("domid {domid}: told it is not served (bad-name)"))
+            .is_some(),
+        "{}",
+        daemon.log
+    );
+}
+
+/// xenconsoled stopped while a guest prints six rings' worth: the guest goes
+/// on (it finishes its work and stops), and once xenconsoled reads again its
+/// log says how many bytes were dropped (issue 13 item 8).
+#[test]
+fn a_stopped_console_reader_costs_lines_not_the_guest() {
+    let run = rig();
+    assert_eq!(run.fact("conslost_printed_while_stopped"), "printed");
+    let guest = run.guest("conslost");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    let dropped = guest
+        .line_with(" bytes dropped while xenconsoled was not reading")
+        .unwrap_or_else(|| panic!("no count of dropped bytes:\n{}", guest.log));
+    let count: u64 = dropped
+        .trim_start_matches("console: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{dropped}"));
+    // 100 lines of about 122 bytes with their prefixes (12 KiB), of which
+    // the 2 KiB ring took the first.
+    assert!(count > 8_000, "{dropped}");
+    assert_eq!(
+        guest
+            .lines()
+            .filter(|l| l.contains("bytes dropped"))
+            .count(),
+        1,
+        "said once:\n{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("console-flood: dom0 said go; done")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    // The first lines made it; the later ones, printed while xenconsoled
+    // was stopped, went.
+    assert!(guest.line_with("console-flood: line   0 of 100").is_some());
+    assert!(guest.line_with("console-flood: line  99 of 100").is_none());
 }

@@ -12,6 +12,10 @@
 //!                                         sequence numbers seen on IFACE, comma-separated, in order
 //! rig-net orphans IFACE MAC N             sends N IPv4 fragments to MAC out of IFACE (from the made-up
 //!                                         192.0.2.98) that never make a datagram (3 kinds)
+//! rig-net synflood IFACE MAC HOST:PORT N sends N SYNs to HOST:PORT (at MAC, out of IFACE) from made-up,
+//!                                         silent addresses 192.0.2.128-191 that never finish the handshake
+//! rig-net silent N HOST:PORT SECS        opens N connections that send nothing; waits up to SECS for the peer
+//!                                         to close each; prints "closed=K of N"
 //! rig-net listen PORT OUT                 accepts one connection, writes what it sends to OUT
 //! rig-net hold HOST:PORT                 connects, sends half a request, waits until the peer ends it
 //! rig-net hold-many N HOST:PORT SECS      opens N such connections, keeps them SECS, closes them; prints "held=K of N"
@@ -184,6 +188,50 @@ fn run(args: &[String]) -> Result<(), String> {
             let mac = parse_mac(mac).ok_or("bad MAC")?;
             let frames: Vec<Vec<u8>> = (0..n).map(|i| orphan_fragment(i, mac)).collect();
             println!("sent={}", send_frames(iface, mac, &frames)?);
+            Ok(())
+        }
+        ["synflood", iface, mac, to, n] => {
+            let n: usize = n.parse().map_err(|_| "bad N")?;
+            let mac = parse_mac(mac).ok_or("bad MAC")?;
+            let SocketAddr::V4(to) = addr(to)? else {
+                return Err("IPv4 only".into());
+            };
+            let frames: Vec<Vec<u8>> = (0..n).map(|i| spoofed_syn(i, mac, to)).collect();
+            println!("sent={}", send_frames(iface, mac, &frames)?);
+            Ok(())
+        }
+        ["silent", n, to, secs] => {
+            let n: usize = n.parse().map_err(|_| "bad N")?;
+            let secs: u64 = secs.parse().map_err(|_| "bad SECS")?;
+            let to = addr(to)?;
+            let opened: Vec<TcpStream> = (0..n)
+                .filter_map(|_| TcpStream::connect_timeout(&to, Duration::from_secs(5)).ok())
+                .collect();
+            let until = Instant::now() + Duration::from_secs(secs);
+            let threads: Vec<_> = opened
+                .into_iter()
+                .map(|mut s| {
+                    std::thread::spawn(move || {
+                        let left = until.saturating_duration_since(Instant::now());
+                        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                            .ok();
+                        let mut buf = [0u8; 16];
+                        // Closed by the peer: end of stream or a reset (a
+                        // timeout is not).
+                        match s.read(&mut buf) {
+                            Ok(0) => true,
+                            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+                            Ok(_) => false,
+                        }
+                    })
+                })
+                .collect();
+            let closed = threads
+                .into_iter()
+                .map(|t| t.join().unwrap_or(false))
+                .filter(|&c| c)
+                .count();
+            println!("closed={closed} of {n}");
             Ok(())
         }
         ["listen", port, out] => {
@@ -371,6 +419,42 @@ fn orphan_fragment(i: usize, dst: [u8; 6]) -> Vec<u8> {
         body[..8].copy_from_slice(&[0x9c, 0x40, 0, 7, 0x0b, 0xc8, 0, 0]);
     }
     f.extend_from_slice(&body);
+    f
+}
+
+/// A SYN to `to` from 192.0.2.(128 + i % 64), a made-up address on the
+/// bridge that nobody answers for, with a port and sequence number of its
+/// own: the half-open connection of a SYN flood.
+fn spoofed_syn(i: usize, dst: [u8; 6], to: std::net::SocketAddrV4) -> Vec<u8> {
+    let src_ip = [192, 0, 2, 128 + (i % 64) as u8];
+    let dst_ip = to.ip().octets();
+    let src_port = 20_000 + i as u16;
+    let mut f = dst.to_vec();
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0x01, (i % 64) as u8, 0x08, 0x00]);
+    let mut ip = [
+        0x45u8, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+    ip[12..16].copy_from_slice(&src_ip);
+    ip[16..20].copy_from_slice(&dst_ip);
+    let sum = kernel::net::inetsum::checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&src_port.to_be_bytes());
+    tcp[2..4].copy_from_slice(&to.port().to_be_bytes());
+    tcp[4..8].copy_from_slice(&(0x1234_5678u32.wrapping_mul(i as u32 + 1)).to_be_bytes());
+    tcp[12] = 5 << 4; // data offset: 5 words
+    tcp[13] = 0x02; // SYN
+    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    let mut pseudo = Vec::with_capacity(32);
+    pseudo.extend_from_slice(&src_ip);
+    pseudo.extend_from_slice(&dst_ip);
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    pseudo.extend_from_slice(&tcp);
+    let sum = kernel::net::inetsum::checksum(&pseudo);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&tcp);
     f
 }
 

@@ -154,8 +154,9 @@ pub mod net {
     /// frames received and sent, of those sent the GSO packets, frames
     /// dropped for want of room, receive errors, malformed frames, frames
     /// of protocols not spoken, transmit errors, notifications sent, port
-    /// events.
-    pub const STATS: [&str; 13] = [
+    /// events; last (added later, so older readers still parse) the
+    /// connections half-open now and those given up half-open.
+    pub const STATS: [&str; 15] = [
         "sockets",
         "accepted",
         "polls",
@@ -169,6 +170,8 @@ pub mod net {
         "tx_errors",
         "notifies",
         "port_events",
+        "half_open",
+        "half_open_reaped",
     ];
 
     /// An IPv4 address as a call's argument word: `a.b.c.d` is

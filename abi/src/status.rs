@@ -126,6 +126,11 @@ statuses! {
     /// The image was built without networking (the kernel's `net`
     /// feature): no socket call can ever succeed here.
     NoNetwork = 41, "this image has no networking";
+    /// The RPC daemon in dom0 said it will not serve this domain (its name
+    /// is refused, or already served for another domain): an RPC event
+    /// completes with this at once instead of waiting for an answer that
+    /// would never come. The kernel's log says why.
+    NotServed = 42, "the RPC daemon in dom0 will not serve this domain";
 }
 
 impl Status {

@@ -258,6 +258,8 @@ pub struct Stats {
     pub tx_errors: u64,
     pub notifies: u64,
     pub port_events: u64,
+    pub half_open: u64,
+    pub half_open_reaped: u64,
 }
 
 impl Stats {
@@ -279,6 +281,8 @@ impl Stats {
             tx_errors: at(10),
             notifies: at(11),
             port_events: at(12),
+            half_open: at(13),
+            half_open_reaped: at(14),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Requests to the dom0 daemon (the shadowdaemon), keyed by the event:
 //! each call returns at once; the reply completes the event. A refusal by
 //! the daemon is the event status [`Status::Remote`] with its errno
-//! ([`crate::Retired::errno`]).
+//! ([`crate::Retired::errno`]). A daemon that will not serve this domain at
+//! all (its name is refused, or served for another domain) says so, and
+//! then every request's event completes [`Status::NotServed`], at once.
 
 use abi::{Call, Status};
 

@@ -467,8 +467,12 @@ fn datagrams_and_counters_decode() {
         ([192, 0, 2, 1], 12345, &b"hi"[..])
     );
     assert_eq!(Datagram::parse(&[1, 2, 3, 4, 5]), None);
-    let s = Stats::from_counters(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    let s = Stats::from_counters(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     assert_eq!((s.sockets, s.tx_gso, s.port_events), (1, 6, 13));
+    assert_eq!((s.half_open, s.half_open_reaped), (14, 15));
+    // An older kernel's 13 counters: the later ones read 0.
+    let old = Stats::from_counters(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    assert_eq!((old.port_events, old.half_open_reaped), (13, 0));
     assert_eq!(Stats::from_counters(&[5]).polls, 0);
 }
 

@@ -75,6 +75,11 @@ pub enum Status {
     /// The process the event watched ended by a fault (its exit event
     /// carries the vector as its word).
     Faulted,
+
+    // --- services ---
+    /// The RPC daemon in dom0 said it will not serve this domain (its name
+    /// is refused, or already served for another domain).
+    NotServed,
 }
 
 impl Status {
@@ -110,6 +115,7 @@ impl Status {
             Status::NotBlocked => "process has no wait tree",
             Status::UnknownSource => "unknown deferred-work source",
             Status::Faulted => "process faulted",
+            Status::NotServed => "the RPC daemon in dom0 will not serve this domain",
         }
     }
 }

@@ -13,13 +13,13 @@
 //! failsafe handler) and the one entry symbol the image names
 //! (`ethos_kernel_main`, see `entry.rs`).
 //!
-//! On any target but `x86_64-unknown-none` the crate is empty: the host
-//! builds (unit tests of the pure crates) never link it.
+//! On any target but `x86_64-unknown-none` the crate is only its pure
+//! bookkeeping (`pool`), which the host tests; the host builds never link
+//! the rest.
 #![no_std]
 #![cfg_attr(target_os = "none", deny(unsafe_op_in_unsafe_fn))]
 #![cfg_attr(target_os = "none", deny(clippy::undocumented_unsafe_blocks))]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
 #[cfg(target_os = "none")]
@@ -38,6 +38,7 @@ pub mod heap;
 pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod mm;
+pub mod pool;
 #[cfg(target_os = "none")]
 pub mod shared;
 #[cfg(target_os = "none")]

@@ -8,8 +8,8 @@
 //! table at `MACH2PHYS_VIRT_START`.
 //!
 //! Soundness rests on two values only this module mints:
-//! - a [`Frame`] is one of this domain's frames past the boot mapping and
-//!   the heap, which the kernel never maps or references; zeroing it,
+//! - a [`Frame`] is one of this domain's frames past the heap, which the
+//!   kernel never maps or references; zeroing it,
 //!   mapping it at a user address or making it a page table cannot touch a
 //!   Rust object. Frames come from the one [`FramePool`].
 //! - user addresses are checked against [`USER`], a range that never holds
@@ -19,6 +19,7 @@
 //! writable mapping of a page table).
 
 use crate::hypercall::{mmu_update, multicall, update_va_mapping, XenError};
+use crate::pool::{self, FrameSet};
 use crate::shared::SharedPage;
 use crate::VIRT_BASE;
 use alloc::vec::Vec;
@@ -171,13 +172,13 @@ pub fn store_page() -> Option<SharedPage> {
     boot_special_page(start_info().store_mfn)
 }
 
-/// The free, already-mapped tail of the boot mapping, for the heap.
+/// The free, already-mapped tail of the boot mapping.
 ///
 /// The builder's boot area ends with the page tables (`pt_base`,
 /// `nr_pt_frames`) and then one page of boot stack; the mapping is padded
 /// to at least 512 KiB past that and up to a 4 MiB boundary, and never past
 /// the domain's own pages.
-fn boot_heap_region(si: &StartInfo) -> Range<u64> {
+fn boot_tail(si: &StartInfo) -> Range<u64> {
     const MIB4: u64 = 4 << 20;
     let boot_stack_end = si.pt_base + (si.nr_pt_frames + 1) * PAGE_SIZE as u64;
     let padded = (boot_stack_end + (512 << 10)).div_ceil(MIB4) * MIB4;
@@ -185,9 +186,10 @@ fn boot_heap_region(si: &StartInfo) -> Range<u64> {
     boot_stack_end..end
 }
 
-/// One of this domain's frames that the kernel never maps for itself (past
-/// the boot mapping). Only [`FramePool`] makes them; it is not `Clone`, so
-/// one frame has one owner.
+/// One of this domain's frames that no mapping of the kernel's reaches:
+/// past the heap (the boot mapping's tail beyond the heap is unmapped
+/// before its frames join the pool). Only [`FramePool`] makes them; it is
+/// not `Clone`, so one frame has one owner.
 ///
 /// It keeps only its pfn: the machine frame behind it is looked up in the
 /// P2M list at each use, because a restore or a migration gives the domain
@@ -202,31 +204,31 @@ impl Frame {
     pub fn pfn(&self) -> u64 {
         self.pfn
     }
-    /// The frame of a pfn whose P2M entry names one again (ballooning).
-    pub(crate) fn from_pfn(pfn: u64) -> Frame {
-        Frame { pfn }
-    }
     pub fn mfn(&self) -> u64 {
         // A frame is minted only for a pfn inside the P2M list.
         pfn_to_mfn(self.pfn).unwrap_or(0)
     }
 }
 
-/// The frames past the boot mapping, for processes and page tables.
+/// The frames past the heap, for processes and page tables: a bitmap of
+/// the free ones, handing out the lowest first, and one of those given back
+/// to Xen (`balloon`); one bit per frame of the domain each, in the heap,
+/// which grew by as much at boot.
 pub struct FramePool {
-    free: Vec<Frame>,
+    pub(crate) free: FrameSet,
+    pub(crate) out: FrameSet,
 }
 
 impl FramePool {
     /// A free frame, not yet zeroed.
     pub fn take(&mut self) -> Option<Frame> {
-        self.free.pop()
+        self.free.take().map(|pfn| Frame { pfn })
     }
 
     /// Returns a frame. Its old contents stay until it is zeroed again
     /// ([`zero`]) before the next user sees it.
     pub fn give_back(&mut self, frame: Frame) {
-        self.free.push(frame);
+        self.free.insert(frame.pfn);
     }
 
     pub fn len(&self) -> usize {
@@ -236,40 +238,144 @@ impl FramePool {
     pub fn is_empty(&self) -> bool {
         self.free.is_empty()
     }
+
+    /// Frames given back to Xen.
+    pub fn ballooned(&self) -> usize {
+        self.out.len()
+    }
 }
 
 /// The boot-time memory layout, once set up.
 pub struct Memory {
-    /// The heap's address range (the boot mapping's free tail).
+    /// The heap's address range: the boot mapping's free tail, cut short in
+    /// a small domain, or grown past it (by `heap_frames`).
     pub heap: Range<u64>,
-    /// Every frame past the boot mapping.
+    /// Frames past the boot mapping the heap took, and the page tables
+    /// mapping them.
+    pub heap_frames: u64,
+    pub heap_tables: u64,
+    /// Every other frame.
     pub frames: FramePool,
 }
 
 static MEMORY_TAKEN: spin::Once<()> = spin::Once::new();
 
-/// Sets up the heap over the boot mapping's free tail and returns the pool
-/// of the frames past it. Only the first call gets the pool: two pools
-/// would hand out the same frames twice.
-pub fn init_memory() -> Option<Memory> {
+/// Sets up the heap and returns the pool of the frames past it. The heap
+/// is the boot mapping's free tail, but at least `heap_min` bytes and the
+/// pool's bitmap: where the tail is shorter (a large domain: the P2M list
+/// and the boot page tables fill the boot mapping), the first frames past
+/// it are mapped at their own addresses, right after it. A domain whose
+/// pool would have fewer than `pool_min` frames keeps only that much heap,
+/// and the rest of the tail is unmapped and joins the pool.
+///
+/// Only the first call gets the pool: two pools would hand out the same
+/// frames twice; `None` then.
+pub fn init_memory(heap_min: u64, pool_min: u64) -> Option<Memory> {
     if MEMORY_TAKEN.is_completed() {
         return None;
     }
     MEMORY_TAKEN.call_once(|| ());
     let si = start_info();
-    let heap = boot_heap_region(si);
-    crate::heap::init(heap.start, heap.end);
-    let first_free_pfn = (heap.end - VIRT_BASE) >> PAGE_SHIFT;
-    let mut free = Vec::new();
-    for pfn in (first_free_pfn..si.nr_pages).rev() {
-        if pfn_to_mfn(pfn).is_some() {
-            free.push(Frame { pfn });
+    let nr = si.nr_pages;
+    let tail = boot_tail(si);
+    let pfn = |va: u64| (va - VIRT_BASE) >> PAGE_SHIFT;
+    let first = pfn(tail.end);
+    // The two bitmaps and what the allocator keeps beside them.
+    let want = heap_min.saturating_add(2 * FrameSet::bytes_for(nr) + 128);
+    let split = pool::split(tail.clone(), nr - first, want, pool_min);
+    let table_pfns = first + split.extended;
+    let mut tables = table_pfns..table_pfns + split.tables;
+    let mut heap_end = split.heap_end.min(USER.start);
+    // The tail's frames unmapped for the pool end here.
+    let mut unmapped = tail.end;
+    if heap_end > tail.end {
+        // SAFETY: the frames (and the tables') are the domain's own, past
+        // the boot mapping: nothing maps or uses them (the pool is not made
+        // yet); their own addresses lie past the boot mapping, below USER.
+        heap_end = unsafe { set_boot_ptes(tail.end..heap_end, true, &mut tables) };
+    } else if heap_end < tail.end {
+        // SAFETY: the heap, not set up yet, ends at `heap_end`: nothing
+        // lives in the tail past it.
+        unmapped = unsafe { set_boot_ptes(heap_end..tail.end, false, &mut tables) };
+    }
+    crate::heap::init(tail.start, heap_end);
+    // The heap was sized for them (should a table or a page have been
+    // refused, the allocator says it has no room, and the kernel stops).
+    let mut free = FrameSet::new(nr);
+    for p in pfn(heap_end)..nr {
+        // Not the tail's frames still mapped, nor the new tables.
+        if !(pfn(unmapped)..first).contains(&p) && !(table_pfns..tables.start).contains(&p) {
+            free.insert(p);
         }
     }
     Some(Memory {
-        heap,
-        frames: FramePool { free },
+        heap: tail.start..heap_end,
+        heap_frames: pfn(heap_end).saturating_sub(first),
+        heap_tables: tables.start - table_pfns,
+        frames: FramePool {
+            free,
+            out: FrameSet::new(nr),
+        },
     })
+}
+
+/// Sets the boot root's entries for the pages `range` (page-aligned,
+/// below [`USER`]): each maps its own frame (`VIRT_BASE + pfn * 4096`),
+/// writable and not executable (`map`), or nothing. A 2 MiB with no L1
+/// table gets one, a frame from `tables` (cleared, hung in the boot L2).
+/// Returns where it stopped: `range.end`, or the first page it could not
+/// set.
+///
+/// # Safety
+/// Mapping: the frames are the domain's own and nothing else maps or uses
+/// them. Unmapping: no Rust object lives in `range`.
+unsafe fn set_boot_ptes(range: Range<u64>, map: bool, tables: &mut Range<u64>) -> u64 {
+    let mut va = range.start;
+    while va < range.end {
+        let mfn = pfn_to_mfn((va - VIRT_BASE) >> PAGE_SHIFT).unwrap_or(0);
+        let pte = if map {
+            (mfn << PAGE_SHIFT) | KERNEL_RW | pte::NX
+        } else {
+            0
+        };
+        // SAFETY: by the caller's guarantee; Xen refuses an address with
+        // no L1 table: one is made, and the page set again.
+        if unsafe { update_va_mapping(va, pte, uvmf::INVLPG) }.is_ok() {
+            va += PAGE_SIZE as u64;
+            // SAFETY: `tables` are the caller's frames, which nothing uses.
+        } else if unsafe { new_boot_l1(va, tables) }.is_none() {
+            break;
+        }
+    }
+    va
+}
+
+/// Hangs a new L1 table for `va` in the boot L2 (slot 0 of the boot root,
+/// whose L3 and L2 tables the builder made and mapped): a frame from
+/// `tables`, cleared first.
+///
+/// # Safety
+/// The frames of `tables` are the domain's own, and nothing maps or uses
+/// them.
+unsafe fn new_boot_l1(va: u64, tables: &mut Range<u64>) -> Option<()> {
+    let table =
+        |e: u64| (e & pte::PRESENT != 0).then_some((e & 0x000f_ffff_ffff_f000) >> PAGE_SHIFT);
+    let l3 = table(boot_table_entry(
+        boot_root_mfn()?,
+        (va >> 39) as usize & 511,
+    )?)?;
+    let l2 = table(boot_table_entry(l3, (va >> 30) as usize & 511)?)?;
+    let index = (va >> 21) as usize & 511;
+    if table(boot_table_entry(l2, index)?).is_some() {
+        // There is one: Xen refused the entry itself.
+        return None;
+    }
+    let l1 = pfn_to_mfn(tables.next()?)?;
+    let clear = [mmuext_op(xen::public::MMUEXT_CLEAR_PAGE, l1)];
+    // SAFETY: a frame nothing maps or uses (the caller's guarantee):
+    // clearing it changes no mapping and no Rust object.
+    unsafe { crate::hypercall::mmuext(&clear) }.ok()?;
+    set_entry(l2, index, l1).ok()
 }
 
 /// Fills `frame` with zeros: Xen clears it (`MMUEXT_CLEAR_PAGE`), so
@@ -282,10 +388,13 @@ pub fn zero(frame: &Frame) -> Result<(), XenError> {
 }
 
 /// Reads entry `index` of a page table built by the domain builder (it lies
-/// in the boot mapping, mapped read-only).
+/// in the boot mapping, mapped read-only); `None` for any other frame.
+#[inline(never)]
 fn boot_table_entry(table_mfn: u64, index: usize) -> Option<u64> {
+    let si = start_info();
+    let first = (si.pt_base - VIRT_BASE) >> PAGE_SHIFT;
     let pfn = mfn_to_pfn(table_mfn)?;
-    if pfn >= start_info().nr_pages || index >= 512 {
+    if !(first..first + si.nr_pt_frames).contains(&pfn) || index >= 512 {
         return None;
     }
     // SAFETY: boot page tables are mapped (read-only) in the boot area and
@@ -342,7 +451,8 @@ fn set_entry(table_mfn: u64, index: usize, child_mfn: u64) -> Result<(), XenErro
         val: (child_mfn << PAGE_SHIFT) | TABLE_FLAGS,
     };
     // SAFETY: the entry gains a table made of pool frames, which map only
-    // user addresses; no kernel mapping changes. Xen validates the entry.
+    // user addresses, or (`boot_l1`) a cleared one, which maps nothing: no
+    // kernel mapping changes. Xen validates the entry.
     unsafe { mmu_update(&[req]) }
 }
 

@@ -151,6 +151,9 @@ impl SharedRegion {
         if (n + 1) * PAGE_SIZE > self.len {
             return None;
         }
+        // Every heap page lies at its own frame's address, `VIRT_BASE +
+        // pfn * 4096`: the boot mapping's, and the frames past it that
+        // `mm::init_memory` maps for the heap.
         let va = self.page_address(n);
         crate::mm::pfn_to_mfn((va.checked_sub(crate::VIRT_BASE)?) >> 12)
     }

@@ -8,11 +8,22 @@ use crate::event::shutdown::Kind;
 use crate::panic::{die_with_message, shut_down};
 use crate::proc::sched;
 use hal::{hypercall, mm, traps, upcall};
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 use xen::boot_info::BootInfo;
 use xen::cmdline::TestFault;
+use xen::options::{Image, Opt, Options};
 use xen::public::{ShutdownReason, StartInfo};
 use xen::version::XenVersion;
+
+/// Which of scripts/build-guest's images this is: the options' table says
+/// which options and values each has.
+const IMAGE: Image = if cfg!(feature = "test-apps") {
+    Image::Test
+} else if cfg!(feature = "net") {
+    Image::Net
+} else {
+    Image::Core
+};
 
 /// Entered from `_start` with BSS zeroed and our own stack.
 pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
@@ -31,10 +42,15 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     let Some(console_page) = mm::console_page() else {
         hypercall::sched_shutdown(ShutdownReason::Crash)
     };
-    let level = match boot.cmdline.get("loglevel") {
-        Some("debug") => log::LevelFilter::Debug,
-        Some("trace") => log::LevelFilter::Trace,
-        Some("warn") => log::LevelFilter::Warn,
+    let options = Options::new(boot.cmdline, IMAGE);
+    // By position in the table's `off|error|warn|info|debug|trace` (a test
+    // of the xen crate keeps that order), which is `LevelFilter`'s.
+    let level = match options.choice(Opt::LogLevel) {
+        Some(0) => log::LevelFilter::Off,
+        Some(1) => log::LevelFilter::Error,
+        Some(2) => log::LevelFilter::Warn,
+        Some(4) => log::LevelFilter::Debug,
+        Some(5) => log::LevelFilter::Trace,
         _ => log::LevelFilter::Info,
     };
     console::init(console_page, boot.console_evtchn, level);
@@ -44,6 +60,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         boot.magic
     );
     info!("command line: \"{}\"", boot.cmdline.as_str());
+    check_options(&options);
 
     if let Err(e) = traps::install(crate::panic::die_with_fault) {
         error!("set_trap_table failed: {e}");
@@ -65,19 +82,18 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         boot.memory_mib()
     );
 
-    let mut app = boot.cmdline.get("ethos.app");
-    match TestFault::from_cmdline(&boot.cmdline) {
-        Ok(None) => {}
+    let mut app = options.get(Opt::App);
+    match options.get(Opt::TestFault).and_then(TestFault::from_value) {
+        None => {}
         // Needs a process with a bound page: the app commits it.
-        Ok(Some(TestFault::StalePage)) => app = Some("stale-page"),
-        Ok(Some(fault)) => commit_test_fault(fault),
-        Err(value) => warn!("ignoring unknown {}={value}", TestFault::OPTION),
+        Some(TestFault::StalePage) => app = Some("stale-page"),
+        Some(fault) => commit_test_fault(fault),
     }
     // A user program as the first process (`ethos.init=NAME`, its
     // arguments after `--`) replaces the linked-in apps. With neither
     // asked for, the demo program is the sensible first process (an image
     // booted without a boot archive says that it needs one).
-    let init = match (boot.cmdline.get("ethos.init"), app) {
+    let init = match (options.get(Opt::Init), app) {
         (Some(name), _) => Some(name),
         (None, None) => Some("demo"),
         (None, Some(_)) => None,
@@ -87,12 +103,11 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     } else {
         app.unwrap_or("none")
     };
-    let Some(processes) = crate::apps::by_name(app) else {
-        error!("unknown ethos.app={app} (known: {})", crate::apps::KNOWN);
-        shut_down(ShutdownReason::Crash)
-    };
+    // The options' table lets through only the apps this image has
+    // (apps::by_name's names are its values).
+    let processes = crate::apps::by_name(app).unwrap_or(&[]);
     // The RPC channel to dom0's shadowdaemon, unless told otherwise.
-    if boot.cmdline.get("ethos.rpc") != Some("off") {
+    if options.get(Opt::Rpc) != Some("off") {
         match crate::rpc::client::init() {
             Ok(_) => {
                 // Tells this boot from the VM's others (the daemon's journal);
@@ -111,7 +126,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     // Networking, when the command line gives an address: the net-setup
     // service process does the xenbus handshake with netback.
     #[cfg(feature = "net")]
-    match xen::cmdline::NetConfig::from_cmdline(&boot.cmdline) {
+    match xen::cmdline::NetConfig::from_options(&options) {
         Ok(Some(config)) => {
             crate::net::stack::configure(config, [secret(), secret()]);
             if let Err(e) = sched::spawn_service(
@@ -137,7 +152,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         }
     }
     if let Some(name) = init {
-        start_init(name, boot.cmdline.as_str());
+        start_init(name, &options);
     }
     // Answers `xl shutdown` and `xl reboot` (the toolstack asks through
     // xenstore). Like rpc-offer, a small stack; started after the first
@@ -183,19 +198,33 @@ fn say_entropy() {
     }
 }
 
+/// The heap the kernel needs whatever the domain's size (its processes,
+/// events, rings; the network image's stack and buffers too): a large
+/// domain's boot mapping has little room left past the P2M list, and the
+/// heap then grows into the frames past it.
+const HEAP_MIN: u64 = if cfg!(feature = "net") {
+    2 << 20
+} else {
+    1 << 20
+};
+/// Frames below which a small domain's pool takes the boot mapping's tail
+/// past `HEAP_MIN` from the heap: a 4 MiB domain's boot mapping is all of
+/// its memory, and its programs need frames.
+const POOL_MIN: u64 = 256;
+
 /// Brings up event delivery, the timer, the heap and the scheduler.
 fn init_core(boot: &BootInfo) {
-    let Some(memory) = mm::init_memory() else {
-        die_with_message(format_args!("the boot memory was set up twice"))
+    let Some(memory) = mm::init_memory(HEAP_MIN, POOL_MIN) else {
+        die_with_message(format_args!("no memory for the heap and frame pool"))
     };
     let heap = memory.heap;
     // Where the P2M list is, for the toolstack when it saves the domain.
     hal::suspend::publish_p2m();
-    debug!(
-        "heap: {:#x}..{:#x} ({} KiB)",
-        heap.start,
-        heap.end,
-        (heap.end - heap.start) / 1024
+    info!(
+        "memory: {} KiB heap ({} frames past the boot mapping), {} frames for programs, their page tables, bound pages and grants",
+        (heap.end - heap.start) / 1024,
+        memory.heap_frames + memory.heap_tables,
+        memory.frames.len()
     );
     if let Err(e) = upcall::install(
         crate::xen::evtchn::on_upcall,
@@ -221,15 +250,36 @@ fn init_core(boot: &BootInfo) {
     hal::upcall::unmask();
 }
 
+/// Says what is wrong with each word of the command line (the options'
+/// table decides), and powers off where going on would not be safe (what to
+/// run is wrong) or when the table was asked for (`ethos.help`).
+fn check_options(options: &Options) {
+    let mut stop = false;
+    for problem in options.problems() {
+        warn!("{problem}");
+        stop |= problem.stops();
+    }
+    if options.get(Opt::Help).is_some() {
+        // Asked for: shown whatever the log level. Its own line says the
+        // domain powers off next.
+        log::set_max_level(log::max_level().max(log::LevelFilter::Info));
+        for spec in &xen::options::TABLE {
+            info!("ethos.help: {}", spec.line());
+        }
+        stop = true;
+    }
+    if stop {
+        shut_down(ShutdownReason::Poweroff);
+    }
+}
+
 /// Starts the first user program with every right; its arguments are the
 /// command line's words after `--`.
-fn start_init(name: &str, cmdline: &str) {
+fn start_init(name: &str, options: &Options) {
     let mut args = alloc::vec::Vec::new();
-    if let Some((_, rest)) = cmdline.split_once(" -- ") {
-        for word in rest.split_ascii_whitespace() {
-            args.extend_from_slice(word.as_bytes());
-            args.push(0);
-        }
+    for word in options.init_args() {
+        args.extend_from_slice(word.as_bytes());
+        args.push(0);
     }
     let spawned = crate::proc::program::spawn(crate::proc::program::Spawn {
         name,
@@ -243,9 +293,9 @@ fn start_init(name: &str, cmdline: &str) {
         Err(e) => {
             let known = crate::proc::program::names();
             if known.is_empty() {
-                error!("ethos.init={name}: {e} (no boot archive: give the xl config a ramdisk=)");
+                error!("ethos.init={name}: {e} (no boot archive: give the xl config a ramdisk=); powering off");
             } else {
-                error!("ethos.init={name}: {e} (the boot archive has: {known})");
+                error!("ethos.init={name}: {e} (the boot archive has: {known}); powering off");
             }
             shut_down(ShutdownReason::Poweroff)
         }
@@ -317,10 +367,8 @@ fn commit_test_fault(fault: TestFault) {
             let value = hal::test_hooks::divide(1, divisor);
             error!("division by zero returned {value}: no fault taken");
         }
+        // The options' table lets these through on the guest-test image only.
         #[cfg(not(feature = "test-apps"))]
-        other => warn!(
-            "test fault {} needs the guest-test image: ignored",
-            other.value()
-        ),
+        _ => {}
     }
 }

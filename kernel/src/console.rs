@@ -39,6 +39,9 @@ impl ConsoleEvtchn {
 }
 
 /// How long one wait for xenconsoled lasts before the ring is checked again.
+/// After `xen::console::STALLED_WAITS` of them in a row (300 ms) without
+/// xenconsoled taking a byte, output is dropped and counted instead of
+/// stalling the kernel.
 const CONSUMER_WAIT_NS: u64 = 10_000_000;
 
 impl Doorbell for ConsoleEvtchn {

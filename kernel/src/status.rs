@@ -143,6 +143,7 @@ pub fn event_status(s: events::Status) -> (abi::Status, u32) {
         E::SecondTree | E::NotBlocked => A::NotBlocked,
         E::UnknownSource => A::InvalidArgument,
         E::Faulted => A::Faulted,
+        E::NotServed => A::NotServed,
         // `events::Status` is non-exhaustive: a status added later reads as
         // an invalid argument until it is given its own number.
         _ => A::InvalidArgument,
@@ -217,6 +218,10 @@ mod tests {
         assert_eq!(
             event_status(events::Status::Faulted).0,
             abi::Status::Faulted
+        );
+        assert_eq!(
+            event_status(events::Status::NotServed).0,
+            abi::Status::NotServed
         );
     }
 }

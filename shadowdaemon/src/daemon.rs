@@ -61,6 +61,13 @@
 //! from a journal that has all the old jobs' results. Each refusal is logged once per
 //! domain and reason.
 //!
+//! A refused guest is told, so that its RPCs fail at once instead of waiting for
+//! answers that never come: the daemon writes the refusal's code ([`Refusal::code`])
+//! to the guest's [`REFUSED_NODE`], owned by dom0 and readable by the guest, once per
+//! reason, and removes it when it attaches to the guest after all (a name in use
+//! that became free). A daemon limited by `--guest` speaks only for the names it
+//! serves: another daemon may serve the others.
+//!
 //! Every log line names the guest and its domid.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -89,6 +96,10 @@ use crate::xen::xenstore::{parse_u32_decimal, Transport, Xenstore, XsError};
 pub const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// Where each guest's RPC vchan is published, under its home.
 pub const RPC_NODE: &str = "data/vchan/0/rpc";
+/// Where a guest the daemon will not serve is told why ([`Refusal::code`]), under its
+/// home. Beside [`RPC_NODE`], not below it: writing it does not fire the daemon's own
+/// watch on the guest's offer.
+pub const REFUSED_NODE: &str = "data/vchan/0/rpc-refused";
 
 /// What `serve` was told.
 #[derive(Debug, Clone)]
@@ -180,6 +191,21 @@ pub enum Refusal {
         /// The domain served under it.
         by: u16,
     },
+}
+
+impl Refusal {
+    /// The word the guest is told (it prints it and trusts nothing else of it; the
+    /// daemon's log says the rest).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Missing(_) => "no-identity",
+            Refusal::NotDom0s { .. } | Refusal::GuestWritable(_) => "untrusted-identity",
+            Refusal::BadName(_) => "bad-name",
+            Refusal::BadHandle => "bad-handle",
+            Refusal::BadBootId => "bad-boot-id",
+            Refusal::NameInUse { .. } => "name-in-use",
+        }
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -502,6 +528,11 @@ fn rpc_node(domid: u16) -> String {
     format!("/local/domain/{domid}/{RPC_NODE}")
 }
 
+/// The path of domain `domid`'s refusal node.
+fn refused_node(domid: u16) -> String {
+    format!("/local/domain/{domid}/{REFUSED_NODE}")
+}
+
 /// What one watch event means.
 fn note_event(dirty: &mut Dirty, token: &str) {
     match token
@@ -590,6 +621,14 @@ trait Attacher {
     /// Bounds the journals kept for domains that went away ([`StateDir::prune`]);
     /// `live` holds the journals of the domains known now.
     fn prune(&mut self, live: &HashSet<JournalKey>) -> std::io::Result<()>;
+    /// Whether a guest named `name` is served here (`--guest` may limit it).
+    fn serves(&self, _name: &GuestName) -> bool {
+        true
+    }
+    /// Whether every guest is served here (no `--guest`).
+    fn serves_every_guest(&self) -> bool {
+        true
+    }
 }
 
 /// Which domains are served, decided from xenstore: per-domain scans on each domain's
@@ -862,11 +901,27 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
                     // Tried again at each tick: served once the other one is gone.
                     self.tried.remove(&domid);
                 }
-                note_refusal(&mut self.refused, domid, &refusal);
+                if note_refusal(&mut self.refused, domid, &refusal) && self.speaks_for(&refusal) {
+                    self.tell_refused(domid, &refusal, now)?;
+                }
                 return Ok(());
             }
         };
         self.refused.remove(&domid);
+        if self.attacher.serves(&identity.name) {
+            // A refusal told before (by this daemon or an earlier one) is withdrawn
+            // first, so that what the guest sends from now on waits for answers.
+            if let Err(e) = self.xs.rm(&refused_node(domid)) {
+                match e {
+                    XsError::Remote(_) => self.warn(
+                        domid,
+                        now,
+                        &format!("domid {domid}: cannot withdraw its refusal node: {e}"),
+                    ),
+                    e => return Err(e),
+                }
+            }
+        }
         self.identities.insert(domid, identity.clone());
         match self.attacher.attach(domid, offer, &identity) {
             Attached::Served(s) => {
@@ -891,6 +946,44 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
             Attached::Skipped => {}
         }
         Ok(())
+    }
+
+    /// Whether this daemon tells the guest of `refusal`: one serving every guest does;
+    /// one limited by `--guest` only for a name it serves.
+    fn speaks_for(&self, refusal: &Refusal) -> bool {
+        match refusal {
+            Refusal::NameInUse { name, .. } => self.attacher.serves(name),
+            _ => self.attacher.serves_every_guest(),
+        }
+    }
+
+    /// Writes the refusal's code to the guest's [`REFUSED_NODE`], dom0's and readable by
+    /// the guest alone (besides dom0), where its RPC client watches.
+    fn tell_refused(&mut self, domid: u16, refusal: &Refusal, now: Instant) -> Result<(), XsError> {
+        let path = refused_node(domid);
+        let reader = format!("r{domid}");
+        let told = self
+            .xs
+            .write(&path, refusal.code().as_bytes())
+            .and_then(|()| self.xs.set_perms(&path, &["n0", &reader]));
+        match told {
+            Ok(()) => {
+                log::info!(
+                    "domid {domid}: told it is not served ({}) at {path}",
+                    refusal.code()
+                );
+                Ok(())
+            }
+            Err(e @ XsError::Remote(_)) => {
+                self.warn(
+                    domid,
+                    now,
+                    &format!("domid {domid}: cannot tell it is not served: {e}"),
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn stop_all(&mut self) {
@@ -936,9 +1029,7 @@ impl Attacher for XenAttacher {
     fn attach(&mut self, domid: u16, offer: Offer, identity: &Identity) -> Attached {
         let name = identity.name.clone();
         let who = format!("guest {name} (domid {domid})");
-        if !self.settings.guests.is_empty()
-            && !self.settings.guests.iter().any(|g| g == name.as_str())
-        {
+        if !self.serves(&name) {
             log::info!("{who}: not in --guest; not served");
             return Attached::Skipped;
         }
@@ -1014,6 +1105,15 @@ impl Attacher for XenAttacher {
             .prune(&|k: &JournalKey| live.contains(k), SystemTime::now())?;
         log::debug!("journals of domains gone: {pruned:?}");
         Ok(())
+    }
+
+    fn serves(&self, name: &GuestName) -> bool {
+        let guests = &self.settings.guests;
+        guests.is_empty() || guests.iter().any(|g| g == name.as_str())
+    }
+
+    fn serves_every_guest(&self) -> bool {
+        self.settings.guests.is_empty()
     }
 }
 
@@ -1411,6 +1511,8 @@ mod tests {
         state: Option<StateDir>,
         journals: HashMap<u16, Arc<Journal>>,
         prunes: u64,
+        /// As `--guest`: serve only these names (every guest if empty).
+        only: Vec<&'static str>,
     }
 
     impl Attacher for FakeAttacher {
@@ -1464,6 +1566,14 @@ mod tests {
                     .map(|_| ()),
                 None => Ok(()),
             }
+        }
+
+        fn serves(&self, name: &GuestName) -> bool {
+            self.only.is_empty() || self.only.contains(&name.as_str())
+        }
+
+        fn serves_every_guest(&self) -> bool {
+            self.only.is_empty()
         }
     }
 
@@ -1909,6 +2019,103 @@ mod tests {
         d.turn(gone, true, t0 + Duration::from_secs(31)).unwrap();
         assert!(d.served.contains_key(&16), "served once the name is free");
         assert!(!d.served.contains_key(&15));
+        d.stop_all();
+    }
+
+    /// A refused guest is told in xenstore, once, with the refusal's code, in a node
+    /// dom0 owns and the guest may read; the node goes when the guest is served after
+    /// all. A daemon limited by `--guest` tells only the names it serves.
+    #[test]
+    fn a_refused_guest_is_told_and_the_refusal_withdrawn_once_served() {
+        logged(&[]);
+        let (store, xs) = xs_with(|s| {
+            s.domain(25, "pair", UUID_A);
+            s.domain(26, "pair", UUID_B);
+            s.domain(27, "..", UUID_A);
+            for (d, r) in [(25, 500), (26, 600), (27, 700)] {
+                offer(s, d, r, 5);
+            }
+        });
+        let mut d = Discovery::new(xs, FakeAttacher::default());
+        let t0 = Instant::now();
+        let start = Dirty {
+            domains_changed: true,
+            domains: [25, 26, 27].into(),
+        };
+        d.turn(start, false, t0).unwrap();
+        let node = |domid: u16| {
+            store
+                .lock()
+                .unwrap()
+                .nodes
+                .get(&refused_node(domid))
+                .map(|(v, p)| (String::from_utf8_lossy(v).into_owned(), p.clone()))
+        };
+        assert!(d.served.contains_key(&25));
+        assert_eq!(node(25), None, "a served guest is told nothing");
+        assert_eq!(
+            node(26),
+            Some(("name-in-use".to_string(), b"n0\0r26\0".to_vec()))
+        );
+        assert_eq!(
+            node(27),
+            Some(("bad-name".to_string(), b"n0\0r27\0".to_vec()))
+        );
+        assert_eq!(
+            logged(&["domid 26: told it is not served (name-in-use)"]).len(),
+            1
+        );
+        assert_eq!(
+            logged(&["domid 27: not served: its name is unusable"]).len(),
+            1
+        );
+        // Retried at each tick, told once: the guest's watch does not fire again.
+        let fired = |st: &Store| st.asked.get(&refused_node(26)).copied();
+        let asked_before = fired(&store.lock().unwrap());
+        for s in 1..=5 {
+            d.turn(Dirty::default(), true, t0 + Duration::from_secs(s))
+                .unwrap();
+        }
+        assert_eq!(fired(&store.lock().unwrap()), asked_before);
+        // The name becomes free: 26 is served and its refusal withdrawn.
+        {
+            let mut st = store.lock().unwrap();
+            st.nodes.retain(|k, _| !k.starts_with("/local/domain/25/"));
+            st.introduced.remove(&25);
+        }
+        let gone = Dirty {
+            domains_changed: true,
+            domains: BTreeSet::new(),
+        };
+        d.turn(gone, true, t0 + Duration::from_secs(6)).unwrap();
+        assert!(d.served.contains_key(&26));
+        assert_eq!(node(26), None, "withdrawn once served");
+        assert!(node(27).is_some());
+        d.stop_all();
+
+        // Limited to `--guest pair`: the bad name is none of its business.
+        let (store, xs) = xs_with(|s| {
+            s.domain(28, "pair", UUID_A);
+            s.domain(29, "pair", UUID_B);
+            s.domain(30, "..", UUID_A);
+            for (d, r) in [(28, 500), (29, 600), (30, 700)] {
+                offer(s, d, r, 5);
+            }
+        });
+        let attacher = FakeAttacher {
+            only: vec!["pair"],
+            ..FakeAttacher::default()
+        };
+        let mut d = Discovery::new(xs, attacher);
+        let start = Dirty {
+            domains_changed: true,
+            domains: [28, 29, 30].into(),
+        };
+        d.turn(start, false, t0).unwrap();
+        let st = store.lock().unwrap();
+        assert!(st.nodes.contains_key(&refused_node(29)));
+        assert!(!st.nodes.contains_key(&refused_node(30)));
+        drop(st);
         d.stop_all();
     }
 

@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(b.memory_mib(), 8);
         assert_eq!(b.console_mfn, 78);
         assert_eq!(b.console_evtchn, 2);
-        assert_eq!(b.cmdline.get("hello"), Some("yes"));
+        assert_eq!(b.cmdline.as_str(), "hello=yes");
     }
 
     #[test]

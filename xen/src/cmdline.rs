@@ -1,7 +1,11 @@
-//! The guest's command line (`extra=` in the xl config), as `key=value` words.
+//! The guest's command line (`extra=` in the xl config), as `key=value` words
+//! up to a `--` word, and the first program's arguments after it. The kernel
+//! reads options through [`crate::options`], whose table says which there are.
 //!
 //! The bytes come from the toolstack, so they are treated as untrusted: no
 //! allocation, no panic, anything unparsable is simply not a known option.
+
+use crate::options::{Opt, Options};
 
 /// A parsed view of the command line; borrows the bytes it was given.
 #[derive(Clone, Copy, Debug)]
@@ -28,18 +32,62 @@ impl<'a> Cmdline<'a> {
         self.text.trim()
     }
 
-    /// The value of the last `key=value` word with this key (later words win,
-    /// as with kernel command lines); a bare `key` yields `Some("")`.
-    pub fn get(&self, key: &str) -> Option<&'a str> {
+    /// The option words: those before the first `--` word.
+    pub fn option_words(&self) -> impl Iterator<Item = &'a str> {
         self.text
             .split_ascii_whitespace()
-            .filter_map(|word| match word.split_once('=') {
-                Some((k, v)) if k == key => Some(v),
-                None if word == key => Some(""),
-                _ => None,
-            })
-            .next_back()
+            .take_while(|w| *w != "--")
     }
+
+    /// The words after the first `--` word: the first program's arguments.
+    pub fn init_args(&self) -> impl Iterator<Item = &'a str> {
+        self.text
+            .split_ascii_whitespace()
+            .skip_while(|w| *w != "--")
+            .skip(1)
+    }
+
+    /// The last option word with this key, `key=value` or a bare `key`
+    /// (later words win, as with kernel command lines).
+    pub(crate) fn last_word(&self, key: &str) -> Option<&'a str> {
+        self.option_words().filter(|w| split(w).0 == key).last()
+    }
+
+    /// The value of the last option word with this key; a bare `key`
+    /// yields `Some("")`. Only through `options::Options::get` (its table)
+    /// outside.
+    pub(crate) fn get(&self, key: &str) -> Option<&'a str> {
+        self.last_word(key).map(|w| split(w).1)
+    }
+}
+
+/// A word's key and value (`""` for a bare word).
+pub(crate) fn split(word: &str) -> (&str, &str) {
+    cut(word, b'=').unwrap_or((word, ""))
+}
+
+/// `s` cut at its first `sep`, an ASCII byte (so both sides are `str`):
+/// what is before it and what is after. By hand, as every parser of the
+/// command line: `str`'s pattern searchers would cost the core image half
+/// a kilobyte.
+#[inline(never)]
+pub(crate) fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// Where `word` is among the `|`-separated `words` (none if empty).
+pub(crate) fn position_in(word: &str, words: &str) -> Option<usize> {
+    let mut rest = words;
+    let mut at = 0;
+    while let Some((first, more)) = cut(rest, b'|') {
+        if first == word {
+            return Some(at);
+        }
+        rest = more;
+        at += 1;
+    }
+    (!rest.is_empty() && rest == word).then_some(at)
 }
 
 /// The test-only faults the guest can be told to commit (`ethos.test_fault=`),
@@ -60,9 +108,7 @@ pub enum TestFault {
 }
 
 impl TestFault {
-    pub const OPTION: &'static str = "ethos.test_fault";
-
-    /// The values of the option, each with its fault.
+    /// The values of the option (`options::Opt::TestFault`), each with its fault.
     const VALUES: [(&'static str, TestFault); 5] = [
         ("pagefault", TestFault::PageFault),
         ("ud", TestFault::InvalidOpcode),
@@ -71,16 +117,12 @@ impl TestFault {
         ("stale-page", TestFault::StalePage),
     ];
 
-    /// Reads the option; an unknown value is an error carrying that value.
-    pub fn from_cmdline<'a>(cmdline: &Cmdline<'a>) -> Result<Option<TestFault>, &'a str> {
-        let Some(value) = cmdline.get(Self::OPTION) else {
-            return Ok(None);
-        };
+    /// The fault a value of the option asks for.
+    pub fn from_value(value: &str) -> Option<TestFault> {
         Self::VALUES
             .iter()
             .find(|(v, _)| *v == value)
-            .map(|(_, f)| Some(*f))
-            .ok_or(value)
+            .map(|(_, f)| *f)
     }
 
     /// The option's value that asks for this fault (for messages: no Debug
@@ -132,34 +174,57 @@ mod tests {
 
     #[test]
     fn test_fault_values() {
-        let parse =
-            |s: &'static str| TestFault::from_cmdline(&Cmdline::from_nul_terminated(s.as_bytes()));
-        assert_eq!(parse(""), Ok(None));
         assert_eq!(
-            parse("ethos.test_fault=pagefault"),
-            Ok(Some(TestFault::PageFault))
+            TestFault::from_value("pagefault"),
+            Some(TestFault::PageFault)
         );
+        assert_eq!(TestFault::from_value("ud"), Some(TestFault::InvalidOpcode));
         assert_eq!(
-            parse("ethos.test_fault=ud"),
-            Ok(Some(TestFault::InvalidOpcode))
+            TestFault::from_value("divide"),
+            Some(TestFault::DivideError)
         );
+        assert_eq!(TestFault::from_value("panic"), Some(TestFault::Panic));
         assert_eq!(
-            parse("ethos.test_fault=divide"),
-            Ok(Some(TestFault::DivideError))
+            TestFault::from_value("stale-page"),
+            Some(TestFault::StalePage)
         );
-        assert_eq!(parse("ethos.test_fault=panic"), Ok(Some(TestFault::Panic)));
-        assert_eq!(
-            parse("ethos.test_fault=stale-page"),
-            Ok(Some(TestFault::StalePage))
-        );
-        assert_eq!(parse("ethos.test_fault=oops"), Err("oops"));
+        assert_eq!(TestFault::from_value("oops"), None);
+    }
+
+    #[test]
+    fn cutting_and_finding_words() {
+        assert_eq!(cut("a=b=c", b'='), Some(("a", "b=c")));
+        assert_eq!(cut("=", b'='), Some(("", "")));
+        assert_eq!(cut("abc", b'='), None);
+        assert_eq!(cut("é=ü", b'='), Some(("é", "ü")));
+        assert_eq!(split("key"), ("key", ""));
+        assert_eq!(split("key="), ("key", ""));
+        assert_eq!(position_in("on", "on|off"), Some(0));
+        assert_eq!(position_in("off", "on|off"), Some(1));
+        assert_eq!(position_in("o", "on|off"), None);
+        assert_eq!(position_in("", "on|off"), None);
+        assert_eq!(position_in("", ""), None);
+        assert_eq!(position_in("", "on||off"), Some(1));
+        assert_eq!(position_in("x", "x"), Some(0));
+    }
+
+    #[test]
+    fn options_end_at_the_first_double_dash() {
+        let c = Cmdline::from_nul_terminated(b" a=1 -- b=2 -- c\tz ");
+        assert_eq!(c.option_words().collect::<Vec<_>>(), ["a=1"]);
+        assert_eq!(c.init_args().collect::<Vec<_>>(), ["b=2", "--", "c", "z"]);
+        assert_eq!(c.get("b"), None);
+        let c = Cmdline::from_nul_terminated(b"--x -- ");
+        assert_eq!(c.option_words().collect::<Vec<_>>(), ["--x"]);
+        assert_eq!(c.init_args().count(), 0);
     }
 }
 
 /// The static IPv4 configuration (`ethos.ip=A.B.C.D/PREFIX`,
-/// `ethos.gw=A.B.C.D`), checked: no networking without a valid address;
-/// `ethos.tso=off` keeps segmentation offload off even where the backend
-/// offers it (to compare, or to rule it out).
+/// `ethos.gw=A.B.C.D`), checked: no networking without a valid address, or
+/// with a gateway outside the network; `ethos.tso=off` keeps segmentation
+/// offload off even where the backend offers it (to compare, or to rule it
+/// out). The options' table checks each value; this checks them together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetConfig {
     /// The guest's address.
@@ -176,51 +241,57 @@ pub struct NetConfig {
 /// Why the network options were refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NetConfigError {
-    /// `ethos.ip` is not `A.B.C.D/PREFIX` with PREFIX 1..=32.
-    BadAddress,
-    /// `ethos.gw` is not `A.B.C.D`.
-    BadGateway,
     /// The gateway is not inside the guest's network, or is the guest itself.
     GatewayOutsideNetwork,
-    /// `ethos.tso` is neither `on` nor `off`.
-    BadTso,
+}
+
+/// One to three decimal digits, nothing else, at most `max` (by hand: the
+/// core image checks these too, and `str::parse` would cost it more).
+fn decimal(s: &str, max: u8) -> Option<u8> {
+    if s.is_empty() || s.len() > 3 {
+        return None;
+    }
+    let mut n: u16 = 0;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u16::from(b - b'0');
+    }
+    u8::try_from(n).ok().filter(|&n| n <= max)
 }
 
 /// Parses a dotted quad: four decimal octets, nothing else.
 pub fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
-    let mut parts = s.split('.');
-    for o in out.iter_mut() {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        *o = p.parse().ok()?;
+    let mut rest = s;
+    for o in out[..3].iter_mut() {
+        let (octet, more) = cut(rest, b'.')?;
+        *o = decimal(octet, 255)?;
+        rest = more;
     }
-    parts.next().is_none().then_some(out)
+    out[3] = decimal(rest, 255)?;
+    Some(out)
+}
+
+/// Parses `A.B.C.D/PREFIX`, PREFIX 1..=32 in decimal digits.
+pub fn parse_ipv4_prefix(s: &str) -> Option<([u8; 4], u8)> {
+    let (addr, prefix) = cut(s, b'/')?;
+    let ip = parse_ipv4(addr)?;
+    let prefix = decimal(prefix, 32).filter(|&p| p > 0)?;
+    Some((ip, prefix))
 }
 
 impl NetConfig {
-    /// The configuration from the command line; `Ok(None)` without `ethos.ip`.
-    pub fn from_cmdline(cmdline: &Cmdline<'_>) -> Result<Option<NetConfig>, NetConfigError> {
-        let Some(ip) = cmdline.get("ethos.ip") else {
+    /// The configuration from the options (each value already checked by
+    /// the table: a bad one reads as absent); `Ok(None)` without a valid
+    /// `ethos.ip`.
+    pub fn from_options(options: &Options<'_>) -> Result<Option<NetConfig>, NetConfigError> {
+        let Some((ip, prefix)) = options.get(Opt::Ip).and_then(parse_ipv4_prefix) else {
             return Ok(None);
         };
-        let (addr, prefix) = ip.split_once('/').ok_or(NetConfigError::BadAddress)?;
-        let ip = parse_ipv4(addr).ok_or(NetConfigError::BadAddress)?;
-        let prefix: u8 = match prefix.parse() {
-            Ok(p) if (1..=32).contains(&p) && prefix.bytes().all(|b| b.is_ascii_digit()) => p,
-            _ => return Err(NetConfigError::BadAddress),
-        };
-        let gateway = match cmdline.get("ethos.gw") {
-            None => None,
-            Some(g) => Some(parse_ipv4(g).ok_or(NetConfigError::BadGateway)?),
-        };
-        let tso = match cmdline.get("ethos.tso") {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(_) => return Err(NetConfigError::BadTso),
-        };
+        let gateway = options.get(Opt::Gw).and_then(parse_ipv4);
+        let tso = options.get(Opt::Tso) != Some("off");
         let config = NetConfig {
             ip,
             prefix,
@@ -245,9 +316,11 @@ impl NetConfig {
 #[cfg(test)]
 mod net_tests {
     use super::*;
+    use crate::options::Image;
 
     fn cfg(line: &str) -> Result<Option<NetConfig>, NetConfigError> {
-        NetConfig::from_cmdline(&Cmdline::from_nul_terminated(line.as_bytes()))
+        let options = Options::new(Cmdline::from_nul_terminated(line.as_bytes()), Image::Net);
+        NetConfig::from_options(&options)
     }
 
     #[test]
@@ -263,16 +336,19 @@ mod net_tests {
         );
         let off = cfg("ethos.ip=192.0.2.2/24 ethos.tso=off").unwrap().unwrap();
         assert!(!off.tso);
-        assert_eq!(
-            cfg("ethos.ip=192.0.2.2/24 ethos.tso=yes"),
-            Err(NetConfigError::BadTso)
+        // A bad value is the default (the options' check says so).
+        assert!(
+            cfg("ethos.ip=192.0.2.2/24 ethos.tso=yes")
+                .unwrap()
+                .unwrap()
+                .tso
         );
         assert_eq!(cfg("loglevel=info"), Ok(None));
         assert_eq!(cfg("ethos.ip=10.1.2.3/8").unwrap().unwrap().gateway, None);
     }
 
     #[test]
-    fn bad_input_is_named() {
+    fn bad_input_is_refused() {
         for bad in [
             "ethos.ip=192.0.2.2",
             "ethos.ip=192.0.2/24",
@@ -283,11 +359,15 @@ mod net_tests {
             "ethos.ip=1.2.3.4.5/24",
             "ethos.ip=/24",
         ] {
-            assert_eq!(cfg(bad), Err(NetConfigError::BadAddress), "{bad}");
+            assert_eq!(parse_ipv4_prefix(&bad[9..]), None, "{bad}");
+            assert_eq!(cfg(bad), Ok(None), "{bad}");
         }
         assert_eq!(
-            cfg("ethos.ip=192.0.2.2/24 ethos.gw=192.0.2"),
-            Err(NetConfigError::BadGateway)
+            cfg("ethos.ip=192.0.2.2/24 ethos.gw=192.0.2")
+                .unwrap()
+                .unwrap()
+                .gateway,
+            None
         );
         assert_eq!(
             cfg("ethos.ip=192.0.2.2/24 ethos.gw=198.51.100.1"),

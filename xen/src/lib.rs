@@ -1,7 +1,8 @@
 //! Xen's guest-side protocols, pure: the public ABI layouts
 //! ([`public`]), `start_info` and the command line, the console and xenstore
-//! ring protocols, the netfront rings, the pending-port record, time
-//! scaling, the Xen version string and the fault report format.
+//! ring protocols, the boot options' table ([`options`]), the netfront
+//! rings, the pending-port record, time scaling, the Xen version string and
+//! the fault report format.
 //!
 //! Nothing here touches hardware or makes a hypercall: every function works
 //! on bytes or on a [`rpc::SharedMem`], so all of it is tested (and fuzzed)
@@ -17,6 +18,7 @@ pub mod cmdline;
 pub mod console;
 pub mod fault;
 pub mod netfront;
+pub mod options;
 pub mod pending;
 pub mod public;
 pub mod time;

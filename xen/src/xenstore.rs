@@ -1,12 +1,16 @@
 //! The xenstore wire protocol (`xen/io/xs_wire.h`) and the shared ring that
 //! carries it, client side.
 //!
-//! The ring page is written by xenstored in dom0: indices are read once,
-//! checked (`prod - cons <= 1024`), every reply is copied into private
-//! memory before it is parsed, and a reply whose header is malformed or
-//! whose length passes the 4096-byte payload limit breaks the connection
-//! (named reason) instead of being trusted. Nothing here allocates more
-//! than one maximal message.
+//! The ring page is written by xenstored in dom0, indices included. The
+//! indices we own (`req_prod` of the requests we write, `rsp_cons` of the
+//! replies we read) are kept privately and only published, never read back:
+//! a peer that rewrites them cannot make us send bytes again or skip any.
+//! Of the peer's indices (`req_cons`, `rsp_prod`), each is read once per
+//! step and checked against ours: at most a ring apart, never moving
+//! backwards. Every reply is copied into private memory before it is
+//! parsed, and a bad index, a malformed header or a length past the
+//! 4096-byte payload limit breaks the connection (named reason) instead of
+//! being trusted. Nothing here allocates more than one maximal message.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -332,8 +336,11 @@ pub trait StoreMemory {
 /// Why the connection to xenstored was given up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broken {
-    /// An index moved more than a ring's worth.
+    /// A producer and its consumer are more than a ring apart, or the
+    /// consumer is ahead.
     BadIndex { prod: u32, cons: u32 },
+    /// The peer's index moved backwards (from `was` to `now`).
+    IndexMovedBack { was: u32, now: u32 },
     /// A reply header named a type this client does not know.
     UnknownType(u32),
     /// A reply header claimed a body longer than `PAYLOAD_MAX`.
@@ -346,6 +353,9 @@ impl fmt::Display for Broken {
             Broken::BadIndex { prod, cons } => {
                 write!(f, "ring index out of range (prod {prod}, cons {cons})")
             }
+            Broken::IndexMovedBack { was, now } => {
+                write!(f, "ring index moved backwards (from {was} to {now})")
+            }
             Broken::UnknownType(t) => write!(f, "reply of unknown type {t}"),
             Broken::TooLong(n) => write!(f, "reply body of {n} bytes passes the 4096-byte limit"),
         }
@@ -355,15 +365,32 @@ impl fmt::Display for Broken {
 /// The client end of the store ring: writes requests, assembles replies.
 pub struct StoreRing<M> {
     mem: M,
+    /// Our producer index of the request ring: published, never read back.
+    req_prod: u32,
+    /// xenstored's consumer index of the request ring, as last checked.
+    req_cons: u32,
+    /// Our consumer index of the reply ring: published, never read back.
+    /// Every read takes all there is, so it is also xenstored's producer
+    /// index as last checked.
+    rsp_cons: u32,
     /// Bytes of the reply being assembled (header then body), private.
     partial: Vec<u8>,
     broken: Option<Broken>,
 }
 
 impl<M: StoreMemory> StoreRing<M> {
+    /// Starts from the indices in the page, read once: the domain builder
+    /// (or an earlier kernel) may have left the rings anywhere. From then on
+    /// only the peer's are read.
     pub fn new(mem: M) -> Self {
+        let req_prod = mem.load_u32_acquire(layout::REQ_PROD);
+        let req_cons = mem.load_u32_acquire(layout::REQ_CONS);
+        let rsp_cons = mem.load_u32_acquire(layout::RSP_CONS);
         StoreRing {
             mem,
+            req_prod,
+            req_cons,
+            rsp_cons,
             partial: Vec::new(),
             broken: None,
         }
@@ -378,17 +405,50 @@ impl<M: StoreMemory> StoreRing<M> {
         why
     }
 
+    /// xenstored's consumer index of the request ring, checked: not more
+    /// than a ring behind our producer, not past it, not moving backwards.
+    fn peer_req_cons(&mut self) -> Result<u32, Broken> {
+        let cons = self.mem.load_u32_acquire(layout::REQ_CONS);
+        let prod = self.req_prod;
+        if prod.wrapping_sub(cons) as usize > RING_SIZE {
+            return Err(self.fail(Broken::BadIndex { prod, cons }));
+        }
+        if cons.wrapping_sub(self.req_cons) > prod.wrapping_sub(self.req_cons) {
+            let was = self.req_cons;
+            return Err(self.fail(Broken::IndexMovedBack { was, now: cons }));
+        }
+        self.req_cons = cons;
+        Ok(cons)
+    }
+
+    /// xenstored's producer index of the reply ring, checked: not more than
+    /// a ring ahead of our consumer, not behind it.
+    fn peer_rsp_prod(&mut self) -> Result<u32, Broken> {
+        let prod = self.mem.load_u32_acquire(layout::RSP_PROD);
+        let cons = self.rsp_cons;
+        if prod.wrapping_sub(cons) as usize > RING_SIZE {
+            // Our consumer index is where its producer was last seen.
+            let why = if cons.wrapping_sub(prod) as usize <= RING_SIZE {
+                Broken::IndexMovedBack {
+                    was: cons,
+                    now: prod,
+                }
+            } else {
+                Broken::BadIndex { prod, cons }
+            };
+            return Err(self.fail(why));
+        }
+        Ok(prod)
+    }
+
     /// Writes as much of `bytes` as fits; returns how many were written.
     pub fn write(&mut self, bytes: &[u8]) -> Result<usize, Broken> {
         if let Some(b) = self.broken {
             return Err(b);
         }
-        let cons = self.mem.load_u32_acquire(layout::REQ_CONS);
-        let prod = self.mem.load_u32_acquire(layout::REQ_PROD);
+        let cons = self.peer_req_cons()?;
+        let prod = self.req_prod;
         let used = prod.wrapping_sub(cons) as usize;
-        if used > RING_SIZE {
-            return Err(self.fail(Broken::BadIndex { prod, cons }));
-        }
         let n = (RING_SIZE - used).min(bytes.len());
         for (i, &b) in bytes[..n].iter().enumerate() {
             self.mem.store_u8(
@@ -397,8 +457,8 @@ impl<M: StoreMemory> StoreRing<M> {
             );
         }
         if n > 0 {
-            self.mem
-                .store_u32_release(layout::REQ_PROD, prod.wrapping_add(n as u32));
+            self.req_prod = prod.wrapping_add(n as u32);
+            self.mem.store_u32_release(layout::REQ_PROD, self.req_prod);
         }
         Ok(n)
     }
@@ -410,12 +470,9 @@ impl<M: StoreMemory> StoreRing<M> {
         if let Some(b) = self.broken {
             return Err(b);
         }
-        let prod = self.mem.load_u32_acquire(layout::RSP_PROD);
-        let cons = self.mem.load_u32_acquire(layout::RSP_CONS);
+        let prod = self.peer_rsp_prod()?;
+        let cons = self.rsp_cons;
         let available = prod.wrapping_sub(cons) as usize;
-        if available > RING_SIZE {
-            return Err(self.fail(Broken::BadIndex { prod, cons }));
-        }
         let mut taken = 0;
         while taken < available {
             let want = self.bytes_wanted()?;
@@ -442,8 +499,8 @@ impl<M: StoreMemory> StoreRing<M> {
             }
         }
         if taken > 0 {
-            self.mem
-                .store_u32_release(layout::RSP_CONS, cons.wrapping_add(taken as u32));
+            self.rsp_cons = cons.wrapping_add(taken as u32);
+            self.mem.store_u32_release(layout::RSP_CONS, self.rsp_cons);
         }
         Ok(taken > 0)
     }
@@ -717,5 +774,68 @@ mod tests {
                 (MsgType::Rm, 2)
             ]
         );
+    }
+
+    /// xenstored (or anyone writing the page) rewrites the indices we own:
+    /// we neither send bytes again nor skip any, in either ring.
+    #[test]
+    fn a_peer_rewriting_our_own_indices_changes_nothing() {
+        let page = Page::new();
+        let mut ring = StoreRing::new(&page);
+        let mut first = std::vec::Vec::new();
+        Request::Read("a").encode(1, 0, &mut first).unwrap();
+        assert_eq!(ring.write(&first), Ok(first.len()));
+        assert_eq!(page.server_take(), first);
+        // Our producer index moved back (we would send the request again)
+        // and forward (we would leave a gap of stale bytes).
+        for scribble in [0, first.len() as u32 + 500] {
+            page.set_u32(layout::REQ_PROD, scribble);
+            let mut next = std::vec::Vec::new();
+            Request::Read("bb").encode(2, 0, &mut next).unwrap();
+            assert_eq!(ring.write(&next), Ok(next.len()));
+            assert_eq!(page.server_take(), next, "exactly the new request");
+        }
+        // Our consumer index of the replies moved back: the reply already
+        // delivered must not come again.
+        page.server_send(&msg(2, 1, b"one"));
+        let mut got = std::vec::Vec::new();
+        ring.read(|m| got.push(m.req_id)).unwrap();
+        page.set_u32(layout::RSP_CONS, 0);
+        assert_eq!(ring.read(|m| got.push(m.req_id)), Ok(false));
+        page.server_send(&msg(2, 2, b"two"));
+        ring.read(|m| got.push(m.req_id)).unwrap();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(page.u32_at(layout::RSP_CONS), page.u32_at(layout::RSP_PROD));
+        assert_eq!(ring.broken(), None);
+    }
+
+    #[test]
+    fn peer_indices_moving_back_break_the_connection() {
+        let page = Page::new();
+        let mut ring = StoreRing::new(&page);
+        assert_eq!(ring.write(&[7u8; 100]), Ok(100));
+        page.set_u32(layout::REQ_CONS, 60);
+        assert_eq!(ring.write(b"x"), Ok(1));
+        page.set_u32(layout::REQ_CONS, 20);
+        assert_eq!(
+            ring.write(b"y"),
+            Err(Broken::IndexMovedBack { was: 60, now: 20 })
+        );
+
+        let page = Page::new();
+        let mut ring = StoreRing::new(&page);
+        page.server_send(&msg(2, 1, b"one"));
+        ring.read(|_| ()).unwrap();
+        page.set_u32(layout::RSP_PROD, 5);
+        assert_eq!(
+            ring.read(|_| panic!("no message")),
+            Err(Broken::IndexMovedBack { was: 19, now: 5 })
+        );
+
+        // A consumer index past our producer.
+        let page = Page::new();
+        let mut ring = StoreRing::new(&page);
+        page.set_u32(layout::REQ_CONS, 3);
+        assert!(matches!(ring.write(b"z"), Err(Broken::BadIndex { .. })));
     }
 }

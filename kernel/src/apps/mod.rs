@@ -15,20 +15,14 @@ pub mod stale_page;
 /// A process to start: its name and entry point.
 pub type ProcessSpec = (&'static str, fn());
 
-/// The apps a command line can ask for (`ethos.app=`).
+/// The apps a command line can ask for (`ethos.app=`: its values in the
+/// options' table, `xen::options`, are these).
 pub fn by_name(name: &str) -> Option<&'static [ProcessSpec]> {
     match name {
         "none" => Some(&[]),
         _ => test_app(name),
     }
 }
-
-/// The names `by_name` knows, for the error message on an unknown one.
-pub const KNOWN: &str = if cfg!(feature = "test-apps") {
-    "none, stale-page; every other app is a program (ethos.init=)"
-} else {
-    "none; every app is a program (ethos.init=)"
-};
 
 #[cfg(feature = "test-apps")]
 fn test_app(name: &str) -> Option<&'static [ProcessSpec]> {

@@ -2,6 +2,9 @@
 //! by the kernel when the command line gives `ethos.ip=`). The data path is
 //! the kernel's (`netdev`, `netstack`); this process only talks xenstore:
 //!
+//! 0. a domain with no network device at all (no `vif=` in the xl config)
+//!    was told to use a network it cannot have: after [`FIRST_DEVICE_MS`]
+//!    it says so and powers the domain off, instead of waiting for ever;
 //! 1. reads `device/vif/0/{backend,backend-id,mac}`;
 //! 2. waits for the backend to reach InitWait, asks the kernel to attach
 //!    (`net_attach`: rings, buffers, grants, port), publishes the ring
@@ -22,6 +25,11 @@ use events::Value;
 
 /// Where the toolstack lists our network devices (the first one is used).
 const VIFS: &str = "device/vif";
+/// How long a domain that never had a network device waits for one: the
+/// toolstack writes its devices before the domain runs, so this only
+/// leaves time for an `xl network-attach` right after `xl create`.
+const FIRST_DEVICE_MS: u64 = 5_000;
+const _: () = assert!(FIRST_DEVICE_MS == 5_000, "the line says 5 s");
 /// XenbusState values (io/xenbus.h).
 const INIT_WAIT: u32 = 2;
 const CONNECTED: u32 = 4;
@@ -156,7 +164,19 @@ fn fresh_vif(old: Option<&str>) -> bool {
 
 pub fn net_setup() {
     let mut old: Option<String> = None;
+    let mut had_device = false;
     loop {
+        if !had_device && !fresh_vif(None) {
+            match wait_for(VIFS, FIRST_DEVICE_MS, || fresh_vif(None)) {
+                Ok(true) => continue,
+                Ok(false) => sysnet::net_absent(
+                    "ethos.ip is set but the domain has no network device \
+                     (no device/vif after 5 s): give the xl config a vif=",
+                ),
+                Err(e) => sysnet::net_absent(&e),
+            }
+        }
+        had_device = true;
         if !fresh_vif(old.as_deref()) {
             say("waiting for a network device");
             let _ = wait_for(VIFS, 3_600_000, || fresh_vif(old.as_deref()));

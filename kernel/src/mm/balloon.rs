@@ -5,11 +5,11 @@
 //! Only free frames of the pool go, and never the last
 //! [`RESERVE_FRAMES`] of them: what the kernel and its processes hold is
 //! never taken. A target below that is followed as far as it can be, and
-//! said once. The heap (the boot mapping's tail) is not ballooned.
+//! said once. The heap is not ballooned. The pool keeps which frames are
+//! out (a bit each), so a domain ballooned far down costs no heap.
 
 use crate::mm::frames;
-use alloc::vec::Vec;
-use hal::balloon::{self, Ballooned};
+use hal::balloon;
 use spin::Mutex;
 
 /// Free frames the balloon always leaves in the pool: a few new processes'
@@ -17,7 +17,6 @@ use spin::Mutex;
 pub const RESERVE_FRAMES: usize = 64;
 
 struct Balloon {
-    out: Vec<Ballooned>,
     /// The last target that could not be reached, already said.
     said_short: Option<u64>,
     given_total: u64,
@@ -25,7 +24,6 @@ struct Balloon {
 }
 
 static BALLOON: Mutex<Balloon> = Mutex::new(Balloon {
-    out: Vec::new(),
     said_short: None,
     given_total: 0,
     taken_total: 0,
@@ -52,39 +50,21 @@ pub struct Outcome {
 pub fn follow(target_pages: u64) -> Outcome {
     let nr_pages = hal::mm::start_info().nr_pages;
     let mut b = BALLOON.lock();
-    let holding = nr_pages - b.out.len() as u64;
     let mut o = Outcome::default();
-    if target_pages < holding {
-        let want = (holding - target_pages) as usize;
-        let can = frames::free().saturating_sub(RESERVE_FRAMES).min(want);
-        let mut batch = Vec::with_capacity(can);
-        for _ in 0..can {
-            match frames::with_pool(|p| p.take()).flatten() {
-                Some(f) => batch.push(f),
-                None => break,
-            }
+    frames::with_pool(|pool| {
+        let holding = nr_pages - pool.ballooned() as u64;
+        if target_pages < holding {
+            let want = (holding - target_pages) as usize;
+            let can = pool.len().saturating_sub(RESERVE_FRAMES).min(want);
+            (o.given, o.refused) = balloon::give_back(pool, can);
+            o.short = want - o.given;
+        } else if target_pages > holding {
+            let want = ((target_pages - holding) as usize).min(pool.ballooned());
+            (o.taken, o.refused) = balloon::take_back(pool, want);
+            o.short = want - o.taken;
         }
-        let (given, kept, refused) = balloon::give_back(batch);
-        o.given = given.len();
-        o.refused = refused;
-        b.out.extend(given);
-        for f in kept {
-            frames::give_back(f);
-        }
-        o.short = want - o.given;
-    } else if target_pages > holding {
-        let want = ((target_pages - holding) as usize).min(b.out.len());
-        let from = b.out.len() - want;
-        let pfns: Vec<Ballooned> = b.out.drain(from..).collect();
-        let (got, still, refused) = balloon::take_back(pfns);
-        o.taken = got.len();
-        o.refused = refused;
-        for f in got {
-            frames::give_back(f);
-        }
-        b.out.extend(still);
-        o.short = want - o.taken;
-    }
+        o.out = pool.ballooned();
+    });
     b.given_total += o.given as u64;
     b.taken_total += o.taken as u64;
     if o.short > 0 {
@@ -93,7 +73,6 @@ pub fn follow(target_pages: u64) -> Outcome {
     } else {
         b.said_short = None;
     }
-    o.out = b.out.len();
     o.holding = nr_pages - o.out as u64;
     o
 }
@@ -101,5 +80,6 @@ pub fn follow(target_pages: u64) -> Outcome {
 /// Frames given back to Xen now, and given and taken since boot.
 pub fn counts() -> (usize, u64, u64) {
     let b = BALLOON.lock();
-    (b.out.len(), b.given_total, b.taken_total)
+    let out = frames::with_pool(|p| p.ballooned()).unwrap_or(0);
+    (out, b.given_total, b.taken_total)
 }

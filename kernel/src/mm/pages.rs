@@ -10,9 +10,9 @@
 //! TLB entry, so a later access faults instead of reaching a reused frame.
 //! Region page tables are built with checked `mmu_update`s.
 //!
-//! Frames come from the pseudo-physical frames past the boot mapping (the
-//! heap owns the boot mapping's tail). Each frame is zeroed before a
-//! process or a peer domain can see it.
+//! Frames come from the pool, the pseudo-physical frames past the heap
+//! (`hal::mm::init_memory`). Each frame is zeroed before a process or a
+//! peer domain can see it.
 
 use super::frames;
 use crate::status::{SysError, SysResult};

@@ -9,9 +9,20 @@
 //! blocks, smoltcp's next poll time joins the timer deadline.
 //!
 //! `accept` over smoltcp (which has no accept): a listener keeps `backlog`
-//! sockets listening on its port; one that gets a connection is handed to the
-//! next accept and replaced by a fresh listening socket (at once, or as soon
-//! as sockets free up when all [`MAX_SOCKETS`] are in use).
+//! sockets listening on its port; one that gets a SYN is half-open until the
+//! handshake completes, then handed to the next accept; each is replaced by a
+//! fresh listening socket (at once, or as soon as sockets free up when all
+//! [`MAX_SOCKETS`] are in use).
+//!
+//! A flood of SYNs from addresses that never answer (issue 13, item 9) costs
+//! bounded work and memory: a listener's listening and half-open sockets
+//! together are at most its `backlog` (a half-open one is replaced only
+//! once it completes or goes), and each half-open one is aborted
+//! [`HALF_OPEN_TIMEOUT_NS`] after its SYN, so the listener serves
+//! again within seconds of the flood's end. Connections that complete the
+//! handshake and then say nothing are the application's to time out (an OR
+//! tree of its receive and a timer), as net-demo does; the queue of
+//! connections not yet accepted is bounded by the backlog too.
 //!
 //! Bounds: at most [`MAX_SOCKETS`] smoltcp sockets (listening, connected
 //! and closing ones together), each with fixed buffers; a full send buffer
@@ -53,6 +64,13 @@ pub const MAX_BACKLOG: usize = abi::net::MAX_BACKLOG;
 /// (each held in one of smoltcp's 4 reassembly buffers of 4 KiB) free
 /// their buffer soon (RFC 791 suggests 15 s to start with).
 const REASSEMBLY_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(15);
+/// How long a connection may stay half-open (SYN received, our SYN-ACK
+/// unanswered): long enough for smoltcp to send its SYN-ACK several times
+/// (a lost one is sent again after about a second, then doubling), short
+/// enough that a flood of SYNs from silent addresses holds a listener's
+/// sockets for seconds, not for ever (Linux gives up after about 63 s but
+/// has SYN cookies to serve meanwhile; we have none).
+pub const HALF_OPEN_TIMEOUT_NS: u64 = 8_000_000_000;
 /// Buffer sizes each way: small for the many, large for bulk transfers.
 pub const SMALL_BUFFER: usize = 4 * 1024;
 pub const LARGE_BUFFER: usize = 128 * 1024;
@@ -76,6 +94,11 @@ enum Kind {
         /// The backlog ran short (no room for sockets); logged once.
         short: bool,
         listening: Vec<SocketHandle>,
+        /// Sockets in the handshake (SYN-RECEIVED), with the kernel time
+        /// at which they are given up: at most `backlog`.
+        half_open: Vec<(SocketHandle, u64)>,
+        /// `half_open` reached `backlog` (said once, until it empties).
+        flooded: bool,
         /// Connections not yet accepted (handles of this table).
         ready: VecDeque<u32>,
     },
@@ -107,6 +130,10 @@ pub struct NetStats {
     /// IPv4 fragments received (smoltcp counts neither those it holds
     /// nor those it drops).
     pub fragments: u64,
+    /// Connections now half-open, all listeners together.
+    pub half_open: u64,
+    /// Half-open connections given up after [`HALF_OPEN_TIMEOUT_NS`].
+    pub half_open_reaped: u64,
 }
 
 struct Net {
@@ -382,6 +409,7 @@ pub fn poll() -> Vec<Completion> {
         return Vec::new();
     }
     n.dirty = false;
+    n.reap_half_open(crate::clock::now_ns());
     let mut done = Vec::new();
     // Poll until the stack settles: a poll can make room for more sends.
     let fragments_before = n.stats.fragments;
@@ -402,10 +430,14 @@ pub fn poll() -> Vec<Completion> {
     }
     note_fragments(fragments_before, n.stats.fragments);
     n.reap_closing();
+    let reap_at = n.first_half_open_deadline_ns().map(|ns| ns / 1000 + 1);
     n.poll_at = n
         .iface
         .poll_at(t, &n.sockets)
-        .map(|at| at.total_micros().max(0) as u64);
+        .map(|at| at.total_micros().max(0) as u64)
+        .into_iter()
+        .chain(reap_at)
+        .min();
     done
 }
 
@@ -522,25 +554,55 @@ impl Net {
             .ok_or(SysError::BadHandle)
     }
 
-    /// Hands connections to listeners' queues and keeps each listener's
-    /// backlog full: a socket that could not be made for want of room
-    /// (MAX_SOCKETS) is made later, once connections have closed.
+    /// Moves sockets along a listener's path: listening → half-open (a SYN
+    /// came) → ready for accept (the handshake completed). A half-open one
+    /// that is reset goes back to listening (smoltcp returns it to LISTEN).
+    /// Then keeps each listener's backlog full: a socket that could not be
+    /// made for want of room (MAX_SOCKETS) is made later, once connections
+    /// have closed.
     fn accept_connections(&mut self) {
+        let deadline = crate::clock::now_ns().saturating_add(HALF_OPEN_TIMEOUT_NS);
         let mut moved = Vec::new();
+        let mut half_open_now = 0;
         for (&h, s) in self.table.iter_mut() {
-            if let Kind::Listener { listening, .. } = &mut s.kind {
-                let sockets = &self.sockets;
-                listening.retain(|&sh| {
-                    let st = sockets.get::<tcp::Socket>(sh).state();
-                    if st == tcp::State::Listen {
-                        true
-                    } else {
-                        moved.push((h, s.owner, sh));
-                        false
-                    }
-                });
-            }
+            let Kind::Listener {
+                listening,
+                half_open,
+                ..
+            } = &mut s.kind
+            else {
+                continue;
+            };
+            let sockets = &self.sockets;
+            let state = |sh| sockets.get::<tcp::Socket>(sh).state();
+            let mut back = Vec::new();
+            half_open.retain(|&(sh, _)| match state(sh) {
+                tcp::State::SynReceived => true,
+                tcp::State::Listen => {
+                    back.push(sh);
+                    false
+                }
+                _ => {
+                    moved.push((h, s.owner, sh));
+                    false
+                }
+            });
+            listening.retain(|&sh| match state(sh) {
+                tcp::State::Listen => true,
+                tcp::State::SynReceived => {
+                    half_open.push((sh, deadline));
+                    false
+                }
+                _ => {
+                    moved.push((h, s.owner, sh));
+                    false
+                }
+            });
+            listening.extend(back);
+            half_open_now += half_open.len();
+            note_flood(s);
         }
+        self.stats.half_open = half_open_now as u64;
         for (listener, owner, sh) in moved {
             self.stats.accepted += 1;
             let Ok(conn) = self.insert(owner, Kind::Tcp(sh)) else {
@@ -555,13 +617,57 @@ impl Net {
         self.refill_backlogs();
     }
 
-    /// Tops every listener up to its backlog of listening sockets.
+    /// When the next half-open connection is given up (the stack is polled
+    /// then even if no segment comes).
+    fn first_half_open_deadline_ns(&self) -> Option<u64> {
+        self.table
+            .values()
+            .filter_map(|s| match &s.kind {
+                Kind::Listener { half_open, .. } => half_open.iter().map(|&(_, t)| t).min(),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Aborts the half-open connections whose time is up (before smoltcp
+    /// sees new segments, so that a SYN arriving now finds the listening
+    /// socket that takes their place). No reset goes out: the peer never
+    /// answered, and a late ACK of a real one meets smoltcp's reset for a
+    /// segment no socket takes.
+    fn reap_half_open(&mut self, now_ns: u64) {
+        let mut reaped = 0;
+        for s in self.table.values_mut() {
+            if let Kind::Listener { half_open, .. } = &mut s.kind {
+                let sockets = &mut self.sockets;
+                half_open.retain(|&(sh, until)| {
+                    let expired = until <= now_ns
+                        && sockets.get::<tcp::Socket>(sh).state() == tcp::State::SynReceived;
+                    if expired {
+                        sockets.remove(sh);
+                        reaped += 1;
+                    }
+                    !expired
+                });
+                note_flood(s);
+            }
+        }
+        if reaped > 0 {
+            self.stats.half_open_reaped += reaped;
+            self.stats.half_open = self.stats.half_open.saturating_sub(reaped);
+            self.refill_backlogs();
+        }
+    }
+
+    /// Tops every listener up to its backlog of listening and half-open
+    /// sockets, while its queue of connections not yet accepted is short of
+    /// the backlog too.
     fn refill_backlogs(&mut self) {
         let listeners: Vec<u32> = self
             .table
             .iter()
             .filter(|(_, s)| {
-                matches!(&s.kind, Kind::Listener { listening, backlog, .. } if listening.len() < *backlog)
+                matches!(&s.kind, Kind::Listener { listening, half_open, ready, backlog, .. }
+                    if listening.len() + half_open.len() < *backlog && ready.len() < *backlog)
             })
             .map(|(&h, _)| h)
             .collect();
@@ -571,13 +677,16 @@ impl Net {
                 buffer,
                 backlog,
                 listening,
+                half_open,
                 ..
             }) = self.table.get(&h).map(|s| &s.kind)
             else {
                 continue;
             };
             let (port, buffer, backlog) = (*port, *buffer, *backlog);
-            let missing = backlog - listening.len();
+            // Half-open sockets take the place of listening ones: a flood
+            // holds at most `backlog` sockets of a listener.
+            let missing = backlog - listening.len() - half_open.len();
             let mut fresh = Vec::new();
             let mut error = None;
             for _ in 0..missing {
@@ -739,13 +848,17 @@ impl Net {
     fn drop_sock(&mut self, s: Sock, graceful: bool) {
         let handles = match s.kind {
             Kind::Listener {
-                listening, ready, ..
+                mut listening,
+                half_open,
+                ready,
+                ..
             } => {
                 for conn in ready {
                     if let Some(c) = self.table.remove(&conn) {
                         self.drop_sock(c, false);
                     }
                 }
+                listening.extend(half_open.into_iter().map(|(sh, _)| sh));
                 listening
             }
             Kind::Tcp(sh) => vec![sh],
@@ -765,6 +878,32 @@ impl Net {
             }
         }
         self.dirty = true;
+    }
+}
+
+/// Says once when a listener's half-open connections reach its backlog (a
+/// SYN flood, or a burst of clients on a lossy link) and once when they are
+/// all gone again.
+fn note_flood(s: &mut Sock) {
+    if let Kind::Listener {
+        port,
+        backlog,
+        half_open,
+        flooded,
+        ..
+    } = &mut s.kind
+    {
+        if !*flooded && half_open.len() >= *backlog {
+            warn!(
+                "net: listener on port {port} holds {backlog} half-open connections (a SYN flood?); \
+                 more are refused until these complete or are given up after {} s",
+                HALF_OPEN_TIMEOUT_NS / 1_000_000_000
+            );
+            *flooded = true;
+        } else if *flooded && half_open.is_empty() {
+            info!("net: listener on port {port} has no half-open connections left");
+            *flooded = false;
+        }
     }
 }
 
@@ -829,6 +968,8 @@ pub fn tcp_listen(owner: Pid, port: u16, backlog: usize, large: bool) -> SysResu
                 backlog,
                 short: false,
                 listening,
+                half_open: Vec::new(),
+                flooded: false,
                 ready: VecDeque::new(),
             },
         )

@@ -16,6 +16,18 @@
 //! answers a request it already carried out from its journal, so each event
 //! completes exactly once. While no daemon is connected, new requests queue
 //! in the ring.
+//!
+//! # When the daemon will not serve this domain
+//!
+//! A daemon that refuses the domain (its name cannot name a folder, or is
+//! served for another domain already) says so in xenstore, and the
+//! `rpc-offer` process tells [`not_served`]. Every request in flight then
+//! completes with `NotServed`, and so does every later one, at once,
+//! instead of waiting for an answer that would never come. The channel is
+//! offered afresh if requests were in flight, so that none of them is
+//! carried out later by a daemon that does serve the domain after all:
+//! they were told they failed. When the daemon withdraws its refusal,
+//! requests are sent again as before.
 
 use crate::rpc::vchan::{self as vchans, ServerPages};
 use crate::status::{SysError, SysResult};
@@ -72,6 +84,8 @@ struct Client {
     /// Earlier page sets still mapped by the peer, and one free for reuse.
     set_aside: Vec<Granted>,
     spare: Option<ServerPages>,
+    /// The daemon said it will not serve this domain.
+    not_served: bool,
 }
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
@@ -92,6 +106,7 @@ pub fn init() -> SysResult<(u32, u32)> {
         offer_waiter: None,
         set_aside: Vec::new(),
         spare: None,
+        not_served: false,
     });
     info!(
         "rpc: channel to dom0 ready (ring-ref {}, port {})",
@@ -151,10 +166,19 @@ fn weight(req: &Request) -> usize {
     rpc::HEADER_LEN + FIXED + path + data
 }
 
-/// Sends `req` tagged with `event`; the reply completes the event.
-pub fn call(event: EventId, req: &Request) -> SysResult<()> {
+/// Sends `req` tagged with `event`; the reply completes the event. While
+/// the daemon will not serve this domain, nothing is sent and the event
+/// completes at once (the completion to apply).
+pub fn call(event: EventId, req: &Request) -> SysResult<Option<Completion>> {
     let mut guard = CLIENT.lock();
     let c = guard.as_mut().ok_or(SysError::ServiceBroken)?;
+    if c.not_served {
+        return Ok(Some(Completion {
+            event,
+            status: Status::NotServed,
+            value: Value::Empty,
+        }));
+    }
     let size = weight(req);
     if c.sent_bytes + size > RESEND_BUDGET {
         return Err(SysError::Busy);
@@ -164,7 +188,41 @@ pub fn call(event: EventId, req: &Request) -> SysResult<()> {
     c.sent_bytes += size;
     let _ = c.caller.flush();
     vchans::kick(c.port, c.caller.take_notify());
-    Ok(())
+    Ok(None)
+}
+
+/// The daemon in dom0 says it will not serve this domain, for the reason
+/// `Some(code)` (a short word the `rpc-offer` process checked), or no
+/// longer says so (`None`). Returns the completions to apply: every request
+/// in flight, with `NotServed`, and the `rpc-offer` process's offer event
+/// if the channel had to be offered afresh.
+pub fn not_served(reason: Option<&str>) -> Vec<Completion> {
+    let mut done = Vec::new();
+    let mut guard = CLIENT.lock();
+    let Some(c) = guard.as_mut() else { return done };
+    let Some(code) = reason else {
+        if core::mem::take(&mut c.not_served) {
+            info!("rpc: the daemon in dom0 no longer refuses this domain");
+        }
+        return done;
+    };
+    if c.not_served {
+        return done;
+    }
+    c.not_served = true;
+    warn!(
+        "rpc: the daemon in dom0 will not serve this domain ({code}; its log says why): \
+         {} requests in flight and all later ones complete NotServed",
+        c.sent.len()
+    );
+    if !c.sent.is_empty() {
+        c.fail_all(Status::NotServed, &mut done);
+        if let Err(e) = c.offer_again(true) {
+            error!("rpc: cannot offer a fresh channel: {e}");
+        }
+    }
+    done.extend(c.take_offer());
+    done
 }
 
 /// An event of the rpc-offer process that completes, with
@@ -204,13 +262,13 @@ impl Client {
         }
     }
 
-    /// Fails every request in flight (no channel can carry them any more).
-    fn fail_all(&mut self, done: &mut Vec<Completion>) {
+    /// Fails every request in flight with `status`.
+    fn fail_all(&mut self, status: Status, done: &mut Vec<Completion>) {
         self.caller.abandon_all();
         for (id, _, _) in self.sent.drain(..) {
             done.push(Completion {
                 event: EventId(id),
-                status: Status::Remote(rpc::Status::Unavailable.code() as u32),
+                status,
                 value: Value::Empty,
             });
         }
@@ -314,7 +372,9 @@ pub fn service() -> Vec<Completion> {
                 }
                 if let Err(e) = c.offer_again(true) {
                     error!("rpc: cannot offer the channel again ({e}); failing what is in flight");
-                    c.fail_all(&mut done);
+                    // No channel can carry them any more.
+                    let unavailable = rpc::Status::Unavailable.code() as u32;
+                    c.fail_all(Status::Remote(unavailable), &mut done);
                 }
                 break;
             }
@@ -341,7 +401,8 @@ pub fn resume() -> Vec<Completion> {
     info!("rpc: restored: offering the channel again");
     if let Err(e) = c.offer_again(false) {
         error!("rpc: cannot offer the channel again ({e}); failing what is in flight");
-        c.fail_all(&mut done);
+        let unavailable = rpc::Status::Unavailable.code() as u32;
+        c.fail_all(Status::Remote(unavailable), &mut done);
     }
     done.extend(c.take_offer());
     done

@@ -503,7 +503,22 @@ pub fn rpc_next_offer() -> SysResult<EventId> {
 }
 
 fn rpc_call(kind: ValueKind, req: rpc::Request) -> SysResult<EventId> {
-    start_event(kind, |_, id| crate::rpc::client::call(id, &req))
+    let mut now = None;
+    let id = start_event(kind, |_, id| {
+        now = crate::rpc::client::call(id, &req)?;
+        Ok(())
+    })?;
+    if let Some(c) = now {
+        sched::apply(alloc::vec![c]);
+    }
+    Ok(id)
+}
+
+/// For the rpc-offer process: the daemon in dom0 will not serve this
+/// domain (`Some(code)`), or no longer refuses it (`None`); see
+/// `rpc::client::not_served`. Kernel processes only: no trap reaches this.
+pub fn rpc_not_served(reason: Option<&str>) {
+    sched::apply(crate::rpc::client::not_served(reason));
 }
 
 fn rpc_path(path: &str) -> SysResult<rpc::Path> {

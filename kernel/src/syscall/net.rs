@@ -48,6 +48,15 @@ pub fn net_severed() -> bool {
     severed
 }
 
+/// The `net-setup` process: the domain was told to use the network
+/// (`ethos.ip=`) and has no network device. Says why and powers the
+/// domain off, as for a first program the boot archive does not have:
+/// a guest waiting for a device that will not come is worse.
+pub fn net_absent(why: &str) -> ! {
+    log::error!("net-setup: {why}; powering off");
+    crate::panic::shut_down(xen::public::ShutdownReason::Poweroff)
+}
+
 /// The `net-setup` process: the backend went away; end every socket.
 pub fn net_down() -> SysResult<()> {
     with_current(|_, _| Ok(()))?;

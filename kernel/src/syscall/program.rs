@@ -521,6 +521,8 @@ fn net_stats(pid: Pid, a: [u64; 6]) -> SysResult<(u64, u64)> {
         d.tx_errors,
         d.notifies,
         d.port_events,
+        n.half_open,
+        n.half_open_reaped,
     ];
     let bytes = le_bytes(words.iter().copied());
     // Whole counters only: a short buffer gets the first ones.

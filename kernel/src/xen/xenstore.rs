@@ -83,6 +83,8 @@ struct Watch {
 
 pub struct Xenstore {
     ring: StoreRing<StorePage>,
+    /// The ring's page, to start the ring afresh on it after a restore.
+    page: SharedPage,
     port: u32,
     /// Requests waiting for room in the ring, whole, oldest first, with
     /// their ids; the first may be partly written already.
@@ -102,6 +104,7 @@ static XS: Mutex<Option<Xenstore>> = Mutex::new(None);
 pub fn init(page: SharedPage, port: u32) {
     *XS.lock() = Some(Xenstore {
         ring: StoreRing::new(StorePage(page)),
+        page,
         port,
         queued: VecDeque::new(),
         queued_bytes: 0,
@@ -456,6 +459,16 @@ pub fn quiet() -> bool {
 /// our watches: each is registered again, and fires once as a new one
 /// does, which watch semantics allow. Then the held requests go out.
 pub fn resume(port: u32, new_domain: bool) {
+    if new_domain {
+        // The new xenstored starts the ring afresh (its indices back to 0):
+        // the ring is taken again from the page as it is now, as at boot.
+        // (The ring keeps its own indices and would take the reset for a
+        // peer moving them backwards.) Nothing was owed: the client was
+        // quiet before the suspend.
+        if let Some(xs) = XS.lock().as_mut() {
+            xs.ring = StoreRing::new(StorePage(xs.page));
+        }
+    }
     let _ = with_xs(|xs| {
         xs.port = port;
         if new_domain {

@@ -13,6 +13,10 @@
 //!   and nc, which checksum nothing): `GET /zero` sends 10 MiB of zeros and
 //!   `POST /sink` reads the body and answers `received`.
 //! * UDP port 7: echo.
+//! * A connection that sends no request for [`IDLE_NS`] is closed: the
+//!   kernel reaps connections that never finish their handshake, and ones
+//!   that finish it and then say nothing are the application's to time out
+//!   (one timer for all, checked every [`IDLE_CHECK_NS`]).
 //! * `GET /connect-back` connects to dom0 (192.0.2.1:9999) and sends a line:
 //!   the outgoing direction.
 //!
@@ -44,6 +48,10 @@ const BLOB: u64 = 10 * 1024 * 1024;
 const MAX_HEAD: usize = 4096;
 /// Bytes per receive and send call.
 const CHUNK: usize = 32 * 1024;
+/// How long a connection may wait before its request head is complete.
+const IDLE_NS: u64 = 10_000 * time::MS;
+/// How often the idle connections are looked for, while there are any.
+const IDLE_CHECK_NS: u64 = 2_000 * time::MS;
 /// Where `GET /connect-back` connects to (dom0 on the rig's bridge).
 const CONNECT_BACK: ([u8; 4], u16) = ([192, 0, 2, 1], 9999);
 
@@ -102,6 +110,8 @@ enum Source {
     /// An outgoing connection being set up.
     Connect(Conn),
     Udp,
+    /// Time to close connections idle for [`IDLE_NS`].
+    IdleCheck,
 }
 
 /// A retired event's value, as its source's call defines it.
@@ -135,7 +145,7 @@ mod counter {
     pub const COUNT: usize = 17;
 }
 
-fn stats_page() -> String {
+fn stats_page(idle_closed: u64) -> String {
     use counter::*;
     let mut c = [0u64; COUNT];
     let mut page = match stats::read(&mut c) {
@@ -152,7 +162,8 @@ fn stats_page() -> String {
     if let Ok(n) = net::stats() {
         page.push_str(&format!(
             "net sockets={} accepted={} polls={} rx_frames={} tx_frames={} tx_gso={} rx_dropped={} \
-             rx_errors={} rx_malformed={} rx_not_ours={} notifies={} port_events={}\n",
+             rx_errors={} rx_malformed={} rx_not_ours={} notifies={} port_events={} \
+             half_open={} half_open_reaped={} idle_closed={}\n",
             n.sockets,
             n.accepted,
             n.polls,
@@ -164,7 +175,10 @@ fn stats_page() -> String {
             n.rx_malformed,
             n.rx_not_ours,
             n.notifies,
-            n.port_events
+            n.port_events,
+            n.half_open,
+            n.half_open_reaped,
+            idle_closed
         ));
     }
     page
@@ -176,6 +190,12 @@ struct Server {
     udp: Udp,
     quit: bool,
     served: u64,
+    /// When each connection waiting for its request head last sent bytes.
+    heard: BTreeMap<Conn, u64>,
+    /// The idle check's timer, while one is set.
+    idle_check: Option<Event>,
+    /// Connections closed for saying nothing.
+    idle_closed: u64,
     /// Where receives are retired to: one call, no allocation.
     scratch: Vec<u8>,
 }
@@ -197,12 +217,51 @@ impl Server {
         match h.recv(CHUNK) {
             Ok(id) => {
                 self.events.insert(id, Source::Conn(h));
+                if matches!(phase, Phase::Head(_)) {
+                    self.heard
+                        .entry(h)
+                        .or_insert_with(|| time::now().unwrap_or(0));
+                    self.arm_idle_check();
+                } else {
+                    self.heard.remove(&h);
+                }
                 self.conns.insert(h, phase);
             }
             Err(e) => {
                 say(&format!("recv on {}: {e}", h.raw()));
                 let _ = h.close();
             }
+        }
+    }
+
+    fn arm_idle_check(&mut self) {
+        if self.idle_check.is_none() {
+            if let Ok(id) = time::beep_in(IDLE_CHECK_NS) {
+                self.events.insert(id, Source::IdleCheck);
+                self.idle_check = Some(id);
+            }
+        }
+    }
+
+    /// Closes the connections that sent no (complete) request head for
+    /// [`IDLE_NS`]; their receive ends `Cancelled` and is retired as any.
+    fn close_idle(&mut self) {
+        self.idle_check = None;
+        let now = time::now().unwrap_or(0);
+        let idle: Vec<Conn> = self
+            .heard
+            .iter()
+            .filter(|&(_, &t)| now.saturating_sub(t) >= IDLE_NS)
+            .map(|(&h, _)| h)
+            .collect();
+        for h in idle {
+            self.heard.remove(&h);
+            self.conns.remove(&h);
+            let _ = h.close();
+            self.idle_closed += 1;
+        }
+        if !self.heard.is_empty() {
+            self.arm_idle_check();
         }
     }
 
@@ -265,7 +324,7 @@ impl Server {
             "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {BLOB}\r\nConnection: close\r\n\r\n"
         );
         let phase = if first.starts_with("GET / ") {
-            reply(http("200 OK", &stats_page()), 0)
+            reply(http("200 OK", &stats_page(self.idle_closed)), 0)
         } else if first.starts_with("GET /blob ") {
             Phase::reply(blob_head.into_bytes(), BLOB, true)
         } else if first.starts_with("GET /zero ") {
@@ -306,14 +365,19 @@ impl Server {
 
     fn on_conn(&mut self, h: Conn, phase: Phase, status: Status, value: Value) {
         if status != Status::Ok {
+            self.heard.remove(&h);
             let _ = h.close();
             return;
         }
         match (phase, value) {
             (Phase::Head(mut head), Value::Bytes(b)) => {
                 if b.is_empty() {
+                    self.heard.remove(&h);
                     let _ = h.close();
                     return;
+                }
+                if let Some(t) = self.heard.get_mut(&h) {
+                    *t = time::now().unwrap_or(*t);
                 }
                 head.extend_from_slice(&b);
                 if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -425,9 +489,10 @@ impl Server {
     /// send, nothing for a connect.
     fn retire(&mut self, id: Event, source: &Source) -> Result<Retired<Value>, Status> {
         let receiving = match source {
-            Source::Conn(h) => self.conns.get(h).is_some_and(Phase::receiving),
+            // A connection closed for idleness had a receive outstanding.
+            Source::Conn(h) => self.conns.get(h).is_none_or(Phase::receiving),
             Source::Udp => true,
-            Source::Accept(_) | Source::Connect(_) => false,
+            Source::Accept(_) | Source::Connect(_) | Source::IdleCheck => false,
         };
         match source {
             Source::Connect(_) => event::retire_empty(id).map(|r| r.map(|()| Value::Empty)),
@@ -483,6 +548,9 @@ fn run() -> Result<(), String> {
             udp,
             quit: false,
             served: 0,
+            heard: BTreeMap::new(),
+            idle_check: None,
+            idle_closed: 0,
             scratch: vec![0; CHUNK],
         };
         s.watch_accept(small)?;
@@ -529,6 +597,8 @@ fn serve(s: &mut Server) -> Result<Option<usize>, String> {
                     }
                 }
                 s.conns.clear();
+                s.heard.clear();
+                s.idle_check = None;
                 return Ok(Some(ended));
             }
             match source {
@@ -558,6 +628,7 @@ fn serve(s: &mut Server) -> Result<Option<usize>, String> {
                     }
                 }
                 Source::Udp => s.on_udp(r.status, r.value)?,
+                Source::IdleCheck => s.close_idle(),
             }
         }
     }

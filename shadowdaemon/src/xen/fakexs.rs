@@ -1,7 +1,7 @@
 //! Tests only: a xenstored on the far end of a socket pair, over an in-memory
 //! tree, answering what the daemon asks (read, directory, permissions, whether a
-//! domain is introduced, watches), so the daemon's decisions about domains can be
-//! tested without Xen.
+//! domain is introduced, watches, and dom0's own writes, removals and permission
+//! changes), so the daemon's decisions about domains can be tested without Xen.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -104,6 +104,43 @@ impl Store {
         }
     }
 
+    /// Dom0 writes a node: a new one inherits the permissions of its nearest
+    /// ancestor, as xenstored's nodes inherit their parent's.
+    fn dom0_write(&mut self, path: &str, value: &[u8]) {
+        let perms = match self.nodes.get(path) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let mut at = path;
+                loop {
+                    match at.rsplit_once('/') {
+                        Some((parent, _)) if !parent.is_empty() => {
+                            if let Some((_, p)) = self.nodes.get(parent) {
+                                break p.clone();
+                            }
+                            at = parent;
+                        }
+                        _ => break b"n0\0".to_vec(),
+                    }
+                }
+            }
+        };
+        self.nodes.insert(path.to_string(), (value.to_vec(), perms));
+        self.fire(path);
+    }
+
+    /// Removes a node and everything below it; whether there was one.
+    fn remove(&mut self, path: &str) -> bool {
+        let below = format!("{path}/");
+        let before = self.nodes.len();
+        self.nodes
+            .retain(|k, _| k != path && !k.starts_with(&below));
+        let removed = self.nodes.len() != before;
+        if removed {
+            self.fire(path);
+        }
+        removed
+    }
+
     fn children(&self, path: &str) -> Option<Vec<String>> {
         let prefix = format!("{path}/");
         let names: BTreeSet<String> = self
@@ -173,6 +210,28 @@ pub fn client(store: Arc<Mutex<Store>>) -> Xenstore<UnixStream> {
                         reply(&mut server, MsgType::Unwatch, id, b"OK\0");
                     } else {
                         enoent(&mut server);
+                    }
+                }
+                k if k == MsgType::Write as u32 => {
+                    let value = &msg.payload[arg.len() + 1..];
+                    st.dom0_write(&arg, value);
+                    reply(&mut server, MsgType::Write, id, b"OK\0");
+                }
+                k if k == MsgType::Rm as u32 => {
+                    if st.remove(&arg) {
+                        reply(&mut server, MsgType::Rm, id, b"OK\0");
+                    } else {
+                        enoent(&mut server);
+                    }
+                }
+                k if k == MsgType::SetPerms as u32 => {
+                    let perms = msg.payload[arg.len() + 1..].to_vec();
+                    match st.nodes.get_mut(&arg) {
+                        Some((_, p)) => {
+                            *p = perms;
+                            reply(&mut server, MsgType::SetPerms, id, b"OK\0");
+                        }
+                        None => enoent(&mut server),
                     }
                 }
                 _ => reply(&mut server, MsgType::Error, id, b"EINVAL\0"),

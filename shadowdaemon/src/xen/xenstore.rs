@@ -1,7 +1,7 @@
 //! A small xenstore client for dom0: enough to find guests and their rings
 //! (`read`, `directory`, `is_domain_introduced`), to tell who may write a node
-//! (`get_perms`), and to hear when they come and go (`watch`, `unwatch`, watch
-//! events).
+//! (`get_perms`), to hear when they come and go (`watch`, `unwatch`, watch
+//! events), and to tell a guest it is not served (`write`, `set_perms`, `rm`).
 //!
 //! It speaks the wire protocol of Xen's `xen/include/public/io/xs_wire.h`: every
 //! message is a 16-byte little-endian header `{type, req_id, tx_id, len}`
@@ -61,6 +61,12 @@ pub enum MsgType {
     #[allow(dead_code)]
     /// `XS_UNWATCH`: `path\0token\0` → `OK\0`.
     Unwatch = 5,
+    /// `XS_WRITE`: `path\0value` → `OK\0`.
+    Write = 11,
+    /// `XS_RM`: `path\0` → `OK\0`.
+    Rm = 13,
+    /// `XS_SET_PERMS`: `path\0perm\0perm\0...` → `OK\0`.
+    SetPerms = 14,
     /// `XS_WATCH_EVENT`, unsolicited: `path\0token\0`.
     WatchEvent = 15,
     /// `XS_ERROR`, instead of a reply: an errno name, `ENOENT\0`.
@@ -529,6 +535,42 @@ impl<T: Read + Write> Xenstore<T> {
         }
     }
 
+    /// Writes `value` at `path`, creating the node (and its parents) if need
+    /// be; a new node inherits its parent's permissions.
+    // The fuzz target includes this file and does not call it.
+    #[allow(dead_code)]
+    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsError> {
+        let mut payload = strings_payload(&[path])?;
+        payload.extend_from_slice(value);
+        if payload.len() > PAYLOAD_MAX {
+            return Err(XsError::BadArgument(ArgError::TooLong));
+        }
+        self.ack_op(MsgType::Write, &payload)
+    }
+
+    /// Sets the permissions of `path`: the first entry names the owner and
+    /// what every other domain may do (`n0`), the rest grant named domains
+    /// (`r5`: domain 5 may read).
+    // The fuzz target includes this file and does not call it.
+    #[allow(dead_code)]
+    pub fn set_perms(&mut self, path: &str, perms: &[&str]) -> Result<(), XsError> {
+        let mut parts = vec![path];
+        parts.extend_from_slice(perms);
+        let payload = strings_payload(&parts)?;
+        self.ack_op(MsgType::SetPerms, &payload)
+    }
+
+    /// Removes `path` and everything below it; a node already gone is fine.
+    // The fuzz target includes this file and does not call it.
+    #[allow(dead_code)]
+    pub fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        let payload = strings_payload(&[path])?;
+        match self.ack_op(MsgType::Rm, &payload) {
+            Err(XsError::Remote(name)) if name == "ENOENT" => Ok(()),
+            other => other,
+        }
+    }
+
     /// Watches `path` and everything below it; events carry `token`. xenstored
     /// fires a new watch once right away, so a scan can start from that event.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
@@ -568,7 +610,12 @@ impl<T: Read + Write> Xenstore<T> {
 
     fn watch_op(&mut self, kind: MsgType, path: &str, token: &str) -> Result<(), XsError> {
         let payload = strings_payload(&[path, token])?;
-        match self.call(kind, &payload)? {
+        self.ack_op(kind, &payload)
+    }
+
+    /// A request answered `OK\0`.
+    fn ack_op(&mut self, kind: MsgType, payload: &[u8]) -> Result<(), XsError> {
+        match self.call(kind, payload)? {
             Reply::Done(ack) if ack == b"OK\0" => Ok(()),
             Reply::Done(_) => self.check(Err(BrokenReason::BadAck)),
             Reply::Refused(name) => Err(XsError::Remote(name)),

@@ -1,7 +1,9 @@
 //! xenconsoled (dom0) writes the console ring's consumer index: whatever
 //! values it writes, the driver never panics, never writes outside the ring,
-//! and stops for good (broken) on an impossible index. (That no byte is lost
-//! with a well-behaved consumer is a unit test of `console`.)
+//! never waits without bound (a consumer that stops costs bounded waits, then
+//! output is dropped and counted), and stops for good (broken) on an
+//! impossible index. (That no byte is lost with a well-behaved consumer is a
+//! unit test of `console`.)
 #![no_main]
 
 use xen::public::console::OUT_SIZE;
@@ -59,6 +61,11 @@ fuzz_target!(|data: &[u8]| {
             Ok(()) => {}
             Err(RingError::BadConsumerIndex { prod, cons }) => {
                 assert!(prod.wrapping_sub(cons) as usize > OUT_SIZE);
+                assert!(ring.write(b"x").is_err(), "a broken ring stays broken");
+                return;
+            }
+            Err(RingError::ConsumerIndexMovedBack { was, now }) => {
+                assert_ne!(was, now);
                 assert!(ring.write(b"x").is_err(), "a broken ring stays broken");
                 return;
             }

@@ -5,6 +5,7 @@
 use xen::public::{StartInfo, MAX_GUEST_CMDLINE};
 use xen::boot_info::BootInfo;
 use xen::cmdline::TestFault;
+use xen::options::{Image, Opt, Options, TABLE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -37,8 +38,24 @@ fuzz_target!(|data: &[u8]| {
         assert!(info.magic.starts_with("xen-3.0-x86_64"));
         assert!(info.nr_pages > 0);
         let _ = info.memory_mib();
-        let _ = TestFault::from_cmdline(&info.cmdline);
-        let _ = info.cmdline.get("loglevel");
         assert!(!info.cmdline.as_str().contains('\0'));
+        for image in [Image::Core, Image::Net, Image::Test] {
+            let options = Options::new(info.cmdline, image);
+            for problem in options.problems() {
+                let _ = problem.stops();
+                assert!(problem.to_string().starts_with("boot option "));
+            }
+            for spec in &TABLE {
+                let _ = options.get(spec.opt);
+            }
+            // What the table lets through is what the kernel can act on.
+            if let Some(value) = options.get(Opt::TestFault) {
+                assert!(TestFault::from_value(value).is_some(), "{value}");
+            }
+            if image == Image::Core {
+                assert_eq!(options.get(Opt::Ip), None);
+            }
+            let _ = options.init_args().count();
+        }
     }
 });

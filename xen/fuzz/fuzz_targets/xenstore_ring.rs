@@ -1,7 +1,9 @@
-//! xenstored (dom0) writes the store ring's response half and its indices:
-//! whatever it writes, the client never panics, never reads or writes
-//! outside the page, delivers only messages within the payload limit, and
-//! stays broken once it has seen a violation.
+//! xenstored (dom0) writes the store ring's response half and all four
+//! indices (ours too: it may scribble them): whatever it writes, the client
+//! never panics, never reads or writes outside the page, delivers only
+//! messages within the payload limit, publishes its own producer index
+//! exactly as far as it wrote (never re-reading it), and stays broken once it
+//! has seen a violation.
 #![no_main]
 
 use xen::xenstore::{layout, StoreMemory, StoreRing, PAYLOAD_MAX};
@@ -29,16 +31,17 @@ impl StoreMemory for &Page {
 
 fuzz_target!(|data: &[u8]| {
     // The input is a sequence of page snapshots the server "writes" between
-    // two reads of the client: 1024 response bytes + 4 index words each.
+    // two reads of the client: 1024 response bytes + the 4 index words each.
     let page = Page(RefCell::new(vec![0; 4096]));
     let mut ring = StoreRing::new(&page);
-    for chunk in data.chunks(layout::RSP + 1024 + 16 - layout::RSP) {
+    let mut req_prod = 0u32;
+    for chunk in data.chunks(1024 + 16) {
         {
             let mut p = page.0.borrow_mut();
             let n = chunk.len().min(1024);
             p[layout::RSP..layout::RSP + n].copy_from_slice(&chunk[..n]);
-            if chunk.len() >= 1024 + 8 {
-                p[layout::RSP_CONS..layout::RSP_CONS + 8].copy_from_slice(&chunk[1024..1032]);
+            if chunk.len() == 1024 + 16 {
+                p[layout::REQ_CONS..layout::REQ_CONS + 16].copy_from_slice(&chunk[1024..]);
             }
         }
         let mut delivered = Vec::new();
@@ -56,6 +59,11 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
         }
-        let _ = ring.write(b"request bytes");
+        if let Ok(n) = ring.write(b"request bytes") {
+            if n > 0 {
+                req_prod = req_prod.wrapping_add(n as u32);
+                assert_eq!((&page).load_u32_acquire(layout::REQ_PROD), req_prod);
+            }
+        }
     }
 });
