@@ -178,7 +178,7 @@ pub fn live_figures() -> SysResult<[u64; crate::live_stats::COUNT]> {
     #[cfg(feature = "net")]
     let (rx, tx) = crate::net::stack::stats().map_or((0, 0), |(_, d)| (d.rx_frames, d.tx_frames));
     Ok([
-        crate::clock::now_ns() / 1_000_000,
+        crate::clock::uptime_ns() / 1_000_000,
         e.created,
         e.completed,
         e.retired,
