@@ -94,9 +94,15 @@ save_wait() {
         xenstore-write "/local/domain/$(xl domid "$name")/data/save-wait" go
     rig_wait "$name" 60 shutdown
 }
+# A guest's live figures (data/ethos/stats under its home, issue 12 item 4).
+stats_of() { xenstore-read "/local/domain/$(xl domid "$1" 2>/dev/null)/data/ethos/stats" 2>/dev/null; }
 # Ten cycles take longer than 8 s of the guest's time: its beeps are 3 s apart.
+# The live figures are read before and after them: each restored domain
+# publishes them anew in its own store.
 if rig_start saved $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.rpc=off -- 3000"'; then
     if rig_wait_line saved "beeps pending" 120; then
+        rig fact "saved_stats_before=$(stats_of saved)"
+        rig fact "saved_domid_before=$(xl domid saved)"
         cycles=0
         for _ in $(seq 1 10); do
             xl save saved /tmp/saved.img >/tmp/xl-save.log 2>&1 || break
@@ -105,6 +111,9 @@ if rig_start saved $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.
             cycles=$((cycles + 1))
         done
         rig fact "save_restore_cycles=$cycles"
+        for _ in $(seq 1 100); do [ -n "$(stats_of saved)" ] && break; usleep 100000; done
+        rig fact "saved_stats_after=$(stats_of saved)"
+        rig fact "saved_domid_after=$(xl domid saved)"
         sed 's/^/@@RIG log saved|xl save: /' /tmp/xl-save.log
         sed 's/^/@@RIG log saved|xl restore: /' /tmp/xl-restore.log
         rm -f /tmp/saved.img
@@ -140,6 +149,27 @@ if rig_start idle $cfg "$image" "$programs" 'extra="ethos.init=idle"'; then
     rig fact "idle_cpu_seconds_after=$t1"
     rig fact "idle_wall_seconds=3"
     rig_wait idle 60 shutdown
+fi
+# Live figures from dom0 (issue 12 item 4): busy keeps the guest at work
+# (RPC pings to the daemon, 50 ms waits) until told to stop. dom0 reads its
+# data/ethos/stats with xenstore-read, waits until the guest has refreshed
+# it (at most once a second), then reads it again with `shadowdaemon
+# status`: the figures are there and have moved forward.
+if rig_start live $cfg "$image" "$programs" 'extra="ethos.init=busy"'; then
+    if rig_wait_line live "busy: at work" 120; then
+        for _ in $(seq 1 100); do [ -n "$(stats_of live)" ] && break; usleep 100000; done
+        first=$(stats_of live)
+        rig fact "live_stats_first=$first"
+        for _ in $(seq 1 200); do [ "$(stats_of live)" != "$first" ] && break; usleep 100000; done
+        rig fact "live_stats_second=$(stats_of live)"
+        status=$(/rig/bin/shadowdaemon status --guest live 2>/tmp/status.err)
+        rig fact "live_status_rc=$?"
+        rig fact "live_status=$status"
+        rig fact "live_domid=$(xl domid live)"
+        sed 's/^/@@RIG log live|shadowdaemon status: /' /tmp/status.err
+        xenstore-write "/local/domain/$(xl domid live)/data/busy-stop" stop
+    fi
+    rig_wait live 60 shutdown
 fi
 # A guest the daemon will not serve is told (issue 13 item 12): `+` is no
 # byte of a folder name, so the daemon refuses `not+served` (xl takes it);
