@@ -14,9 +14,11 @@
 //! status`, or `xenstore-read`) in [`STATS`], under the guest's `data/`,
 //! which xl leaves to the guest: one line (`live_stats`), at start, then at
 //! most once a second and only when a figure moved. Its tick is the
-//! kernel's lazy timer, which never wakes the vCPU: an idle guest is not
-//! woken to say that nothing happened. After a restore the tick is due at
-//! once (`sched::resumed`): the new domain's store has no figures yet.
+//! kernel's lazy timer, which wakes the vCPU only if a process was woken
+//! since it was set: a guest where nothing happens is never woken to say
+//! so, and one whose work ended publishes what it changed once more, then
+//! is left alone. After a restore the tick is due at once
+//! (`sched::resumed`): the new domain's store has no figures yet.
 //!
 //! A service process: it does not keep the kernel running.
 

@@ -105,9 +105,10 @@ pub struct Kernel {
     timer_port: u32,
     /// The deadline last given to `set_timer_op` (0: none).
     programmed_deadline: u64,
-    /// The one timer that never wakes the vCPU (deadline, event): see
+    /// The one timer that does not wake the vCPU by itself (deadline,
+    /// event, whether a process was woken since it was set): see
     /// [`Kernel::set_lazy_timer`].
-    lazy_timer: Option<(u64, EventId)>,
+    lazy_timer: Option<(u64, EventId, bool)>,
     next_pid: u32,
     stats: SchedStats,
 }
@@ -387,14 +388,19 @@ fn idle() {
         hal::upcall::unmask();
         return;
     }
-    // The lazy timer is never programmed: it fires here, if it is due,
-    // instead of the vCPU blocking (the clock is read only while it waits).
+    // The lazy timer fires here, if it is due, instead of the vCPU
+    // blocking (the clock is read only while it waits); it wakes the vCPU
+    // only once a process was woken since it was set.
     let Some(deadline) = with_kernel(|k| {
         if k.lazy_timer.is_some() && k.fire_lazy_timer(crate::clock::now_ns()) {
             return None;
         }
         k.stats.idle_blocks += 1;
-        Some(k.timers.next_deadline())
+        let next = k.timers.next_deadline();
+        Some(match k.lazy_timer {
+            Some((lazy, _, true)) => Some(next.map_or(lazy, |n| n.min(lazy))),
+            _ => next,
+        })
     }) else {
         hal::upcall::unmask();
         return;
@@ -511,6 +517,10 @@ fn fire_timers() {
 
 impl Kernel {
     fn wake(&mut self, wake: Wake) {
+        // Work is going on: the lazy timer may wake the vCPU now.
+        if let Some(lazy) = &mut self.lazy_timer {
+            lazy.2 = true;
+        }
         let Some(slot) = self.slot_of(wake.pid) else {
             return;
         };
@@ -595,18 +605,21 @@ impl Kernel {
     }
 
     /// Sets the one lazy timer of the kernel (replacing the one set
-    /// before): it completes `event` like a beep, but never wakes the
-    /// vCPU. It fires at the first pass at or past its deadline where the
-    /// kernel is awake anyway: a timer fires, or nothing is left to run. So
-    /// an idle guest is not woken for it, and a busy one sees it fire about
-    /// on time (the `control` service's tick of the live figures).
+    /// before): it completes `event` like a beep, at the first pass at or
+    /// past its deadline where the kernel is awake anyway (a timer fires,
+    /// or nothing is left to run), and it wakes the vCPU at its deadline
+    /// only if a process was woken since it was set. So a guest where
+    /// nothing happens is never woken for it, and one that was busy sees it
+    /// fire about on time, once more after its work ended (the `control`
+    /// service's tick of the live figures: what the work changed is
+    /// published, then the guest is left alone).
     pub fn set_lazy_timer(&mut self, deadline_ns: u64, event: EventId) {
-        self.lazy_timer = Some((deadline_ns, event));
+        self.lazy_timer = Some((deadline_ns, event, false));
     }
 
     /// Fires the lazy timer if it is due at `now`; whether it fired.
     fn fire_lazy_timer(&mut self, now: u64) -> bool {
-        let Some((deadline, event)) = self.lazy_timer else {
+        let Some((deadline, event, _)) = self.lazy_timer else {
             return false;
         };
         if deadline > now {

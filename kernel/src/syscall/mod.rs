@@ -43,9 +43,10 @@ pub fn beep(deadline_ns: u64) -> SysResult<EventId> {
     timer(deadline_ns, false)
 }
 
-/// Like [`beep`], but the timer never wakes an idle guest: it fires at
-/// the first pass at or past `deadline_ns` where the kernel is awake
-/// anyway (`Kernel::set_lazy_timer`). Kernel services only, no call
+/// Like [`beep`], but the timer does not wake the vCPU unless a process
+/// was woken since it was set: it fires at the first pass at or past
+/// `deadline_ns` where the kernel is awake (`Kernel::set_lazy_timer`), so
+/// an idle guest is never woken for it. Kernel services only, no call
 /// number: there is one such timer in the kernel, the `control` service's
 /// tick of the live figures, and a new one replaces it.
 pub fn beep_lazy(deadline_ns: u64) -> SysResult<EventId> {
