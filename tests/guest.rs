@@ -1368,7 +1368,8 @@ fn a_restore_mid_download_keeps_the_connection_and_every_byte() {
 /// `xl mem-set` (issue 14 item 4): the guest gives free frames back when
 /// the target falls and takes them again when it rises; a target below
 /// what the kernel and its processes hold is followed as far as it can be
-/// and said once; the domain ends cleanly.
+/// and said once; the live figures count the frames given back; the
+/// domain ends cleanly.
 #[test]
 fn xl_mem_set_balloons_down_and_up_and_never_below_what_is_needed() {
     let run = rig();
@@ -1398,6 +1399,15 @@ fn xl_mem_set_balloons_down_and_up_and_never_below_what_is_needed() {
         guest.log
     );
     assert_eq!(count_lines(guest, "cannot be reached"), 1, "{}", guest.log);
+    // The live figures say so too (the guest is idle but for following
+    // the target: that work is published once more after it).
+    let down = live_figures(run.fact("balloon_stats_down"));
+    assert_eq!(down["ballooned"], 512, "{down:?}");
+    assert_eq!(
+        down["frames_free"] + down["frames_used"] + down["ballooned"],
+        2048,
+        "{down:?}"
+    );
     assert!(
         guest
             .line_with("powering off, as the toolstack asked")

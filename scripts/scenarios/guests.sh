@@ -63,14 +63,20 @@ if rig_start deaf $cfg "$image" "$programs" 'extra="ethos.init=sleep ethos.rpc=o
     rig_wait_line deaf "init: program sleep started" 120 && xl shutdown deaf
     rig_wait deaf 60 shutdown
 fi
+# A guest's live figures (data/ethos/stats under its home, issue 12 item 4).
+stats_of() { xenstore-read "/local/domain/$(xl domid "$1" 2>/dev/null)/data/ethos/stats" 2>/dev/null; }
 # `xl mem-set` down, back up, far too low, and up again (ballooning): the
 # guest gives free frames back and takes them again, never the ones it
-# needs, and says so once when a target is out of reach.
+# needs, and says so once when a target is out of reach. Its live figures
+# say so too, though the guest is idle otherwise: the work of following
+# the target is published once more after it (read until they do).
 mem_of() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $3}'; }
 if rig_start balloon $cfg "$image" "$programs" 'extra="ethos.init=sleep ethos.rpc=off -- 3600000"'; then
     if rig_wait_line balloon "init: program sleep started" 60; then
         xl mem-set balloon 6m && rig_wait_line balloon "balloon: target 6144 KiB" 60
         rig fact "balloon_mib_down=$(mem_of balloon)"
+        for _ in $(seq 1 100); do stats_of balloon | grep -q ' ballooned=0 ' || break; usleep 100000; done
+        rig fact "balloon_stats_down=$(stats_of balloon)"
         xl mem-set balloon 8m && rig_wait_line balloon "balloon: target 8192 KiB" 60
         rig fact "balloon_mib_up=$(mem_of balloon)"
         xl mem-set balloon 1m && rig_wait_line balloon "cannot be reached" 60
@@ -94,8 +100,6 @@ save_wait() {
         xenstore-write "/local/domain/$(xl domid "$name")/data/save-wait" go
     rig_wait "$name" 60 shutdown
 }
-# A guest's live figures (data/ethos/stats under its home, issue 12 item 4).
-stats_of() { xenstore-read "/local/domain/$(xl domid "$1" 2>/dev/null)/data/ethos/stats" 2>/dev/null; }
 # Ten cycles take longer than 8 s of the guest's time: its beeps are 3 s apart.
 # The live figures are read before and after them: each restored domain
 # publishes them anew in its own store.
