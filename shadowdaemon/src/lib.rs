@@ -9,6 +9,7 @@
 //! * [`journal`]: exactly-once for changing requests sent again after a restart.
 //! * [`lock`]: one daemon per state folder.
 //! * [`pool`]: a fixed set of worker threads behind a bounded queue.
+//! * [`stats`]: a guest's live figures (`data/ethos/stats`), parsed as hostile input.
 //! * [`serve`]: one guest's connection loop over an [`rpc::Responder`], generic over the
 //!   shared memory and the event channel, so that host tests drive it over heap memory
 //!   and the Xen transport (gntdev, evtchn, xenstore) plugs in later.
@@ -27,4 +28,5 @@ pub mod pool;
 pub mod quota;
 pub mod serve;
 pub mod service;
+pub mod stats;
 pub mod stream;

@@ -184,6 +184,7 @@ pub fn call(event: EventId, req: &Request) -> SysResult<Option<Completion>> {
         return Err(SysError::Busy);
     }
     c.caller.call(event.0, req).map_err(rpc_error)?;
+    REQUESTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     c.sent.push((event.0, req.clone(), size));
     c.sent_bytes += size;
     let _ = c.caller.flush();
@@ -352,6 +353,7 @@ pub fn service() -> Vec<Completion> {
     loop {
         match c.caller.poll() {
             Ok(Some(reply)) => {
+                REPLIES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 c.answered(reply.event_id);
                 let event = EventId(reply.event_id);
                 let (status, value) = match reply.result {
@@ -452,6 +454,17 @@ pub fn stats() -> Option<(rpc::ChannelStats, u64)> {
     let c = guard.as_ref()?;
     let events = PORT_EVENTS.load(core::sync::atomic::Ordering::Relaxed);
     Some((c.caller.stats(), events))
+}
+
+/// Requests sent (each once, however often sent again) and replies taken,
+/// since boot: the live figures' `rpc_sent` and `rpc_answered`.
+static REQUESTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static REPLIES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Requests sent and replies taken since boot.
+pub fn totals() -> (u64, u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    (REQUESTS.load(Relaxed), REPLIES.load(Relaxed))
 }
 
 /// The RPC channel as an event source: the daemon's replies on its port
