@@ -380,11 +380,11 @@ fn reap_if_exited(slot: usize) {
 }
 
 /// For the kernel's own work after the processes (the trace's last
-/// batches): runs the deferred work, then sleeps as [`idle`] does, but not
-/// past `deadline_ns`.
+/// batches): sleeps as [`idle`] does, but not past `deadline_ns` (not at
+/// all if something is pending), then runs the deferred work.
 pub fn wait_until(deadline_ns: u64) {
-    deferred_work();
     idle_until(deadline_ns);
+    deferred_work();
 }
 
 /// Nothing can run: program the timer for the next deadline and block the

@@ -472,12 +472,19 @@ pub fn ship_trace(last: bool) -> bool {
             let Some(c) = guard.as_mut() else {
                 return false;
             };
-            if c.trace.is_some() {
-                return true;
+            // At the end, with no daemon to answer (the batch in flight
+            // waits in the ring for one), waiting would only delay the
+            // power-off: it and the rest are dropped.
+            let absent =
+                last && !matches!(c.caller.vchan_mut().peer_state(), Ok(rpc::PeerState::Live));
+            if let Some((_, bytes)) = c.trace {
+                if !absent {
+                    return true;
+                }
+                c.trace = None;
+                crate::event::trace::lost(bytes);
             }
-            // At the end, with no daemon to answer, waiting would only
-            // delay the power-off.
-            last && !matches!(c.caller.vchan_mut().peer_state(), Ok(rpc::PeerState::Live))
+            absent
         };
         let Some((seq, dropped, records)) = crate::event::trace::take(last) else {
             return false;
