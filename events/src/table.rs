@@ -723,15 +723,14 @@ impl EventTable {
                 satisfied |= p.tree.resolve(i as u32);
             }
         }
-        let leaves = shape.leaves as u64;
+        let flag = if satisfied { BLOCKED_SATISFIED } else { 0 };
+        self.observe(Happened::Blocked, pid, shape.leaves as u64 | flag);
         if !satisfied {
-            self.observe(Happened::Blocked, pid, leaves);
             return Ok(Blocked::Waiting);
         }
         // Not a wake: the process never slept, so no context switch is owed.
-        let completed = p.tree.done_leaves();
+        let completed = self.proc_mut(owner).tree.done_leaves();
         self.remove_tree(owner);
-        self.observe(Happened::Blocked, pid, leaves | BLOCKED_SATISFIED);
         Ok(Blocked::Satisfied(completed))
     }
 

@@ -125,15 +125,9 @@ pub struct Record {
     pub word: u64,
 }
 
-/// The bytes of a record.
-fn encode(time_ns: u64, kind: Kind, pid: u32, word: u64) -> [u8; RECORD_BYTES] {
-    let w0 = (time_ns & TIME_MASK)
-        | (u64::from(pid & 0xffff) << PID_SHIFT)
-        | ((kind as u64) << KIND_SHIFT);
-    let mut out = [0; RECORD_BYTES];
-    out[..8].copy_from_slice(&w0.to_le_bytes());
-    out[8..].copy_from_slice(&word.to_le_bytes());
-    out
+/// A record's first word.
+fn head_word(time_ns: u64, kind: Kind, pid: u32) -> u64 {
+    (time_ns & TIME_MASK) | (u64::from(pid & 0xffff) << PID_SHIFT) | ((kind as u64) << KIND_SHIFT)
 }
 
 /// The bounded ring of records; see the [module documentation](self).
@@ -181,15 +175,16 @@ impl Ring {
                 return;
             }
             let base = self.head & (self.per_buffer - 1) == 0 || high != self.high;
-            let record = if base {
+            let (w0, w1) = if base {
                 self.high = high;
-                encode(time_ns, Kind::TimeBase, 0, time_ns)
+                (head_word(time_ns, Kind::TimeBase, 0), time_ns)
             } else {
-                encode(time_ns, kind, pid, word)
+                (head_word(time_ns, kind, pid), word)
             };
             let at = (self.head & (self.capacity - 1)) as usize * RECORD_BYTES;
             if let Some(slot) = self.bytes.get_mut(at..at + RECORD_BYTES) {
-                slot.copy_from_slice(&record);
+                slot[..8].copy_from_slice(&w0.to_le_bytes());
+                slot[8..].copy_from_slice(&w1.to_le_bytes());
             }
             self.head += 1;
             if !base {
