@@ -245,9 +245,11 @@ pub fn render(json: &str) -> Result<String, String> {
         let _ = writeln!(
             out,
             "<line x1=\"{px:.1}\" y1=\"{:.0}\" x2=\"{px:.1}\" y2=\"{:.0}\" stroke=\"#e4e4e4\"/>\
-             <text x=\"{px:.1}\" y=\"34\" text-anchor=\"middle\" fill=\"#666\">{:.3} ms</text>",
+             <text x=\"{px:.1}\" y=\"34\" text-anchor=\"{}\" fill=\"#666\">{:.3} ms</text>",
             TOP - 6.0,
             y,
+            // The last label ends at its line, so that it stays inside the picture.
+            if i == 10 { "end" } else { "middle" },
             (ts - t0) / 1000.0
         );
     }
