@@ -1841,3 +1841,65 @@ fn a_stopped_console_reader_costs_lines_not_the_guest() {
     assert!(guest.line_with("console-flood: line   0 of 100").is_some());
     assert!(guest.line_with("console-flood: line  99 of 100").is_none());
 }
+
+/// `ethos.trace=on` (issue 12 item 3): the kernel records every event's
+/// life, and the daemon keeps it as `trace.json` in the guest's folder. The
+/// timeline is valid JSON, nothing was dropped, and its spans and instants
+/// agree with the counters the kernel printed at power-off for the same run:
+/// a span begun per event created, ended per event retired, a completion
+/// and a wake instant per completion and wake.
+#[test]
+fn a_traced_guest_leaves_a_timeline_that_agrees_with_its_counters() {
+    let run = rig();
+    let guest = run.guest("traced");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(guest.line_with("rpc-demo: ok").is_some(), "{}", guest.log);
+    let stats = guest
+        .line_with("event stats: ")
+        .unwrap_or_else(|| panic!("no event stats:\n{}", guest.log));
+    let f = fields_after(stats, "event stats: ");
+    let counter = |k: &str| -> usize {
+        f.get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k}: {stats}"))
+    };
+    let text = &run.guest("traced-json").log;
+    let timeline: serde_json::Value = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("trace.json is not JSON ({e}):\n{text}"));
+    let objects = timeline.as_array().expect("an array of trace events");
+    let last = objects.last().expect("a state line");
+    assert_eq!(last["name"], "trace_state", "{last}");
+    assert_eq!(last["args"]["guest_dropped"], 0, "{last}");
+    assert_eq!(last["args"]["daemon_dropped"], 0, "{last}");
+    let count = |ph: &str, name: &str| {
+        objects
+            .iter()
+            .filter(|o| o["ph"] == ph && o["name"] == name)
+            .count()
+    };
+    assert!(counter("created") > 0, "{stats}");
+    assert_eq!(count("b", "event"), counter("created"), "{stats}");
+    assert_eq!(count("e", "event"), counter("retired"), "{stats}");
+    assert_eq!(count("i", "complete"), counter("completed"), "{stats}");
+    assert_eq!(count("i", "wake"), counter("wakes"), "{stats}");
+    assert_eq!(count("i", "cancel"), counter("cancelled"), "{stats}");
+    // Every span that ends began before, on the same row.
+    let mut begun = std::collections::HashMap::new();
+    for o in objects {
+        match o["ph"].as_str() {
+            Some("b") => {
+                begun.insert(o["id"].to_string(), (o["pid"].clone(), o["ts"].as_f64()));
+            }
+            Some("e") => {
+                let (pid, ts) = begun
+                    .get(&o["id"].to_string())
+                    .unwrap_or_else(|| panic!("a span ends that never began: {o}"));
+                assert_eq!(pid, &o["pid"], "{o}");
+                assert!(*ts <= o["ts"].as_f64(), "{o}");
+            }
+            _ => {}
+        }
+    }
+    // The program's system calls and its context switches are there too.
+    assert!(count("i", "syscall") > 0 && count("i", "switch") > 0);
+}

@@ -319,6 +319,14 @@ rig_start hostile $cfg "$image" "$programs" 'extra="ethos.init=rpc-hostile ethos
 
 # RPC end to end through the shadowdaemon (after the faults: it still serves).
 rig_start rpcdemo $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo"' && rig_wait rpcdemo 200 shutdown
+# The event timeline (issue 12 item 3): the same program with ethos.trace=on;
+# the kernel ships its trace ring to the daemon, which keeps trace.json in the
+# guest's folder. Its lines go to the runner as guest "traced-json" (the test
+# parses them and checks them against the kernel's own counters).
+if rig_start traced $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo ethos.trace=on"'; then
+    rig_wait traced 200 shutdown
+    sed 's/^/@@RIG log traced-json|/' /tmp/shadow/traced/trace.json
+fi
 
 . /rig/scenarios/net.sh
 

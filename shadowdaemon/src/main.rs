@@ -59,6 +59,15 @@ enum Command {
     /// grant-write.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Draw a guest's timeline (the trace.json `ethos.trace=on` leaves in its
+    /// folder) as an SVG a browser shows: a row per process, events as bars
+    /// from creation to retirement, wakes, switches, upcalls as ticks.
+    TraceSvg {
+        /// The timeline (Chrome/Perfetto trace-event JSON).
+        input: PathBuf,
+        /// Where the SVG goes.
+        output: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -171,6 +180,28 @@ fn main() -> ExitCode {
         Some(Command::Debug(DebugCommand::GrantRead(args))) => debug::run_grant_read(&args),
         Some(Command::Debug(DebugCommand::GrantWrite(args))) => debug::run_grant_write(&args),
         Some(Command::Debug(DebugCommand::ServeStream(args))) => serve_stream(&args),
+        Some(Command::TraceSvg { input, output }) => trace_svg(&input, &output),
+    }
+}
+
+fn trace_svg(input: &std::path::Path, output: &std::path::Path) -> ExitCode {
+    let svg = std::fs::read_to_string(input)
+        .map_err(|e| format!("cannot read {}: {e}", input.display()))
+        .and_then(|json| shadowdaemon::trace_svg::render(&json))
+        .and_then(|svg| {
+            std::fs::write(output, &svg)
+                .map(|()| svg.len())
+                .map_err(|e| format!("cannot write {}: {e}", output.display()))
+        });
+    match svg {
+        Ok(bytes) => {
+            println!("{}: {bytes} bytes", output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("trace-svg: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

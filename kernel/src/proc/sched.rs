@@ -132,8 +132,12 @@ pub fn init(seed: Seed, timer_port: u32) {
         },
         ..Config::default()
     };
+    let mut events = EventTable::with_config(seed, config);
+    if crate::event::trace::on() {
+        events.set_observer(Some(crate::event::trace::observe));
+    }
     let kernel = Kernel {
-        events: EventTable::with_config(seed, config),
+        events,
         slots: [const { None }; MAX_PROCESSES],
         run_queue: VecDeque::with_capacity(MAX_PROCESSES),
         current: None,
@@ -261,6 +265,7 @@ pub fn run() {
             p.slice_end = now + TIME_SLICE_NS;
             let context = p.context.clone();
             let space = p.user.then_some(p.pid);
+            crate::event::trace::record(rpc::trace::Kind::Switch, p.pid.0, slot as u64);
             k.current = Some(slot);
             k.stats.context_switches += 1;
             Some((slot, context, space))
@@ -379,10 +384,23 @@ fn reap_if_exited(slot: usize) {
     }
 }
 
+/// For the kernel's own work after the processes (the trace's last
+/// batches): sleeps as [`idle`] does, but not past `deadline_ns` (not at
+/// all if something is pending), then runs the deferred work.
+pub fn wait_until(deadline_ns: u64) {
+    idle_until(deadline_ns);
+    deferred_work();
+}
+
 /// Nothing can run: program the timer for the next deadline and block the
 /// vCPU until an event arrives. `SCHEDOP_block` unmasks upcalls atomically
 /// with the check for pending events, so a wake-up cannot slip in between.
 fn idle() {
+    idle_until(u64::MAX)
+}
+
+#[inline(never)]
+fn idle_until(limit: u64) {
     hal::upcall::mask();
     if evtchn::has_pending() {
         hal::upcall::unmask();
@@ -412,6 +430,10 @@ fn idle() {
         (Some(a), Some(b)) => Some(a.min(b).max(1)),
         (a, b) => a.or(b.map(|b| b.max(1))),
     };
+    let deadline = match deadline {
+        Some(d) => Some(d.min(limit)),
+        None => (limit != u64::MAX).then_some(limit),
+    };
     program_timer(deadline.unwrap_or(0));
     hypercall::sched_block();
     hal::upcall::unmask();
@@ -438,6 +460,9 @@ fn program_timer(deadline_ns: u64) {
 /// The deferred work: handle recorded event-channel ports, fire timers,
 /// and queue the processes whose trees completed.
 pub fn deferred_work() {
+    if crate::event::trace::on() {
+        crate::event::trace::note_upcalls(evtchn::counters().0);
+    }
     let timer_port = with_kernel(|k| k.timer_port);
     let sources = crate::event::sources();
     evtchn::drain(|port| {
@@ -674,6 +699,12 @@ pub fn sleep_current() -> SysResult<Vec<EventId>> {
         with_kernel(|k| k.slots[slot].as_mut().and_then(|p| p.woken_leaves.take()))
             .unwrap_or_default(),
     )
+}
+
+/// The `n`th id no event ever has, for the kernel's own requests
+/// (`EventTable::foreign_id`).
+pub fn foreign_id(n: u32) -> EventId {
+    with_kernel(|k| k.events.foreign_id(n))
 }
 
 /// A new timer may be earlier than the one programmed.
