@@ -144,6 +144,60 @@ fn page_fault_is_reported_and_crashes_the_domain() {
     );
 }
 
+/// `scripts/symbolize LOG`: what it prints for the reports in LOG.
+fn symbolize(log: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(rig_tests::repo_root().join("scripts/symbolize"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run scripts/symbolize");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(log.as_bytes())
+        .expect("feed scripts/symbolize");
+    let out = child.wait_with_output().expect("scripts/symbolize");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scripts/symbolize failed:\n{text}");
+    text
+}
+
+/// A fault report's address, named: the kernel's test page fault (the
+/// test image, from its unstripped build, checked to hold the same code)
+/// and a program's (fault-null, a child of usertest, from its unstripped
+/// ELF) symbolize to the functions and lines that faulted.
+#[test]
+fn fault_reports_symbolize_to_the_faulting_function() {
+    let run = rig();
+    let kernel = symbolize(&run.guest("fault").log);
+    assert!(kernel.contains("the same code as"), "{kernel}");
+    for needle in [
+        "read_unmapped",
+        "hal/src/test_hooks.rs:",
+        "commit_test_fault",
+        "kernel/src/boot.rs:",
+    ] {
+        assert!(kernel.contains(needle), "{needle}:\n{kernel}");
+    }
+    let usertest = run.guest("usertest");
+    let report = usertest
+        .line_with("(fault-null) killed: ")
+        .unwrap_or_else(|| panic!("no fault-null report:\n{}", usertest.log));
+    let program = symbolize(report);
+    assert!(
+        program.contains("fault_null::main") && program.contains("programs/src/bin/fault-null.rs:"),
+        "{program}"
+    );
+}
+
 #[test]
 fn panic_is_reported_and_crashes_the_domain() {
     let guest = rig().guest("panic");
