@@ -6,6 +6,7 @@ use rig_tests::{
     build_guest, build_net_guest, build_programs, build_test_guest, build_user_programs,
     fields_after, run_rig, RigRun,
 };
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 fn rig() -> &'static RigRun {
@@ -140,6 +141,60 @@ fn page_fault_is_reported_and_crashes_the_domain() {
             .contains("crashing the domain"),
         "{}",
         guest.log
+    );
+}
+
+/// `scripts/symbolize LOG`: what it prints for the reports in LOG.
+fn symbolize(log: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(rig_tests::repo_root().join("scripts/symbolize"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run scripts/symbolize");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(log.as_bytes())
+        .expect("feed scripts/symbolize");
+    let out = child.wait_with_output().expect("scripts/symbolize");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "scripts/symbolize failed:\n{text}");
+    text
+}
+
+/// A fault report's address, named: the kernel's test page fault (the
+/// test image, from its unstripped build, checked to hold the same code)
+/// and a program's (fault-null, a child of usertest, from its unstripped
+/// ELF) symbolize to the functions and lines that faulted.
+#[test]
+fn fault_reports_symbolize_to_the_faulting_function() {
+    let run = rig();
+    let kernel = symbolize(&run.guest("fault").log);
+    assert!(kernel.contains("the same code as"), "{kernel}");
+    for needle in [
+        "read_unmapped",
+        "hal/src/test_hooks.rs:",
+        "commit_test_fault",
+        "kernel/src/boot.rs:",
+    ] {
+        assert!(kernel.contains(needle), "{needle}:\n{kernel}");
+    }
+    let usertest = run.guest("usertest");
+    let report = usertest
+        .line_with("(fault-null) killed: ")
+        .unwrap_or_else(|| panic!("no fault-null report:\n{}", usertest.log));
+    let program = symbolize(report);
+    assert!(
+        program.contains("fault_null::main") && program.contains("programs/src/bin/fault-null.rs:"),
+        "{program}"
     );
 }
 
@@ -323,6 +378,95 @@ fn idle_guest_blocks_its_vcpu() {
         used <= wall * 0.2,
         "idle guest used {used} s of CPU in {wall} s"
     );
+}
+
+/// A guest's `key=value` live figures (`data/ethos/stats`, or a line of
+/// `shadowdaemon status`), the numbers only; panics on a word that is no
+/// number unless it is the name or the domid status adds.
+fn live_figures(line: &str) -> BTreeMap<String, u64> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .filter(|(k, _)| *k != "name")
+        .map(|(k, v)| {
+            let v = v
+                .parse()
+                .unwrap_or_else(|_| panic!("{k}={v} is no count in {line:?}"));
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Live figures from dom0 (issue 12 item 4): while `busy` keeps its guest
+/// at work, dom0 reads the guest's figures with `xenstore-read`, waits
+/// until the guest refreshed them, and reads them again with `shadowdaemon
+/// status`. They are all there, and the counters moved forward: events,
+/// wakes, switches, RPCs sent and answered (the daemon answers the pings).
+#[test]
+fn dom0_reads_a_running_guests_live_figures() {
+    let run = rig();
+    let guest = run.guest("live");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(
+        guest.line_with("pings answered; told to stop").is_some(),
+        "{}",
+        guest.log
+    );
+    let first = live_figures(run.fact("live_stats_first"));
+    let second = live_figures(run.fact("live_stats_second"));
+    assert_ne!(first, second, "the figures were never refreshed");
+    assert_eq!(run.fact("live_status_rc"), "0", "{}", guest.log);
+    let status = run.fact("live_status");
+    assert!(
+        status.starts_with(&format!("name=live domid={} ", run.fact("live_domid"))),
+        "{status}"
+    );
+    let last = live_figures(status);
+    let keys = [
+        "uptime_ms",
+        "created",
+        "completed",
+        "retired",
+        "wakes",
+        "switches",
+        "frames_free",
+        "frames_used",
+        "ballooned",
+        "rpc_sent",
+        "rpc_answered",
+    ];
+    for key in keys {
+        assert!(first.contains_key(key), "{key} missing: {first:?}");
+        assert!(last.contains_key(key), "{key} missing: {status}");
+    }
+    for key in [
+        "uptime_ms",
+        "created",
+        "completed",
+        "retired",
+        "wakes",
+        "switches",
+        "rpc_sent",
+        "rpc_answered",
+    ] {
+        assert!(
+            last[key] >= second[key] && second[key] >= first[key],
+            "{key}: {first:?} {second:?} {status}"
+        );
+    }
+    for key in ["uptime_ms", "created", "rpc_sent", "rpc_answered"] {
+        assert!(
+            last[key] > first[key],
+            "{key} did not move: {first:?} then {status}"
+        );
+    }
+    // Every frame of the domain (guest.cfg: 8 MiB) is counted once.
+    for f in [&first, &last] {
+        assert_eq!(
+            f["frames_free"] + f["frames_used"] + f["ballooned"],
+            2048,
+            "{f:?}"
+        );
+    }
 }
 
 #[test]
@@ -1458,6 +1602,34 @@ fn ten_save_and_restore_cycles_keep_pending_timers_and_watches() {
     );
 }
 
+/// The live figures of the same guest, read in dom0 before the ten cycles
+/// and after them (issue 12 item 4): the last restored domain, a new domid
+/// with a store of its own, publishes them anew, and they carry on from
+/// where they were (the kernel's counters went with the domain).
+#[test]
+fn live_figures_are_published_again_after_restores() {
+    let run = rig();
+    let guest = run.guest("saved");
+    assert_ne!(
+        run.fact("saved_domid_before"),
+        run.fact("saved_domid_after"),
+        "{}",
+        guest.log
+    );
+    let before = live_figures(run.fact("saved_stats_before"));
+    let after = live_figures(run.fact("saved_stats_after"));
+    for key in ["uptime_ms", "created", "completed", "retired", "switches"] {
+        assert!(after[key] > before[key], "{key}: {before:?} then {after:?}");
+    }
+    for f in [&before, &after] {
+        assert_eq!(
+            f["frames_free"] + f["frames_used"] + f["ballooned"],
+            2048,
+            "{f:?}"
+        );
+    }
+}
+
 /// `xl save -c` (a checkpoint): the toolstack cancels the suspend and the
 /// domain runs on in place, with everything it had.
 #[test]
@@ -1553,7 +1725,8 @@ fn assert_download_crossed(name: &str) {
 /// `xl mem-set` (issue 14 item 4): the guest gives free frames back when
 /// the target falls and takes them again when it rises; a target below
 /// what the kernel and its processes hold is followed as far as it can be
-/// and said once; the domain ends cleanly.
+/// and said once; the live figures count the frames given back; the
+/// domain ends cleanly.
 #[test]
 fn xl_mem_set_balloons_down_and_up_and_never_below_what_is_needed() {
     let run = rig();
@@ -1583,6 +1756,15 @@ fn xl_mem_set_balloons_down_and_up_and_never_below_what_is_needed() {
         guest.log
     );
     assert_eq!(count_lines(guest, "cannot be reached"), 1, "{}", guest.log);
+    // The live figures say so too (the guest is idle but for following
+    // the target: that work is published once more after it).
+    let down = live_figures(run.fact("balloon_stats_down"));
+    assert_eq!(down["ballooned"], 512, "{down:?}");
+    assert_eq!(
+        down["frames_free"] + down["frames_used"] + down["ballooned"],
+        2048,
+        "{down:?}"
+    );
     assert!(
         guest
             .line_with("powering off, as the toolstack asked")
@@ -1712,4 +1894,66 @@ fn a_stopped_console_reader_costs_lines_not_the_guest() {
     // was stopped, went.
     assert!(guest.line_with("console-flood: line   0 of 100").is_some());
     assert!(guest.line_with("console-flood: line  99 of 100").is_none());
+}
+
+/// `ethos.trace=on` (issue 12 item 3): the kernel records every event's
+/// life, and the daemon keeps it as `trace.json` in the guest's folder. The
+/// timeline is valid JSON, nothing was dropped, and its spans and instants
+/// agree with the counters the kernel printed at power-off for the same run:
+/// a span begun per event created, ended per event retired, a completion
+/// and a wake instant per completion and wake.
+#[test]
+fn a_traced_guest_leaves_a_timeline_that_agrees_with_its_counters() {
+    let run = rig();
+    let guest = run.guest("traced");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert!(guest.line_with("rpc-demo: ok").is_some(), "{}", guest.log);
+    let stats = guest
+        .line_with("event stats: ")
+        .unwrap_or_else(|| panic!("no event stats:\n{}", guest.log));
+    let f = fields_after(stats, "event stats: ");
+    let counter = |k: &str| -> usize {
+        f.get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k}: {stats}"))
+    };
+    let text = &run.guest("traced-json").log;
+    let timeline: serde_json::Value = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("trace.json is not JSON ({e}):\n{text}"));
+    let objects = timeline.as_array().expect("an array of trace events");
+    let last = objects.last().expect("a state line");
+    assert_eq!(last["name"], "trace_state", "{last}");
+    assert_eq!(last["args"]["guest_dropped"], 0, "{last}");
+    assert_eq!(last["args"]["daemon_dropped"], 0, "{last}");
+    let count = |ph: &str, name: &str| {
+        objects
+            .iter()
+            .filter(|o| o["ph"] == ph && o["name"] == name)
+            .count()
+    };
+    assert!(counter("created") > 0, "{stats}");
+    assert_eq!(count("b", "event"), counter("created"), "{stats}");
+    assert_eq!(count("e", "event"), counter("retired"), "{stats}");
+    assert_eq!(count("i", "complete"), counter("completed"), "{stats}");
+    assert_eq!(count("i", "wake"), counter("wakes"), "{stats}");
+    assert_eq!(count("i", "cancel"), counter("cancelled"), "{stats}");
+    // Every span that ends began before, on the same row.
+    let mut begun = std::collections::HashMap::new();
+    for o in objects {
+        match o["ph"].as_str() {
+            Some("b") => {
+                begun.insert(o["id"].to_string(), (o["pid"].clone(), o["ts"].as_f64()));
+            }
+            Some("e") => {
+                let (pid, ts) = begun
+                    .get(&o["id"].to_string())
+                    .unwrap_or_else(|| panic!("a span ends that never began: {o}"));
+                assert_eq!(pid, &o["pid"], "{o}");
+                assert!(*ts <= o["ts"].as_f64(), "{o}");
+            }
+            _ => {}
+        }
+    }
+    // The program's system calls and its context switches are there too.
+    assert!(count("i", "syscall") > 0 && count("i", "switch") > 0);
 }

@@ -45,6 +45,9 @@ pub use id::{EventId, Pid, Seed};
 pub use quota::{Config, Quota};
 pub use stats::Stats;
 pub use status::Status;
-pub use table::{Blocked, Completion, EventState, EventTable, Listing, Retired, Wake};
+pub use table::{
+    Blocked, Completion, EventState, EventTable, Happened, Listing, Observer, Retired, Wake,
+    BLOCKED_SATISFIED,
+};
 pub use tree::{validate, Element, Shape};
 pub use value::{Value, ValueKind};

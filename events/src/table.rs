@@ -87,6 +87,36 @@ pub enum Blocked {
     Waiting,
 }
 
+/// What happened, as an [`Observer`] is told it. The codes are stable (a trace records
+/// them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Happened {
+    /// An event was created; the word is its id.
+    Created = 2,
+    /// An event was completed (not a completion ignored after a cancel); the word is its id.
+    Completed = 3,
+    /// The process blocked on a tree: the word is the tree's leaves, with bit 32 set
+    /// when the tree was satisfied already (the process did not sleep).
+    Blocked = 4,
+    /// The process was woken: its tree's root completed. The word is the leaves that had
+    /// completed.
+    Woken = 5,
+    /// An event was retired; the word is its id.
+    Retired = 6,
+    /// An event was cancelled; the word is its id.
+    Cancelled = 7,
+    /// The process left the table; the word is how many events it still held (discarded).
+    Exited = 11,
+}
+
+/// Told of every change the table's counters count, as it happens (the kernel's trace):
+/// a plain function, so that a table without one pays one predictable branch per change.
+pub type Observer = fn(Happened, Pid, u64);
+
+/// The bit of a [`Happened::Blocked`] word that says the tree was satisfied at once.
+pub const BLOCKED_SATISFIED: u64 = 1 << 32;
+
 /// A process's events by state, each in creation order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listing {
@@ -190,6 +220,7 @@ pub struct EventTable {
     pids: HashMap<Pid, u32, BuildHasherDefault<PidHasher>>,
     totals: Stats,
     scratch: Vec<u32>,
+    observer: Option<Observer>,
 }
 
 impl EventTable {
@@ -211,7 +242,31 @@ impl EventTable {
             pids: HashMap::default(),
             totals: Stats::default(),
             scratch: Vec::new(),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every event created, completed, cancelled and retired, every
+    /// block, wake and process exit from now on (`None`: nobody).
+    pub fn set_observer(&mut self, observer: Option<Observer>) {
+        self.observer = observer;
+    }
+
+    #[inline]
+    fn observe(&self, what: Happened, pid: Pid, word: u64) {
+        if let Some(observer) = self.observer {
+            observer(what, pid, word);
+        }
+    }
+
+    /// The `n`th id that no event of this table ever has: the kernel tags requests it
+    /// makes on its own behalf with these (its trace's RPCs), so that they can never be
+    /// mistaken for a process's event. Distinct for distinct `n`; completing or retiring
+    /// one answers [`Status::UnknownEvent`].
+    pub fn foreign_id(&self, n: u32) -> EventId {
+        // Slot NONE is never allocated (the slab stops short of it), so no event's
+        // `(generation, slot)` encrypts to these.
+        EventId(self.cipher.encrypt((u64::from(n) << 32) | u64::from(NONE)))
     }
 
     /// The configuration.
@@ -313,6 +368,7 @@ impl EventTable {
         p.stats.created += 1;
         self.totals.created += 1;
         self.live += 1;
+        self.observe(Happened::Created, pid, id.0);
         Ok(id)
     }
 
@@ -383,8 +439,11 @@ impl EventTable {
                 }
                 s.state = State::Complete { status, value };
                 let owner = s.owner;
-                self.proc_mut(owner).stats.completed += 1;
+                let p = self.proc_mut(owner);
+                p.stats.completed += 1;
+                let pid = p.pid;
                 self.totals.completed += 1;
+                self.observe(Happened::Completed, pid, id.0);
                 Ok(self.resolve(slot))
             }
             State::Complete { .. } => Err(Status::AlreadyComplete),
@@ -416,6 +475,7 @@ impl EventTable {
         p.stats.wakes += 1;
         let pid = p.pid;
         self.totals.wakes += 1;
+        self.observe(Happened::Woken, pid, completed.len() as u64);
         Some(Wake { pid, completed })
     }
 
@@ -478,6 +538,7 @@ impl EventTable {
         self.free_procs.push(owner);
         p.stats.discarded += discarded;
         self.totals.discarded += discarded;
+        self.observe(Happened::Exited, pid, discarded);
         p.stats
     }
 
@@ -553,6 +614,7 @@ impl EventTable {
         self.free_slot(slot);
         self.proc_mut(owner).stats.retired += 1;
         self.totals.retired += 1;
+        self.observe(Happened::Retired, pid, id.0);
         Ok(retired)
     }
 
@@ -570,6 +632,7 @@ impl EventTable {
                 let owner = s.owner;
                 self.proc_mut(owner).stats.cancelled += 1;
                 self.totals.cancelled += 1;
+                self.observe(Happened::Cancelled, pid, id.0);
                 Ok(self.resolve(slot))
             }
             State::Complete { .. } => Err(Status::AlreadyComplete),
@@ -660,11 +723,13 @@ impl EventTable {
                 satisfied |= p.tree.resolve(i as u32);
             }
         }
+        let flag = if satisfied { BLOCKED_SATISFIED } else { 0 };
+        self.observe(Happened::Blocked, pid, shape.leaves as u64 | flag);
         if !satisfied {
             return Ok(Blocked::Waiting);
         }
         // Not a wake: the process never slept, so no context switch is owed.
-        let completed = p.tree.done_leaves();
+        let completed = self.proc_mut(owner).tree.done_leaves();
         self.remove_tree(owner);
         Ok(Blocked::Satisfied(completed))
     }

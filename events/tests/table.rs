@@ -484,3 +484,86 @@ fn value_len_sizes_a_buffer_before_the_event_is_consumed() {
     assert!(t.retire(A, bytes).is_ok());
     assert_eq!(t.value_len(A, bytes), Err(Status::UnknownEvent));
 }
+
+thread_local! {
+    static SEEN: std::cell::RefCell<Vec<(events::Happened, Pid, u64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn note(what: events::Happened, pid: Pid, word: u64) {
+    SEEN.with(|s| s.borrow_mut().push((what, pid, word)));
+}
+
+fn seen() -> Vec<(events::Happened, Pid, u64)> {
+    SEEN.with(|s| core::mem::take(&mut *s.borrow_mut()))
+}
+
+#[test]
+fn the_observer_is_told_what_the_counters_count_in_order() {
+    use events::Happened::{
+        Blocked as Block, Cancelled, Completed, Created, Exited, Retired, Woken,
+    };
+    let mut t = table();
+    let before = t.create(A, ValueKind::Empty).unwrap();
+    // Nothing observed before an observer is set.
+    t.set_observer(Some(note));
+    let a = t.create(A, ValueKind::Empty).unwrap();
+    let b = t.create(A, ValueKind::Empty).unwrap();
+    let tree = spec(Tree::all([a, b]));
+    assert_eq!(t.block(A, &tree).unwrap(), Blocked::Waiting);
+    assert!(ok(&mut t, a).is_none());
+    t.cancel(A, before).unwrap();
+    let wake = ok(&mut t, b).expect("both leaves done");
+    assert_eq!(wake.pid, A);
+    t.retire(A, a).unwrap();
+    // A completion after a cancel is ignored, and so not observed.
+    assert_eq!(ok(&mut t, before), None);
+    let c = t.create(B, ValueKind::Empty).unwrap();
+    ok(&mut t, c);
+    let tree = spec(Tree::event(c));
+    assert!(matches!(t.block(B, &tree).unwrap(), Blocked::Satisfied(_)));
+    t.exit(A);
+    assert_eq!(
+        seen(),
+        vec![
+            (Created, A, a.0),
+            (Created, A, b.0),
+            (Block, A, 2),
+            (Completed, A, a.0),
+            (Cancelled, A, before.0),
+            (Completed, A, b.0),
+            (Woken, A, 2),
+            (Retired, A, a.0),
+            (Created, B, c.0),
+            (Completed, B, c.0),
+            (Block, B, 1 | events::BLOCKED_SATISFIED),
+            // `before` and `b` were still held.
+            (Exited, A, 2),
+        ]
+    );
+    let totals = t.totals();
+    assert_eq!((totals.created, totals.completed, totals.wakes), (4, 3, 1));
+    t.set_observer(None);
+    t.create(B, ValueKind::Empty).unwrap();
+    assert!(seen().is_empty());
+}
+
+#[test]
+fn foreign_ids_are_distinct_and_name_no_event() {
+    let mut t = table();
+    let mut ids = HashSet::new();
+    for _ in 0..1000 {
+        ids.insert(t.create(A, ValueKind::Empty).unwrap());
+    }
+    for n in 0..1000 {
+        let id = t.foreign_id(n);
+        assert!(!id.is_null());
+        assert!(ids.insert(id), "foreign id {n} met another id");
+        assert_eq!(
+            t.complete(id, Status::Ok, Value::Empty),
+            Err(Status::UnknownEvent)
+        );
+        assert_eq!(t.retire(A, id), Err(Status::UnknownEvent));
+    }
+    assert_eq!(t.foreign_id(7), t.foreign_id(7));
+}

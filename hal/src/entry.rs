@@ -49,11 +49,13 @@ core::arch::global_asm!(
     XEN_ELFNOTE_QUAD 2, hypercall_page
     XEN_ELFNOTE_STR 10, !writable_page_tables
 
-    .section .text.hypercall_page, "ax"
+    // No file bytes (the linker script puts it at the text segment's
+    // zero-filled end): Xen writes the whole page before `_start`.
+    .section .hypercall_page, "ax", @nobits
     .p2align 12
     .global hypercall_page
     hypercall_page:
-        .fill 4096, 1, 0xcc
+        .skip 4096
 
     .section .bss.boot_stack, "aw", @nobits
     .p2align 12

@@ -702,8 +702,8 @@ pub struct AddressSpace {
     id: u64,
     user_l4: Frame,
     l3: Frame,
-    l2: alloc::collections::BTreeMap<usize, Frame>,
-    l1: alloc::collections::BTreeMap<(usize, usize), Frame>,
+    l2: vecmap::VecMap<usize, Frame>,
+    l1: vecmap::VecMap<(usize, usize), Frame>,
 }
 
 const USER_TABLE: u64 = TABLE_FLAGS;
@@ -749,8 +749,8 @@ impl AddressSpace {
             id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             user_l4,
             l3,
-            l2: alloc::collections::BTreeMap::new(),
-            l1: alloc::collections::BTreeMap::new(),
+            l2: vecmap::VecMap::new(),
+            l1: vecmap::VecMap::new(),
         })
     }
 

@@ -67,7 +67,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
         shut_down(ShutdownReason::Crash);
     }
 
-    init_core(&boot);
+    init_core(&boot, options.get(Opt::Trace) == Some("on"));
 
     let (major, minor) = hypercall::xen_version();
     let extra = hypercall::xen_extraversion().unwrap_or_else(|e| {
@@ -164,6 +164,7 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     }
     sched::run();
     report_stats();
+    ship_trace();
     let (why, reason) = match crate::event::shutdown::asked() {
         Some(Kind::Reboot) => ("rebooting, as the toolstack asked", ShutdownReason::Reboot),
         Some(Kind::Poweroff) => (
@@ -213,7 +214,7 @@ const HEAP_MIN: u64 = if cfg!(feature = "net") {
 const POOL_MIN: u64 = 256;
 
 /// Brings up event delivery, the timer, the heap and the scheduler.
-fn init_core(boot: &BootInfo) {
+fn init_core(boot: &BootInfo, trace: bool) {
     let Some(memory) = mm::init_memory(HEAP_MIN, POOL_MIN) else {
         die_with_message(format_args!("no memory for the heap and frame pool"))
     };
@@ -242,6 +243,10 @@ fn init_core(boot: &BootInfo) {
     match mm::store_page() {
         Some(page) if boot.store_evtchn != 0 => crate::xen::xenstore::init(page, boot.store_evtchn),
         _ => warn!("no xenstore ring in start_info: xenstore calls will fail"),
+    }
+    // The timeline records from the first event on (`ethos.trace=on`).
+    if trace {
+        crate::event::trace::start();
     }
     // Ids must not be guessable: the event table's key is a secret too.
     let seed = events::Seed([secret(), secret() ^ boot.nr_pages]);
@@ -342,6 +347,23 @@ fn report_stats() {
     let (frames_free, pages_held) = crate::mm::pages::usage();
     let (out, given, taken) = crate::mm::balloon::counts();
     info!("memory: heap {heap_used} bytes used, {heap_free} free; {frames_free} frames free, {pages_held} pages held; balloon: {out} frames out ({given} given, {taken} taken)");
+}
+
+/// How long the trace's last batches may hold up the power-off.
+const TRACE_WAIT_NS: u64 = 2_000_000_000;
+
+/// Sends the daemon what the trace holds still, waiting for each batch's
+/// answer at most until [`TRACE_WAIT_NS`] after the processes ended; what
+/// does not make it is dropped.
+fn ship_trace() {
+    if !crate::event::trace::on() {
+        return;
+    }
+    crate::event::trace::stop();
+    let deadline = now_ns() + TRACE_WAIT_NS;
+    while crate::rpc::client::ship_trace(true) && now_ns() < deadline {
+        sched::wait_until(deadline);
+    }
 }
 
 /// Commits the fault the rig asked for, to prove faults are reported.

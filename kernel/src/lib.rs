@@ -6,8 +6,9 @@
 //! whose safe functions are sound by themselves. The folders are layers,
 //! and an import only ever points down this list:
 //!
-//! - `status`, `clock`, `console`, `panic`: the named statuses,
-//!   time, the log, the crash policy (each may use the ones before it);
+//! - `status`, `live_stats`, `clock`, `console`, `panic`: the named
+//!   statuses, the live figures' line, time, the log, the crash policy
+//!   (each may use the ones before it);
 //! - `event`: the registry of event sources, timers;
 //! - `xen`: Xen services: event channels, the xenstore client;
 //! - `mm`: frames, page capabilities, regions, grants;
@@ -20,11 +21,12 @@
 //! - `boot`: the boot sequence, the one place that names every part.
 //!
 //! Pure modules (the network's frame checks, checksums and segment joining,
-//! timers, statuses) import nothing else of the kernel and serve every
+//! timers, statuses, the live figures' line) import nothing else of the kernel and serve every
 //! layer. `tests/layers.rs` checks the rule on every build of the tests.
 //!
 //! On the host only the pure modules build (the network checks, segment
-//! joining, checksums, timers, statuses), and are unit-tested there.
+//! joining, checksums, timers, statuses, the live figures' line), and are
+//! unit-tested there.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 // The system calls are the kernel's interface and stay whole in the image
@@ -46,6 +48,7 @@ pub mod console;
 #[cfg(all(target_os = "none", feature = "net"))]
 pub mod drivers;
 pub mod event;
+pub mod live_stats;
 pub mod mm;
 pub mod net;
 #[cfg(target_os = "none")]

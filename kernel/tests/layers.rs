@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first. A module may name its own folder and any
 /// folder of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["status"],
+    &["status", "live_stats"],
     &["clock"],
     &["console"],
     &["panic"],
@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
 
 /// Pure modules: they import nothing of the kernel but each other, so any
 /// layer may use them (the network's frame checks, checksums and segment
-/// joining; timers; statuses).
+/// joining; timers; statuses; the live figures' line).
 const PURE: &[&str] = &[
     "net::inetsum",
     "net::netcheck",
@@ -34,6 +34,7 @@ const PURE: &[&str] = &[
     "event::timers",
     "mm::range",
     "status",
+    "live_stats",
 ];
 
 fn layer_of(top: &str) -> Option<usize> {

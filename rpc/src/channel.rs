@@ -29,8 +29,9 @@
 //! ([`Vchan::broken`]); every later call returns the same [`Error::Broken`]. The owner then
 //! fails the outstanding events ([`Caller::abandon_all`]) and closes the channel.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use vecmap::VecMap;
 
 use crate::error::{BrokenReason, Error};
 use crate::frame::{
@@ -269,7 +270,7 @@ impl Expect {
 /// The calling side (the guest): sends requests keyed by event id, receives their replies.
 pub struct Caller<M> {
     framed: Framed<M>,
-    in_flight: BTreeMap<u64, Expect>,
+    in_flight: VecMap<u64, Expect>,
     max_in_flight: usize,
 }
 
@@ -278,7 +279,7 @@ impl<M: SharedMem> Caller<M> {
     pub fn new(vchan: Vchan<M>, config: Config) -> Self {
         Caller {
             framed: Framed::new(vchan, FrameKind::Reply, &config),
-            in_flight: BTreeMap::new(),
+            in_flight: VecMap::new(),
             max_in_flight: config.max_in_flight,
         }
     }

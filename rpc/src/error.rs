@@ -122,6 +122,9 @@ pub enum PayloadError {
     /// A `DirList` reply with more than [`MAX_DIR_ENTRIES`](crate::MAX_DIR_ENTRIES)
     /// entries.
     TooManyEntries,
+    /// A `Trace` batch whose records are not a whole number of
+    /// [`RECORD_BYTES`](crate::trace::RECORD_BYTES).
+    PartialRecord,
 }
 
 /// Why a channel could not be set up. Nothing was changed in shared memory unless the

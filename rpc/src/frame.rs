@@ -320,8 +320,8 @@ mod tests {
             Err(BrokenReason::UnknownOp { code: 0 })
         );
         assert_eq!(
-            p(Req, header_bytes(1, 9, 0, 0)),
-            Err(BrokenReason::UnknownOp { code: 9 })
+            p(Req, header_bytes(1, 10, 0, 0)),
+            Err(BrokenReason::UnknownOp { code: 10 })
         );
         assert_eq!(
             p(Req, header_bytes(1, 1, 1, 0)),

@@ -16,6 +16,8 @@
 //!   field primitives.
 //! * [`frame`]: the 16-byte header and the streaming [`FrameDecoder`].
 //! * [`channel`]: [`Caller`] and [`Responder`], messages over a vchan with bounded queues.
+//! * [`trace`]: the kernel's event timeline as fixed-size binary records, the bounded ring
+//!   that gathers them in the guest, and the checks the daemon makes of a batch.
 //! * [`error`]: named reasons for everything that can go wrong.
 //!
 //! # Wire format
@@ -59,6 +61,7 @@ pub mod message;
 pub mod op;
 mod ring;
 pub mod status;
+pub mod trace;
 pub mod vchan;
 mod wire;
 

@@ -15,6 +15,7 @@
 //! | `DirCreate` (6) | `path` | — |
 //! | `DirList` (7) | `path, cursor: u32` | `done: bool, count: u16, count × (kind: u8, name)` |
 //! | `Remove` (8) | `path` | — |
+//! | `Trace` (9) | `seq: u64, dropped: u64, data` (whole [`crate::trace`] records) | — |
 //!
 //! `FileWrite` flags: bit 0 `CREATE` (create the file if missing), bit 1 `TRUNCATE`
 //! (truncate it to 0 before writing); other bits must be 0. `kind`: 1 file, 2 directory,
@@ -224,6 +225,28 @@ pub enum Request {
         /// The path.
         path: Path,
     },
+    /// Appends a batch of the kernel's trace records to the guest's timeline
+    /// ([`crate::trace`]).
+    Trace {
+        /// The batch's number in this boot, from 0: the daemon appends a batch once,
+        /// starts the timeline afresh at 0, and answers one it already has without
+        /// appending it again.
+        seq: u64,
+        /// Records the guest has dropped since boot (its ring was full, or a batch never
+        /// reached the daemon).
+        dropped: u64,
+        /// The records, [`crate::trace::RECORD_BYTES`] each (at most [`MAX_IO`] bytes).
+        records: Vec<u8>,
+    },
+}
+
+fn check_records(n: usize) -> Result<(), PayloadError> {
+    check_io(n)?;
+    if !n.is_multiple_of(crate::trace::RECORD_BYTES) {
+        Err(PayloadError::PartialRecord)
+    } else {
+        Ok(())
+    }
 }
 
 fn check_io(n: usize) -> Result<(), PayloadError> {
@@ -246,6 +269,7 @@ impl Request {
             Request::DirCreate { .. } => Op::DirCreate,
             Request::DirList { .. } => Op::DirList,
             Request::Remove { .. } => Op::Remove,
+            Request::Trace { .. } => Op::Trace,
         }
     }
 
@@ -294,6 +318,16 @@ impl Request {
             Request::DirList { path, cursor } => {
                 path.put(&mut p);
                 p.u32(*cursor);
+            }
+            Request::Trace {
+                seq,
+                dropped,
+                records,
+            } => {
+                check_records(records.len())?;
+                p.u64(*seq);
+                p.u64(*dropped);
+                p.bytes32(records);
             }
         }
         Ok(())
@@ -344,6 +378,17 @@ impl Request {
             Op::Remove => Request::Remove {
                 path: Path::take(&mut t)?,
             },
+            Op::Trace => {
+                let seq = t.u64()?;
+                let dropped = t.u64()?;
+                let records = t.bytes32(MAX_IO)?;
+                check_records(records.len())?;
+                Request::Trace {
+                    seq,
+                    dropped,
+                    records: records.to_vec(),
+                }
+            }
         };
         t.finish()?;
         Ok(req)
@@ -377,6 +422,8 @@ pub enum ReplyBody {
     },
     /// `Remove` done.
     Remove,
+    /// The `Trace` batch is in the timeline (or was already).
+    Trace,
 }
 
 impl ReplyBody {
@@ -391,6 +438,7 @@ impl ReplyBody {
             ReplyBody::DirCreate => Op::DirCreate,
             ReplyBody::DirList { .. } => Op::DirList,
             ReplyBody::Remove => Op::Remove,
+            ReplyBody::Trace => Op::Trace,
         }
     }
 
@@ -406,7 +454,7 @@ impl ReplyBody {
     pub fn encode_payload(&self, out: &mut Vec<u8>) -> Result<(), PayloadError> {
         let mut p = Put(out);
         match self {
-            ReplyBody::Ping | ReplyBody::DirCreate | ReplyBody::Remove => {}
+            ReplyBody::Ping | ReplyBody::DirCreate | ReplyBody::Remove | ReplyBody::Trace => {}
             ReplyBody::Random(d) | ReplyBody::FileRead(d) => {
                 check_io(d.len())?;
                 p.bytes32(d);
@@ -449,6 +497,7 @@ impl ReplyBody {
             Op::Ping => ReplyBody::Ping,
             Op::DirCreate => ReplyBody::DirCreate,
             Op::Remove => ReplyBody::Remove,
+            Op::Trace => ReplyBody::Trace,
             Op::Random => ReplyBody::Random(t.bytes32(MAX_IO)?.to_vec()),
             Op::FileRead => ReplyBody::FileRead(t.bytes32(MAX_IO)?.to_vec()),
             Op::FileWrite => ReplyBody::FileWrite { written: t.u32()? },

@@ -28,6 +28,9 @@ pub enum Op {
     DirList = 7,
     /// Remove a file or an empty directory.
     Remove = 8,
+    /// A batch of the kernel's trace records (see [`crate::trace`]), appended to the
+    /// guest's timeline.
+    Trace = 9,
 }
 
 /// Encoded length of a path field: `u16` length + 1..=MAX_PATH bytes.
@@ -39,7 +42,7 @@ const fn add(r: &RangeInclusive<usize>, lo: usize, hi: usize) -> RangeInclusive<
 
 impl Op {
     /// Every op, in code order.
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 9] = [
         Op::Ping,
         Op::Random,
         Op::FileRead,
@@ -48,6 +51,7 @@ impl Op {
         Op::DirCreate,
         Op::DirList,
         Op::Remove,
+        Op::Trace,
     ];
 
     /// The wire code.
@@ -72,13 +76,15 @@ impl Op {
             Op::FileInfo | Op::DirCreate | Op::Remove => PATH,
             // path, cursor u32
             Op::DirList => add(&PATH, 4, 4),
+            // seq u64, dropped u64, records u32-length-prefixed
+            Op::Trace => 20..=20 + MAX_IO,
         }
     }
 
     /// Allowed payload lengths of a successful reply (an error reply has none).
     pub fn reply_len(self) -> RangeInclusive<usize> {
         match self {
-            Op::Ping | Op::DirCreate | Op::Remove => 0..=0,
+            Op::Ping | Op::DirCreate | Op::Remove | Op::Trace => 0..=0,
             Op::Random | Op::FileRead => 4..=4 + MAX_IO,
             Op::FileWrite => 4..=4,
             // kind u8, perm u16, size u64, mtime s i64, mtime ns u32
@@ -100,7 +106,7 @@ mod tests {
             assert_eq!(Op::from_code(op.code()), Some(*op));
         }
         assert_eq!(Op::from_code(0), None);
-        assert_eq!(Op::from_code(9), None);
+        assert_eq!(Op::from_code(10), None);
         assert_eq!(Op::from_code(u16::MAX), None);
     }
 

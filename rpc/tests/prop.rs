@@ -49,6 +49,16 @@ fn request() -> impl Strategy<Value = Request> {
         path().prop_map(|path| Request::DirCreate { path }),
         (path(), any::<u32>()).prop_map(|(path, cursor)| Request::DirList { path, cursor }),
         path().prop_map(|path| Request::Remove { path }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            prop::collection::vec(any::<[u8; 16]>(), 0..64)
+        )
+            .prop_map(|(seq, dropped, records)| Request::Trace {
+                seq,
+                dropped,
+                records: records.concat(),
+            }),
     ]
 }
 
@@ -84,6 +94,7 @@ fn body() -> impl Strategy<Value = ReplyBody> {
         (prop::collection::vec(entry, 0..40), any::<bool>())
             .prop_map(|(entries, done)| ReplyBody::DirList { entries, done }),
         Just(ReplyBody::Remove),
+        Just(ReplyBody::Trace),
     ]
 }
 

@@ -19,3 +19,10 @@ apt_updated_once() {
         APT_UPDATED=1
     fi
 }
+
+# What --help prints: the script's header comment (from its second line up
+# to `set -euo pipefail`), which has its `usage:` line. Every script answers
+# --help with it at once, before doing anything.
+script_help() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+# The header's `usage:` line alone, for a bad argument (then exit 2).
+usage_line() { sed -n 's/^# \(usage: .*\)/\1/p' "$0" >&2; }

@@ -76,6 +76,12 @@ rig_wait lsave 30 any
 # The event system calls, from a program (programs/src/bin/bench.rs).
 rig_start bench $guest_cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=bench ethos.rpc=off"' &&
     rig_wait bench 300 shutdown
+# The same with the event timeline on (ethos.trace=on; no RPC channel, so the
+# ring fills and then drops, but every record is still made, clock read and
+# all): scripts/bench takes the cost of one record from the null call's round
+# trip, which records one system call each.
+rig_start benchtrace $guest_cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' 'extra="ethos.init=bench ethos.rpc=off ethos.trace=on"' &&
+    rig_wait benchtrace 300 shutdown
 
 # RPC benchmarks against the real shadowdaemon, from a program
 # (programs/src/bin/rpc-bench.rs).

@@ -6,8 +6,12 @@ rig_start demo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/gu
 # And RPCs through the shadowdaemon in dom0 (files, random bytes, a tree of
 # RPCs), started as a user would start it.
 rig_daemon_start
-rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/user.cpio"' 'extra="ethos.init=rpc-demo"' &&
+# With the daemon up, it records its event timeline too (ethos.trace=on): the
+# daemon keeps it as trace.json in the guest's folder; its lines go to the
+# runner as "rpcdemo-trace" (scripts/demo draws it as an SVG).
+rig_start rpcdemo /rig/cfg/guest.cfg 'kernel="/rig/guests/guest"' 'ramdisk="/rig/guests/user.cpio"' 'extra="ethos.init=rpc-demo ethos.trace=on"' &&
     rig_wait rpcdemo 200 shutdown
+[ -f /tmp/shadow/rpcdemo/trace.json ] && sed 's/^/@@RIG log rpcdemo-trace|/' /tmp/shadow/rpcdemo/trace.json
 rig_daemon_stop
 rig_daemon_report
 # And the network: the guest-net image on dom0's bridge, serving HTTP and UDP

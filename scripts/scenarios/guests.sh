@@ -93,14 +93,20 @@ if rig_start deaf $cfg "$image" "$programs" 'extra="ethos.init=sleep ethos.rpc=o
     rig_wait_line deaf "init: program sleep started" 120 && xl shutdown deaf
     rig_wait deaf 60 shutdown
 fi
+# A guest's live figures (data/ethos/stats under its home, issue 12 item 4).
+stats_of() { xenstore-read "/local/domain/$(xl domid "$1" 2>/dev/null)/data/ethos/stats" 2>/dev/null; }
 # `xl mem-set` down, back up, far too low, and up again (ballooning): the
 # guest gives free frames back and takes them again, never the ones it
-# needs, and says so once when a target is out of reach.
+# needs, and says so once when a target is out of reach. Its live figures
+# say so too, though the guest is idle otherwise: the work of following
+# the target is published once more after it (read until they do).
 mem_of() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $3}'; }
 if rig_start balloon $cfg "$image" "$programs" 'extra="ethos.init=sleep ethos.rpc=off -- 3600000"'; then
     if rig_wait_line balloon "init: program sleep started" 60; then
         xl mem-set balloon 6m && rig_wait_line balloon "balloon: target 6144 KiB" 60
         rig fact "balloon_mib_down=$(mem_of balloon)"
+        for _ in $(seq 1 100); do stats_of balloon | grep -q ' ballooned=0 ' || break; usleep 100000; done
+        rig fact "balloon_stats_down=$(stats_of balloon)"
         xl mem-set balloon 8m && rig_wait_line balloon "balloon: target 8192 KiB" 60
         rig fact "balloon_mib_up=$(mem_of balloon)"
         xl mem-set balloon 1m && rig_wait_line balloon "cannot be reached" 60
@@ -124,8 +130,12 @@ save_wait() {
     rig_wait "$name" 60 shutdown
 }
 # Ten cycles take longer than 8 s of the guest's time: its beeps are 3 s apart.
+# The live figures are read before and after them: each restored domain
+# publishes them anew in its own store.
 if rig_start saved $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.rpc=off -- 3000"'; then
     if rig_wait_line saved "beeps pending" 120; then
+        rig fact "saved_stats_before=$(stats_of saved)"
+        rig fact "saved_domid_before=$(xl domid saved)"
         cycles=0
         for _ in $(seq 1 10); do
             xl save saved /tmp/saved.img >/tmp/xl-save.log 2>&1 || break
@@ -134,6 +144,9 @@ if rig_start saved $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.
             cycles=$((cycles + 1))
         done
         rig fact "save_restore_cycles=$cycles"
+        for _ in $(seq 1 100); do [ -n "$(stats_of saved)" ] && break; usleep 100000; done
+        rig fact "saved_stats_after=$(stats_of saved)"
+        rig fact "saved_domid_after=$(xl domid saved)"
         sed 's/^/@@RIG log saved|xl save: /' /tmp/xl-save.log
         sed 's/^/@@RIG log saved|xl restore: /' /tmp/xl-restore.log
         rm -f /tmp/saved.img
@@ -169,6 +182,27 @@ if rig_start idle $cfg "$image" "$programs" 'extra="ethos.init=idle"'; then
     rig fact "idle_cpu_seconds_after=$t1"
     rig fact "idle_wall_seconds=3"
     rig_wait idle 60 shutdown
+fi
+# Live figures from dom0 (issue 12 item 4): busy keeps the guest at work
+# (RPC pings to the daemon, 50 ms waits) until told to stop. dom0 reads its
+# data/ethos/stats with xenstore-read, waits until the guest has refreshed
+# it (at most once a second), then reads it again with `shadowdaemon
+# status`: the figures are there and have moved forward.
+if rig_start live $cfg "$image" "$programs" 'extra="ethos.init=busy"'; then
+    if rig_wait_line live "busy: at work" 120; then
+        for _ in $(seq 1 100); do [ -n "$(stats_of live)" ] && break; usleep 100000; done
+        first=$(stats_of live)
+        rig fact "live_stats_first=$first"
+        for _ in $(seq 1 200); do [ "$(stats_of live)" != "$first" ] && break; usleep 100000; done
+        rig fact "live_stats_second=$(stats_of live)"
+        status=$(/rig/bin/shadowdaemon status --guest live 2>/tmp/status.err)
+        rig fact "live_status_rc=$?"
+        rig fact "live_status=$status"
+        rig fact "live_domid=$(xl domid live)"
+        sed 's/^/@@RIG log live|shadowdaemon status: /' /tmp/status.err
+        xenstore-write "/local/domain/$(xl domid live)/data/busy-stop" stop
+    fi
+    rig_wait live 60 shutdown
 fi
 # A guest the daemon will not serve is told (issue 13 item 12): `+` is no
 # byte of a folder name, so the daemon refuses `not+served` (xl takes it);
@@ -285,6 +319,14 @@ rig_start hostile $cfg "$image" "$programs" 'extra="ethos.init=rpc-hostile ethos
 
 # RPC end to end through the shadowdaemon (after the faults: it still serves).
 rig_start rpcdemo $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo"' && rig_wait rpcdemo 200 shutdown
+# The event timeline (issue 12 item 3): the same program with ethos.trace=on;
+# the kernel ships its trace ring to the daemon, which keeps trace.json in the
+# guest's folder. Its lines go to the runner as guest "traced-json" (the test
+# parses them and checks them against the kernel's own counters).
+if rig_start traced $cfg "$image" "$programs" 'extra="ethos.init=rpc-demo ethos.trace=on"'; then
+    rig_wait traced 200 shutdown
+    sed 's/^/@@RIG log traced-json|/' /tmp/shadow/traced/trace.json
+fi
 
 . /rig/scenarios/net.sh
 

@@ -235,7 +235,7 @@ impl fmt::Display for Refusal {
 
 /// The value of `/local/domain/<domid>/<node>`, if dom0 owns it and the guest cannot
 /// write it.
-fn trusted_node<T: Read + Write>(
+pub(crate) fn trusted_node<T: Read + Write>(
     xs: &mut Xenstore<T>,
     domid: u16,
     node: &'static str,
@@ -312,7 +312,9 @@ pub fn identify<T: Read + Write>(
 
 /// The domains xenstore lists (dom0 excluded); `None` if it lists none at all (no
 /// `/local/domain`: not a dom0 worth trusting for clean-ups).
-fn list_domains<T: Read + Write>(xs: &mut Xenstore<T>) -> Result<Option<Vec<u16>>, XsError> {
+pub(crate) fn list_domains<T: Read + Write>(
+    xs: &mut Xenstore<T>,
+) -> Result<Option<Vec<u16>>, XsError> {
     Ok(xs.directory("/local/domain")?.map(|names| {
         names
             .iter()

@@ -37,6 +37,9 @@ pub enum OpError {
     },
     /// The file system refused; the status comes from the errno ([`status_of`]).
     Io(io::Error),
+    /// A trace batch that breaks the record rules ([`rpc::trace::parse`]):
+    /// [`Status::Invalid`].
+    BadTrace(rpc::trace::TraceError),
 }
 
 impl OpError {
@@ -49,6 +52,7 @@ impl OpError {
             OpError::Policy { .. } => Status::Io,
             OpError::Unavailable { .. } => Status::Unavailable,
             OpError::Io(e) => status_of(e),
+            OpError::BadTrace(_) => Status::Invalid,
         }
     }
 
@@ -57,7 +61,7 @@ impl OpError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            OpError::BadPath(_) | OpError::Escape | OpError::Policy { .. }
+            OpError::BadPath(_) | OpError::Escape | OpError::Policy { .. } | OpError::BadTrace(_)
         )
     }
 
@@ -92,6 +96,7 @@ impl fmt::Display for OpError {
             OpError::Policy { what, .. } => write!(f, "refused: {what}"),
             OpError::Unavailable { what } => write!(f, "unavailable: {what}"),
             OpError::Io(e) => write!(f, "{e}"),
+            OpError::BadTrace(e) => write!(f, "refused trace batch: {e}"),
         }
     }
 }

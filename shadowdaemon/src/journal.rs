@@ -14,7 +14,8 @@
 //!
 //! One append-only file per guest (`dom<domid>.journal` in the state folder, meant for a
 //! tmpfs such as `/run`: it must outlive the daemon, not the machine, just as the guest's
-//! event ids do). For the changing ops only (`FileWrite`, `DirCreate`, `Remove`):
+//! event ids do). For the changing ops only (`FileWrite`, `DirCreate`, `Remove`, and
+//! `Trace`, which appends to the guest's timeline):
 //!
 //! 1. `B <id>` is appended before the op runs ([`Journal::begin`]);
 //! 2. `D <id> <op> <status> <written>` once it ran ([`Journal::finish`]), with the reply;
@@ -105,7 +106,7 @@ pub const COMPACT_LINES: usize = 8192;
 
 /// Whether an op changes the guest's folder and so goes through the journal.
 pub fn is_journaled(op: Op) -> bool {
-    matches!(op, Op::FileWrite | Op::DirCreate | Op::Remove)
+    matches!(op, Op::FileWrite | Op::DirCreate | Op::Remove | Op::Trace)
 }
 
 /// What the journal knows of an event id.
@@ -713,6 +714,7 @@ fn parse_line(line: &str) -> Option<(u64, Option<Entry>)> {
                 (Status::Ok, Op::FileWrite) => Ok(ReplyBody::FileWrite { written }),
                 (Status::Ok, Op::DirCreate) => Ok(ReplyBody::DirCreate),
                 (Status::Ok, Op::Remove) => Ok(ReplyBody::Remove),
+                (Status::Ok, Op::Trace) => Ok(ReplyBody::Trace),
                 (Status::Ok, _) => return None,
                 (s, _) => Err(s),
             };

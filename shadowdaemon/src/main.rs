@@ -2,14 +2,15 @@
 //! randomness, ping) over a vchan ring, keyed by eventId.
 //!
 //! `serve` (the default) finds guests through xenstore and serves each one's
-//! channel ([`daemon`]); `debug` holds tools the rig uses to check one Xen
-//! mechanism at a time.
+//! channel ([`daemon`]); `status` prints the guests' live figures ([`status`]);
+//! `debug` holds tools the rig uses to check one Xen mechanism at a time.
 
 #![deny(unsafe_code)]
 
 mod daemon;
 mod debug;
 mod notify;
+mod status;
 mod xen;
 
 use clap::{Args, Parser, Subcommand};
@@ -40,10 +41,33 @@ enum Command {
     /// Serve the guests' RPCs (the default): find each guest's channel
     /// through xenstore, map it, serve it; runs until xenstore fails.
     Serve(ServeArgs),
+    /// Print each running guest's live figures, read from xenstore
+    ///
+    /// A guest's kernel keeps one line of figures in its data/ethos/stats,
+    /// refreshed at most once a second while it is busy. For each domain that
+    /// has one, prints one line on stdout:
+    ///   name=NAME domid=D uptime_ms=.. created=.. completed=.. retired=..
+    ///     wakes=.. switches=.. frames_free=.. frames_used=.. ballooned=..
+    ///     rpc_sent=.. rpc_answered=.. [net_rx=.. net_tx=..]
+    /// or, for a line that is not valid figures, name=NAME domid=D error=CODE
+    /// (the log says more). NAME is ? unless dom0 owns the domain's name.
+    /// Exit status: 0, or 1 if xenstore fails or a guest named with --guest
+    /// has no figures.
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
     /// Tools for the test rig, run in dom0 against a live guest: grant-read,
     /// grant-write.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Draw a guest's timeline (the trace.json `ethos.trace=on` leaves in its
+    /// folder) as an SVG a browser shows: a row per process, events as bars
+    /// from creation to retirement, wakes, switches, upcalls as ticks.
+    TraceSvg {
+        /// The timeline (Chrome/Perfetto trace-event JSON).
+        input: PathBuf,
+        /// Where the SVG goes.
+        output: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -87,6 +111,13 @@ struct ServeArgs {
     /// daemon killed meanwhile leaves finished work undelivered.
     #[arg(long, default_value_t = 0, hide = true)]
     test_reply_delay_ms: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+struct StatusArgs {
+    /// Only these guests (domain names); every domain with figures if empty.
+    #[arg(long = "guest")]
+    guests: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,9 +176,32 @@ fn main() -> ExitCode {
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Status(args)) => status::run(&args.guests),
         Some(Command::Debug(DebugCommand::GrantRead(args))) => debug::run_grant_read(&args),
         Some(Command::Debug(DebugCommand::GrantWrite(args))) => debug::run_grant_write(&args),
         Some(Command::Debug(DebugCommand::ServeStream(args))) => serve_stream(&args),
+        Some(Command::TraceSvg { input, output }) => trace_svg(&input, &output),
+    }
+}
+
+fn trace_svg(input: &std::path::Path, output: &std::path::Path) -> ExitCode {
+    let svg = std::fs::read_to_string(input)
+        .map_err(|e| format!("cannot read {}: {e}", input.display()))
+        .and_then(|json| shadowdaemon::trace_svg::render(&json))
+        .and_then(|svg| {
+            std::fs::write(output, &svg)
+                .map(|()| svg.len())
+                .map_err(|e| format!("cannot write {}: {e}", output.display()))
+        });
+    match svg {
+        Ok(bytes) => {
+            println!("{}: {bytes} bytes", output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("trace-svg: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -340,6 +394,18 @@ mod tests {
         };
         assert_eq!((a.domid, a.gref, a.offset, a.len), (5, 8, 0, 64));
         assert_eq!(a.gntdev, PathBuf::from("/dev/xen/gntdev"));
+    }
+
+    #[test]
+    fn status_takes_guests() {
+        let cli = Cli::try_parse_from(["shadowdaemon", "status", "--guest", "a", "--guest", "b"])
+            .unwrap();
+        let Some(Command::Status(args)) = cli.command else {
+            panic!("not status");
+        };
+        assert_eq!(args.guests, ["a", "b"]);
+        // serve's options are not status's.
+        assert!(Cli::try_parse_from(["shadowdaemon", "status", "--root", "/tmp/x"]).is_err());
     }
 
     #[test]

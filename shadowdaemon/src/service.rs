@@ -81,6 +81,11 @@ pub fn handle(root: &GuestRoot, request: Request) -> Result<ReplyBody, OpError> 
         Request::DirCreate { path } => dir_create(root, path.as_str()),
         Request::DirList { path, cursor } => dir_list(root, path.as_str(), cursor),
         Request::Remove { path } => remove(root, path.as_str()),
+        Request::Trace {
+            seq,
+            dropped,
+            records,
+        } => crate::trace::append(root, seq, dropped, &records),
     }
 }
 

@@ -16,7 +16,14 @@ fn stderr(o: &Output) -> String {
 #[test]
 fn help_describes_every_command() {
     let top = String::from_utf8(run(&["--help"]).stdout).unwrap();
-    for word in ["serve", "debug", "--root", "--guest", "--log-level"] {
+    for word in [
+        "serve",
+        "status",
+        "debug",
+        "--root",
+        "--guest",
+        "--log-level",
+    ] {
         assert!(top.contains(word), "{word} missing from:\n{top}");
     }
     let dbg = String::from_utf8(run(&["debug", "--help"]).stdout).unwrap();
@@ -119,6 +126,27 @@ fn bad_arguments_exit_2_before_touching_the_device() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn status_says_what_it_prints_and_fails_without_xenstore() {
+    let help = String::from_utf8(run(&["status", "--help"]).stdout).unwrap();
+    for word in [
+        "data/ethos/stats",
+        "name=NAME domid=D",
+        "error=CODE",
+        "--guest",
+    ] {
+        assert!(help.contains(word), "{word} missing from:\n{help}");
+    }
+    // No Xen on the build host (a host that has xenstored is not where this runs).
+    if std::path::Path::new("/dev/xen/xenbus").exists() {
+        return;
+    }
+    let o = run(&["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).contains("status: xenstore: "), "{}", stderr(&o));
 }
 
 #[test]

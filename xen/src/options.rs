@@ -264,8 +264,11 @@ pub static TABLE: [Spec; 10] = [
         key: "ethos.trace",
         values: "on|off",
         default: "off",
-        meaning: "event trace on the console",
-        detail: "`on` writes a trace of the kernel's events on the console.",
+        meaning: "event timeline to dom0 (trace.json)",
+        detail: "`on` records every event's create, complete, block, wake, retire and \
+                 cancel, context switches, system calls and upcalls, and ships them to the \
+                 shadowdaemon, which writes `trace.json` (Chrome/Perfetto trace-event \
+                 format) into the guest's folder; `shadowdaemon trace-svg` draws it.",
     },
     row! {
         opt: Ip,

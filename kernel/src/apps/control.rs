@@ -10,6 +10,16 @@
 //! gives up with its own error instead of waiting. `xl mem-set` writes
 //! `memory/target`: the kernel follows it (`syscall::lifecycle::balloon`).
 //!
+//! It also publishes the guest's live figures for dom0 (`shadowdaemon
+//! status`, or `xenstore-read`) in [`STATS`], under the guest's `data/`,
+//! which xl leaves to the guest: one line (`live_stats`), at start, then at
+//! most once a second and only when a figure moved. Its tick is the
+//! kernel's lazy timer, which wakes the vCPU only if a process was woken
+//! since it was set: a guest where nothing happens is never woken to say
+//! so, and one whose work ended publishes what it changed once more, then
+//! is left alone. After a restore the tick is due at once
+//! (`sched::resumed`): the new domain's store has no figures yet.
+//!
 //! A service process: it does not keep the kernel running.
 
 use crate::event::shutdown::Kind;
@@ -20,6 +30,12 @@ use events::{Element, Status, Value};
 const NODE: &str = "control/shutdown";
 /// The toolstack's memory target for the domain, in KiB (`xl mem-set`).
 const TARGET: &str = "memory/target";
+/// Where dom0 reads the live figures, under the guest's home.
+const STATS: &str = "data/ethos/stats";
+/// The figures are written at most this often.
+const STATS_EVERY_NS: u64 = 1_000_000_000;
+
+type Figures = [u64; crate::live_stats::COUNT];
 
 pub fn control() {
     // What the guest answers, for tools that look before they ask
@@ -40,20 +56,39 @@ pub fn control() {
     // xenstored fires a new watch once at once, so what was written before
     // the watch was set is seen too.
     let mut next = [sys::xs_watch_next(requests), sys::xs_watch_next(target)];
+    // The figures as the last tick left them: none yet, so the first
+    // tick, due at once, writes them.
+    let mut last: Figures = [u64::MAX; crate::live_stats::COUNT];
+    let mut tick = sys::beep_lazy(0);
     loop {
-        let [Ok(a), Ok(b)] = next else {
+        // Events run out only when the kernel's do (a process holds 2048).
+        let ([Ok(a), Ok(b)], Ok(t)) = (next, tick) else {
             return say("control: a watch was lost");
         };
         // Leaves in id order, then the OR root.
-        let (lo, hi) = if a.0 < b.0 { (a, b) } else { (b, a) };
+        let (mut x, mut y, mut z) = (a, b, t);
+        if x.0 > y.0 {
+            core::mem::swap(&mut x, &mut y);
+        }
+        if y.0 > z.0 {
+            core::mem::swap(&mut y, &mut z);
+        }
+        if x.0 > y.0 {
+            core::mem::swap(&mut x, &mut y);
+        }
         let tree = [
-            Element::leaf(lo, 2),
-            Element::leaf(hi, 2),
+            Element::leaf(x, 3),
+            Element::leaf(y, 3),
+            Element::leaf(z, 3),
             Element::node(Element::NO_PARENT, 1),
         ];
         let Ok(woke) = sys::block(&tree) else {
             return say("control: cannot wait on the watches");
         };
+        if woke.contains(&t) {
+            let _ = sys::retire(t);
+            tick = on_tick(&mut last);
+        }
         if woke.contains(&a) {
             let _ = sys::retire(a);
             on_request();
@@ -84,6 +119,38 @@ fn watch(node: &str) -> Option<u32> {
             None
         }
     }
+}
+
+/// The tick fired: writes the live figures to [`STATS`] if one moved
+/// since `last` beyond what the tick itself did meanwhile (its beep
+/// completed and retired, this process woken and switched in: one each),
+/// from a buffer of fixed size (a failure is said once); then sets the
+/// next tick and takes the figures anew in `last`. Returns the next tick.
+// One copy, not one per caller: the core image must stay small.
+#[inline(never)]
+fn on_tick(last: &mut Figures) -> Result<events::EventId, crate::status::SysError> {
+    static SAID: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if let Ok(now) = sys::live_figures() {
+        // The uptime (first) always moves; completed, retired, wakes and
+        // switches (2 to 5) by one each through the tick alone.
+        let own = |i: usize| (2..=5).contains(&i) as u64;
+        let moved = (1..now.len()).any(|i| now[i].wrapping_sub(last[i]) > own(i));
+        if moved {
+            let mut line = [0u8; crate::live_stats::LINE_MAX];
+            let len = crate::live_stats::format(&now, &mut line);
+            if let Err(e) = super::wait_ok(sys::xs_write(STATS, &line[..len], 0), STATS) {
+                if !SAID.swap(true, core::sync::atomic::Ordering::Relaxed) {
+                    complain("cannot write", STATS, &e);
+                }
+            }
+        }
+    }
+    let tick = sys::beep_lazy(sys::get_time() + STATS_EVERY_NS);
+    // After this tick's own work, so that the next one tells it apart.
+    if let Ok(now) = sys::live_figures() {
+        *last = now;
+    }
+    tick
 }
 
 /// The node's value as text, if it has one.

@@ -10,6 +10,8 @@
 
 pub mod shutdown;
 pub mod timers;
+#[cfg(target_os = "none")]
+pub mod trace;
 
 use alloc::vec::Vec;
 use events::{Completion, Pid};

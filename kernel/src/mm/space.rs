@@ -12,11 +12,11 @@
 use super::frames;
 use super::range;
 use crate::status::{SysError, SysResult};
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use events::Pid;
 use hal::mm::{AddressSpace, Frame, Perms, SpaceError};
 use spin::Mutex;
+use vecmap::VecMap;
 
 /// Most pages one process may have mapped (image, stack, arguments and
 /// bound pages): 16 MiB.
@@ -31,10 +31,10 @@ struct Mapping {
 
 struct Space {
     tables: AddressSpace,
-    pages: BTreeMap<u64, Mapping>,
+    pages: VecMap<u64, Mapping>,
 }
 
-static SPACES: Mutex<BTreeMap<u32, Space>> = Mutex::new(BTreeMap::new());
+static SPACES: Mutex<VecMap<u32, Space>> = Mutex::new(VecMap::new());
 
 fn space_error(e: SpaceError) -> SysError {
     match e {
@@ -59,7 +59,7 @@ pub fn create(pid: Pid) -> SysResult<()> {
         pid.0,
         Space {
             tables,
-            pages: BTreeMap::new(),
+            pages: VecMap::new(),
         },
     );
     Ok(())

@@ -563,6 +563,7 @@ impl Net {
     fn accept_connections(&mut self) {
         let deadline = crate::clock::now_ns().saturating_add(HALF_OPEN_TIMEOUT_NS);
         let mut moved = Vec::new();
+        let mut ended = Vec::new();
         let mut half_open_now = 0;
         for (&h, s) in self.table.iter_mut() {
             let Kind::Listener {
@@ -580,6 +581,11 @@ impl Net {
                 tcp::State::SynReceived => true,
                 tcp::State::Listen => {
                     back.push(sh);
+                    false
+                }
+                // Ended in the handshake: nothing to accept.
+                tcp::State::Closed => {
+                    ended.push(sh);
                     false
                 }
                 _ => {
@@ -603,6 +609,9 @@ impl Net {
             note_flood(s);
         }
         self.stats.half_open = half_open_now as u64;
+        for sh in ended {
+            self.sockets.remove(sh);
+        }
         for (listener, owner, sh) in moved {
             self.stats.accepted += 1;
             let Ok(conn) = self.insert(owner, Kind::Tcp(sh)) else {

@@ -105,6 +105,10 @@ pub struct Kernel {
     timer_port: u32,
     /// The deadline last given to `set_timer_op` (0: none).
     programmed_deadline: u64,
+    /// The one timer that does not wake the vCPU by itself (deadline,
+    /// event, whether a process was woken since it was set): see
+    /// [`Kernel::set_lazy_timer`].
+    lazy_timer: Option<(u64, EventId, bool)>,
     next_pid: u32,
     stats: SchedStats,
 }
@@ -128,14 +132,19 @@ pub fn init(seed: Seed, timer_port: u32) {
         },
         ..Config::default()
     };
+    let mut events = EventTable::with_config(seed, config);
+    if crate::event::trace::on() {
+        events.set_observer(Some(crate::event::trace::observe));
+    }
     let kernel = Kernel {
-        events: EventTable::with_config(seed, config),
+        events,
         slots: [const { None }; MAX_PROCESSES],
         run_queue: VecDeque::with_capacity(MAX_PROCESSES),
         current: None,
         timers: Timers::new(MAX_TIMERS),
         timer_port,
         programmed_deadline: 0,
+        lazy_timer: None,
         next_pid: 1,
         stats: SchedStats::default(),
     };
@@ -256,6 +265,7 @@ pub fn run() {
             p.slice_end = now + TIME_SLICE_NS;
             let context = p.context.clone();
             let space = p.user.then_some(p.pid);
+            crate::event::trace::record(rpc::trace::Kind::Switch, p.pid.0, slot as u64);
             k.current = Some(slot);
             k.stats.context_switches += 1;
             Some((slot, context, space))
@@ -374,25 +384,55 @@ fn reap_if_exited(slot: usize) {
     }
 }
 
+/// For the kernel's own work after the processes (the trace's last
+/// batches): sleeps as [`idle`] does, but not past `deadline_ns` (not at
+/// all if something is pending), then runs the deferred work.
+pub fn wait_until(deadline_ns: u64) {
+    idle_until(deadline_ns);
+    deferred_work();
+}
+
 /// Nothing can run: program the timer for the next deadline and block the
 /// vCPU until an event arrives. `SCHEDOP_block` unmasks upcalls atomically
 /// with the check for pending events, so a wake-up cannot slip in between.
 fn idle() {
+    idle_until(u64::MAX)
+}
+
+#[inline(never)]
+fn idle_until(limit: u64) {
     hal::upcall::mask();
     if evtchn::has_pending() {
         hal::upcall::unmask();
         return;
     }
-    let deadline = with_kernel(|k| {
+    // The lazy timer fires here, if it is due, instead of the vCPU
+    // blocking (the clock is read only while it waits); it wakes the vCPU
+    // only once a process was woken since it was set.
+    let Some(deadline) = with_kernel(|k| {
+        if k.lazy_timer.is_some() && k.fire_lazy_timer(crate::clock::now_ns()) {
+            return None;
+        }
         k.stats.idle_blocks += 1;
-        k.timers.next_deadline()
-    });
+        let next = k.timers.next_deadline();
+        Some(match k.lazy_timer {
+            Some((lazy, _, true)) => Some(next.map_or(lazy, |n| n.min(lazy))),
+            _ => next,
+        })
+    }) else {
+        hal::upcall::unmask();
+        return;
+    };
     // A source's own deadline (smoltcp's retransmits, delayed ACKs) wakes
     // us too.
     let source_deadline = crate::event::next_deadline();
     let deadline = match (deadline, source_deadline) {
         (Some(a), Some(b)) => Some(a.min(b).max(1)),
         (a, b) => a.or(b.map(|b| b.max(1))),
+    };
+    let deadline = match deadline {
+        Some(d) => Some(d.min(limit)),
+        None => (limit != u64::MAX).then_some(limit),
     };
     program_timer(deadline.unwrap_or(0));
     hypercall::sched_block();
@@ -420,6 +460,9 @@ fn program_timer(deadline_ns: u64) {
 /// The deferred work: handle recorded event-channel ports, fire timers,
 /// and queue the processes whose trees completed.
 pub fn deferred_work() {
+    if crate::event::trace::on() {
+        crate::event::trace::note_upcalls(evtchn::counters().0);
+    }
     let timer_port = with_kernel(|k| k.timer_port);
     let sources = crate::event::sources();
     evtchn::drain(|port| {
@@ -474,6 +517,7 @@ fn fire_timers() {
     }
     let now = crate::clock::now_ns();
     let next = with_kernel(|k| {
+        k.fire_lazy_timer(now);
         while let Some(t) = k.timers.pop_expired(now) {
             k.stats.timers_fired += 1;
             match k.events.complete(t.event, Status::Ok, Value::Word(now)) {
@@ -498,6 +542,10 @@ fn fire_timers() {
 
 impl Kernel {
     fn wake(&mut self, wake: Wake) {
+        // Work is going on: the lazy timer may wake the vCPU now.
+        if let Some(lazy) = &mut self.lazy_timer {
+            lazy.2 = true;
+        }
         let Some(slot) = self.slot_of(wake.pid) else {
             return;
         };
@@ -581,6 +629,36 @@ impl Kernel {
             .map_err(|_| SysError::TooManyTimers)
     }
 
+    /// Sets the one lazy timer of the kernel (replacing the one set
+    /// before): it completes `event` like a beep, at the first pass at or
+    /// past its deadline where the kernel is awake anyway (a timer fires,
+    /// or nothing is left to run), and it wakes the vCPU at its deadline
+    /// only if a process was woken since it was set. So a guest where
+    /// nothing happens is never woken for it, and one that was busy sees it
+    /// fire about on time, once more after its work ended (the `control`
+    /// service's tick of the live figures: what the work changed is
+    /// published, then the guest is left alone).
+    pub fn set_lazy_timer(&mut self, deadline_ns: u64, event: EventId) {
+        self.lazy_timer = Some((deadline_ns, event, false));
+    }
+
+    /// Fires the lazy timer if it is due at `now`; whether it fired.
+    fn fire_lazy_timer(&mut self, now: u64) -> bool {
+        let Some((deadline, event, _)) = self.lazy_timer else {
+            return false;
+        };
+        if deadline > now {
+            return false;
+        }
+        self.lazy_timer = None;
+        self.stats.timers_fired += 1;
+        // Retired or exited meanwhile: nothing to tell.
+        if let Ok(Some(wake)) = self.events.complete(event, Status::Ok, Value::Word(now)) {
+            self.wake(wake);
+        }
+        true
+    }
+
     /// Event statistics over every process, live and exited.
     pub fn event_totals(&self) -> Stats {
         self.events.totals()
@@ -595,6 +673,11 @@ pub fn resumed(timer_port: Option<u32>) {
     with_kernel(|k| {
         if let Some(port) = timer_port {
             k.timer_port = port;
+            // The live figures' tick is due at once: the new domain's
+            // store has none of the old one's nodes.
+            if let Some(lazy) = &mut k.lazy_timer {
+                lazy.0 = 0;
+            }
         }
         k.programmed_deadline = u64::MAX;
     });
@@ -616,6 +699,12 @@ pub fn sleep_current() -> SysResult<Vec<EventId>> {
         with_kernel(|k| k.slots[slot].as_mut().and_then(|p| p.woken_leaves.take()))
             .unwrap_or_default(),
     )
+}
+
+/// The `n`th id no event ever has, for the kernel's own requests
+/// (`EventTable::foreign_id`).
+pub fn foreign_id(n: u32) -> EventId {
+    with_kernel(|k| k.events.foreign_id(n))
 }
 
 /// A new timer may be earlier than the one programmed.

@@ -86,6 +86,9 @@ struct Client {
     spare: Option<ServerPages>,
     /// The daemon said it will not serve this domain.
     not_served: bool,
+    /// The trace batch in flight (`event::trace`): its id and bytes of
+    /// records. One at a time, so that the daemon appends them in order.
+    trace: Option<(u64, usize)>,
 }
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
@@ -107,6 +110,7 @@ pub fn init() -> SysResult<(u32, u32)> {
         set_aside: Vec::new(),
         spare: None,
         not_served: false,
+        trace: None,
     });
     info!(
         "rpc: channel to dom0 ready (ring-ref {}, port {})",
@@ -156,6 +160,7 @@ fn weight(req: &Request) -> usize {
     const FIXED: usize = 32; // offsets, lengths, flags, cursors: at most this
     let (path, data) = match req {
         Request::Ping | Request::Random { .. } => (0, 0),
+        Request::Trace { records, .. } => (0, records.len()),
         Request::FileWrite { path, data, .. } => (path.as_str().len(), data.len()),
         Request::FileRead { path, .. }
         | Request::FileInfo { path }
@@ -184,6 +189,7 @@ pub fn call(event: EventId, req: &Request) -> SysResult<Option<Completion>> {
         return Err(SysError::Busy);
     }
     c.caller.call(event.0, req).map_err(rpc_error)?;
+    REQUESTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     c.sent.push((event.0, req.clone(), size));
     c.sent_bytes += size;
     let _ = c.caller.flush();
@@ -265,6 +271,10 @@ impl Client {
     /// Fails every request in flight with `status`.
     fn fail_all(&mut self, status: Status, done: &mut Vec<Completion>) {
         self.caller.abandon_all();
+        // The trace batch's id names no event: its completion is ignored.
+        if let Some((_, bytes)) = self.trace.take() {
+            crate::event::trace::lost(bytes);
+        }
         for (id, _, _) in self.sent.drain(..) {
             done.push(Completion {
                 event: EventId(id),
@@ -352,7 +362,18 @@ pub fn service() -> Vec<Completion> {
     loop {
         match c.caller.poll() {
             Ok(Some(reply)) => {
+                REPLIES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 c.answered(reply.event_id);
+                // A trace batch's answer: its id names no event, so the
+                // completion below is ignored.
+                if let Some((id, bytes)) = c.trace {
+                    if id == reply.event_id {
+                        c.trace = None;
+                        if reply.result.is_err() {
+                            crate::event::trace::lost(bytes);
+                        }
+                    }
+                }
                 let event = EventId(reply.event_id);
                 let (status, value) = match reply.result {
                     Ok(body) => (Status::Ok, value_of(body)),
@@ -412,7 +433,9 @@ pub fn resume() -> Vec<Completion> {
 /// the events with).
 fn value_of(body: ReplyBody) -> Value {
     match body {
-        ReplyBody::Ping | ReplyBody::DirCreate | ReplyBody::Remove => Value::Empty,
+        ReplyBody::Ping | ReplyBody::DirCreate | ReplyBody::Remove | ReplyBody::Trace => {
+            Value::Empty
+        }
         ReplyBody::Random(bytes) | ReplyBody::FileRead(bytes) => Value::Bytes(bytes),
         ReplyBody::FileWrite { written } => Value::Word(written as u64),
         ReplyBody::FileInfo(info) => Value::Bytes(encode_info(&info)),
@@ -440,6 +463,54 @@ fn encode_info(i: &rpc::FileInfo) -> Vec<u8> {
     out
 }
 
+/// Ships the next trace batch (a full buffer; with `last`, whatever is
+/// left) unless one is in flight; returns whether one is in flight now.
+/// A batch the daemon cannot get (not served, no channel, or at the end no
+/// daemon connected) is dropped and counted.
+pub fn ship_trace(last: bool) -> bool {
+    loop {
+        let absent = {
+            let mut guard = CLIENT.lock();
+            let Some(c) = guard.as_mut() else {
+                return false;
+            };
+            // At the end, with no daemon to answer (the batch in flight
+            // waits in the ring for one), waiting would only delay the
+            // power-off: it and the rest are dropped.
+            let absent =
+                last && !matches!(c.caller.vchan_mut().peer_state(), Ok(rpc::PeerState::Live));
+            if let Some((_, bytes)) = c.trace {
+                if !absent {
+                    return true;
+                }
+                c.trace = None;
+                crate::event::trace::lost(bytes);
+            }
+            absent
+        };
+        let Some((seq, dropped, records)) = crate::event::trace::take(last) else {
+            return false;
+        };
+        let bytes = records.len();
+        let id = crate::proc::sched::foreign_id(seq);
+        let req = Request::Trace {
+            seq: seq.into(),
+            dropped,
+            records,
+        };
+        if !absent && matches!(call(id, &req), Ok(None)) {
+            if let Some(c) = CLIENT.lock().as_mut() {
+                c.trace = Some((id.0, bytes));
+            }
+            return true;
+        }
+        crate::event::trace::lost(bytes);
+        if !last {
+            return false;
+        }
+    }
+}
+
 /// Notifications taken on the channel's port (calls of [`service`]).
 static PORT_EVENTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
@@ -452,6 +523,17 @@ pub fn stats() -> Option<(rpc::ChannelStats, u64)> {
     let c = guard.as_ref()?;
     let events = PORT_EVENTS.load(core::sync::atomic::Ordering::Relaxed);
     Some((c.caller.stats(), events))
+}
+
+/// Requests sent (each once, however often sent again) and replies taken,
+/// since boot: the live figures' `rpc_sent` and `rpc_answered`.
+static REQUESTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static REPLIES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Requests sent and replies taken since boot.
+pub fn totals() -> (u64, u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    (REQUESTS.load(Relaxed), REPLIES.load(Relaxed))
 }
 
 /// The RPC channel as an event source: the daemon's replies on its port
@@ -467,5 +549,11 @@ impl crate::event::Source for RpcSource {
     }
     fn on_port(&self) -> Vec<Completion> {
         service()
+    }
+    fn poll(&self) -> Vec<Completion> {
+        if crate::event::trace::on() {
+            ship_trace(false);
+        }
+        Vec::new()
     }
 }

@@ -5,13 +5,13 @@
 
 use crate::status::{SysError, SysResult};
 use crate::xen::evtchn;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use events::Pid;
 use hal::shared::SharedRegion;
 use log::{info, warn};
 use rpc::{Layout, Notify, PeerState, Placement, Side, Vchan};
 use spin::Mutex;
+use vecmap::VecMap;
 
 /// Channels at once (each holds its pages for the kernel's life).
 const MAX_CHANNELS: usize = 4;
@@ -32,7 +32,7 @@ pub struct Offer {
     pub port: u32,
 }
 
-static CHANNELS: Mutex<BTreeMap<u32, Channel>> = Mutex::new(BTreeMap::new());
+static CHANNELS: Mutex<VecMap<u32, Channel>> = Mutex::new(VecMap::new());
 static NEXT: Mutex<u32> = Mutex::new(1);
 
 fn ring_region(

@@ -40,9 +40,27 @@ pub fn get_pid() -> SysResult<Pid> {
 /// Starts a timer that completes the returned event at `deadline_ns` (Xen
 /// system time) with the time it fired as a word.
 pub fn beep(deadline_ns: u64) -> SysResult<EventId> {
+    timer(deadline_ns, false)
+}
+
+/// Like [`beep`], but the timer does not wake the vCPU unless a process
+/// was woken since it was set: it fires at the first pass at or past
+/// `deadline_ns` where the kernel is awake (`Kernel::set_lazy_timer`), so
+/// an idle guest is never woken for it. Kernel services only, no call
+/// number: there is one such timer in the kernel, the `control` service's
+/// tick of the live figures, and a new one replaces it.
+pub fn beep_lazy(deadline_ns: u64) -> SysResult<EventId> {
+    timer(deadline_ns, true)
+}
+
+// One copy for both kinds of timer: the core image must stay small.
+#[inline(never)]
+fn timer(deadline_ns: u64, lazy: bool) -> SysResult<EventId> {
     let r = with_current(|k, pid| {
         let id = k.events().create(pid, ValueKind::Word)?;
-        if let Err(e) = k.set_timer(pid, deadline_ns, id) {
+        if lazy {
+            k.set_lazy_timer(deadline_ns, id);
+        } else if let Err(e) = k.set_timer(pid, deadline_ns, id) {
             // Leave nothing behind: the event must not wait forever.
             let _ = k.events().cancel(pid, id);
             let _ = k.events().retire(pid, id);
@@ -50,7 +68,9 @@ pub fn beep(deadline_ns: u64) -> SysResult<EventId> {
         }
         Ok(id)
     });
-    sched::reprogram_timer();
+    if !lazy {
+        sched::reprogram_timer();
+    }
     syscall_return();
     r
 }
@@ -143,6 +163,38 @@ pub fn kernel_stats() -> SysResult<(sched::SchedStats, events::Stats)> {
     let r = sched::stats();
     syscall_return();
     Ok(r)
+}
+
+/// The live figures now, in [`crate::live_stats::KEYS`]' order (for the
+/// `control` service, which publishes them; no call number).
+pub fn live_figures() -> SysResult<[u64; crate::live_stats::COUNT]> {
+    let (s, e) = kernel_stats()?;
+    let out = crate::mm::balloon::counts().0 as u64;
+    // The domain's frames that are neither free in the pool nor given
+    // back: the kernel's image, heap and tables, and what processes hold.
+    let used = hal::mm::start_info()
+        .nr_pages
+        .saturating_sub(out + s.frames_free);
+    let (rpc_sent, rpc_answered) = crate::rpc::client::totals();
+    #[cfg(feature = "net")]
+    let (rx, tx) = crate::net::stack::stats().map_or((0, 0), |(_, d)| (d.rx_frames, d.tx_frames));
+    Ok([
+        crate::clock::uptime_ns() / 1_000_000,
+        e.created,
+        e.completed,
+        e.retired,
+        e.wakes,
+        s.context_switches,
+        s.frames_free,
+        used,
+        out,
+        rpc_sent,
+        rpc_answered,
+        #[cfg(feature = "net")]
+        rx,
+        #[cfg(feature = "net")]
+        tx,
+    ])
 }
 
 /// The kernel heap: (bytes used, bytes free).

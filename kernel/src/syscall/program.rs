@@ -118,6 +118,7 @@ fn unit(r: SysResult<()>) -> SysResult<(u64, u64)> {
 /// Decodes one system call from `regs`, makes it, and writes the status and
 /// results back (`abi`'s register convention).
 fn dispatch(pid: Pid, regs: &mut UserRegs) {
+    crate::event::trace::record(rpc::trace::Kind::Syscall, pid.0, regs.rax);
     let a = [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9];
     let result = match Call::from_number(regs.rax) {
         Some(call) => call_one(pid, call, a),

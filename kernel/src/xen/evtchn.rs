@@ -110,8 +110,7 @@ struct PortState {
 /// Most ports processes may hold at once.
 const MAX_PROCESS_PORTS: usize = 64;
 
-static PORTS: spin::Mutex<alloc::collections::BTreeMap<u32, PortState>> =
-    spin::Mutex::new(alloc::collections::BTreeMap::new());
+static PORTS: spin::Mutex<vecmap::VecMap<u32, PortState>> = spin::Mutex::new(vecmap::VecMap::new());
 
 /// Records `port` as owned by `owner`.
 pub fn adopt(owner: events::Pid, port: u32) -> Result<(), crate::status::SysError> {

@@ -14,7 +14,7 @@
 //! [`resume`] registers them all again and sends what was held.
 
 use crate::status::{SysError, SysResult};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use events::Completion;
@@ -23,6 +23,7 @@ use hal::hypercall::evtchn_send;
 use hal::shared::SharedPage;
 use log::{debug, error, warn};
 use spin::Mutex;
+use vecmap::VecMap;
 use xen::xenstore::{self, EncodeError, Message, MsgType, Reply, Request, StoreMemory, StoreRing};
 
 /// Requests in flight at once.
@@ -94,9 +95,9 @@ pub struct Xenstore {
     /// No new request goes into the ring (a suspend is coming).
     held: bool,
     next_req_id: u32,
-    in_flight: BTreeMap<u32, Waiter>,
+    in_flight: VecMap<u32, Waiter>,
     next_watch: u32,
-    watches: BTreeMap<u32, Watch>,
+    watches: VecMap<u32, Watch>,
 }
 
 static XS: Mutex<Option<Xenstore>> = Mutex::new(None);
@@ -111,9 +112,9 @@ pub fn init(page: SharedPage, port: u32) {
         head_written: 0,
         held: false,
         next_req_id: 1,
-        in_flight: BTreeMap::new(),
+        in_flight: VecMap::new(),
         next_watch: 1,
-        watches: BTreeMap::new(),
+        watches: VecMap::new(),
     });
 }
 

@@ -61,18 +61,15 @@ const TESTS: &[Test] = &[
         "timers_fire_in_deadline_order_never_early",
         timers_fire_in_order_never_early,
     ),
-    (
-        "and_tree_wakes_once_after_last_leaf",
-        and_tree_wakes_once_after_last_leaf,
-    ),
-    (
-        "or_tree_wakes_once_on_first_leaf",
-        or_tree_wakes_once_on_first_leaf,
-    ),
-    (
-        "threshold_tree_wakes_once_on_kth_leaf",
-        threshold_tree_wakes_once_on_kth_leaf,
-    ),
+    ("and_tree_wakes_once_after_last_leaf", || {
+        counted_alone(and_tree_wakes_once_after_last_leaf)
+    }),
+    ("or_tree_wakes_once_on_first_leaf", || {
+        counted_alone(or_tree_wakes_once_on_first_leaf)
+    }),
+    ("threshold_tree_wakes_once_on_kth_leaf", || {
+        counted_alone(threshold_tree_wakes_once_on_kth_leaf)
+    }),
     (
         "satisfied_tree_returns_without_switch",
         satisfied_tree_returns_without_switch,
@@ -203,6 +200,23 @@ fn pause(ms: u64) -> TestResult {
 
 fn counters() -> Result<stats::Counters, String> {
     stats::counters().map_err(err("kernel stats"))
+}
+
+/// Runs a test that counts the kernel's wakes and switches, which are
+/// every process's: the kernel's `control` service may run meanwhile (the
+/// tick of its live figures, about once a second while the guest is busy),
+/// and then the count is off by its wake. So the test is run again, three
+/// times at most, before it is said to fail: a tree that really wakes
+/// twice fails every time.
+fn counted_alone(test: fn() -> TestResult) -> TestResult {
+    let mut result = test();
+    for _ in 0..2 {
+        if result.is_ok() {
+            break;
+        }
+        result = test();
+    }
+    result
 }
 
 /// (wakes, context switches) so far, kernel-wide.
