@@ -81,6 +81,7 @@ fn scripts_run_one_program() {
     let out_dir = repo_root().join("target/rig/run-test");
     let trace = out_dir.join("trace.json");
     let _ = fs::remove_file(&trace);
+    let _ = fs::remove_file(trace.with_extension("svg"));
     let trace_arg = trace.to_string_lossy().into_owned();
     let out_arg = out_dir.to_string_lossy().into_owned();
     let (out, text) = run(&[
@@ -136,17 +137,31 @@ fn scripts_run_one_program() {
         daemon.contains("shadowdaemon serve") && daemon.contains("exit-with"),
         "the shadowdaemon's log:\n{daemon}"
     );
-    // --trace: the daemon's trace.json copied out, or said plainly that
-    // there was none (ethos.trace is another part's work).
-    if trace.exists() {
-        assert!(fs::metadata(&trace).unwrap().len() > 0);
-        assert!(text.contains("trace: ") && text.contains("bytes"), "{text}");
-    } else {
-        assert!(
-            text.contains("trace: NONE: the shadowdaemon wrote no trace.json"),
-            "{text}"
-        );
-    }
+    // --trace: the daemon's trace.json copied out (JSON, with this
+    // program's spans in it) and its timeline drawn beside it.
+    let json = fs::read_to_string(&trace).unwrap_or_else(|e| panic!("{trace:?}: {e}\n{text}"));
+    let timeline: serde_json::Value = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("the trace is not JSON ({e}):\n{json}"));
+    // The trace-event format's array form (the object form would carry
+    // it under traceEvents).
+    let events = timeline
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array of trace events:\n{json}"));
+    assert!(!events.is_empty(), "{json}");
+    assert!(
+        text.contains("open it in https://ui.perfetto.dev"),
+        "{text}"
+    );
+    let svg = fs::read_to_string(trace.with_extension("svg"))
+        .unwrap_or_else(|e| panic!("no timeline SVG ({e}):\n{text}"));
+    assert!(
+        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
+    assert!(
+        text.contains("timeline: ") && text.contains("trace.svg"),
+        "{text}"
+    );
     // The console is kept where the last lines say.
     let console = fs::read_to_string(out_dir.join("guests/exit-with.log")).expect("console log");
     assert!(
