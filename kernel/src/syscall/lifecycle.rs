@@ -13,8 +13,9 @@
 //! channels, the timer VIRQ is bound again, xenstored is told every watch
 //! again, the RPC channel is offered anew with what was unanswered (the
 //! daemon answers from its journal, keyed by VM and boot id, not domid,
-//! what it had done), and process event channels, which did not survive,
-//! end their waits `Cancelled`. A cancelled suspend changes nothing.
+//! what it had done), and the processes' event channels are made again
+//! where they can be (`xen::channels`: `Rebound` or `PeerGone`). A
+//! cancelled suspend changes nothing.
 
 use crate::console;
 use log::{info, warn};
