@@ -1602,6 +1602,87 @@ fn ten_save_and_restore_cycles_keep_pending_timers_and_watches() {
     );
 }
 
+/// A program's event channels across `xl save` and `xl restore` (issue 14
+/// item 2): it holds handles, not ports. The channel it allocated for dom0
+/// is allocated again in the new domain, its wait says `Rebound` with the
+/// new port, and dom0's notification on that port reaches the same wait;
+/// the channel bound to a port (a loop within the guest) is lost, and says
+/// `PeerGone`; the one nobody waited on tells its next wait.
+#[test]
+fn event_channels_are_allocated_again_after_a_restore() {
+    let run = rig();
+    let guest = run.guest("evrestore");
+    assert_eq!(guest.state, "shutdown", "{}", guest.log);
+    assert_eq!(run.fact("evrestore_rc"), "0", "{}", guest.log);
+    let ready = line_index(guest, "evtchn-restore: ready for the save");
+    let resumed = line_index(guest, "resumed as a new domain");
+    assert!(
+        line_index(guest, "evtchn-restore: notified on port") < ready && ready < resumed,
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("process event channels: 2 allocated again, 1 lost with the old domain")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    let rebound = line_index(guest, "evtchn-restore: dom0 channel Rebound: port ");
+    let notified = line_index(guest, "evtchn-restore: dom0 notified the new port ");
+    assert!(resumed < rebound && rebound < notified, "{}", guest.log);
+    // dom0 bound the port the guest published after the restore, and the
+    // guest saw it as the new port.
+    let new_port = guest
+        .lines()
+        .nth(rebound)
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    let dom0_notified: Vec<&str> = guest
+        .lines()
+        .filter(|l| l.contains("dom0: evtchn-notify domid="))
+        .collect();
+    assert_eq!(dom0_notified.len(), 2, "{}", guest.log);
+    assert!(
+        dom0_notified[1].contains(&format!(" port={new_port} ")),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with(&format!("dom0 notified the new port {new_port} ("))
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with(
+                "loop's bound end PeerGone; notify: Err(PeerGone); wait again: Err(PeerGone); \
+                 close again: Err(BadHandle)"
+            )
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("loop's unbound end Rebound, told its next wait")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+    assert!(
+        guest
+            .line_with("evtchn-restore: all channels accounted for")
+            .is_some(),
+        "{}",
+        guest.log
+    );
+}
+
 /// The live figures of the same guest, read in dom0 before the ten cycles
 /// and after them (issue 12 item 4): the last restored domain, a new domid
 /// with a store of its own, publishes them anew, and they carry on from

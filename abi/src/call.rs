@@ -70,15 +70,37 @@ pub enum Call {
     XsWatchNext = 23,
     /// `(watch) -> event`.
     XsUnwatch = 24,
-    /// `(remote domid) -> port`.
+    /// `(remote domid) -> (handle, port)`: an event channel domain
+    /// `remote` may bind. The caller names it by the handle (result 0) in
+    /// every later call; the Xen port (result 1) is the number to tell the
+    /// peer, and it is not a handle.
+    ///
+    /// Handles, not ports, because ports are the domain's: a restore or a
+    /// migration makes a new domain where every old port is gone. The
+    /// kernel then allocates such a channel again for the same `remote`:
+    /// same handle, a new port, and the channel's wait completes with
+    /// [`crate::Status::Rebound`], the new port as its word (the pending
+    /// wait at once, else the next wait, once), so the process can tell
+    /// its peer without polling. (The event rather than a query call: the
+    /// process learns it where it already waits on the channel, and
+    /// nothing is missed between a restore and a query.)
     EvtchnAllocUnbound = 25,
-    /// `(remote domid, remote port) -> port`.
+    /// `(remote domid, remote port) -> (handle, port)`: a channel bound to
+    /// `remote port` of domain `remote`. After a restore the peer's side is
+    /// gone with the old domain and this domain cannot bind it again
+    /// alone: the handle's waits complete with [`crate::Status::PeerGone`]
+    /// (the pending one at once, every later one too) and notify answers
+    /// it, until the handle is closed. The peer must offer a new port.
     EvtchnBindInterdomain = 26,
-    /// `(port) -> ()`.
+    /// `(handle) -> ()`: notifies the peer.
     EvtchnNotify = 27,
-    /// `(port) -> event` (notifications covered, a word).
+    /// `(handle) -> event`: completes at the next notification, its word
+    /// the notifications covered (those that came with nobody waiting are
+    /// counted, not queued); or `Rebound`, `PeerGone` after a restore (see
+    /// above). One wait at a time per handle ([`crate::Status::Busy`]).
     EvtchnWait = 28,
-    /// `(port) -> ()`.
+    /// `(handle) -> ()`: closes the channel; its wait completes
+    /// [`crate::Status::Cancelled`].
     EvtchnClose = 29,
     /// `() -> event`: the RPC daemon answers.
     Ping = 30,

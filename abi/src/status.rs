@@ -131,6 +131,18 @@ statuses! {
     /// completes with this at once instead of waiting for an answer that
     /// would never come. The kernel's log says why.
     NotServed = 42, "the RPC daemon in dom0 will not serve this domain";
+    /// An event-channel wait ([`crate::Call::EvtchnWait`]): the domain was
+    /// restored or migrated, and the kernel allocated the channel again
+    /// (it was allocated unbound for a remote domain): same handle, a new
+    /// Xen port, the event's word. Tell the peer the new port; the next
+    /// wait waits for notifications again.
+    Rebound = 43, "event channel allocated again: tell the peer its new port";
+    /// An event-channel wait or notify: the domain was restored or migrated
+    /// and the channel could not be made again by this domain alone (it was
+    /// bound to a peer's port, whose side went with the old domain). The
+    /// handle is dead: every wait completes with this, every notify answers
+    /// it, until it is closed.
+    PeerGone = 44, "event channel's peer side lost with the old domain";
 }
 
 impl Status {

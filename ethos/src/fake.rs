@@ -455,7 +455,8 @@ impl Kernel {
                 ok(41 + self.grants, 0)
             }
             PageUngrant | EvtchnNotify | EvtchnClose => ok(0, 0),
-            EvtchnAllocUnbound | EvtchnBindInterdomain => ok(5, 0),
+            // Handle 5 for Xen port 41: a program must not mix them up.
+            EvtchnAllocUnbound | EvtchnBindInterdomain => ok(5, 41),
             KernelStats => {
                 let counters = [
                     self.events.len() as u64,

@@ -8,9 +8,9 @@
 //! then publishes [`Server::ring_ref`] and [`Server::port`] in xenstore
 //! (`ring-ref` and `event-channel` under a node the client is told), and
 //! moves bytes with [`Server::write`] and [`Server::read`], which never
-//! block: between tries it waits for the client's notification on the port
-//! ([`crate::evtchn::wait`]). Both kick the port themselves when the client
-//! asked to be told.
+//! block: between tries it waits for the client's notification on the
+//! channel ([`crate::evtchn::wait`] on [`Server::channel`]). Both kick the
+//! client themselves when it asked to be told.
 //!
 //! Needs the rights [`abi::rights::FOREIGN`] (grants, the port); publishing
 //! needs [`abi::rights::XENSTORE_WRITE`].
@@ -19,9 +19,9 @@
 //! use ethos::vchan::{PeerState, Server};
 //! # fn main() -> Result<(), ethos::Status> {
 //! let mut server = Server::offer(0, 4096, ethos::pages::USER_REGION.start)?;
-//! // ... publish server.ring_ref() and server.port().0 in xenstore ...
+//! // ... publish server.ring_ref() and server.port() in xenstore ...
 //! while server.peer()? == PeerState::Waiting {
-//!     let note = ethos::evtchn::wait(server.port())?;
+//!     let note = ethos::evtchn::wait(server.channel())?;
 //!     ethos::event::block_and_retire(note)?;
 //! }
 //! let sent = server.write(b"hello")?;
@@ -32,7 +32,7 @@ use ::rpc::{Error, Layout, Notify, Placement, Side, Vchan};
 
 use abi::{Status, PAGE_SIZE};
 
-use crate::evtchn::{self, Port};
+use crate::evtchn::{self, Channel};
 use crate::raw::shared::{self, SharedRegion};
 
 pub use ::rpc::PeerState;
@@ -41,7 +41,8 @@ pub use ::rpc::PeerState;
 /// client for the rest of its life.
 pub struct Server {
     vchan: Vchan<SharedRegion>,
-    port: Port,
+    channel: Channel,
+    port: u32,
     ring_ref: u32,
     #[cfg(test)]
     pages: SharedRegion,
@@ -77,9 +78,10 @@ impl Server {
         let right = ring(Side::Right);
         let vchan = Vchan::server(layout, pages.pages(0, 1), left, right, &grants[1..])
             .map_err(|_| Status::InvalidArgument)?;
-        let port = evtchn::alloc_unbound(client)?;
+        let (channel, port) = evtchn::alloc_unbound(client)?;
         Ok(Server {
             vchan,
+            channel,
             port,
             ring_ref: grants[0],
             #[cfg(test)]
@@ -97,10 +99,15 @@ impl Server {
         self.ring_ref
     }
 
-    /// The port the client binds (its `event-channel`); wait on it for
-    /// the client's notifications.
-    pub fn port(&self) -> Port {
+    /// The Xen port the client binds (its `event-channel`, to publish).
+    pub fn port(&self) -> u32 {
         self.port
+    }
+
+    /// The event channel's handle: wait on it for the client's
+    /// notifications.
+    pub fn channel(&self) -> Channel {
+        self.channel
     }
 
     /// Whether the client is still to come, connected, or gone.
@@ -148,7 +155,7 @@ impl Server {
 
     fn kick(&self, notify: Notify) -> Result<(), Status> {
         if notify.is_yes() {
-            evtchn::notify(self.port)?;
+            evtchn::notify(self.channel)?;
         }
         Ok(())
     }
@@ -207,6 +214,8 @@ mod tests {
             [0, 1, 2].map(|i| USER_REGION.start + i * PAGE_SIZE)
         );
         assert_eq!(server.ring_ref(), 42);
+        // The port to publish and the handle to wait on are not the same.
+        assert_eq!((server.port(), server.channel()), (41, Channel(5)));
         let probe = Probe::read(&server.shared_pages().pages(0, 1)).unwrap();
         assert_eq!(
             (probe.left_grants, probe.right_grants),

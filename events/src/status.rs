@@ -80,6 +80,14 @@ pub enum Status {
     /// The RPC daemon in dom0 said it will not serve this domain (its name
     /// is refused, or already served for another domain).
     NotServed,
+
+    // --- event channels ---
+    /// A process's event channel was allocated again after a restore (a
+    /// new Xen port under the same handle, the event's word).
+    Rebound,
+    /// A process's event channel went with the old domain and cannot be
+    /// made again (its peer's side is gone).
+    PeerGone,
 }
 
 impl Status {
@@ -116,6 +124,8 @@ impl Status {
             Status::UnknownSource => "unknown deferred-work source",
             Status::Faulted => "process faulted",
             Status::NotServed => "the RPC daemon in dom0 will not serve this domain",
+            Status::Rebound => "event channel allocated again",
+            Status::PeerGone => "event channel's peer side lost",
         }
     }
 }

@@ -60,5 +60,4 @@ pub mod rpc;
 pub mod status;
 #[cfg(target_os = "none")]
 pub mod syscall;
-#[cfg(target_os = "none")]
 pub mod xen;

@@ -144,6 +144,8 @@ pub fn event_status(s: events::Status) -> (abi::Status, u32) {
         E::UnknownSource => A::InvalidArgument,
         E::Faulted => A::Faulted,
         E::NotServed => A::NotServed,
+        E::Rebound => A::Rebound,
+        E::PeerGone => A::PeerGone,
         // `events::Status` is non-exhaustive: a status added later reads as
         // an invalid argument until it is given its own number.
         _ => A::InvalidArgument,
@@ -222,6 +224,14 @@ mod tests {
         assert_eq!(
             event_status(events::Status::NotServed).0,
             abi::Status::NotServed
+        );
+        assert_eq!(
+            event_status(events::Status::Rebound).0,
+            abi::Status::Rebound
+        );
+        assert_eq!(
+            event_status(events::Status::PeerGone).0,
+            abi::Status::PeerGone
         );
     }
 }

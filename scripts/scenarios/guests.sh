@@ -170,6 +170,33 @@ if rig_start moved $cfg "$image" "$programs" 'extra="ethos.init=save-wait ethos.
     fi
     save_wait moved
 fi
+# A program's event channels across `xl save` and `xl restore`
+# (programs/src/bin/evtchn-restore.rs): dom0 notifies the port the guest
+# published, once before the save, then once the port it published after
+# the restore (its channel allocated again under a new port).
+evtchn_notify() {
+    name=$1; key=$2; port=
+    for _ in $(seq 1 300); do
+        domid=$(xl domid "$name" 2>/dev/null) &&
+            port=$(xenstore-read "/local/domain/$domid/data/evtchn-restore/$key" 2>/dev/null) && break
+        usleep 100000
+    done
+    [ -n "$port" ] || { rig log "$name|dom0: no data/evtchn-restore/$key"; return 1; }
+    /rig/bin/shadowdaemon debug evtchn-notify --domid "$domid" --port "$port" 2>&1 |
+        sed "s/^/@@RIG log $name|dom0: /"
+}
+if rig_start evrestore $cfg "$image" "$programs" 'extra="ethos.init=evtchn-restore ethos.rpc=off"'; then
+    if rig_wait_line evrestore "waiting for dom0" 120 && evtchn_notify evrestore port &&
+        rig_wait_line evrestore "ready for the save" 60; then
+        xl save evrestore /tmp/evrestore.img >/tmp/xl-save.log 2>&1 &&
+            xl restore /tmp/evrestore.img >>/tmp/xl-save.log 2>&1
+        rig fact "evrestore_rc=$?"
+        sed 's/^/@@RIG log evrestore|xl: /' /tmp/xl-save.log
+        rm -f /tmp/evrestore.img
+        evtchn_notify evrestore rebound
+    fi
+    rig_wait evrestore 60 shutdown
+fi
 # An idle guest must block its vCPU: read its CPU time (xl list, 0.1 s
 # steps) across 3 s of its 6 s sleep (programs/src/bin/idle.rs).
 cpu_seconds() { xl list "$1" 2>/dev/null | awk -v n="$1" '$1 == n {print $6}'; }

@@ -2,9 +2,11 @@
 //! mechanism at a time against a guest.
 //!
 //! `grant-read` maps a page a guest granted to dom0 and prints it;
-//! `grant-write` maps it writable and writes bytes into it. Arguments are
-//! validated here (named [`ArgError`]s) before any device is touched; the
-//! device work is in [`crate::xen::gntdev`].
+//! `grant-write` maps it writable and writes bytes into it;
+//! `evtchn-notify` binds a port a guest offers dom0 and notifies it once.
+//! Arguments are validated here (named [`ArgError`]s) before any device is
+//! touched; the device work is in [`crate::xen::gntdev`] and
+//! [`crate::xen::evtchn`].
 
 use crate::xen::gntdev::{self, Access, Gntdev, GntdevError, GRANT_PAGE_SIZE};
 use clap::Args;
@@ -286,6 +288,46 @@ pub fn grant_write(device: &Path, req: &WriteRequest) -> Result<(), GntdevError>
     let map = dev.map_grant(req.domid, req.gref, Access::ReadWrite)?;
     map.write(req.offset, &req.bytes)?;
     map.unmap()
+}
+
+/// `debug evtchn-notify` arguments.
+#[derive(Args, Debug, Clone)]
+pub struct EvtchnNotifyArgs {
+    /// Domain that offers the port (allocated unbound for dom0).
+    #[arg(long)]
+    pub domid: u16,
+    /// The domain's port.
+    #[arg(long)]
+    pub port: u32,
+    /// Event-channel device.
+    #[arg(long, value_name = "PATH", default_value = "/dev/xen/evtchn")]
+    pub evtchn: PathBuf,
+}
+
+/// Runs `debug evtchn-notify`: binds, notifies once, unbinds (the binding
+/// is closed with its file); the report goes to stdout, errors to the log.
+pub fn run_evtchn_notify(args: &EvtchnNotifyArgs) -> ExitCode {
+    use shadowdaemon::serve::EventChannel;
+    let notified = crate::xen::evtchn::XenEventChannel::bind(&args.evtchn, args.domid, args.port)
+        .and_then(|mut channel| {
+            channel
+                .notify()
+                .map(|()| channel.local_port())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("notify: {e}")))
+        });
+    match notified {
+        Ok(local) => {
+            println!(
+                "evtchn-notify domid={} port={} local_port={local}",
+                args.domid, args.port
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("evtchn-notify: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Runs `debug grant-read`: the report goes to stdout, errors to the log.

@@ -56,7 +56,7 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
     /// Tools for the test rig, run in dom0 against a live guest: grant-read,
-    /// grant-write.
+    /// grant-write, evtchn-notify.
     #[command(subcommand)]
     Debug(DebugCommand),
     /// Draw a guest's timeline (the trace.json `ethos.trace=on` leaves in its
@@ -143,6 +143,16 @@ enum DebugCommand {
     /// arguments.
     #[command(verbatim_doc_comment)]
     GrantWrite(debug::GrantWriteArgs),
+    /// Notify an unbound event-channel port a domain offers dom0, once
+    ///
+    /// Binds the domain's port through /dev/xen/evtchn, notifies it once,
+    /// closes the binding (the port is the domain's, unbound again), and
+    /// prints on stdout:
+    ///   evtchn-notify domid=D port=P local_port=L
+    /// Exit status: 0 on success, 1 if the bind or the notify fails (the
+    /// error says which, with the OS error).
+    #[command(verbatim_doc_comment)]
+    EvtchnNotify(debug::EvtchnNotifyArgs),
     /// Serve one guest's RPCs over standard input and output
     ///
     /// The transport until the daemon maps guests' rings itself: run it on
@@ -179,6 +189,7 @@ fn main() -> ExitCode {
         Some(Command::Status(args)) => status::run(&args.guests),
         Some(Command::Debug(DebugCommand::GrantRead(args))) => debug::run_grant_read(&args),
         Some(Command::Debug(DebugCommand::GrantWrite(args))) => debug::run_grant_write(&args),
+        Some(Command::Debug(DebugCommand::EvtchnNotify(args))) => debug::run_evtchn_notify(&args),
         Some(Command::Debug(DebugCommand::ServeStream(args))) => serve_stream(&args),
         Some(Command::TraceSvg { input, output }) => trace_svg(&input, &output),
     }
@@ -394,6 +405,28 @@ mod tests {
         };
         assert_eq!((a.domid, a.gref, a.offset, a.len), (5, 8, 0, 64));
         assert_eq!(a.gntdev, PathBuf::from("/dev/xen/gntdev"));
+    }
+
+    #[test]
+    fn evtchn_notify_parses_and_a_non_evtchn_device_fails_named() {
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["shadowdaemon", "debug", "evtchn-notify"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv)
+        };
+        let cli = args(&["--domid", "5", "--port", "9", "--evtchn", "/dev/null"]).unwrap();
+        let Some(Command::Debug(DebugCommand::EvtchnNotify(a))) = cli.command else {
+            panic!("not evtchn-notify");
+        };
+        assert_eq!((a.domid, a.port), (5, 9));
+        // /dev/null is no event-channel device: the bind fails, reported.
+        assert_eq!(debug::run_evtchn_notify(&a), ExitCode::FAILURE);
+        assert!(args(&["--domid", "5"]).is_err(), "the port is needed");
+        let cli = args(&["--domid", "5", "--port", "9"]).unwrap();
+        let Some(Command::Debug(DebugCommand::EvtchnNotify(a))) = cli.command else {
+            panic!("not evtchn-notify");
+        };
+        assert_eq!(a.evtchn, PathBuf::from("/dev/xen/evtchn"));
     }
 
     #[test]

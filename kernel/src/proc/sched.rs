@@ -370,8 +370,8 @@ fn reap_if_exited(slot: usize) {
         crate::event::forget(pid);
         crate::mm::pages::release_all(pid);
         crate::mm::space::destroy(pid);
-        for port in evtchn::ports_of(pid) {
-            let _ = evtchn::disown(pid, port);
+        let ports = evtchn::channels().disown_all(pid);
+        for port in ports {
             if let Err(e) = hypercall::evtchn_close(port) {
                 warn!("closing port {port} of exited pid {}: {e}", pid.0);
             }

@@ -30,6 +30,8 @@ pub struct Offer {
     pub ring_ref: u32,
     /// The unbound port the client binds (`event-channel`).
     pub port: u32,
+    /// The owner's handle for that port (`sys::evtchn_wait`).
+    pub evtchn: u32,
 }
 
 static CHANNELS: Mutex<VecMap<u32, Channel>> = Mutex::new(VecMap::new());
@@ -135,7 +137,8 @@ pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysR
         return Err(SysError::Busy);
     }
     let (vchan, ring_ref, port) = build(client, write_min, read_min)?;
-    evtchn::adopt(owner, port)?;
+    let evtchn =
+        evtchn::channels().adopt(owner, port, evtchn::Binding::Unbound { remote: client })?;
     let handle = {
         let mut next = NEXT.lock();
         let h = *next;
@@ -149,6 +152,7 @@ pub fn offer(owner: Pid, client: u16, write_min: usize, read_min: usize) -> SysR
         handle,
         ring_ref,
         port,
+        evtchn,
     })
 }
 

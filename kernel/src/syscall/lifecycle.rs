@@ -13,11 +13,11 @@
 //! channels, the timer VIRQ is bound again, xenstored is told every watch
 //! again, the RPC channel is offered anew with what was unanswered (the
 //! daemon answers from its journal, keyed by VM and boot id, not domid,
-//! what it had done), and process event channels, which did not survive,
-//! end their waits `Cancelled`. A cancelled suspend changes nothing.
+//! what it had done), and the processes' event channels are made again
+//! where they can be (`xen::channels`: `Rebound` or `PeerGone`). A
+//! cancelled suspend changes nothing.
 
 use crate::console;
-use events::{Completion, Status, Value};
 use log::{info, warn};
 
 /// The toolstack asked the domain to stop (the control service read it
@@ -87,13 +87,7 @@ pub fn suspend() -> bool {
     if resumed.new_domain {
         let away_ms = crate::clock::resume() / 1_000_000;
         console::resume(resumed.console_evtchn);
-        for event in crate::xen::evtchn::resume(true) {
-            done.push(Completion {
-                event,
-                status: Status::Cancelled,
-                value: Value::Empty,
-            });
-        }
+        done.extend(crate::xen::evtchn::resume(true));
         crate::proc::sched::resumed(Some(crate::xen::evtchn::bind_timer()));
         crate::xen::xenstore::resume(resumed.store_evtchn, true);
         done.extend(crate::rpc::client::resume());

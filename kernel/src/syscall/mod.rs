@@ -11,6 +11,7 @@ pub mod program;
 use crate::mm::pages::{self, PageCap};
 use crate::proc::sched::{self, with_current};
 use crate::status::{SysError, SysResult};
+use crate::xen::evtchn::{self, Binding};
 use crate::xen::xenstore::{self as xs, Expect};
 use alloc::vec::Vec;
 use events::{Element, EventId, Listing, Pid, Retired, ValueKind};
@@ -423,70 +424,75 @@ pub fn touch_for_test(va: u64) -> u64 {
 }
 
 /// Allocates an event-channel port that domain `remote` may bind
-/// (`xen::public::DOMID_SELF` for a loop within this guest).
-pub fn evtchn_alloc_unbound(remote: u16) -> SysResult<u32> {
+/// (`xen::public::DOMID_SELF` for a loop within this guest). Returns the
+/// caller's handle for it and the Xen port (the number the peer binds).
+pub fn evtchn_alloc_unbound(remote: u16) -> SysResult<(u32, u32)> {
     let pid = with_current(|_, pid| Ok(pid))?;
     let port =
         hal::hypercall::evtchn_alloc_unbound(remote).map_err(|e| SysError::Hypervisor(e.0))?;
-    adopt_port(pid, port)
+    adopt_port(pid, port, Binding::Unbound { remote })
 }
 
-/// Binds a new port to `remote_port` of domain `remote_dom`.
-pub fn evtchn_bind_interdomain(remote_dom: u16, remote_port: u32) -> SysResult<u32> {
+/// Binds a new port to `remote_port` of domain `remote_dom`. Returns the
+/// caller's handle for it and the Xen port.
+pub fn evtchn_bind_interdomain(remote_dom: u16, remote_port: u32) -> SysResult<(u32, u32)> {
     let pid = with_current(|_, pid| Ok(pid))?;
     let port = hal::hypercall::evtchn_bind_interdomain(remote_dom, remote_port)
         .map_err(|e| SysError::Hypervisor(e.0))?;
-    adopt_port(pid, port)
+    adopt_port(pid, port, Binding::Interdomain)
 }
 
-fn adopt_port(pid: Pid, port: u32) -> SysResult<u32> {
-    if let Err(e) = crate::xen::evtchn::adopt(pid, port) {
+fn adopt_port(pid: Pid, port: u32, binding: Binding) -> SysResult<(u32, u32)> {
+    let adopted = evtchn::channels().adopt(pid, port, binding);
+    let handle = adopted.inspect_err(|_| {
         let _ = hal::hypercall::evtchn_close(port);
-        return Err(e);
-    }
+    })?;
     syscall_return();
-    Ok(port)
+    Ok((handle, port))
 }
 
-/// Notifies the other end of one of the caller's ports.
-pub fn evtchn_notify(port: u32) -> SysResult<()> {
+/// Notifies the other end of one of the caller's channels.
+pub fn evtchn_notify(handle: u32) -> SysResult<()> {
     let pid = with_current(|_, pid| Ok(pid))?;
-    if !crate::xen::evtchn::owns(pid, port) {
-        return Err(SysError::BadHandle);
-    }
+    let port = evtchn::channels().port(pid, handle)?;
     let r = hal::hypercall::evtchn_send(port).map_err(|e| SysError::Hypervisor(e.0));
     syscall_return();
     r
 }
 
-/// An event that completes at the port's next notification, with the
+/// An event that completes at the channel's next notification, with the
 /// number of notifications it covers (a word): notifications that arrive
-/// with nobody waiting are counted, never queued.
-pub fn evtchn_wait(port: u32) -> SysResult<EventId> {
+/// with nobody waiting are counted, never queued. After a restore it
+/// completes `Rebound` (the new port its word) or `PeerGone`
+/// (`evtchn::Channels::wait`).
+pub fn evtchn_wait(handle: u32) -> SysResult<EventId> {
     let mut now = None;
     let id = start_event(ValueKind::Word, |pid, id| {
         let pending = |w: EventId| {
             with_current(|k, _| Ok(k.events().state(pid, w) == Ok(events::EventState::Pending)))
                 .unwrap_or(false)
         };
-        now = crate::xen::evtchn::wait(pid, port, id, pending)?;
+        now = evtchn::channels().wait(pid, handle, id, pending)?;
         Ok(())
     })?;
-    if let Some(count) = now {
+    if let Some((status, word)) = now {
         sched::apply(alloc::vec![events::Completion {
             event: id,
-            status: events::Status::Ok,
-            value: events::Value::Word(count)
+            status,
+            value: events::Value::Word(word)
         }]);
     }
     Ok(id)
 }
 
-/// Closes one of the caller's ports; a waiter completes `Cancelled`.
-pub fn evtchn_close(port: u32) -> SysResult<()> {
+/// Closes one of the caller's channels; a waiter completes `Cancelled`.
+pub fn evtchn_close(handle: u32) -> SysResult<()> {
     let pid = with_current(|_, pid| Ok(pid))?;
-    let waiter = crate::xen::evtchn::disown(pid, port)?;
-    let r = hal::hypercall::evtchn_close(port).map_err(|e| SysError::Hypervisor(e.0));
+    let (port, waiter) = evtchn::channels().disown(pid, handle)?;
+    // A lost channel has no port left to close.
+    let r = port.map_or(Ok(()), |port| {
+        hal::hypercall::evtchn_close(port).map_err(|e| SysError::Hypervisor(e.0))
+    });
     if let Some(event) = waiter {
         sched::apply(alloc::vec![events::Completion {
             event,

@@ -192,12 +192,12 @@ fn call_one(pid: Pid, call: Call, a: [u64; 6]) -> SysResult<(u64, u64)> {
         Call::EvtchnAllocUnbound => {
             need(rights::FOREIGN)?;
             let remote = u16::try_from(a[0]).map_err(|_| SysError::InvalidArgument)?;
-            sys::evtchn_alloc_unbound(remote).map(|p| (p as u64, 0))
+            sys::evtchn_alloc_unbound(remote).map(|(h, p)| (h as u64, p as u64))
         }
         Call::EvtchnBindInterdomain => {
             need(rights::FOREIGN)?;
             let remote = u16::try_from(a[0]).map_err(|_| SysError::InvalidArgument)?;
-            sys::evtchn_bind_interdomain(remote, handle(a[1])?).map(|p| (p as u64, 0))
+            sys::evtchn_bind_interdomain(remote, handle(a[1])?).map(|(h, p)| (h as u64, p as u64))
         }
         Call::EvtchnNotify => unit(sys::evtchn_notify(handle(a[0])?)),
         Call::EvtchnWait => event(sys::evtchn_wait(handle(a[0])?)),

@@ -99,101 +99,27 @@ pub fn counters() -> (u64, u64) {
     )
 }
 
-/// Ports bound for processes: who owns each, who waits on it, and how many
-/// notifications arrived with nobody waiting (counted, not queued).
-struct PortState {
-    owner: events::Pid,
-    waiter: Option<events::EventId>,
-    unclaimed: u64,
+pub use super::channels::{Binding, Channels};
+
+static CHANNELS: spin::Mutex<Channels> = spin::Mutex::new(Channels::new());
+
+/// The processes' channels, for the system calls.
+pub fn channels() -> spin::MutexGuard<'static, Channels> {
+    CHANNELS.lock()
 }
 
-/// Most ports processes may hold at once.
-const MAX_PROCESS_PORTS: usize = 64;
-
-static PORTS: spin::Mutex<vecmap::VecMap<u32, PortState>> = spin::Mutex::new(vecmap::VecMap::new());
-
-/// Records `port` as owned by `owner`.
-pub fn adopt(owner: events::Pid, port: u32) -> Result<(), crate::status::SysError> {
-    let mut ports = PORTS.lock();
-    if ports.len() >= MAX_PROCESS_PORTS {
-        return Err(crate::status::SysError::Busy);
-    }
-    ports.insert(
-        port,
-        PortState {
-            owner,
-            waiter: None,
-            unclaimed: 0,
-        },
-    );
-    Ok(())
-}
-
-/// Whether `owner` holds `port`.
-pub fn owns(owner: events::Pid, port: u32) -> bool {
-    PORTS.lock().get(&port).is_some_and(|p| p.owner == owner)
-}
-
-/// A notification arrived on `port` (deferred work). Returns the waiter to
-/// complete, with the number of notifications it covers; `None` if the
-/// port is not a process's (then it is someone else's business).
+/// A notification arrived on `port` (deferred work): see [`Channels::on_port`].
 pub fn on_process_port(port: u32) -> Option<Option<(events::EventId, u64)>> {
-    let mut ports = PORTS.lock();
-    let p = ports.get_mut(&port)?;
-    p.unclaimed += 1;
-    Some(
-        p.waiter
-            .take()
-            .map(|w| (w, core::mem::take(&mut p.unclaimed))),
-    )
-}
-
-/// Makes `event` complete at the port's next notification, or at once if
-/// notifications arrived since the last wait (returns that count then).
-pub fn wait(
-    owner: events::Pid,
-    port: u32,
-    event: events::EventId,
-    still_waiting: impl Fn(events::EventId) -> bool,
-) -> Result<Option<u64>, crate::status::SysError> {
-    let mut ports = PORTS.lock();
-    let p = ports
-        .get_mut(&port)
-        .filter(|p| p.owner == owner)
-        .ok_or(crate::status::SysError::BadHandle)?;
-    if let Some(w) = p.waiter {
-        if still_waiting(w) {
-            return Err(crate::status::SysError::Busy);
-        }
-        // The old waiter was cancelled or retired: it waits no more.
-        p.waiter = None;
-    }
-    if p.unclaimed > 0 {
-        return Ok(Some(core::mem::take(&mut p.unclaimed)));
-    }
-    p.waiter = Some(event);
-    Ok(None)
-}
-
-/// Forgets `port` (it was closed); returns its waiter, to be cancelled.
-pub fn disown(
-    owner: events::Pid,
-    port: u32,
-) -> Result<Option<events::EventId>, crate::status::SysError> {
-    let mut ports = PORTS.lock();
-    match ports.get(&port) {
-        Some(p) if p.owner == owner => Ok(ports.remove(&port).and_then(|p| p.waiter)),
-        _ => Err(crate::status::SysError::BadHandle),
-    }
+    CHANNELS.lock().on_port(port)
 }
 
 /// The domain is back from a suspend. In a new domain every port is gone,
 /// and the restore left every port masked: the masks are cleared (as at
 /// boot, the ports bound from now on must be able to raise upcalls), what
-/// the upcall recorded before is dropped, and each process's port is
-/// forgotten; its waiter is returned, to complete `Cancelled` (the handle
-/// then answers `BadHandle`, as a closed port's does).
-pub fn resume(new_domain: bool) -> alloc::vec::Vec<events::EventId> {
+/// the upcall recorded before is dropped, and the processes' channels are
+/// made again where they can be ([`Channels::resume`]). Returns the
+/// completions for the waiters.
+pub fn resume(new_domain: bool) -> alloc::vec::Vec<events::Completion> {
     if !new_domain {
         return alloc::vec::Vec::new();
     }
@@ -203,22 +129,13 @@ pub fn resume(new_domain: bool) -> alloc::vec::Vec<events::EventId> {
             si.clear_bits_u64(si_layout::EVTCHN_MASK + word * 8, u64::MAX);
         }
     }
-    let ports = core::mem::take(&mut *PORTS.lock());
-    if !ports.is_empty() {
-        log::warn!(
-            "{} process event channels lost with the old domain",
-            ports.len()
+    let (done, rebound, lost) = CHANNELS
+        .lock()
+        .resume(|remote| hal::hypercall::evtchn_alloc_unbound(remote).map_err(|e| e.0));
+    if rebound + lost > 0 {
+        log::info!(
+            "process event channels: {rebound} allocated again, {lost} lost with the old domain"
         );
     }
-    ports.into_values().filter_map(|p| p.waiter).collect()
-}
-
-/// Ports of an exited process, to close.
-pub fn ports_of(owner: events::Pid) -> alloc::vec::Vec<u32> {
-    PORTS
-        .lock()
-        .iter()
-        .filter(|(_, p)| p.owner == owner)
-        .map(|(&port, _)| port)
-        .collect()
+    done
 }

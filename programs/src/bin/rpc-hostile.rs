@@ -28,7 +28,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use ethos::evtchn::{self, Port};
+use ethos::evtchn::{self, Channel};
 use ethos::xenstore::{self, Tx};
 use ethos::{event, pages, println, time, Event, Retired, Status};
 use rpc::layout::{RIGHT_CONS, RIGHT_PROD};
@@ -92,7 +92,7 @@ fn xs_ok(id: Result<Event, Status>, what: &str) -> Result<Vec<u8>, String> {
 /// new nodes inherit those of the guest's `data` folder, which the
 /// toolstack makes the guest's own, unreadable to other guests (dom0 reads
 /// everything), and only the daemon has to find them.
-fn publish(ring_ref: u32, port: Port) -> Result<(), String> {
+fn publish(ring_ref: u32, port: u32) -> Result<(), String> {
     for _ in 0..10 {
         // The id is a word event: retired as one (retire_vec gives bytes only).
         let start = xenstore::transaction_start().map_err(err("transaction"))?;
@@ -108,7 +108,7 @@ fn publish(ring_ref: u32, port: Port) -> Result<(), String> {
             return Err(format!("transaction: {}", started.status));
         }
         let tx = Tx(started.value as u32);
-        for (key, value) in [("ring-ref", ring_ref), ("event-channel", port.0)] {
+        for (key, value) in [("ring-ref", ring_ref), ("event-channel", port)] {
             let path = format!("{NODE}/{key}");
             xs_ok(
                 xenstore::write(&path, format!("{value}").as_bytes(), tx),
@@ -127,11 +127,13 @@ fn publish(ring_ref: u32, port: Port) -> Result<(), String> {
 }
 
 /// One offered channel: its shared page (bound and granted for the
-/// program's life), the channel over it, the port.
+/// program's life), the vchan over it, the event channel's handle and
+/// the Xen port dom0 binds.
 struct Offer {
     vchan: Vchan<SharedRegion>,
     mem: SharedRegion,
-    port: Port,
+    channel: Channel,
+    port: u32,
 }
 
 /// Allocates, binds and grants one page to dom0, lays out a vchan server
@@ -145,8 +147,16 @@ fn offer(round: u64) -> Result<(Offer, u32), String> {
     let ring_ref = grants[0];
     let layout = Layout::new(10, 11).map_err(|e| format!("layout: {e:?}"))?;
     let vchan = Vchan::server(layout, mem, None, None, &[]).map_err(|e| format!("vchan: {e:?}"))?;
-    let port = evtchn::alloc_unbound(DOM0).map_err(err("event channel"))?;
-    Ok((Offer { vchan, mem, port }, ring_ref))
+    let (channel, port) = evtchn::alloc_unbound(DOM0).map_err(err("event channel"))?;
+    Ok((
+        Offer {
+            vchan,
+            mem,
+            channel,
+            port,
+        },
+        ring_ref,
+    ))
 }
 
 /// Waits until the daemon's end is in `want`, looking again at each of its
@@ -157,7 +167,7 @@ fn wait_peer(o: &mut Offer, want: PeerState, secs: u32) -> Result<(), String> {
         if state == want {
             return Ok(());
         }
-        let note = evtchn::wait(o.port).map_err(err("wait"))?;
+        let note = evtchn::wait(o.channel).map_err(err("wait"))?;
         wait_or_timeout(note, 1000)?;
         // Either it fired (retire it) or not (cancel, then retire).
         let _ = event::cancel(note);
@@ -169,7 +179,7 @@ fn wait_peer(o: &mut Offer, want: PeerState, secs: u32) -> Result<(), String> {
 /// Kicks the daemon. Always, not only when the ring's notify bits ask:
 /// a kick carries nothing, and a hostile end owes the peer no economy.
 fn kick(o: &Offer) -> Result<(), String> {
-    evtchn::notify(o.port).map_err(err("notify"))
+    evtchn::notify(o.channel).map_err(err("notify"))
 }
 
 fn write_all(o: &mut Offer, bytes: &[u8]) -> Result<(), String> {
@@ -209,7 +219,7 @@ fn ring_index_jump(o: &mut Offer) -> Result<(), String> {
 /// and granted (`shared::share` keeps it for the program's life); the
 /// kernel takes it back at exit, once dom0 no longer maps it.
 fn retire_offer(o: Offer) {
-    let _ = evtchn::close(o.port);
+    let _ = evtchn::close(o.channel);
 }
 
 fn run() -> Result<String, String> {

@@ -28,7 +28,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use ethos::evtchn::{self, Port};
+use ethos::evtchn::{self, Channel};
 use ethos::pages::{self, Page};
 use ethos::process::{self, ExitStatus};
 use ethos::xenstore::{self, Tx, Watch};
@@ -1169,9 +1169,11 @@ const DOMID_SELF: u16 = 0x7ff0;
 /// An interdomain channel from this guest to itself: allocate an unbound
 /// port, bind a second port to it, and notify across, both ways.
 fn interdomain_event_channel_loop() -> TestResult {
-    let a = evtchn::alloc_unbound(DOMID_SELF).map_err(err("alloc_unbound"))?;
-    let b = evtchn::bind_interdomain(DOMID_SELF, a.0).map_err(err("bind_interdomain"))?;
-    ensure!(a != b, "both ends got port {}", a.0);
+    let (a, a_port) = evtchn::alloc_unbound(DOMID_SELF).map_err(err("alloc_unbound"))?;
+    let (b, b_port) =
+        evtchn::bind_interdomain(DOMID_SELF, a_port).map_err(err("bind_interdomain"))?;
+    ensure!(a != b, "both ends got handle {}", a.0);
+    ensure!(a_port != b_port, "both ends got port {a_port}");
     // Xen marks a freshly bound port pending (so nothing sent before the
     // bind is lost): let that arrive and claim it first.
     pause(2)?;
@@ -1205,10 +1207,19 @@ fn interdomain_event_channel_loop() -> TestResult {
         closed == Err(Status::BadHandle),
         "notify on a closed port gave {closed:?}"
     );
-    let foreign = evtchn::notify(Port(1));
+    // A handle is no port number: b's port names no channel of ours
+    // (unless it happens to equal b's handle), nor does a handle never given.
+    if b_port != b.0 {
+        let by_port = evtchn::notify(Channel(b_port));
+        ensure!(
+            by_port == Err(Status::BadHandle),
+            "notify by port number gave {by_port:?}"
+        );
+    }
+    let foreign = evtchn::notify(Channel(u32::MAX));
     ensure!(
         foreign == Err(Status::BadHandle),
-        "notify on a port not ours gave {foreign:?}"
+        "notify on a handle never given gave {foreign:?}"
     );
     evtchn::close(b).map_err(err("close"))?;
     Ok(())

@@ -94,7 +94,7 @@ fn publish(ring_ref: u32, port: u32, me: &str) -> Result<(), String> {
 
 /// Waits for the next notification on the server's port, or `ms` at most.
 fn wait_port(server: &Server, ms: u64) -> Result<(), String> {
-    let note = evtchn::wait(server.port()).map_err(err("wait"))?;
+    let note = evtchn::wait(server.channel()).map_err(err("wait"))?;
     let woke = event::wait_timeout(note, ms * time::MS).map_err(err("block"));
     let _ = event::cancel(note);
     let _ = event::retire_empty(note);
@@ -105,11 +105,11 @@ fn run() -> Result<(), String> {
     let me = xs(xenstore::read("domid", Tx::NONE), "read domid")?;
     let me = String::from_utf8(me).map_err(|_| String::from("domid not text"))?;
     let mut server = Server::offer(DOM0, RING, pages::USER_REGION.start).map_err(err("offer"))?;
-    publish(server.ring_ref(), server.port().0, &me)?;
+    publish(server.ring_ref(), server.port(), &me)?;
     say(&format!(
         "offered at /local/domain/{me}/{NODE} (ring-ref {}, port {})",
         server.ring_ref(),
-        server.port().0
+        server.port()
     ));
     // Wait (up to 120 s) for the client.
     for _ in 0..120 {
