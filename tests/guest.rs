@@ -1769,6 +1769,31 @@ fn a_live_migration_mid_download_keeps_the_connection_and_every_byte() {
     assert_download_crossed("netmoved");
 }
 
+/// After the live migration the new domain tells dom0's bridge where its
+/// MAC lives now, as soon as its new netfront is connected: a gratuitous
+/// ARP for its own address from its own MAC, seen on the bridge (rig-net
+/// watch), and said in the log. Without it the bridge keeps sending the
+/// guest's frames to the old domain's port until the guest itself speaks.
+#[test]
+fn a_migrated_guest_announces_its_new_port_to_the_bridge() {
+    let run = rig();
+    let guest = run.guest("netmoved");
+    let watch = run.fact("netmoved_watch");
+    let announced: u32 = watch
+        .split(' ')
+        .find_map(|w| w.strip_prefix("gratuitous_arps="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {watch:?}"));
+    assert!(announced >= 1, "{watch}\n{}", guest.log);
+    let line = guest
+        .line_with("net: the new backend is connected after the restore")
+        .unwrap_or_else(|| panic!("{}", guest.log));
+    assert!(
+        line.contains("gratuitous ARP sent: the bridge learns this port"),
+        "{line}"
+    );
+}
+
 /// What a download through a save and restore, or a migration, of guest
 /// `name` must show (its facts are `{name}_rc`, `{name}_blob_get`, ...).
 fn assert_download_crossed(name: &str) {

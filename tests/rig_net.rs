@@ -25,6 +25,12 @@
 //! rig-net cksum FILE                      POSIX cksum of FILE ("CRC LENGTH"; busybox here has none)
 //! rig-net trace IFACE PORT SECS           watches TCP to/from PORT on IFACE for SECS; prints per-connection
 //!                                         handshake counts for connections that did not go as usual
+//! rig-net watch IFACE IP MAC STOP SECS    watches IFACE until the file STOP exists (SECS at most): prints,
+//!                                         stamped with the wall clock (us), every ARP frame from IP, the
+//!                                         first frame from MAC after each silence, and each echo reply
+//!                                         from IP after a gap; then "replies=N longest_gap_ms=G
+//!                                         gratuitous_arps=K" (a migration's timeline, dom0's view)
+//! rig-net stamp                           copies stdin to stdout, each line prefixed by the wall clock (us)
 //! ```
 //! Exit status 0 on success, 1 on failure (with the reason on stderr).
 
@@ -336,6 +342,21 @@ fn run(args: &[String]) -> Result<(), String> {
             let port: u16 = port.parse().map_err(|_| "bad PORT")?;
             let secs: u64 = secs.parse().map_err(|_| "bad SECS")?;
             trace(iface, port, Duration::from_secs(secs))
+        }
+        ["watch", iface, ip, mac, stop, secs] => {
+            let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| "bad IP")?;
+            let mac = parse_mac(mac).ok_or("bad MAC")?;
+            let secs: u64 = secs.parse().map_err(|_| "bad SECS")?;
+            watch(iface, ip.octets(), mac, stop, Duration::from_secs(secs))
+        }
+        ["stamp"] => {
+            let mut out = std::io::stdout().lock();
+            for line in std::io::stdin().lines() {
+                let line = line.map_err(|e| format!("stdin: {e}"))?;
+                writeln!(out, "{} {line}", wall_us()).map_err(|e| format!("stdout: {e}"))?;
+                out.flush().map_err(|e| format!("stdout: {e}"))?;
+            }
+            Ok(())
         }
         _ => Err("usage: rig-net get|post|parallel|udp|listen ... (see the source)".into()),
     }
@@ -684,6 +705,121 @@ fn note_segment(f: &[u8], port: u16, conns: &mut std::collections::BTreeMap<u16,
     *rst_count += u32::from(rst);
     *fin_count += u32::from(fin);
     *data_count += u32::from(data_len > 0);
+}
+
+/// The wall clock in microseconds, as dom0's `now_us` (scripts/dom0/init)
+/// reads it: the stamps of `watch`, `stamp` and the scenario line up.
+fn wall_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
+}
+
+/// A silence longer than this (ms) between two echo replies, or between
+/// two frames from the guest, is worth a line: the ping stream sends one
+/// request every 50 ms.
+const SILENCE_MS: u128 = 150;
+
+/// What one frame on the bridge says about the guest at `ip`/`mac`.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// An ARP frame whose sender is `ip`: (is a reply, from this MAC, the
+    /// target IP, gratuitous: the target IP is the sender's own).
+    Arp(bool, [u8; 6], [u8; 4], bool),
+    /// An ICMP echo reply from `ip`, with its sequence number.
+    EchoReply(u16),
+    /// Any other frame from `mac`.
+    Other,
+    Unrelated,
+}
+
+fn classify(f: &[u8], ip: [u8; 4], mac: [u8; 6]) -> Seen {
+    let from_mac = f.get(6..12) == Some(&mac[..]);
+    match f.get(12..14) {
+        // ARP for IPv4 over Ethernet: sender MAC at 22, sender IP at 28,
+        // target IP at 38.
+        Some([0x08, 0x06]) if f.len() >= 42 && f[28..32] == ip => {
+            let mut sender = [0u8; 6];
+            sender.copy_from_slice(&f[22..28]);
+            let mut target = [0u8; 4];
+            target.copy_from_slice(&f[38..42]);
+            Seen::Arp(f[21] == 2, sender, target, target == ip)
+        }
+        Some([0x08, 0x00]) if f.len() >= 34 && f[26..30] == ip && f[23] == 1 => {
+            let icmp = 14 + usize::from(f[14] & 0x0f) * 4;
+            match f.get(icmp..icmp + 8) {
+                Some(h) if h[0] == 0 => Seen::EchoReply(u16::from_be_bytes([h[6], h[7]])),
+                _ if from_mac => Seen::Other,
+                _ => Seen::Unrelated,
+            }
+        }
+        _ if from_mac => Seen::Other,
+        _ => Seen::Unrelated,
+    }
+}
+
+/// `rig-net watch`: a migration as dom0's bridge sees it.
+fn watch(iface: &str, ip: [u8; 4], mac: [u8; 6], stop: &str, secs: Duration) -> Result<(), String> {
+    let fd = capture(iface)?;
+    let mut buf = vec![0u8; 65536];
+    let end = Instant::now() + secs;
+    let (mut replies, mut longest_gap, mut gratuitous) = (0u64, 0u128, 0u64);
+    let (mut last_reply, mut last_from_mac): (Option<(u128, u16)>, Option<u128>) = (None, None);
+    while Instant::now() < end && !std::path::Path::new(stop).exists() {
+        // SAFETY: a receive into a buffer we own, on our socket.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            continue;
+        }
+        let t = wall_us();
+        let f = &buf[..n as usize];
+        let seen = classify(f, ip, mac);
+        if seen == Seen::Unrelated {
+            continue;
+        }
+        if f.get(6..12) == Some(&mac[..]) {
+            if let Some(before) = last_from_mac.filter(|&b| (t - b) / 1000 > SILENCE_MS) {
+                println!(
+                    "{t} first frame from the guest after {} ms of silence (ethertype {:02x}{:02x})",
+                    (t - before) / 1000,
+                    f[12],
+                    f[13]
+                );
+            }
+            last_from_mac = Some(t);
+        }
+        match seen {
+            Seen::Arp(reply, sender, target, is_gratuitous) => {
+                gratuitous += u64::from(is_gratuitous);
+                let m = sender.map(|b| format!("{b:02x}")).join(":");
+                println!(
+                    "{t} arp {} from {m} for {}.{}.{}.{}{}",
+                    if reply { "reply" } else { "request" },
+                    target[0],
+                    target[1],
+                    target[2],
+                    target[3],
+                    if is_gratuitous { " (gratuitous)" } else { "" }
+                );
+            }
+            Seen::EchoReply(seq) => {
+                replies += 1;
+                if let Some((before, before_seq)) = last_reply {
+                    let gap = (t - before) / 1000;
+                    longest_gap = longest_gap.max(gap);
+                    if gap > SILENCE_MS {
+                        println!("{t} echo reply seq={seq} after {gap} ms (last: seq={before_seq} at {before})");
+                    }
+                }
+                last_reply = Some((t, seq));
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: our socket, closed once.
+    unsafe { libc::close(fd) };
+    println!("replies={replies} longest_gap_ms={longest_gap} gratuitous_arps={gratuitous}");
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -272,9 +272,13 @@ pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
         n.severed = false;
         n.dirty = true;
         retire(old);
+        // First, before anything else goes out: the bridge must learn the
+        // new port before the peers' frames can find the guest.
+        let announced = announce(&mut n.dev, mac, config.ip);
         info!(
-            "net: the new backend is connected after the restore; {} sockets kept",
-            n.table.len()
+            "net: the new backend is connected after the restore; {} sockets kept; {}",
+            n.table.len(),
+            announced
         );
         return Ok(());
     }
@@ -289,7 +293,24 @@ pub fn up(mac: [u8; 6], gso: bool) -> SysResult<()> {
         if config.tso { "on" } else { "off" }
     );
     start(dev, mac, config, secret, slots);
+    if let Some(n) = NET.lock().as_mut() {
+        info!("net: {}", announce(&mut n.dev, mac, config.ip));
+    }
     Ok(())
+}
+
+/// Broadcasts the gratuitous ARP (`net::announce`) through `dev`, just
+/// connected, so that the bridge forwards the guest's frames to its port
+/// from now on; returns what happened, for the log.
+fn announce(dev: &mut NetDevice, mac: [u8; 6], ip: [u8; 4]) -> &'static str {
+    use smoltcp::phy::{Device, TxToken};
+    let frame = crate::net::announce::gratuitous_arp(mac, ip);
+    let Some(token) = dev.transmit(now()) else {
+        return "no tx buffer for the gratuitous ARP";
+    };
+    token.consume(frame.len(), |buf| buf.copy_from_slice(&frame));
+    dev.flush_tx();
+    "gratuitous ARP sent: the bridge learns this port"
 }
 
 /// The domain runs on as a new one (restored): the device went with the
