@@ -59,6 +59,15 @@ fn scripts_run_one_program() {
         text.contains(&format!("xl create -c {}", cfg.display())),
         "{text}"
     );
+    // The seeded start first (a boot seed from dom0, issue 13 item 6).
+    assert!(
+        text.contains(&format!(
+            "{}/scripts/xl-create-seeded -c {}",
+            repo_root().display(),
+            cfg.display()
+        )),
+        "{text}"
+    );
     let written = fs::read_to_string(&cfg).expect("the config file");
     for line in [
         "type = \"pv\"",

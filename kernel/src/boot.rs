@@ -177,26 +177,80 @@ pub fn boot(start_info: &'static StartInfo, entry_tsc: u64) -> ! {
     shut_down(reason)
 }
 
+/// The pool every kernel secret is drawn from (crate::entropy): dom0's
+/// boot seed goes in first, when there is one ([`take_dom0_seed`]).
+static POOL: spin::Mutex<crate::entropy::Pool> = spin::Mutex::new(crate::entropy::Pool::new());
+
 /// 64 bits for a kernel secret (event-id and page-capability keys, the
-/// network stack's seed): from the CPU's RDSEED or RDRAND where CPUID
-/// offers them, mixed with the TSC and Xen time; from those alone
-/// otherwise, which a patient attacker can guess (tens of bits).
-/// [`say_entropy`] tells which, once, at boot.
+/// network stack's secret, the boot id): the pool (dom0's seed) mixed with
+/// the CPU's RDSEED or RDRAND where CPUID offers them and with the TSC and
+/// Xen time. With neither seed nor CPU bits a patient attacker can guess
+/// it (tens of bits). [`say_entropy`] tells which, once, at boot.
+#[inline(never)]
 fn secret() -> u64 {
-    let weak = hal::rdtsc().rotate_left(17) ^ now_ns() ^ 0x9e37_79b9_7f4a_7c15;
-    hal::entropy::source()
-        .and_then(hal::entropy::draw)
-        .map_or(weak, |bits| bits ^ weak)
+    let clock = hal::rdtsc().rotate_left(17) ^ now_ns();
+    let cpu = hal::entropy::source().and_then(hal::entropy::draw);
+    POOL.lock().draw(cpu, clock)
 }
 
-fn say_entropy() {
-    match hal::entropy::source() {
-        Some(s) => info!(
-            "entropy: {} (CPU), mixed with the TSC and Xen time",
-            s.name()
-        ),
-        None => warn!("entropy: no RDSEED or RDRAND: TSC and Xen time only (guessable)"),
+/// Reads dom0's boot seed (`ethos/seed`, xen::seed) into the pool, once,
+/// and removes the node so that it is never used again (it is removed
+/// when refused too). Returns whether the pool has a seed. No node is the
+/// usual case of a domain created without one, and says nothing here.
+fn take_dom0_seed() -> bool {
+    use crate::xen::xenstore::call_at_boot;
+    use events::{Status, Value};
+    use xen::xenstore::Request;
+    const NO_NODE: u32 = xen::xenstore::Errno::NoEnt.number();
+    if crate::xen::xenstore::port().is_none() {
+        return false;
     }
+    let value = match call_at_boot(Request::Read(xen::seed::PATH)) {
+        Some((Status::Ok, Value::Bytes(value))) => value,
+        Some((Status::Remote(NO_NODE), _)) => return false,
+        failed => {
+            seed_store_failed("unreadable", failed);
+            return false;
+        }
+    };
+    let seeded = match xen::seed::parse(&value) {
+        Ok(seed) => {
+            POOL.lock().add_seed(&seed);
+            true
+        }
+        Err(why) => {
+            warn!("entropy: dom0 seed refused: {why}");
+            false
+        }
+    };
+    match call_at_boot(Request::Rm(xen::seed::PATH)) {
+        Some((Status::Ok, _)) => {}
+        failed => seed_store_failed("not removed", failed),
+    }
+    seeded
+}
+
+/// Says why a xenstore request for the seed failed (`None`: no answer).
+#[inline(never)]
+fn seed_store_failed(what: &str, answer: Option<(events::Status, events::Value)>) {
+    match answer {
+        Some((status, _)) => warn!("entropy: dom0 seed {what} (xenstore: {status})"),
+        None => warn!("entropy: dom0 seed {what} (xenstore did not answer)"),
+    }
+}
+
+/// One line at boot: what the secrets come from ("dom0 seed (+RDRAND
+/// CPU)", "dom0 seed", "RDRAND (CPU)"), or a warning when only the clock.
+fn say_entropy(seeded: bool) {
+    let (first, second, third) = match (seeded, hal::entropy::source()) {
+        (true, Some(cpu)) => ("dom0 seed (+", cpu.name(), " CPU)"),
+        (true, None) => ("dom0 seed", "", ""),
+        (false, Some(cpu)) => (cpu.name(), " (CPU)", ""),
+        (false, None) => {
+            return warn!("entropy: no RDSEED or RDRAND, no dom0 seed: TSC and Xen time only (guessable; scripts/xl-create-seeded gives a seed)");
+        }
+    };
+    info!("entropy: {first}{second}{third}, mixed with the TSC and Xen time");
 }
 
 /// The heap the kernel needs whatever the domain's size (its processes,
@@ -234,15 +288,16 @@ fn init_core(boot: &BootInfo, trace: bool) {
         die_with_message(format_args!("cannot register event callbacks: {e}"));
     }
     let timer_port = crate::xen::evtchn::bind_timer();
-    say_entropy();
+    match mm::store_page() {
+        Some(page) if boot.store_evtchn != 0 => crate::xen::xenstore::init(page, boot.store_evtchn),
+        _ => warn!("no xenstore ring in start_info: xenstore calls will fail"),
+    }
+    // Before the first secret: each is drawn from the pool the seed is in.
+    say_entropy(take_dom0_seed());
     let key = [secret(), secret()];
     crate::mm::frames::init(memory.frames);
     if let Err(why) = crate::mm::pages::init(key) {
         warn!("page binding unavailable: {why}");
-    }
-    match mm::store_page() {
-        Some(page) if boot.store_evtchn != 0 => crate::xen::xenstore::init(page, boot.store_evtchn),
-        _ => warn!("no xenstore ring in start_info: xenstore calls will fail"),
     }
     // The timeline records from the first event on (`ethos.trace=on`).
     if trace {

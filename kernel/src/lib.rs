@@ -21,11 +21,12 @@
 //! - `boot`: the boot sequence, the one place that names every part.
 //!
 //! Pure modules (the network's frame checks, checksums and segment joining,
-//! timers, statuses, the live figures' line) import nothing else of the kernel and serve every
+//! timers, statuses, the live figures' line, the secrets' pool) import nothing else of the kernel and serve every
 //! layer. `tests/layers.rs` checks the rule on every build of the tests.
 //!
 //! On the host only the pure modules build (the network checks, segment
-//! joining, checksums, timers, statuses, the live figures' line), and are
+//! joining, checksums, timers, statuses, the live figures' line, the
+//! secrets' pool), and are
 //! unit-tested there.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
@@ -47,6 +48,7 @@ pub mod clock;
 pub mod console;
 #[cfg(all(target_os = "none", feature = "net"))]
 pub mod drivers;
+pub mod entropy;
 pub mod event;
 pub mod live_stats;
 pub mod mm;

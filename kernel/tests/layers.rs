@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first. A module may name its own folder and any
 /// folder of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["status", "live_stats"],
+    &["status", "live_stats", "entropy"],
     &["clock"],
     &["console"],
     &["panic"],
@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
 
 /// Pure modules: they import nothing of the kernel but each other, so any
 /// layer may use them (the network's frame checks, checksums and segment
-/// joining; timers; statuses; the live figures' line).
+/// joining; timers; statuses; the live figures' line; the secrets' pool).
 const PURE: &[&str] = &[
     "net::inetsum",
     "net::netcheck",
@@ -35,6 +35,7 @@ const PURE: &[&str] = &[
     "mm::range",
     "status",
     "live_stats",
+    "entropy",
 ];
 
 fn layer_of(top: &str) -> Option<usize> {

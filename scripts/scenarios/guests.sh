@@ -27,6 +27,34 @@ grant_responder() {
 rig_daemon_start
 
 rig_start boot $cfg "$image" 'extra="ethos.app=none"' && rig_wait boot 120 shutdown
+# Real entropy where the CPU has none (issue 13 item 6): CPUID hides RDRAND
+# and RDSEED from these guests. `seeded` is started as a host starts one
+# with scripts/xl-create-seeded (paused, `shadowdaemon seed`, unpaused):
+# it says it used the dom0 seed, and has removed the node by the time it
+# says so. `badseed` is held paused with its seed while `spy`, another
+# guest started without one (the warning), tries to read that seed; dom0
+# then replaces the seed with a bad value: refused and removed.
+nocpu='cpuid="host,rdrand=0,rdseed=0"'
+seed_node() { echo "/local/domain/$(xl domid "$1")/ethos/seed"; }
+if rig_start_seeded seeded $cfg "$image" "$nocpu" 'extra="ethos.app=none"'; then
+    rig_wait_line seeded "entropy: " 60 &&
+        rig fact "seeded_node_after_boot=$(xenstore-read "$(seed_node seeded)" >/dev/null 2>&1 && echo present || echo gone)"
+    rig_wait seeded 60 shutdown
+fi
+if rig_start_paused badseed $cfg "$image" "$nocpu" 'extra="ethos.app=none"'; then
+    badseed_node=$(seed_node badseed)
+    /rig/bin/shadowdaemon seed "$(xl domid badseed)" 2>&1 | sed "s/^/@@RIG log badseed|dom0: /"
+    # `seed = "..."  (n0,bD)`: the permissions alone.
+    rig fact "badseed_perms=$(xenstore-ls -p "${badseed_node%/seed}" | sed -n 's/^seed .*(\(.*\))$/\1/p')"
+    rig fact "badseed_domid=$(xl domid badseed)"
+    rig_start spy $cfg "$image" 'ramdisk="/rig/guests/programs.cpio"' "$nocpu" \
+        "extra=\"ethos.init=xs-read ethos.rpc=off -- $badseed_node name\"" && rig_wait spy 60 shutdown
+    xenstore-write "$badseed_node" "not-a-seed"
+    xl unpause badseed
+    rig_wait_line badseed "entropy: " 60 &&
+        rig fact "badseed_node_after_boot=$(xenstore-read "$badseed_node" >/dev/null 2>&1 && echo present || echo gone)"
+    rig_wait badseed 60 shutdown
+fi
 rig_start fault $cfg "$test_image" 'extra="ethos.test_fault=pagefault"' && rig_wait fault 120 crashed
 rig_start panic $cfg "$image" 'extra="ethos.test_fault=panic"' && rig_wait panic 120 crashed
 rig_start stale $cfg "$test_image" 'extra="ethos.test_fault=stale-page"' && rig_wait stale 120 crashed

@@ -10,6 +10,7 @@
 mod daemon;
 mod debug;
 mod notify;
+mod seed;
 mod status;
 mod xen;
 
@@ -55,6 +56,24 @@ enum Command {
     /// has no figures.
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Hand a paused domain its boot seed (between `xl create -p` and `xl unpause`)
+    ///
+    /// Writes 32 bytes from dom0's kernel CSPRNG, as 64 hex digits, into
+    /// /local/domain/DOMID/ethos/seed: made empty and restricted first (dom0
+    /// owns it; DOMID alone may read it, and remove it; no other domain may
+    /// read it), then filled. The guest kernel reads it once at boot, mixes it
+    /// into its secrets with what its CPU gives, and removes it. Its console
+    /// says "entropy: dom0 seed". scripts/xl-create-seeded does all three
+    /// steps. Prints on stdout (never the seed):
+    ///   seed domid=D node=/local/domain/D/ethos/seed
+    /// Exit status: 0, 1 if xenstore fails or knows no such domain, 2 for bad
+    /// arguments.
+    #[command(verbatim_doc_comment)]
+    Seed {
+        /// The domain (its id: `xl domid NAME`), created paused.
+        #[arg(value_parser = clap::value_parser!(u16).range(1..0x7ff0))]
+        domid: u16,
+    },
     /// Tools for the test rig, run in dom0 against a live guest: grant-read,
     /// grant-write, evtchn-notify.
     #[command(subcommand)]
@@ -192,6 +211,25 @@ fn main() -> ExitCode {
         Some(Command::Debug(DebugCommand::EvtchnNotify(args))) => debug::run_evtchn_notify(&args),
         Some(Command::Debug(DebugCommand::ServeStream(args))) => serve_stream(&args),
         Some(Command::TraceSvg { input, output }) => trace_svg(&input, &output),
+        Some(Command::Seed { domid }) => seed(domid),
+    }
+}
+
+fn seed(domid: u16) -> ExitCode {
+    let handed = seed::fresh_seed().and_then(|bytes| {
+        let mut xs = crate::xen::xenstore::Xenstore::open_default()
+            .map_err(|e| seed::SeedError::Store("open xenstore", e))?;
+        seed::hand_seed(&mut xs, domid, &bytes)
+    });
+    match handed {
+        Ok(node) => {
+            println!("seed domid={domid} node={node}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("seed: domain {domid}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -267,7 +267,7 @@ impl Errno {
     }
 
     /// The Linux errno number (what `events::Status::Remote` carries).
-    pub fn number(self) -> u32 {
+    pub const fn number(self) -> u32 {
         match self {
             Errno::Perm => 1,
             Errno::NoEnt => 2,

@@ -98,6 +98,8 @@ pub struct Xenstore {
     in_flight: VecMap<u32, Waiter>,
     next_watch: u32,
     watches: VecMap<u32, Watch>,
+    /// The reply to the boot call in flight ([`call_at_boot`]).
+    boot_answer: Option<(Status, Value)>,
 }
 
 static XS: Mutex<Option<Xenstore>> = Mutex::new(None);
@@ -115,6 +117,7 @@ pub fn init(page: SharedPage, port: u32) {
         in_flight: VecMap::new(),
         next_watch: 1,
         watches: VecMap::new(),
+        boot_answer: None,
     });
 }
 
@@ -248,12 +251,15 @@ impl Xenstore {
                 ),
             },
         };
-        if let Some(event) = w.event {
-            done.push(Completion {
+        match w.event {
+            Some(event) => done.push(Completion {
                 event,
                 status,
                 value,
-            });
+            }),
+            // Only a boot call waits for bytes with no event.
+            None if w.expect == Expect::Bytes => self.boot_answer = Some((status, value)),
+            None => {}
         }
     }
 
@@ -319,6 +325,58 @@ pub fn service() -> Vec<Completion> {
     }
     xs.flush();
     done
+}
+
+/// How long boot waits for xenstored to answer one request.
+const BOOT_WAIT_NS: u64 = 2_000_000_000;
+
+/// Sends `req` and waits for its reply: at boot only, before the scheduler
+/// runs (the boot seed must be read before any secret is drawn). Polls the
+/// store port, upcalls masked, until the reply comes or [`BOOT_WAIT_NS`]
+/// pass. Returns the reply as an event would complete (`Ok` and the bytes,
+/// or `Remote(errno)`); `None`: no answer in time, or a broken ring. Either
+/// way the request is no longer in flight: a late reply is dropped (and
+/// said so), and never holds up a suspend.
+#[inline(never)]
+pub fn call_at_boot(req: Request) -> Option<(Status, Value)> {
+    let deadline = crate::clock::now_ns() + BOOT_WAIT_NS;
+    let (id, port) = with_xs(|xs| {
+        let id = xs.next_req_id;
+        xs.boot_answer = None;
+        xs.send(
+            req,
+            0,
+            Waiter {
+                event: None,
+                expect: Expect::Bytes,
+                written: false,
+            },
+        )?;
+        Ok((id, xs.port))
+    })
+    .ok()?;
+    let was_masked = hal::upcall::mask();
+    let mut answer = None;
+    while crate::clock::now_ns() < deadline {
+        // Cleared before the ring is read: a reply after the read raises
+        // it again, and the poll below returns at once.
+        if let Some(si) = hal::shared_info() {
+            let word = xen::public::shared_info::EVTCHN_PENDING + (port as usize / 64) * 8;
+            si.clear_bits_u64(word, 1 << (port % 64));
+        }
+        // Nothing at boot waits on an event: nothing to complete.
+        let _ = service();
+        answer = XS.lock().as_mut().and_then(|xs| xs.boot_answer.take());
+        if answer.is_some() {
+            break;
+        }
+        let _ = hal::hypercall::sched_poll(&[port], crate::clock::xen_deadline(deadline));
+    }
+    if !was_masked {
+        hal::upcall::unmask();
+    }
+    let _ = with_xs(|xs| Ok(xs.in_flight.remove(&id)));
+    answer
 }
 
 /// Sends `req` for `owner`; its reply completes `event`.
