@@ -55,8 +55,10 @@
 //! `name` could choose whose folder it gets; the boot id is the guest's and may be
 //! anything: it only tells apart boots of its own VM. A name another live domain is
 //! served under is refused (two domains named `web` would share one folder and one
-//! budget), which also keeps a restored domain waiting while the domain it was is
-//! still served; and a journal still held by an earlier connection's jobs is opened
+//! budget). A restored or migrated domain whose old self (the same VM handle) is
+//! still served under the name waits, untold, and is attached once the old one is
+//! gone (a live migration keeps both domains until its end: a guest told "refused"
+//! then would fail the requests it sent again); and a journal still held by an earlier connection's jobs is opened
 //! only once they finished, so the restored domain's requests sent again are answered
 //! from a journal that has all the old jobs' results. Each refusal is logged once per
 //! domain and reason.
@@ -191,6 +193,16 @@ pub enum Refusal {
         /// The domain served under it.
         by: u16,
     },
+    /// The domain it was (the same VM, another domid) is still served under its name:
+    /// a restore, or a live migration whose old domain is not gone yet. Not told to
+    /// the guest (its requests wait for answers, they must not fail): it is attached
+    /// once the old one goes, and answered from the journal they share.
+    ItsOldSelfServed {
+        /// The name.
+        name: GuestName,
+        /// The old domain, served under it.
+        by: u16,
+    },
 }
 
 impl Refusal {
@@ -203,7 +215,7 @@ impl Refusal {
             Refusal::BadName(_) => "bad-name",
             Refusal::BadHandle => "bad-handle",
             Refusal::BadBootId => "bad-boot-id",
-            Refusal::NameInUse { .. } => "name-in-use",
+            Refusal::NameInUse { .. } | Refusal::ItsOldSelfServed { .. } => "name-in-use",
         }
     }
 }
@@ -229,6 +241,11 @@ impl fmt::Display for Refusal {
             Refusal::NameInUse { name, by } => {
                 write!(f, "the name {name} is already served for domid {by}")
             }
+            Refusal::ItsOldSelfServed { name, by } => write!(
+                f,
+                "yet: the domain it was (domid {by}, the same VM) is still served as {name}; \
+                 attaching once it is gone (a restore or a live migration)"
+            ),
         }
     }
 }
@@ -279,11 +296,11 @@ fn boot_id_of<T: Read + Write>(
 }
 
 /// Reads and checks who domain `domid` is (see the module documentation).
-/// `served_as(name)` is the domid served under `name` now, if any.
+/// `served_as(name)` is the domid served under `name` now and its VM handle, if any.
 pub fn identify<T: Read + Write>(
     xs: &mut Xenstore<T>,
     domid: u16,
-    served_as: impl Fn(&GuestName) -> Option<u16>,
+    served_as: impl Fn(&GuestName) -> Option<(u16, String)>,
 ) -> Result<Result<Identity, Refusal>, XsError> {
     let raw = match trusted_node(xs, domid, "name")? {
         Ok(v) => v,
@@ -304,8 +321,12 @@ pub fn identify<T: Read + Write>(
         Ok(b) => b,
         Err(r) => return Ok(Err(r)),
     };
-    if let Some(by) = served_as(&name).filter(|&d| d != domid) {
-        return Ok(Err(Refusal::NameInUse { name, by }));
+    if let Some((by, holder)) = served_as(&name).filter(|(d, _)| *d != domid) {
+        return Ok(Err(if holder == handle {
+            Refusal::ItsOldSelfServed { name, by }
+        } else {
+            Refusal::NameInUse { name, by }
+        }));
     }
     Ok(Ok(Identity { name, handle, boot }))
 }
@@ -406,7 +427,12 @@ fn note_refusal(logged: &mut HashMap<u16, Refusal>, domid: u16, refusal: &Refusa
     if logged.get(&domid) == Some(refusal) {
         return false;
     }
-    log::warn!("domid {domid}: not served: {refusal}");
+    if let Refusal::ItsOldSelfServed { .. } = refusal {
+        // The toolstack's ordinary course, not a fault of anyone's.
+        log::info!("domid {domid}: not served {refusal}");
+    } else {
+        log::warn!("domid {domid}: not served: {refusal}");
+    }
     logged.insert(domid, refusal.clone());
     true
 }
@@ -727,7 +753,12 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
             let name_in_use: Vec<u16> = self
                 .refused
                 .iter()
-                .filter(|(_, r)| matches!(r, Refusal::NameInUse { .. }))
+                .filter(|(_, r)| {
+                    matches!(
+                        r,
+                        Refusal::NameInUse { .. } | Refusal::ItsOldSelfServed { .. }
+                    )
+                })
                 .map(|(&d, _)| d)
                 .collect();
             for domid in name_in_use {
@@ -894,12 +925,15 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
             served
                 .iter()
                 .find(|(_, s)| s.identity.name == *name)
-                .map(|(&d, _)| d)
+                .map(|(&d, s)| (d, s.identity.handle.clone()))
         };
         let identity = match identify(&mut self.xs, domid, served_as)? {
             Ok(i) => i,
             Err(refusal) => {
-                if matches!(refusal, Refusal::NameInUse { .. }) {
+                if matches!(
+                    refusal,
+                    Refusal::NameInUse { .. } | Refusal::ItsOldSelfServed { .. }
+                ) {
                     // Tried again at each tick: served once the other one is gone.
                     self.tried.remove(&domid);
                 }
@@ -955,6 +989,7 @@ impl<T: Read + Write, A: Attacher> Discovery<T, A> {
     fn speaks_for(&self, refusal: &Refusal) -> bool {
         match refusal {
             Refusal::NameInUse { name, .. } => self.attacher.serves(name),
+            Refusal::ItsOldSelfServed { .. } => false,
             _ => self.attacher.serves_every_guest(),
         }
     }
@@ -1336,7 +1371,7 @@ mod tests {
         let first = identify(&mut xs, 5, nobody).unwrap().unwrap();
         assert_eq!(first.name.as_str(), "web");
         assert_eq!(first.handle, UUID_A);
-        let served_as = |n: &GuestName| (n == &first.name).then_some(5);
+        let served_as = |n: &GuestName| (n == &first.name).then(|| (5, first.handle.clone()));
         let second = identify(&mut xs, 6, served_as).unwrap().unwrap_err();
         assert_eq!(
             second,
@@ -1355,6 +1390,35 @@ mod tests {
             "domid 6: not served: the name web is already served for domid 5",
         ]);
         assert_eq!(lines.len(), 1, "{lines:?}");
+    }
+
+    #[test]
+    fn the_same_vm_under_a_new_domid_waits_for_its_old_self_untold() {
+        // A live migration to this host: the incoming domain (7) is named like the
+        // old one (5), which is still served until the toolstack destroys it.
+        logged(&[]);
+        let (_store, mut xs) = xs_with(|s| {
+            s.domain(5, "web", UUID_A);
+            s.domain(7, "web", UUID_A);
+        });
+        let served_as = |n: &GuestName| (n.as_str() == "web").then(|| (5, UUID_A.to_string()));
+        let waits = identify(&mut xs, 7, served_as).unwrap().unwrap_err();
+        assert_eq!(
+            waits,
+            Refusal::ItsOldSelfServed {
+                name: GuestName::new("web").unwrap(),
+                by: 5
+            }
+        );
+        let mut refused = HashMap::new();
+        assert!(note_refusal(&mut refused, 7, &waits));
+        let lines = logged(&[
+            "INFO",
+            "domid 7: not served yet: the domain it was (domid 5, the same VM) is still served as web",
+        ]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        // Once the old one is gone it is served.
+        assert!(identify(&mut xs, 7, |_: &GuestName| None).unwrap().is_ok());
     }
 
     #[test]
