@@ -75,7 +75,13 @@ pub fn balloon(target_kib: u64) {
 /// Suspends the domain now; returns when it runs again, everything
 /// brought back. Whether it runs on as a new domain.
 pub fn suspend() -> bool {
-    info!("suspending: the toolstack saves the domain now");
+    // The toolstack writes every frame the domain holds into the image:
+    // the free ones go back to Xen first (mm::balloon).
+    let (given, refused) = crate::mm::balloon::give_for_suspend();
+    if let Some(e) = refused {
+        warn!("balloon: Xen refused: {e}");
+    }
+    info!("suspending: the toolstack saves the domain now ({given} frames given back)");
     console::flush();
     let resumed = match hal::suspend::suspend() {
         Ok(r) => r,
@@ -83,6 +89,8 @@ pub fn suspend() -> bool {
             crate::panic::die_with_message(format_args!("no shared info after the suspend: {e}"))
         }
     };
+    // Said once the console runs again, below.
+    let again = crate::mm::balloon::take_after_suspend();
     let mut done = alloc::vec::Vec::new();
     if resumed.new_domain {
         let away_ms = crate::clock::resume() / 1_000_000;
@@ -109,6 +117,16 @@ pub fn suspend() -> bool {
             Some(e) => warn!("Xen refused the suspend ({e}): running on"),
             None => info!("the suspend was cancelled: running on"),
         }
+    }
+    info!(
+        "balloon: after the suspend {} of {} frames were there still, {} taken again, {} short",
+        again.there, again.given, again.taken, again.short
+    );
+    if let Some(e) = again.refused {
+        warn!("balloon: Xen refused: {e}");
+    }
+    if again.short > 0 {
+        warn!("balloon: this host gives fewer frames back: running on with fewer");
     }
     hal::upcall::unmask();
     crate::proc::sched::apply(done);
