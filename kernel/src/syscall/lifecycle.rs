@@ -7,7 +7,9 @@
 //! them.
 //!
 //! Suspend. Before: xenstore is held and left quiet (no reply owed, so none is lost
-//! with the old connection). After, in a new domain: the clock runs on
+//! with the old connection), and the pool's free frames go back to Xen
+//! (the toolstack saves every frame the domain holds; `mm::balloon`), to
+//! be taken again after, whether the domain is new or runs on. After, in a new domain: the clock runs on
 //! from where it stopped (every deadline keeps its distance: timers are
 //! neither early nor lost), the console and xenstore have new event
 //! channels, the timer VIRQ is bound again, xenstored is told every watch
