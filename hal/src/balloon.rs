@@ -8,29 +8,20 @@
 //! one away cannot pull memory out from under a Rust object. The pool keeps
 //! a frame given back in its set of ballooned pfns (a bit per frame, like
 //! its free frames: what the domain gives back costs no heap), which only
-//! [`take_back`] turns into a free frame again.
+//! [`take_back`] (or [`keep_populated`]) turns into a free frame again.
+//!
+//! The P2M list's `p2m_generation` in shared info is left alone: it tells
+//! the toolstack that the list's own frames moved (ours never do), and a
+//! saver (Xen 4.17's libxc) that sees it change during a live migration
+//! aborts the migration. Entries the toolstack reads through its mapping
+//! of the list, as they are when it reads them.
 
 use crate::hypercall::{memory_op, mmu_update, XenError};
 use crate::mm::{self, FramePool};
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 use xen::public::{
-    shared_info as layout, xenmem, MemoryReservation, MmuUpdate, DOMID_SELF, INVALID_MFN,
-    MMU_MACHPHYS_UPDATE, PAGE_SHIFT,
+    xenmem, MemoryReservation, MmuUpdate, DOMID_SELF, INVALID_MFN, MMU_MACHPHYS_UPDATE, PAGE_SHIFT,
 };
-
-/// The P2M list is changing (odd) or changed (even again): a live
-/// migration that sees the count move sends the list again.
-fn p2m_generation_step() {
-    if let Some(si) = crate::shared_info() {
-        let g = si.load_u64(layout::ARCH_P2M_GENERATION, Ordering::Relaxed);
-        si.store_u64(
-            layout::ARCH_P2M_GENERATION,
-            g.wrapping_add(1),
-            Ordering::Release,
-        );
-    }
-}
 
 fn reservation(list: *mut u64, n: usize) -> MemoryReservation {
     MemoryReservation {
@@ -49,7 +40,6 @@ const BATCH: usize = 512;
 /// Gives up to `n` free frames of `pool` back to Xen. Returns how many
 /// went, and Xen's error if it refused (then fewer did).
 pub fn give_back(pool: &mut FramePool, n: usize) -> (usize, Option<XenError>) {
-    p2m_generation_step();
     let mut given = 0;
     let mut error = None;
     while given < n {
@@ -83,7 +73,6 @@ pub fn give_back(pool: &mut FramePool, n: usize) -> (usize, Option<XenError>) {
             break;
         }
     }
-    p2m_generation_step();
     (given, error)
 }
 
@@ -107,7 +96,6 @@ pub fn take_back(pool: &mut FramePool, n: usize) -> (usize, Option<XenError>) {
                 0
             }
         };
-        p2m_generation_step();
         let m2p: Vec<MmuUpdate> = pfns[..done]
             .iter()
             .zip(&mfns)
@@ -129,11 +117,39 @@ pub fn take_back(pool: &mut FramePool, n: usize) -> (usize, Option<XenError>) {
                 pool.out.insert(pfn);
             }
         }
-        p2m_generation_step();
         taken += done;
         if done < BATCH {
             break;
         }
     }
     (taken, error)
+}
+
+/// Ballooned pfns of `pool` that have a machine frame of the domain's own
+/// again join its free frames, with no hypercall; returns how many. After
+/// a live migration: the destination populated every pfn the first rounds
+/// sent, and frames given back after those (for the suspend) are still
+/// there, in its P2M list as the restore rewrote it, and counted in the
+/// domain's pages. Taking them again would take a second frame for each
+/// (past the domain's maximum, or lost to it).
+pub fn keep_populated(pool: &mut FramePool) -> usize {
+    let mut kept = 0;
+    let nr_pages = mm::start_info().nr_pages;
+    // The ballooned pfns not yet looked at: the walk ends at the last one.
+    let mut left = pool.out.len();
+    let mut pfn = 0;
+    while left > 0 && pfn < nr_pages {
+        if pool.out.contains(pfn) {
+            left -= 1;
+            let mfn = mm::pfn_to_mfn(pfn).unwrap_or(INVALID_MFN);
+            // Ours only if Xen's M2P names the same pfn.
+            if mfn != INVALID_MFN && mm::mfn_to_pfn(mfn) == Some(pfn) {
+                pool.out.remove(pfn);
+                pool.free.insert(pfn);
+                kept += 1;
+            }
+        }
+        pfn += 1;
+    }
+    kept
 }

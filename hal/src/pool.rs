@@ -63,6 +63,19 @@ impl FrameSet {
         Some(word as u64 * 64 + bit as u64)
     }
 
+    /// Takes `pfn` out of the set; `false` if it was not in it.
+    pub fn remove(&mut self, pfn: u64) -> bool {
+        let (word, bit) = ((pfn / 64) as usize, 1 << (pfn % 64));
+        match self.words.get_mut(word) {
+            Some(w) if *w & bit != 0 => {
+                *w &= !bit;
+                self.len -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn contains(&self, pfn: u64) -> bool {
         self.words
             .get((pfn / 64) as usize)
@@ -160,6 +173,22 @@ mod tests {
         assert!(!s.insert(u64::MAX));
         assert!(!s.contains(u64::MAX));
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn a_pfn_removed_is_gone_and_the_rest_stay() {
+        let mut s = FrameSet::new(200);
+        for pfn in [3, 70, 150] {
+            assert!(s.insert(pfn));
+        }
+        assert!(s.remove(70));
+        assert!(!s.remove(70), "already gone");
+        assert!(!s.remove(71) && !s.remove(u64::MAX), "never in");
+        assert_eq!(s.len(), 2);
+        assert!(!s.contains(70));
+        assert_eq!(s.take(), Some(3));
+        assert_eq!(s.take(), Some(150));
+        assert_eq!(s.take(), None);
     }
 
     #[test]

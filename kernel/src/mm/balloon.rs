@@ -7,6 +7,12 @@
 //! never taken. A target below that is followed as far as it can be, and
 //! said once. The heap is not ballooned. The pool keeps which frames are
 //! out (a bit each), so a domain ballooned far down costs no heap.
+//!
+//! A suspend gives back the same way ([`give_for_suspend`]): the
+//! toolstack saves every frame the domain holds, and ours holds mostly
+//! free ones. After it ([`take_after_suspend`]) the domain takes as many
+//! again, and the `memory/target` watch, which fires again in a new
+//! domain, moves it to the target from there.
 
 use crate::mm::frames;
 use hal::balloon;
@@ -21,12 +27,15 @@ struct Balloon {
     said_short: Option<u64>,
     given_total: u64,
     taken_total: u64,
+    /// Frames given back for the suspend in progress, to be taken again.
+    for_suspend: usize,
 }
 
 static BALLOON: Mutex<Balloon> = Mutex::new(Balloon {
     said_short: None,
     given_total: 0,
     taken_total: 0,
+    for_suspend: 0,
 });
 
 /// What following a target did.
@@ -74,6 +83,55 @@ pub fn follow(target_pages: u64) -> Outcome {
         b.said_short = None;
     }
     o.holding = nr_pages - o.out as u64;
+    o
+}
+
+/// Gives every free frame of the pool back to Xen but [`RESERVE_FRAMES`]
+/// (the resume itself takes none; they are what the domain runs with if
+/// the new host gives none back), just before the suspend. Returns how
+/// many went, and Xen's error if it refused some.
+pub fn give_for_suspend() -> (usize, Option<hal::hypercall::XenError>) {
+    let mut b = BALLOON.lock();
+    let (given, refused) = frames::with_pool(|pool| {
+        let can = pool.len().saturating_sub(RESERVE_FRAMES);
+        balloon::give_back(pool, can)
+    })
+    .unwrap_or((0, None));
+    b.given_total += given as u64;
+    b.for_suspend += given;
+    (given, refused)
+}
+
+/// What taking the frames again after a suspend did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AfterSuspend {
+    /// Frames given back for the suspend.
+    pub given: usize,
+    /// Ballooned frames the domain held again without asking (a live
+    /// migration's destination kept what its first rounds had sent).
+    pub there: usize,
+    /// Frames Xen gave again, and those it did not (they stay out).
+    pub taken: usize,
+    pub short: usize,
+    pub refused: Option<hal::hypercall::XenError>,
+}
+
+/// Takes again, after the suspend (a new domain or a cancelled suspend),
+/// the frames [`give_for_suspend`] gave: first those the domain holds
+/// already, then from Xen. What the host refuses stays out, counted.
+pub fn take_after_suspend() -> AfterSuspend {
+    let mut b = BALLOON.lock();
+    let mut o = AfterSuspend {
+        given: core::mem::take(&mut b.for_suspend),
+        ..AfterSuspend::default()
+    };
+    frames::with_pool(|pool| {
+        o.there = balloon::keep_populated(pool);
+        let want = o.given.saturating_sub(o.there).min(pool.ballooned());
+        (o.taken, o.refused) = balloon::take_back(pool, want);
+        o.short = want - o.taken;
+    });
+    b.taken_total += (o.there + o.taken) as u64;
     o
 }
 

@@ -7,7 +7,9 @@
 //! them.
 //!
 //! Suspend. Before: xenstore is held and left quiet (no reply owed, so none is lost
-//! with the old connection). After, in a new domain: the clock runs on
+//! with the old connection), and the pool's free frames go back to Xen
+//! (the toolstack saves every frame the domain holds; `mm::balloon`), to
+//! be taken again after, whether the domain is new or runs on. After, in a new domain: the clock runs on
 //! from where it stopped (every deadline keeps its distance: timers are
 //! neither early nor lost), the console and xenstore have new event
 //! channels, the timer VIRQ is bound again, xenstored is told every watch
@@ -75,7 +77,13 @@ pub fn balloon(target_kib: u64) {
 /// Suspends the domain now; returns when it runs again, everything
 /// brought back. Whether it runs on as a new domain.
 pub fn suspend() -> bool {
-    info!("suspending: the toolstack saves the domain now");
+    // The toolstack writes every frame the domain holds into the image:
+    // the free ones go back to Xen first (mm::balloon).
+    let (given, refused) = crate::mm::balloon::give_for_suspend();
+    if let Some(e) = refused {
+        warn!("balloon: Xen refused: {e}");
+    }
+    info!("suspending: the toolstack saves the domain now ({given} frames given back)");
     console::flush();
     let resumed = match hal::suspend::suspend() {
         Ok(r) => r,
@@ -83,6 +91,8 @@ pub fn suspend() -> bool {
             crate::panic::die_with_message(format_args!("no shared info after the suspend: {e}"))
         }
     };
+    // Said once the console runs again, below.
+    let again = crate::mm::balloon::take_after_suspend();
     let mut done = alloc::vec::Vec::new();
     if resumed.new_domain {
         let away_ms = crate::clock::resume() / 1_000_000;
@@ -103,6 +113,16 @@ pub fn suspend() -> bool {
             Some(e) => warn!("Xen refused the suspend ({e}): running on"),
             None => info!("the suspend was cancelled: running on"),
         }
+    }
+    info!(
+        "balloon: after the suspend {} of {} frames were there still, {} taken again, {} short",
+        again.there, again.given, again.taken, again.short
+    );
+    if let Some(e) = again.refused {
+        warn!("balloon: Xen refused: {e}");
+    }
+    if again.short > 0 {
+        warn!("balloon: this host gives fewer frames back: running on with fewer");
     }
     hal::upcall::unmask();
     crate::proc::sched::apply(done);
