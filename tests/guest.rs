@@ -2007,6 +2007,13 @@ fn assert_download_crossed(name: &str) {
         assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
     }
     assert!(guest.line_with("network down").is_none(), "{}", guest.log);
+    // The daemon waited for the domain it was to go, and never told the
+    // new one it would not be served (its RPCs would fail NotServed).
+    assert!(
+        guest.line_with("will not serve this domain").is_none(),
+        "{}",
+        guest.log
+    );
     assert!(fact("after").starts_with("status=200"), "{}", fact("after"));
 }
 
