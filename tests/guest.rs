@@ -189,13 +189,7 @@ fn page_fault_is_reported_and_crashes_the_domain() {
         (0x40_0000..0x50_0000).contains(&rip_value),
         "rip points into the kernel image: {rip}"
     );
-    for reg in ["rax=", "rsp=", "r15="] {
-        assert!(
-            guest.line_with(reg).is_some(),
-            "register {reg} missing:\n{}",
-            guest.log
-        );
-    }
+    guest.assert_lines(&["rax=", "rsp=", "r15="]);
     assert!(
         guest
             .lines()
@@ -661,7 +655,7 @@ fn daemon_killed_and_restarted_completes_every_rpc_exactly_once() {
     let guest = run.guest("restart");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
     assert_eq!(run.fact("restart_daemon_killed"), "yes");
-    for line in [
+    guest.assert_lines(&[
         "rpc-restart: 56 requests in flight",
         // The unmap notification told the guest; it offered the channel again
         // and sent what was unanswered.
@@ -670,13 +664,7 @@ fn daemon_killed_and_restarted_completes_every_rpc_exactly_once() {
         // Each create_dir answered Ok: none was run twice (that gives Exists).
         "rpc-restart: all 56 completed, each once",
         "rpc-restart: folder holds exactly 24 directories and 24 files, contents intact: ok",
-    ] {
-        assert!(
-            guest.line_with(line).is_some(),
-            "missing {line:?}:\n{}",
-            guest.log
-        );
-    }
+    ]);
     assert!(!guest.log.contains("FAILED"), "{}", guest.log);
     // Work the killed daemon had finished but not delivered came from the
     // journal, not from running it again.
@@ -1314,13 +1302,11 @@ fn a_990_mib_guest_boots_grows_its_heap_and_balloons_down_and_up() {
         guest.log
     );
     // 253,440 frames held, 16,384 wanted: every one of the difference goes.
-    for line in [
+    guest.assert_lines(&[
         "balloon: target 65536 KiB: gave back 237056 frames, took 0 again; 237056 out, 0 short",
         "balloon: target 1013760 KiB: gave back 0 frames, took 237056 again; 0 out, 0 short",
         "balloon: 0 frames out (237056 given, 237056 taken)",
-    ] {
-        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
-    }
+    ]);
     assert_eq!(run.fact("big_mib_down"), "64", "{}", guest.log);
     assert_eq!(run.fact("big_mib_up"), "990", "{}", guest.log);
     assert!(
@@ -1400,17 +1386,11 @@ fn an_unknown_first_program_is_named_and_the_domain_powers_off() {
 fn a_typo_on_the_command_line_is_named_and_the_guest_goes_on() {
     let guest = rig().guest("cmdtypo");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    for expected in [
+    guest.assert_lines(&[
         "boot option ethos.ap=demo: unknown option (did you mean ethos.app?); ignored",
         "boot option loglevel=bogus: expected off|error|warn|info|debug|trace; \
          using the default, info",
-    ] {
-        assert!(
-            guest.line_with(expected).is_some(),
-            "{expected}:\n{}",
-            guest.log
-        );
-    }
+    ]);
     assert_eq!(count_lines(guest, "boot option "), 2, "{}", guest.log);
     assert!(
         guest.line_with("args: [hello one]").is_some(),
@@ -1524,14 +1504,12 @@ fn xl_shutdown_tells_every_waiting_process_and_powers_off() {
         "{}",
         guest.log
     );
-    for line in [
+    guest.assert_lines(&[
         "poweroff asked: told every process holding a shutdown event: 5 s to exit",
         "until-shutdown: asked to power off; 3 of 3 helpers saw it and exited",
         "(sleep) still running at shutdown: ending it",
         "powering off, as the toolstack asked",
-    ] {
-        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
-    }
+    ]);
     assert!(
         line_index(guest, "3 of 3 helpers saw it")
             < line_index(guest, "(sleep) still running at shutdown"),
@@ -1588,13 +1566,11 @@ fn xl_reboot_restarts_the_domain_and_the_new_boot_answers_xl_shutdown() {
 fn a_guest_where_nothing_listens_stops_at_once() {
     let guest = rig().guest("deaf");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    for line in [
+    guest.assert_lines(&[
         "poweroff asked: no process holds a shutdown event, ending now",
         "process 1 (sleep) still running at shutdown: ending it",
         "powering off, as the toolstack asked",
-    ] {
-        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
-    }
+    ]);
 }
 
 /// What `save-wait` must print whatever happened to its domain between its
@@ -1603,13 +1579,11 @@ fn a_guest_where_nothing_listens_stops_at_once() {
 fn assert_beeps_and_watch_survived(guest: &rig_tests::GuestRun) {
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
     assert_eq!(count_lines(guest, "save-wait: beep "), 8, "{}", guest.log);
-    for line in [
+    guest.assert_lines(&[
         "save-wait: 8 beeps fired once each, in deadline order: true, early: 0",
         "save-wait: the watch fired and data/save-wait reads go",
         "process 1 (save-wait) exited with status 0",
-    ] {
-        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
-    }
+    ]);
     let frames = |when: &str| {
         let line = guest
             .line_with(&format!("save-wait: at the {when}: "))
@@ -1999,13 +1973,11 @@ fn assert_download_crossed(name: &str) {
         "guest sent {sent:?}, dom0 got {}",
         fact("blob_cksum")
     );
-    for line in [
+    guest.assert_lines(&[
         "resumed as a new domain",
         "net-setup: the domain was restored: connecting the new backend",
         "net: the new backend is connected after the restore",
-    ] {
-        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
-    }
+    ]);
     assert!(guest.line_with("network down").is_none(), "{}", guest.log);
     // The daemon waited for the domain it was to go, and never told the
     // new one it would not be served (its RPCs would fail NotServed).
@@ -2080,15 +2052,13 @@ fn a_restore_with_rpcs_in_flight_completes_each_exactly_once() {
     let guest = run.guest("rpcsaved");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
     assert_eq!(run.fact("rpcsaved_rc"), "0", "{}", guest.log);
-    for line in [
+    guest.assert_lines(&[
         "rpc-restart: 56 requests in flight",
         "resumed as a new domain",
         "rpc: restored: offering the channel again",
         "rpc-restart: all 56 completed, each once",
         "rpc-restart: folder holds exactly 24 directories and 24 files, contents intact: ok",
-    ] {
-        assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
-    }
+    ]);
     assert!(!guest.log.contains("FAILED"), "{}", guest.log);
     // The saved domain's journal outlived it, and the restored one (another
     // domid) was answered from it what the daemon had done and the guest

@@ -34,6 +34,20 @@ impl GuestRun {
     pub fn line_with(&self, needle: &str) -> Option<&str> {
         self.lines().find(|l| l.contains(needle))
     }
+
+    /// Asserts that each of `needles` is in some line of the console;
+    /// a failure names the first one missing and shows the console.
+    #[track_caller]
+    pub fn assert_lines(&self, needles: &[&str]) {
+        for needle in needles {
+            assert!(
+                self.line_with(needle).is_some(),
+                "{}: no line with {needle:?} in its console:\n{}",
+                self.name,
+                self.log
+            );
+        }
+    }
 }
 
 /// Everything one rig run produced.
