@@ -2221,4 +2221,29 @@ fn a_traced_guest_leaves_a_timeline_that_agrees_with_its_counters() {
     }
     // The program's system calls and its context switches are there too.
     assert!(count("i", "syscall") > 0 && count("i", "switch") > 0);
+    // Every row is named (every process was created after the timeline began): a
+    // process_name and a thread_name with the name the kernel recorded, e.g. the
+    // program's row reads "rpc-demo".
+    let named = |what: &str, pid: &serde_json::Value| {
+        objects
+            .iter()
+            .filter(|o| o["ph"] == "M" && o["name"] == what && &o["pid"] == pid)
+            .filter_map(|o| o["args"]["name"].as_str())
+            .collect::<Vec<_>>()
+    };
+    for o in objects.iter().filter(|o| o["ph"] != "M") {
+        let names = named("process_name", &o["pid"]);
+        assert_eq!(names.len(), 1, "row of {o} named {names:?}");
+        assert_eq!(named("thread_name", &o["pid"]), names, "{o}");
+    }
+    let demo = objects
+        .iter()
+        .find(|o| o["ph"] == "M" && o["name"] == "process_name" && o["args"]["name"] == "rpc-demo")
+        .unwrap_or_else(|| panic!("no row named rpc-demo:\n{text}"));
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["pid"] == demo["pid"] && o["name"] == "syscall"),
+        "the rpc-demo row has its system calls"
+    );
 }

@@ -17,6 +17,28 @@
 //! time: the ring writes one at the start of every buffer and whenever the high bits
 //! change, so every batch can be read alone and every record's time is exact.
 //!
+//! The kernel reads its clock once per entry (a system call, an upcall, a wake from
+//! idle) and stamps every record that entry makes with it, so records of one entry
+//! often share a time: their order is the order in the batch, and times never go
+//! backwards.
+//!
+//! # A process's name
+//!
+//! When a process is created the kernel writes its name as [`Kind::Name`] records, all
+//! with the process's pid and the same time, one after another in one buffer (so in
+//! one batch). The word of each, as little-endian bytes:
+//!
+//! | byte | what |
+//! |---|---|
+//! | 0 | the name format, [`NAME_FORMAT`] |
+//! | 1 | bits 0..4: this part's index; bits 4..8: the last part's index |
+//! | 2..8 | [`NAME_BYTES_PER_RECORD`] bytes of the name's UTF-8; the last part padded with zero bytes |
+//!
+//! At most [`MAX_NAME_PARTS`] parts ([`MAX_NAME_BYTES`] bytes; the kernel cuts a longer
+//! name at a character boundary). A daemon that predates the kind refuses the batch
+//! ([`TraceError::UnknownKind`]); one that meets a name format newer than its own
+//! checks only the record's time and ignores it ([`Record::name_format`]).
+//!
 //! # The ring
 //!
 //! [`Ring`] is `buffers × per_buffer` records allocated once: constant memory. Records
@@ -30,6 +52,7 @@
 //! time base, a time base consistent with itself and pid 0, times never going backwards.
 //! Any violation rejects the whole batch with a named [`TraceError`].
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -68,11 +91,14 @@ pub enum Kind {
     Syscall = 10,
     /// The process left the event table; the word is how many events it still held.
     Exited = 11,
+    /// Part of the name of a process just created (see the [module
+    /// documentation](self)).
+    Name = 12,
 }
 
 impl Kind {
     /// Every kind, in code order.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::TimeBase,
         Kind::Created,
         Kind::Completed,
@@ -84,6 +110,7 @@ impl Kind {
         Kind::Upcall,
         Kind::Syscall,
         Kind::Exited,
+        Kind::Name,
     ];
 
     /// The kind with this code, if any.
@@ -105,6 +132,7 @@ impl Kind {
             Kind::Upcall => "upcall",
             Kind::Syscall => "syscall",
             Kind::Exited => "exit",
+            Kind::Name => "name",
         }
     }
 }
@@ -125,7 +153,85 @@ pub struct Record {
     pub word: u64,
 }
 
-/// A record's first word.
+/// The name format this crate writes and reads: byte 0 of a [`Kind::Name`] word.
+pub const NAME_FORMAT: u8 = 1;
+/// Bytes of a name one [`Kind::Name`] record carries.
+pub const NAME_BYTES_PER_RECORD: usize = 6;
+/// Most [`Kind::Name`] records of one name.
+pub const MAX_NAME_PARTS: usize = 4;
+/// Most bytes of a name in the trace.
+pub const MAX_NAME_BYTES: usize = NAME_BYTES_PER_RECORD * MAX_NAME_PARTS;
+
+/// The words of `name`'s [`Kind::Name`] records and how many there are (none for an
+/// empty name); a name longer than [`MAX_NAME_BYTES`] is cut at a character boundary.
+pub fn name_words(name: &str) -> ([u64; MAX_NAME_PARTS], usize) {
+    let mut end = name.len().min(MAX_NAME_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let bytes = &name.as_bytes()[..end];
+    let mut words = [0u64; MAX_NAME_PARTS];
+    let parts = bytes.len().div_ceil(NAME_BYTES_PER_RECORD);
+    for (part, chunk) in bytes.chunks(NAME_BYTES_PER_RECORD).enumerate() {
+        let mut word = [0u8; 8];
+        word[0] = NAME_FORMAT;
+        word[1] = (part | (parts - 1) << 4) as u8;
+        word[2..2 + chunk.len()].copy_from_slice(chunk);
+        words[part] = u64::from_le_bytes(word);
+    }
+    (words, parts)
+}
+
+impl Record {
+    /// A [`Kind::Name`] record's format (byte 0 of its word).
+    pub fn name_format(&self) -> u8 {
+        self.word as u8
+    }
+
+    /// A [`Kind::Name`] record's part index and last part's index.
+    fn name_part(&self) -> (usize, usize) {
+        let b = (self.word >> 8) as u8;
+        (usize::from(b & 0xf), usize::from(b >> 4))
+    }
+}
+
+/// The name that `parts` starts with (its [`Kind::Name`] records of [`NAME_FORMAT`], the
+/// first one's part count saying how many) and how many records it took; `None` unless
+/// they follow every rule: one pid and one time, each part in its place, at most
+/// [`MAX_NAME_PARTS`], zero padding only at the end of the last part, not empty, UTF-8
+/// without control characters.
+pub fn name_of(parts: &[Record]) -> Option<(String, usize)> {
+    let first = parts.first()?;
+    let (_, last) = first.name_part();
+    if last >= MAX_NAME_PARTS {
+        return None;
+    }
+    let parts = parts.get(..=last)?;
+    let mut bytes = Vec::with_capacity(parts.len() * NAME_BYTES_PER_RECORD);
+    for (i, r) in parts.iter().enumerate() {
+        let in_place = r.kind == Kind::Name
+            && r.name_format() == NAME_FORMAT
+            && r.name_part() == (i, last)
+            && r.pid == first.pid
+            && r.time_ns == first.time_ns;
+        if !in_place {
+            return None;
+        }
+        bytes.extend_from_slice(&r.word.to_le_bytes()[2..]);
+    }
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    let padding = &bytes[len..];
+    if padding.len() >= NAME_BYTES_PER_RECORD || padding.iter().any(|&b| b != 0) {
+        return None;
+    }
+    bytes.truncate(len);
+    let name = String::from_utf8(bytes).ok()?;
+    if name.is_empty() || name.chars().any(char::is_control) {
+        return None;
+    }
+    Some((name, parts.len()))
+}
+
 fn head_word(time_ns: u64, kind: Kind, pid: u32) -> u64 {
     (time_ns & TIME_MASK) | (u64::from(pid & 0xffff) << PID_SHIFT) | ((kind as u64) << KIND_SHIFT)
 }
@@ -168,29 +274,52 @@ impl Ring {
     /// Appends a record made at `time_ns`, after a time base where one is due; drops it
     /// (counted) when every buffer is full. Times must not go backwards.
     pub fn push(&mut self, time_ns: u64, kind: Kind, pid: u32, word: u64) {
+        self.push_all(time_ns, kind, pid, &[word]);
+    }
+
+    /// Appends one record of `kind` per word, all made at `time_ns`, in one buffer (so
+    /// that one batch holds them all), after a time base where one is due; drops them
+    /// all (counted) when they do not fit. A group that does not fit in what is left of
+    /// the current buffer starts the next one, the gap filled with time bases. Times
+    /// must not go backwards.
+    pub fn push_all(&mut self, time_ns: u64, kind: Kind, pid: u32, words: &[u64]) {
+        let n = words.len() as u64;
         let high = time_ns >> TIME_BITS;
-        loop {
-            if self.head - self.taken >= self.capacity {
-                self.dropped += 1;
-                return;
-            }
-            let base = self.head & (self.per_buffer - 1) == 0 || high != self.high;
-            let (w0, w1) = if base {
-                self.high = high;
-                (head_word(time_ns, Kind::TimeBase, 0), time_ns)
-            } else {
-                (head_word(time_ns, kind, pid), word)
-            };
-            let at = (self.head & (self.capacity - 1)) as usize * RECORD_BYTES;
-            if let Some(slot) = self.bytes.get_mut(at..at + RECORD_BYTES) {
-                slot[..8].copy_from_slice(&w0.to_le_bytes());
-                slot[8..].copy_from_slice(&w1.to_le_bytes());
-            }
-            self.head += 1;
-            if !base {
-                return;
-            }
+        let used = self.head & (self.per_buffer - 1);
+        let base_due = u64::from(used == 0 || high != self.high);
+        let pad = if used != 0 && used + base_due + n > self.per_buffer {
+            self.per_buffer - used
+        } else {
+            0
+        };
+        // After padding the group starts a buffer, which begins with a time base.
+        let base = pad > 0 || base_due == 1;
+        let need = pad + u64::from(base) + n;
+        if n >= self.per_buffer || self.head - self.taken + need > self.capacity {
+            self.dropped += n;
+            return;
         }
+        let time_base = head_word(time_ns, Kind::TimeBase, 0);
+        for _ in 0..pad {
+            self.write(time_base, time_ns);
+        }
+        if base {
+            self.high = high;
+            self.write(time_base, time_ns);
+        }
+        for &word in words {
+            self.write(head_word(time_ns, kind, pid), word);
+        }
+    }
+
+    /// Writes a record at the head (the caller checked for room).
+    fn write(&mut self, w0: u64, w1: u64) {
+        let at = (self.head & (self.capacity - 1)) as usize * RECORD_BYTES;
+        if let Some(slot) = self.bytes.get_mut(at..at + RECORD_BYTES) {
+            slot[..8].copy_from_slice(&w0.to_le_bytes());
+            slot[8..].copy_from_slice(&w1.to_le_bytes());
+        }
+        self.head += 1;
     }
 
     /// The oldest full buffer's records as a batch's bytes, or with `partial` the records
@@ -254,6 +383,12 @@ pub enum TraceError {
         /// The record's index in the batch.
         index: usize,
     },
+    /// A process's name whose records break a rule ([`name_of`]), or are cut off by
+    /// another record or the batch's end.
+    BadName {
+        /// The index of the name's first record in the batch.
+        index: usize,
+    },
 }
 
 impl fmt::Display for TraceError {
@@ -269,6 +404,9 @@ impl fmt::Display for TraceError {
             TraceError::BadTimeBase { index } => write!(f, "record {index} is a bad time base"),
             TraceError::TimeBackwards { index } => {
                 write!(f, "record {index} is earlier than the one before it")
+            }
+            TraceError::BadName { index } => {
+                write!(f, "record {index} starts a broken process name")
             }
         }
     }
@@ -311,12 +449,30 @@ pub fn parse(data: &[u8]) -> Result<Vec<Record>, TraceError> {
             word,
         });
     }
+    check_names(&out)?;
     Ok(out)
+}
+
+/// Every name of [`NAME_FORMAT`] in a batch whole and well formed (names of a newer
+/// format are left to be ignored).
+fn check_names(records: &[Record]) -> Result<(), TraceError> {
+    let mut index = 0;
+    while let Some(r) = records.get(index) {
+        if r.kind == Kind::Name && r.name_format() == NAME_FORMAT {
+            let (_, taken) = name_of(&records[index..]).ok_or(TraceError::BadName { index })?;
+            index += taken;
+        } else {
+            index += 1;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
+    use alloc::string::ToString;
 
     fn kinds(records: &[Record]) -> Vec<Kind> {
         records.iter().map(|r| r.kind).collect()
@@ -329,7 +485,7 @@ mod tests {
             assert_eq!(Kind::from_code(*k as u8), Some(*k));
         }
         assert_eq!(Kind::from_code(0), None);
-        assert_eq!(Kind::from_code(12), None);
+        assert_eq!(Kind::from_code(13), None);
     }
 
     #[test]
@@ -466,5 +622,141 @@ mod tests {
         );
         let good = [base, record(2, 1, 100, 5), record(6, 1, 200, 5)].concat();
         assert_eq!(parse(&good).unwrap().len(), 3);
+    }
+
+    fn named(time: u64, pid: u16, name: &str) -> Vec<u8> {
+        let (words, n) = name_words(name);
+        let mut ring = Ring::new(2, 16);
+        ring.push_all(time, Kind::Name, u32::from(pid), &words[..n]);
+        ring.take(true).unwrap()
+    }
+
+    #[test]
+    fn names_round_trip_and_long_ones_are_cut_at_a_character() {
+        for name in [
+            "a",
+            "rpc-de",
+            "rpc-demo",
+            "x".repeat(MAX_NAME_BYTES).as_str(),
+        ] {
+            let records = parse(&named(50, 3, name)).unwrap();
+            assert_eq!(records[0].kind, Kind::TimeBase);
+            let parts = name.len().div_ceil(NAME_BYTES_PER_RECORD);
+            assert_eq!(records.len(), 1 + parts, "{name}");
+            assert!(records[1..]
+                .iter()
+                .all(|r| r.kind == Kind::Name && r.pid == 3));
+            assert_eq!(name_of(&records[1..]), Some((name.to_string(), parts)));
+        }
+        // 23 ASCII bytes and a two-byte character: the character does not fit.
+        let long = format!("{}é and more", "y".repeat(MAX_NAME_BYTES - 1));
+        let records = parse(&named(50, 3, &long)).unwrap();
+        assert_eq!(
+            name_of(&records[1..]).unwrap().0,
+            "y".repeat(MAX_NAME_BYTES - 1)
+        );
+        assert_eq!(name_words(""), ([0; MAX_NAME_PARTS], 0));
+    }
+
+    #[test]
+    fn a_name_never_straddles_two_batches() {
+        let mut ring = Ring::new(2, 4);
+        ring.push(10, Kind::Syscall, 1, 0);
+        ring.push(10, Kind::Syscall, 1, 1);
+        let (words, n) = name_words("rpc-demo");
+        assert_eq!(n, 2);
+        // One slot is left in the first buffer: the name starts the second.
+        ring.push_all(10, Kind::Name, 2, &words[..n]);
+        let first = parse(&ring.take(false).unwrap()).unwrap();
+        assert_eq!(
+            kinds(&first),
+            [Kind::TimeBase, Kind::Syscall, Kind::Syscall, Kind::TimeBase]
+        );
+        let second = parse(&ring.take(true).unwrap()).unwrap();
+        assert_eq!(kinds(&second), [Kind::TimeBase, Kind::Name, Kind::Name]);
+        assert_eq!(name_of(&second[1..]).unwrap().0, "rpc-demo");
+        // No room for all of a name: none of it is written.
+        let mut full = Ring::new(2, 4);
+        for t in 0..5 {
+            full.push(t, Kind::Syscall, 1, t);
+        }
+        full.push_all(6, Kind::Name, 2, &words[..n]);
+        assert_eq!(full.dropped(), 2);
+        assert_eq!(full.len(), 7);
+    }
+
+    #[test]
+    fn records_of_one_entry_share_a_time_and_keep_their_order() {
+        let mut ring = Ring::new(2, 8);
+        for (kind, word) in [(Kind::Syscall, 3), (Kind::Created, 9), (Kind::Completed, 9)] {
+            ring.push(700, kind, 4, word);
+        }
+        ring.push(700, Kind::Retired, 4, 9);
+        let records = parse(&ring.take(true).unwrap()).unwrap();
+        assert_eq!(
+            kinds(&records[1..]),
+            [Kind::Syscall, Kind::Created, Kind::Completed, Kind::Retired]
+        );
+        assert!(records.iter().all(|r| r.time_ns == 700));
+    }
+
+    fn name_record(pid: u64, time: u64, format: u8, part: u8, last: u8, text: &[u8]) -> Vec<u8> {
+        let mut word = [0u8; 8];
+        word[0] = format;
+        word[1] = part | last << 4;
+        word[2..2 + text.len()].copy_from_slice(text);
+        record(12, pid, time, u64::from_le_bytes(word))
+    }
+
+    #[test]
+    fn hostile_names_are_refused_by_name() {
+        let base = record(1, 0, 100, 100);
+        let bad = |parts: &[Vec<u8>]| {
+            let batch = [core::slice::from_ref(&base), parts].concat().concat();
+            parse(&batch)
+        };
+        let good = [
+            name_record(3, 100, 1, 0, 1, b"rpc-de"),
+            name_record(3, 100, 1, 1, 1, b"mo"),
+        ];
+        assert_eq!(bad(&good).unwrap().len(), 3);
+        let refused = Err(TraceError::BadName { index: 1 });
+        // Cut off by the batch's end, or by another record.
+        assert_eq!(bad(&good[..1]), refused);
+        assert_eq!(bad(&[good[0].clone(), record(10, 3, 100, 0)]), refused);
+        // Parts out of place, another pid or time, too many parts.
+        assert_eq!(bad(&[good[1].clone(), good[0].clone()]), refused);
+        assert_eq!(
+            bad(&[good[0].clone(), name_record(4, 100, 1, 1, 1, b"mo")]),
+            refused
+        );
+        assert_eq!(
+            bad(&[good[0].clone(), name_record(3, 101, 1, 1, 1, b"mo")]),
+            refused
+        );
+        assert_eq!(bad(&[name_record(3, 100, 1, 0, 4, b"abcdef")]), refused);
+        // Empty, zero bytes inside, a part of padding only, not UTF-8, control characters.
+        assert_eq!(bad(&[name_record(3, 100, 1, 0, 0, b"")]), refused);
+        assert_eq!(bad(&[name_record(3, 100, 1, 0, 0, b"a\0b")]), refused);
+        let padding_part = [
+            name_record(3, 100, 1, 0, 1, b"abcdef"),
+            name_record(3, 100, 1, 1, 1, b""),
+        ];
+        assert_eq!(bad(&padding_part), refused);
+        assert_eq!(
+            bad(&[good[0].clone(), name_record(3, 100, 1, 1, 1, b"\0x")]),
+            refused
+        );
+        assert_eq!(bad(&[name_record(3, 100, 1, 0, 0, b"\xff\xfe")]), refused);
+        assert_eq!(bad(&[name_record(3, 100, 1, 0, 0, b"a\nb")]), refused);
+        // A newer format is left to be ignored; its time is still checked.
+        assert_eq!(
+            bad(&[name_record(3, 100, 2, 9, 0, b"\xff")]).unwrap().len(),
+            2
+        );
+        assert_eq!(
+            bad(&[name_record(3, 99, 2, 0, 0, b"x")]),
+            Err(TraceError::TimeBackwards { index: 1 })
+        );
     }
 }

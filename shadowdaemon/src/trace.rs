@@ -9,7 +9,10 @@
 //! it:
 //!
 //! * one row per guest process (`pid` and `tid` are the guest's pid; the kernel itself
-//!   is pid 0, where upcalls go);
+//!   is pid 0, where upcalls go), named by `process_name` and `thread_name` metadata
+//!   events (`"ph":"M"`) from the name the kernel recorded when it created the process
+//!   ([`Kind::Name`], checked by [`rpc::trace::parse`]), so a viewer shows e.g.
+//!   "rpc-demo (pid 3)"; a process created before the timeline began keeps its pid;
 //! * every event is an async span (`"ph":"b"` at its creation, `"e"` when it is
 //!   retired), keyed by its event id (`"id"`), category `event`: events overlap and do
 //!   not nest, which async spans allow. An event still held when its process exits is
@@ -19,7 +22,12 @@
 //!   kernel's; their `args` carry the record's word (event id, leaves, call number,
 //!   count).
 //!
-//! Times (`ts`) are the guest kernel's clock in µs (ns / 1000, three decimals).
+//! Times (`ts`) are the guest kernel's clock in µs (ns / 1000, three decimals). The
+//! kernel stamps all records of one kernel entry with one reading of its clock, so
+//! neighbours often share a `ts`: objects are written in the records' order, times
+//! never go backwards (the parser refuses a batch where they do), and a span's `"e"` is
+//! always after its `"b"` in the file, at the same `ts` or later, which the format
+//! asks of equal times (a viewer sorts stably by `ts`).
 //!
 //! # The file
 //!
@@ -43,14 +51,13 @@
 //! (the guest wrote its own there) is not appended to ([`Status::Invalid`]) unless a
 //! batch 0 starts it afresh.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::sync::Mutex;
 
 use cap_std::fs::{OpenOptions, OpenOptionsExt as _};
-use rpc::trace::{Kind, Record, BLOCKED_SATISFIED};
+use rpc::trace::{name_of, Kind, Record, BLOCKED_SATISFIED, NAME_FORMAT};
 use rpc::{ReplyBody, Status};
 
 use crate::confine::GuestRoot;
@@ -109,7 +116,8 @@ impl State {
     }
 }
 
-const HEADER: &str = "[\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"tid\":0,\"args\":{\"name\":\"kernel\"}},\n";
+const HEADER: &str = "[\n{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"tid\":0,\"args\":{\"name\":\"kernel\"}},\n\
+    {\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":0,\"tid\":0,\"args\":{\"name\":\"kernel\"}},\n";
 
 /// Microseconds with three decimals: the format's unit, the kernel clock's precision.
 fn micros(ns: u64) -> String {
@@ -117,23 +125,37 @@ fn micros(ns: u64) -> String {
 }
 
 /// The JSON objects of a batch's records, each a line ending in `,\n`, and how many
-/// records they hold (time bases are not written).
+/// records they hold (time bases are not written; a name's records become the two
+/// metadata objects of its row, a name of a newer format nothing).
 pub fn to_json(records: &[Record]) -> (String, u64) {
     let mut out = String::with_capacity(records.len() * 110);
     let mut written = 0;
-    let mut named = BTreeSet::new();
-    for r in records {
+    // The records after a name's first, which it wrote already.
+    let mut rest_of_name = 0;
+    for (index, r) in records.iter().enumerate() {
         if r.kind == Kind::TimeBase {
             continue;
         }
+        written += 1;
         let pid = r.pid;
-        if pid != 0 && named.insert(pid) {
-            // Viewers show this name on the row; repeated per batch, which is harmless.
-            let _ = writeln!(
-                out,
-                "{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{pid},\
-                 \"args\":{{\"name\":\"pid {pid}\"}}}},"
-            );
+        if r.kind == Kind::Name {
+            if rest_of_name > 0 {
+                rest_of_name -= 1;
+            } else if r.name_format() == NAME_FORMAT {
+                if let Some((name, taken)) = name_of(&records[index..]) {
+                    rest_of_name = taken - 1;
+                    // A JSON string: quoted and escaped.
+                    let name = serde_json::Value::from(name);
+                    for what in ["process_name", "thread_name"] {
+                        let _ = writeln!(
+                            out,
+                            "{{\"name\":\"{what}\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{pid},\
+                             \"args\":{{\"name\":{name}}}}},"
+                        );
+                    }
+                }
+            }
+            continue;
         }
         let ts = micros(r.time_ns);
         let w = r.word;
@@ -166,7 +188,6 @@ pub fn to_json(records: &[Record]) -> (String, u64) {
                 )
             }
         };
-        written += 1;
     }
     (out, written)
 }
@@ -261,6 +282,7 @@ pub fn append(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rpc::trace::Ring;
 
     fn rec(time_ns: u64, kind: Kind, pid: u16, word: u64) -> Record {
         Record {
@@ -285,19 +307,132 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(&format!("[{}]", text.trim_end().trim_end_matches(','))).unwrap();
         let objects = v.as_array().unwrap();
-        // A name for pid 3's row, then the four records.
-        assert_eq!(objects.len(), 5);
-        assert_eq!(objects[0]["ph"], "M");
-        assert_eq!(objects[1]["ph"], "b");
-        assert_eq!(objects[1]["id"], "0xabc");
-        assert_eq!(objects[1]["ts"].as_f64(), Some(1000.5));
-        assert_eq!(objects[1]["pid"], 3);
-        assert_eq!(objects[2]["name"], "complete");
-        assert_eq!(objects[2]["args"]["event"], "0xabc");
-        assert_eq!(objects[3]["name"], "upcall");
-        assert_eq!(objects[3]["pid"], 0);
-        assert_eq!(objects[4]["ph"], "e");
-        assert_eq!(objects[4]["id"], "0xabc");
+        // The four records (no name was recorded: the row keeps its pid).
+        assert_eq!(objects.len(), 4);
+        assert_eq!(objects[0]["ph"], "b");
+        assert_eq!(objects[0]["id"], "0xabc");
+        assert_eq!(objects[0]["ts"].as_f64(), Some(1000.5));
+        assert_eq!(objects[0]["pid"], 3);
+        assert_eq!(objects[1]["name"], "complete");
+        assert_eq!(objects[1]["args"]["event"], "0xabc");
+        assert_eq!(objects[2]["name"], "upcall");
+        assert_eq!(objects[2]["pid"], 0);
+        assert_eq!(objects[3]["ph"], "e");
+        assert_eq!(objects[3]["id"], "0xabc");
+    }
+
+    fn objects(text: &str) -> Vec<serde_json::Value> {
+        let array = format!("[{}]", text.trim_end().trim_end_matches(','));
+        let v: serde_json::Value = serde_json::from_str(&array).unwrap();
+        v.as_array().unwrap().clone()
+    }
+
+    fn batch(f: impl FnOnce(&mut Ring)) -> Vec<Record> {
+        let mut ring = Ring::new(2, 64);
+        f(&mut ring);
+        rpc::trace::parse(&ring.take(true).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_recorded_name_names_the_process_and_its_thread() {
+        let records = batch(|ring| {
+            let (words, n) = rpc::trace::name_words("rpc-demo \"quoted\"");
+            ring.push_all(500, Kind::Name, 3, &words[..n]);
+            ring.push(500, Kind::Created, 3, 7);
+            let (words, n) = rpc::trace::name_words("ünïcode");
+            ring.push_all(600, Kind::Name, 4, &words[..n]);
+        });
+        let (text, count) = to_json(&records);
+        // Every record but the time base is converted (names into their metadata).
+        assert_eq!(count as usize, records.len() - 1);
+        let objects = objects(&text);
+        let names: Vec<_> = objects
+            .iter()
+            .filter(|o| o["ph"] == "M")
+            .map(|o| {
+                (
+                    o["name"].clone(),
+                    o["pid"].clone(),
+                    o["tid"].clone(),
+                    o["args"]["name"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "process_name".into(),
+                    3.into(),
+                    3.into(),
+                    "rpc-demo \"quoted\"".into()
+                ),
+                (
+                    "thread_name".into(),
+                    3.into(),
+                    3.into(),
+                    "rpc-demo \"quoted\"".into()
+                ),
+                ("process_name".into(), 4.into(), 4.into(), "ünïcode".into()),
+                ("thread_name".into(), 4.into(), 4.into(), "ünïcode".into()),
+            ]
+        );
+        assert_eq!(objects.iter().filter(|o| o["ph"] == "b").count(), 1);
+    }
+
+    #[test]
+    fn a_name_of_a_newer_format_is_ignored() {
+        let mut newer = rpc::trace::name_words("x").0[0].to_le_bytes();
+        newer[0] = NAME_FORMAT + 1;
+        let records = batch(|ring| ring.push(5, Kind::Name, 3, u64::from_le_bytes(newer)));
+        let (text, count) = to_json(&records);
+        assert_eq!((text.as_str(), count), ("", 1));
+    }
+
+    #[test]
+    fn records_sharing_a_time_stay_in_order_and_spans_stay_whole() {
+        // One kernel entry: a call that creates, completes and retires an event, all
+        // stamped with the entry's one reading of the clock.
+        let records = batch(|ring| {
+            for (kind, word) in [
+                (Kind::Syscall, 2),
+                (Kind::Created, 0x10),
+                (Kind::Completed, 0x10),
+                (Kind::Retired, 0x10),
+                (Kind::Created, 0x11),
+            ] {
+                ring.push(9_000, kind, 5, word);
+            }
+            ring.push(9_000, Kind::Upcall, 0, 1);
+            ring.push(12_000, Kind::Retired, 5, 0x11);
+        });
+        let objects = objects(&to_json(&records).0);
+        let seen: Vec<(String, String, f64)> = objects
+            .iter()
+            .map(|o| {
+                (
+                    o["ph"].as_str().unwrap().to_string(),
+                    o["id"].as_str().unwrap_or("").to_string(),
+                    o["ts"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("i", "", 9.0),
+            ("b", "0x10", 9.0),
+            ("i", "", 9.0),
+            ("e", "0x10", 9.0),
+            ("b", "0x11", 9.0),
+            ("i", "", 9.0),
+            ("e", "0x11", 12.0),
+        ];
+        let expected: Vec<(String, String, f64)> = expected
+            .iter()
+            .map(|(p, i, t)| (p.to_string(), i.to_string(), *t))
+            .collect();
+        assert_eq!(seen, expected);
+        // Times never go backwards and every span's end follows its begin.
+        assert!(seen.windows(2).all(|w| w[0].2 <= w[1].2));
     }
 
     #[test]

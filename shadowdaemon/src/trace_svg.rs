@@ -1,7 +1,8 @@
 //! `shadowdaemon trace-svg IN.json OUT.svg`: a guest's timeline ([`crate::trace`]) drawn
 //! as an SVG a browser shows.
 //!
-//! One row per process (the kernel, pid 0, first), labelled on the left; a time axis
+//! One row per process (the kernel, pid 0, first), labelled on the left with the
+//! process's name (its `process_name` metadata) and pid, e.g. "rpc-demo (pid 3)"; a time axis
 //! in milliseconds from the first record. Each event is a bar from its creation to its
 //! retirement, in lanes so that overlapping events stay apart (an event never retired
 //! runs to the end, in another colour); instants (completions, wakes, switches, blocks,
@@ -19,7 +20,9 @@ pub const MAX_MARKS: usize = 100_000;
 pub const MAX_LANES: usize = 12;
 
 const WIDTH: f64 = 1400.0;
-const LABELS: f64 = 110.0;
+const LABELS: f64 = 170.0;
+/// Characters of a name shown in a row's label (the tooltip has all of it).
+const LABEL_CHARS: usize = 18;
 const PLOT: f64 = WIDTH - LABELS - 20.0;
 const TICKS_HEIGHT: f64 = 12.0;
 const LANE: f64 = 7.0;
@@ -145,6 +148,27 @@ fn read(json: &str) -> Result<Timeline, String> {
     Ok(t)
 }
 
+/// A row's label and its whole text: the process's name and pid ("rpc-demo (pid 3)"),
+/// the name cut to [`LABEL_CHARS`] in the label; the pid alone for a process never
+/// named; the kernel (pid 0) by its name only.
+fn row_label(pid: i64, name: Option<&str>) -> (String, String) {
+    match name {
+        Some(name) if pid == 0 => (name.chars().take(LABEL_CHARS).collect(), name.to_string()),
+        Some(name) => {
+            let mut short: String = name.chars().take(LABEL_CHARS).collect();
+            if short.len() < name.len() {
+                short.push('…');
+            }
+            (
+                format!("{short} (pid {pid})"),
+                format!("{name} (pid {pid})"),
+            )
+        }
+        None if pid == 0 => ("kernel".into(), "kernel".into()),
+        None => (format!("pid {pid}"), format!("pid {pid}")),
+    }
+}
+
 /// Gives each span a lane in its row (greedy: the first lane free at its start).
 fn lanes(spans: &[Span], end_of_time: f64) -> (Vec<usize>, BTreeMap<i64, usize>) {
     let mut order: Vec<usize> = (0..spans.len()).collect();
@@ -254,21 +278,16 @@ pub fn render(json: &str) -> Result<String, String> {
         );
     }
     for (&pid, &top) in &row_top {
-        let name = t.names.get(&pid).cloned().unwrap_or_else(|| {
-            if pid == 0 {
-                "kernel".into()
-            } else {
-                format!("pid {pid}")
-            }
-        });
+        let (label, full) = row_label(pid, t.names.get(&pid).map(String::as_str));
         let _ = writeln!(
             out,
             "<line x1=\"0\" y1=\"{:.1}\" x2=\"{WIDTH}\" y2=\"{:.1}\" stroke=\"#cccccc\"/>\
-             <text x=\"6\" y=\"{:.1}\">{}</text>",
+             <text x=\"6\" y=\"{:.1}\">{}<title>{}</title></text>",
             top - 4.0,
             top - 4.0,
             top + 12.0,
-            escape(&name)
+            escape(&label),
+            escape(&full)
         );
     }
     let mut drawn = 0;
@@ -383,6 +402,25 @@ mod tests {
         )
         .unwrap();
         assert!(!svg.contains("<script>"));
+    }
+
+    #[test]
+    fn rows_are_labelled_with_the_name_and_the_pid() {
+        let svg = render(
+            "[{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{\"name\":\"kernel\"}},\
+             {\"name\":\"process_name\",\"ph\":\"M\",\"pid\":3,\"args\":{\"name\":\"rpc-demo\"}},\
+             {\"name\":\"process_name\",\"ph\":\"M\",\"pid\":4,\"args\":{\"name\":\"a-very-long-program-name\"}},\
+             {\"name\":\"syscall\",\"ph\":\"i\",\"pid\":5,\"ts\":1.0}]",
+        )
+        .unwrap();
+        assert!(svg.contains(">rpc-demo (pid 3)<title>"), "{svg}");
+        assert!(svg.contains(">a-very-long-progra… (pid 4)<title>"), "{svg}");
+        assert!(
+            svg.contains("<title>a-very-long-program-name (pid 4)</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">pid 5<title>"), "{svg}");
+        assert!(svg.contains(">kernel<title>"), "{svg}");
     }
 
     #[test]

@@ -11,6 +11,18 @@
 //! waits: when it is full a record is dropped and counted. The RPC client
 //! ships each full buffer to the daemon as one `Trace` RPC, and the rest
 //! at power-off ([`take`]).
+//!
+//! Reading the clock is the dear part of a record (under Xen PV each
+//! `rdtsc` traps, tens of µs under QEMU/TCG), so it is read once per kernel
+//! entry, lazily, by the entry's first record, and every record of the entry
+//! carries that time ([`new_entry`]; the scheduler's own readings of the
+//! clock are handed over, [`read_clock`]). An entry is a return from user mode (a
+//! system call, an upcall, a fault), a pass of the scheduler's loop (which a
+//! wake from idle ends in), and each kernel system call's return (kernel
+//! processes make calls without leaving the kernel). The kernel clock is
+//! monotonic and an entry's stamp is taken when it begins, so times in the
+//! ring never go backwards; records of one entry share a time and keep their
+//! order. A process's name goes in when it is created ([`name`]).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -34,6 +46,8 @@ static LOST: AtomicU64 = AtomicU64::new(0);
 static SEQ: AtomicU32 = AtomicU32::new(0);
 /// The upcall count the last `Upcall` record went up to.
 static UPCALLS_SEEN: AtomicU64 = AtomicU64::new(0);
+/// The clock as the current kernel entry read it (0: not read yet).
+static STAMP: AtomicU64 = AtomicU64::new(0);
 
 /// Starts recording (at boot, once the heap is up).
 pub fn start() {
@@ -60,12 +74,50 @@ pub fn record(kind: Kind, pid: u32, word: u64) {
     }
 }
 
+/// A kernel entry begins: its first record reads the clock.
+#[inline]
+pub fn new_entry() {
+    STAMP.store(0, Ordering::Relaxed);
+}
+
+/// The kernel clock now, which the current entry's later records carry
+/// too (for the kernel's own readings: they cost the timeline nothing).
+#[inline(never)]
+pub fn read_clock() -> u64 {
+    let now = crate::clock::now_ns();
+    STAMP.store(now, Ordering::Relaxed);
+    now
+}
+
+/// The current entry's time, read now if this is its first record.
+fn stamp() -> u64 {
+    match STAMP.load(Ordering::Relaxed) {
+        0 => read_clock(),
+        now => now,
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn record_now(kind: Kind, pid: u32, word: u64) {
-    let now = crate::clock::now_ns();
+    record_all(kind, pid, &[word]);
+}
+
+/// Records one `kind` per word, all at once (one stamp, one buffer).
+fn record_all(kind: Kind, pid: u32, words: &[u64]) {
+    let now = stamp();
     if let Some(ring) = RING.lock().as_mut() {
-        ring.push(now, kind, pid, word);
+        ring.push_all(now, kind, pid, words);
+    }
+}
+
+/// A process was created as `pid`: its name goes on its row.
+#[cold]
+#[inline(never)]
+pub fn name(pid: u32, name: &str) {
+    if on() {
+        let (words, parts) = rpc::trace::name_words(name);
+        record_all(Kind::Name, pid, &words[..parts]);
     }
 }
 

@@ -229,6 +229,7 @@ pub fn spawn_process(new: New, pid: Option<Pid>) -> SysResult<Pid> {
             pid
         });
         debug!("spawned process {} ({}) in slot {slot}", pid.0, new.name);
+        crate::event::trace::name(pid.0, &new.name);
         k.slots[slot] = Some(Process {
             pid,
             name: new.name,
@@ -253,8 +254,11 @@ pub fn spawn_process(new: New, pid: Option<Pid>) -> SysResult<Pid> {
 /// once, on the boot stack.
 pub fn run() {
     loop {
+        // A pass of the scheduler (after a switch back or a wake from idle)
+        // is a kernel entry of its own for the timeline.
+        crate::event::trace::new_entry();
         deferred_work();
-        let now = crate::clock::now_ns();
+        let now = crate::event::trace::read_clock();
         if crate::event::shutdown::grace_over(now) {
             end_all(true);
             return;
@@ -410,7 +414,7 @@ fn idle_until(limit: u64) {
     // blocking (the clock is read only while it waits); it wakes the vCPU
     // only once a process was woken since it was set.
     let Some(deadline) = with_kernel(|k| {
-        if k.lazy_timer.is_some() && k.fire_lazy_timer(crate::clock::now_ns()) {
+        if k.lazy_timer.is_some() && k.fire_lazy_timer(crate::event::trace::read_clock()) {
             return None;
         }
         k.stats.idle_blocks += 1;
@@ -515,7 +519,7 @@ fn fire_timers() {
     if with_kernel(|k| k.timers.next_deadline().is_none() && k.programmed_deadline == 0) {
         return;
     }
-    let now = crate::clock::now_ns();
+    let now = crate::event::trace::read_clock();
     let next = with_kernel(|k| {
         k.fire_lazy_timer(now);
         while let Some(t) = k.timers.pop_expired(now) {

@@ -147,6 +147,10 @@ pub fn exit(code: i32) -> ! {
 
 /// The system-call return point: deferred work runs here.
 pub(crate) fn syscall_return() {
+    // A kernel process makes calls without leaving the kernel: each call's
+    // end closes an entry for the timeline, so its next records read the
+    // clock again.
+    crate::event::trace::new_entry();
     sched::deferred_work();
 }
 

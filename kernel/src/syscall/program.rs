@@ -31,7 +31,10 @@ pub fn run_program() {
     let mut regs = UserRegs::start(rip, rsp);
     loop {
         sched::arm_time_slice();
-        match hal::user::run(&mut regs, &mut fpu) {
+        let exit = hal::user::run(&mut regs, &mut fpu);
+        // Back from user mode: a kernel entry, whose records share one time.
+        crate::event::trace::new_entry();
+        match exit {
             Exit::Syscall => dispatch(pid, &mut regs),
             Exit::Upcall => {}
             Exit::Fault {
