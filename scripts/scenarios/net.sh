@@ -127,27 +127,37 @@ if rig_start net /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/
     fi
     rig_wait net 120 shutdown
 fi
+# A 10 MiB download from guest NAME that a save/restore or a migration
+# crosses: download_begin starts it (and says whether it is still under
+# way), download_end waits for it and records what arrived, as the facts
+# NAME_mid_transfer, NAME_blob_get, NAME_blob_cksum and NAME_after.
+download_begin() {
+    $net get $net_ip:8080 /blob /tmp/net-blob-$1 >/tmp/net-get-$1 2>&1 &
+    getter=$!
+    usleep 500000
+    rig fact "$1_mid_transfer=$(kill -0 $getter 2>/dev/null && echo yes || echo no)"
+}
+download_end() {
+    wait $getter
+    rig fact "$1_blob_get=$(cat /tmp/net-get-$1)"
+    rig fact "$1_blob_cksum=$($net cksum /tmp/net-blob-$1 2>&1)"
+    rm -f /tmp/net-blob-$1
+    rig fact "$1_after=$($net get $net_ip:80 / /dev/null 2>&1)"
+    $net get $net_ip:80 /quit >/dev/null 2>&1
+}
 # Saved and restored in the middle of a 10 MiB download (issue 14 items 2
 # and 3): the restored guest connects its new backend, keeps its sockets,
 # and the download completes intact (TCP retransmits across the pause).
 if rig_start netsaved /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' "$net_vif" \
         'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"'; then
     if rig_wait_line netsaved "net-demo: serving" 120; then
-        $net get $net_ip:8080 /blob /tmp/net-blob-saved >/tmp/net-get-saved 2>&1 &
-        getter=$!
-        usleep 500000
-        rig fact "netsaved_mid_transfer=$(kill -0 $getter 2>/dev/null && echo yes || echo no)"
+        download_begin netsaved
         xl save netsaved /tmp/netsaved.img >/tmp/xl-netsaved.log 2>&1 &&
             xl restore /tmp/netsaved.img >>/tmp/xl-netsaved.log 2>&1
         rig fact "netsaved_rc=$?"
         sed 's/^/@@RIG log netsaved|xl: /' /tmp/xl-netsaved.log
         rm -f /tmp/netsaved.img
-        wait $getter
-        rig fact "netsaved_blob_get=$(cat /tmp/net-get-saved)"
-        rig fact "netsaved_blob_cksum=$($net cksum /tmp/net-blob-saved 2>&1)"
-        rm -f /tmp/net-blob-saved
-        rig fact "netsaved_after=$($net get $net_ip:80 / /dev/null 2>&1)"
-        $net get $net_ip:80 /quit >/dev/null 2>&1
+        download_end netsaved
     fi
     rig_wait netsaved 120 shutdown
 fi
@@ -160,10 +170,7 @@ fi
 if rig_start netmoved /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdisk="/rig/guests/user.cpio"' "$net_vif" \
         'extra="ethos.init=net-demo ethos.ip=192.0.2.2/24 ethos.gw=192.0.2.1"'; then
     if rig_wait_line netmoved "net-demo: serving" 120; then
-        $net get $net_ip:8080 /blob /tmp/net-blob-moved >/tmp/net-get-moved 2>&1 &
-        getter=$!
-        usleep 500000
-        rig fact "netmoved_mid_transfer=$(kill -0 $getter 2>/dev/null && echo yes || echo no)"
+        download_begin netmoved
         rm -f /tmp/netmoved-stop
         $net watch br0 $net_ip 00:16:3e:00:00:02 /tmp/netmoved-stop 120 >/tmp/netmoved-watch 2>&1 &
         watcher=$!
@@ -177,12 +184,7 @@ if rig_start netmoved /rig/cfg/guest.cfg 'kernel="/rig/guests/guest-net"' 'ramdi
         sed 's/^/@@RIG log netmoved|bridge: /' /tmp/netmoved-watch
         rm -f /tmp/netmoved-watch /tmp/netmoved-stop
         sed 's/^/@@RIG log netmoved|xl: /' /tmp/xl-netmoved.log
-        wait $getter
-        rig fact "netmoved_blob_get=$(cat /tmp/net-get-moved)"
-        rig fact "netmoved_blob_cksum=$($net cksum /tmp/net-blob-moved 2>&1)"
-        rm -f /tmp/net-blob-moved
-        rig fact "netmoved_after=$($net get $net_ip:80 / /dev/null 2>&1)"
-        $net get $net_ip:80 /quit >/dev/null 2>&1
+        download_end netmoved
     fi
     rig_wait netmoved 120 shutdown
 fi
