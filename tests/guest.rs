@@ -111,7 +111,7 @@ fn the_boot_seed_is_its_domains_alone_and_checked() {
         "another guest read the seed (or asked nothing):\n{}",
         spy.log
     );
-    assert!(spy.line_with("xs-read name: ok").is_some(), "{}", spy.log);
+    spy.assert_lines(&["xs-read name: ok"]);
     let warning = spy
         .line_with("entropy: ")
         .unwrap_or_else(|| panic!("no entropy line:\n{}", spy.log));
@@ -122,18 +122,10 @@ fn the_boot_seed_is_its_domains_alone_and_checked() {
         "{warning}"
     );
     let bad = run.guest("badseed");
-    assert!(
-        bad.line_with("entropy: dom0 seed refused: 10 bytes, not 64")
-            .is_some(),
-        "{}",
-        bad.log
-    );
-    assert!(
-        bad.line_with("entropy: no RDSEED or RDRAND, no dom0 seed")
-            .is_some(),
-        "{}",
-        bad.log
-    );
+    bad.assert_lines(&[
+        "entropy: dom0 seed refused: 10 bytes, not 64",
+        "entropy: no RDSEED or RDRAND, no dom0 seed",
+    ]);
     assert_eq!(run.fact("badseed_node_after_boot"), "gone");
 }
 
@@ -373,11 +365,7 @@ fn dom0_read_the_page_the_guest_granted() {
         line.ends_with("hex=6574686f73206772616e742074657374"),
         "{line}"
     );
-    assert!(
-        dom0.line_with("ascii=ethos grant test").is_some(),
-        "{}",
-        dom0.log
-    );
+    dom0.assert_lines(&["ascii=ethos grant test"]);
 }
 
 #[test]
@@ -421,7 +409,7 @@ fn idle_guest_blocks_its_vcpu() {
     let run = rig();
     let guest = run.guest("idle");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert!(guest.line_with("idle: woke up").is_some(), "{}", guest.log);
+    guest.assert_lines(&["idle: woke up"]);
     let secs = |k: &str| {
         run.fact(k)
             .parse::<f64>()
@@ -463,11 +451,7 @@ fn dom0_reads_a_running_guests_live_figures() {
     let run = rig();
     let guest = run.guest("live");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert!(
-        guest.line_with("pings answered; told to stop").is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["pings answered; told to stop"]);
     let first = live_figures(run.fact("live_stats_first"));
     let second = live_figures(run.fact("live_stats_second"));
     assert_ne!(first, second, "the figures were never refreshed");
@@ -531,26 +515,13 @@ fn vchan_server_talks_to_debians_libxenvchan() {
     let run = rig();
     let guest = run.guest("vchan");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert!(
-        guest.line_with("vchan-echo: client connected").is_some(),
-        "{}",
-        guest.log
-    );
-    assert!(
-        guest
-            .line_with("vchan-echo: echo matched (28 bytes)")
-            .is_some(),
-        "{}",
-        guest.log
-    );
-    assert!(guest.line_with("vchan-echo: ok").is_some(), "{}", guest.log);
+    guest.assert_lines(&[
+        "vchan-echo: client connected",
+        "vchan-echo: echo matched (28 bytes)",
+        "vchan-echo: ok",
+    ]);
     let peer = run.guest("vchanpeer");
-    assert!(
-        peer.line_with("proxy received: hello from ethos over vchan")
-            .is_some(),
-        "{}",
-        peer.log
-    );
+    peer.assert_lines(&["proxy received: hello from ethos over vchan"]);
     // The keys were published readable by their owner only (n<domid>).
     let keys = peer.line_with("ring-ref=").expect("dom0 saw the keys");
     assert!(keys.matches("(n").count() >= 2, "{keys}");
@@ -625,13 +596,7 @@ fn rpcs_reach_the_shadowdaemon_and_complete_their_events() {
         daemon.log
     );
     // The guest's folder in dom0 holds what the guest left: an empty notes/.
-    assert!(
-        daemon
-            .line_with("file: /tmp/shadow/rpcdemo/notes")
-            .is_some(),
-        "{}",
-        daemon.log
-    );
+    daemon.assert_lines(&["file: /tmp/shadow/rpcdemo/notes"]);
     assert!(
         daemon.line_with("hello.txt").is_none(),
         "the file was removed: {}",
@@ -736,11 +701,7 @@ fn dom0_pings_the_guest_and_udp_echoes() {
     let run = rig();
     let guest = run.guest("net");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert!(
-        guest.line_with("net: up: 192.0.2.2/24").is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["net: up: 192.0.2.2/24"]);
     // ARP and ICMP echo are answered by the stack.
     assert_eq!(run.fact("net_ping_replies"), "3");
     assert_eq!(run.fact("net_udp_echo"), "ethos-udp-echo");
@@ -832,17 +793,7 @@ fn orphan_fragments_cost_bounded_memory_and_give_it_back() {
 fn the_http_endpoint_serves_event_statistics_to_100_clients_at_once() {
     let run = rig();
     let peer = run.guest("netpeer");
-    assert!(
-        peer.line_with("stats: Ethos-Xen event statistics")
-            .is_some(),
-        "{}",
-        peer.log
-    );
-    assert!(
-        peer.line_with("stats: status=200").is_some(),
-        "{}",
-        peer.log
-    );
+    peer.assert_lines(&["stats: Ethos-Xen event statistics", "stats: status=200"]);
     assert_eq!(run.fact("net_concurrent"), "ok=100 of 100");
 }
 
@@ -897,13 +848,7 @@ fn ten_mib_each_way_arrive_intact() {
 fn segmentation_offload_is_used_when_netback_offers_it() {
     let run = rig();
     let guest = run.guest("net");
-    assert!(
-        guest
-            .line_with("net: segmentation offload on (backend offers it")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["net: segmentation offload on (backend offers it"]);
     let peer = run.guest("netpeer");
     let line = peer
         .line_with("after blob: net sockets=")
@@ -1106,13 +1051,7 @@ fn detaching_the_backend_ends_sockets_with_a_status_and_reattaching_works() {
     assert_eq!(run.fact("net_reattached"), "yes", "{}", guest.log);
     // The old device's memory came back once netback closed (before, each
     // detach and attach kept half a megabyte for good).
-    assert!(
-        guest
-            .line_with("net: 1 old device(s) released, 0 still held")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["net: 1 old device(s) released, 0 still held"]);
     assert!(
         run.fact("net_after_reattach").starts_with("status=200"),
         "{}",
@@ -1192,21 +1131,9 @@ fn user_mode_suite_passes_under_xen() {
         );
     }
     // The FS base is not a program's to set (CR4.FSGSBASE stays off).
-    assert!(
-        guest
-            .line_with("(fault-wrfsbase) killed: invalid opcode (#UD, vector 6)")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["(fault-wrfsbase) killed: invalid opcode (#UD, vector 6)"]);
     // x87/SSE registers are switched between programs (hal::fpu).
-    assert!(
-        guest
-            .line_with("fpu-check: every program's x87/SSE registers are its own")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["fpu-check: every program's x87/SSE registers are its own"]);
     assert!(guest.line_with("PANIC").is_none(), "{}", guest.log);
 }
 
@@ -1231,20 +1158,10 @@ fn assert_the_demo_ran(guest: &rig_tests::GuestRun) {
     ] {
         assert!(guest.line_with(line).is_some(), "{line}:\n{}", guest.log);
     }
-    assert!(
-        guest
-            .line_with("init: program demo started as pid 1")
-            .is_some(),
-        "{}",
-        guest.log
-    );
-    assert!(
-        guest
-            .line_with("process 1 (demo) exited with status 0")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&[
+        "init: program demo started as pid 1",
+        "process 1 (demo) exited with status 0",
+    ]);
     assert!(guest.line_with("killed").is_none(), "{}", guest.log);
 }
 
@@ -1296,11 +1213,7 @@ fn a_990_mib_guest_boots_grows_its_heap_and_balloons_down_and_up() {
     );
     assert!(past > 0, "the heap took no frame past the boot mapping");
     assert!(frames > 250_000, "{frames} frames for programs");
-    assert!(
-        guest.line_with("init: program sleep started").is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["init: program sleep started"]);
     // 253,440 frames held, 16,384 wanted: every one of the difference goes.
     guest.assert_lines(&[
         "balloon: target 65536 KiB: gave back 237056 frames, took 0 again; 237056 out, 0 short",
@@ -1350,18 +1263,8 @@ fn a_4_mib_guest_runs_the_demo_in_the_frames_past_its_heap_floor() {
 #[test]
 fn the_first_program_gets_the_command_line_arguments() {
     let guest = rig().guest("userargs");
-    assert!(
-        guest.line_with("args: [hello one two]").is_some(),
-        "{}",
-        guest.log
-    );
-    assert!(
-        guest
-            .line_with("process 1 (hello) exited with status 0")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["args: [hello one two]"]);
+    guest.assert_lines(&["process 1 (hello) exited with status 0"]);
 }
 
 /// An unknown program ends the domain with a clean power-off and a line
@@ -1392,18 +1295,8 @@ fn a_typo_on_the_command_line_is_named_and_the_guest_goes_on() {
          using the default, info",
     ]);
     assert_eq!(count_lines(guest, "boot option "), 2, "{}", guest.log);
-    assert!(
-        guest.line_with("args: [hello one]").is_some(),
-        "{}",
-        guest.log
-    );
-    assert!(
-        guest
-            .line_with("process 1 (hello) exited with status 0")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["args: [hello one]"]);
+    guest.assert_lines(&["process 1 (hello) exited with status 0"]);
 }
 
 /// An option of the networked images on the core image is named as such;
@@ -1412,13 +1305,9 @@ fn a_typo_on_the_command_line_is_named_and_the_guest_goes_on() {
 fn a_network_option_on_the_core_image_says_it_has_no_networking() {
     let guest = rig().guest("cmdnonet");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert!(
-        guest
-            .line_with("boot option ethos.ip=192.0.2.2/24: this image has no networking; ignored")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&[
+        "boot option ethos.ip=192.0.2.2/24: this image has no networking; ignored",
+    ]);
     assert!(guest.line_with(" INFO ").is_none(), "{}", guest.log);
 }
 
@@ -1658,13 +1547,7 @@ fn event_channels_are_allocated_again_after_a_restore() {
         "{}",
         guest.log
     );
-    assert!(
-        guest
-            .line_with("process event channels: 2 allocated again, 1 lost with the old domain")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["process event channels: 2 allocated again, 1 lost with the old domain"]);
     let rebound = line_index(guest, "evtchn-restore: dom0 channel Rebound: port ");
     let notified = line_index(guest, "evtchn-restore: dom0 notified the new port ");
     assert!(resumed < rebound && rebound < notified, "{}", guest.log);
@@ -1704,20 +1587,10 @@ fn event_channels_are_allocated_again_after_a_restore() {
         "{}",
         guest.log
     );
-    assert!(
-        guest
-            .line_with("loop's unbound end Rebound, told its next wait")
-            .is_some(),
-        "{}",
-        guest.log
-    );
-    assert!(
-        guest
-            .line_with("evtchn-restore: all channels accounted for")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&[
+        "loop's unbound end Rebound, told its next wait",
+        "evtchn-restore: all channels accounted for",
+    ]);
 }
 
 /// The live figures of the same guest, read in dom0 before the ten cycles
@@ -1827,13 +1700,7 @@ fn a_cancelled_suspend_runs_on_in_place() {
     let run = rig();
     let guest = run.guest("kept");
     assert_eq!(run.fact("checkpoint_rc"), "0", "{}", guest.log);
-    assert!(
-        guest
-            .line_with("the suspend was cancelled: running on")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["the suspend was cancelled: running on"]);
     assert!(
         guest.line_with("resumed as a new domain").is_none(),
         "{}",
@@ -1852,11 +1719,7 @@ fn a_live_migration_keeps_pending_beeps_and_watches() {
     let run = rig();
     let guest = run.guest("moved");
     assert_eq!(run.fact("migrate_rc"), "0", "{}", guest.log);
-    assert!(
-        guest.line_with("resumed as a new domain").is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["resumed as a new domain"]);
     assert_beeps_and_watch_survived(guest);
 }
 
@@ -2008,20 +1871,10 @@ fn xl_mem_set_balloons_down_and_up_and_never_below_what_is_needed() {
     assert!(mib("balloon_mib_up") >= 8, "{}", guest.log);
     assert!(mib("balloon_mib_low") > 1, "{}", guest.log);
     assert!(mib("balloon_mib_again") >= 8, "{}", guest.log);
-    assert!(
-        guest
-            .line_with("balloon: target 6144 KiB: gave back 512 frames, took 0 again")
-            .is_some(),
-        "{}",
-        guest.log
-    );
-    assert!(
-        guest
-            .line_with("balloon: target 8192 KiB: gave back 0 frames, took 512 again")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&[
+        "balloon: target 6144 KiB: gave back 512 frames, took 0 again",
+        "balloon: target 8192 KiB: gave back 0 frames, took 512 again",
+    ]);
     assert_eq!(count_lines(guest, "cannot be reached"), 1, "{}", guest.log);
     // The live figures say so too (the guest is idle but for following
     // the target: that work is published once more after it).
@@ -2032,13 +1885,7 @@ fn xl_mem_set_balloons_down_and_up_and_never_below_what_is_needed() {
         2048,
         "{down:?}"
     );
-    assert!(
-        guest
-            .line_with("powering off, as the toolstack asked")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["powering off, as the toolstack asked"]);
 }
 
 /// `xl save` and `xl restore` with 56 RPCs in flight (issue 14 item 3):
@@ -2148,13 +1995,7 @@ fn a_stopped_console_reader_costs_lines_not_the_guest() {
         "said once:\n{}",
         guest.log
     );
-    assert!(
-        guest
-            .line_with("console-flood: dom0 said go; done")
-            .is_some(),
-        "{}",
-        guest.log
-    );
+    guest.assert_lines(&["console-flood: dom0 said go; done"]);
     // The first lines made it; the later ones, printed while xenconsoled
     // was stopped, went.
     assert!(guest.line_with("console-flood: line   0 of 100").is_some());
@@ -2172,7 +2013,7 @@ fn a_traced_guest_leaves_a_timeline_that_agrees_with_its_counters() {
     let run = rig();
     let guest = run.guest("traced");
     assert_eq!(guest.state, "shutdown", "{}", guest.log);
-    assert!(guest.line_with("rpc-demo: ok").is_some(), "{}", guest.log);
+    guest.assert_lines(&["rpc-demo: ok"]);
     let stats = guest
         .line_with("event stats: ")
         .unwrap_or_else(|| panic!("no event stats:\n{}", guest.log));
